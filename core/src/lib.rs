@@ -1,0 +1,13 @@
+//! groupguard-core: the platform-neutral heart of groupguard.
+//!
+//! Adapters turn platform payloads into [`model::Event`]s; the [`engine::Engine`] turns each
+//! event into a [`verdict::Verdict`] that says, for every rule, whether it matched, did not,
+//! or was skipped and why, and which actions to take. The engine does no I/O and reads no
+//! clock: the caller passes `now`, so the same events always give the same decisions, which
+//! is what makes `simulate`, shadow mode and `why` trustworthy.
+
+pub mod detect;
+pub mod eventlog;
+pub mod model;
+pub mod normalize;
+pub mod rule;

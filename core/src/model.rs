@@ -1,0 +1,782 @@
+//! The platform-neutral model: who said what, where, and when.
+//!
+//! Adapters translate platform payloads into these types; rules never see a platform payload.
+//! Identifiers are typed so a user id cannot be passed where a group id is expected.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The chat platforms groupguard moderates. Exhaustive on purpose: adding one must break
+/// every `match` that has to handle it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Enterprise WeChat.
+    #[serde(rename = "wecom")]
+    WeCom,
+    /// Matrix.
+    Matrix,
+    /// Discord.
+    Discord,
+}
+
+impl Platform {
+    /// Every platform, in a stable order.
+    pub const ALL: [Platform; 3] = [Platform::WeCom, Platform::Matrix, Platform::Discord];
+
+    /// The lower-case name used in files and commands.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::WeCom => "wecom",
+            Platform::Matrix => "matrix",
+            Platform::Discord => "discord",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown platform name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown platform `{0}`: expected wecom, matrix or discord")]
+pub struct UnknownPlatform(pub String);
+
+impl FromStr for Platform {
+    type Err = UnknownPlatform;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Platform::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownPlatform(s.to_owned()))
+    }
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Wraps a raw platform identifier.
+            pub fn new(raw: impl Into<Arc<str>>) -> Self {
+                Self(raw.into())
+            }
+
+            /// The raw identifier.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(raw: &str) -> Self {
+                Self(raw.into())
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A user on one platform (WeCom userid or external userid, Matrix `@user:server`,
+    /// Discord snowflake).
+    UserId
+);
+string_id!(
+    /// A group on one platform (WeCom chat id, Matrix room id, Discord channel or guild id).
+    GroupId
+);
+string_id!(
+    /// A message on one platform.
+    MessageId
+);
+string_id!(
+    /// A platform event; doubles as the idempotency key because platforms re-deliver.
+    EventId
+);
+string_id!(
+    /// An organisation: a WeCom corp id or a Matrix homeserver name.
+    OrgId
+);
+string_id!(
+    /// A rule's stable identifier.
+    RuleId
+);
+
+/// Milliseconds since the Unix epoch. The engine never reads a clock: callers pass one in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Milliseconds since the Unix epoch.
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// This instant moved forward by `d` (saturating).
+    pub fn add(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(duration_millis(d)))
+    }
+
+    /// This instant moved back by `d` (saturating).
+    pub fn sub(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(duration_millis(d)))
+    }
+
+    /// RFC 3339 with millisecond precision, in UTC.
+    pub fn to_rfc3339(self) -> String {
+        let time = if self.0 >= 0 {
+            std::time::UNIX_EPOCH + Duration::from_millis(self.0.unsigned_abs())
+        } else {
+            std::time::UNIX_EPOCH - Duration::from_millis(self.0.unsigned_abs())
+        };
+        humantime::format_rfc3339_millis(time).to_string()
+    }
+
+    /// Parses RFC 3339 (`2026-11-21T09:30:00Z`, fractional seconds allowed).
+    pub fn parse_rfc3339(s: &str) -> Result<Timestamp, humantime::TimestampError> {
+        let time = humantime::parse_rfc3339_weak(s)?;
+        let millis = match time.duration_since(std::time::UNIX_EPOCH) {
+            Ok(after) => duration_millis(after),
+            Err(before) => -duration_millis(before.duration()),
+        };
+        Ok(Timestamp(millis))
+    }
+}
+
+/// A duration in whole milliseconds, saturating at `i64::MAX`.
+pub fn duration_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 time such as \"2026-11-21T09:30:00Z\" or epoch milliseconds")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timestamp, E> {
+                Timestamp::parse_rfc3339(v)
+                    .map_err(|e| E::custom(format_args!("invalid time `{v}`: {e}")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                i64::try_from(v)
+                    .map(Timestamp)
+                    .map_err(|_| E::custom("epoch milliseconds out of range"))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// What a member is to the group. Ordered: a higher role can do what a lower one can.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// An external member (a customer, a guest, anyone not of the home organisation).
+    #[default]
+    Member,
+    /// An internal member of the home organisation.
+    Staff,
+    /// A moderator.
+    Moderator,
+    /// An administrator.
+    Admin,
+    /// The group's owner.
+    Owner,
+}
+
+impl Role {
+    /// Every role, lowest first.
+    pub const ALL: [Role; 5] = [
+        Role::Member,
+        Role::Staff,
+        Role::Moderator,
+        Role::Admin,
+        Role::Owner,
+    ];
+
+    /// The lower-case name used in files and commands.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Staff => "staff",
+            Role::Moderator => "moderator",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A member of a group, as the adapter saw them when the event happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// The platform user id.
+    pub id: UserId,
+    /// The display name, when known.
+    #[serde(default, rename = "name", skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The member's organisation: WeCom corp, Matrix homeserver; none for personal accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<OrgId>,
+    /// The member's role in the group.
+    #[serde(default)]
+    pub role: Role,
+    /// When the member joined the group, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<Timestamp>,
+    /// Whether the account is a bot.
+    #[serde(default, rename = "bot", skip_serializing_if = "is_false")]
+    pub is_bot: bool,
+}
+
+impl Member {
+    /// An external member with only an id.
+    pub fn new(id: impl Into<UserId>) -> Member {
+        Member {
+            id: id.into(),
+            display_name: None,
+            org: None,
+            role: Role::Member,
+            joined_at: None,
+            is_bot: false,
+        }
+    }
+
+    /// The display name, or the id when there is none.
+    pub fn label(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(self.id.as_str())
+    }
+}
+
+pub(crate) fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// What kind of content a message carries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// Plain text.
+    Text,
+    /// A picture.
+    Image,
+    /// A voice note.
+    Voice,
+    /// A video.
+    Video,
+    /// A file.
+    File,
+    /// A link card.
+    Link,
+    /// A WeChat mini-program card.
+    MiniProgram {
+        /// The mini-program's app id, when the platform reports it.
+        app_id: Option<String>,
+    },
+    /// A forwarded chat history.
+    ChatRecord,
+    /// A contact (business) card.
+    ContactCard,
+    /// A sticker or custom emoji.
+    Sticker,
+    /// A shared location.
+    Location,
+    /// Anything else.
+    Other,
+}
+
+/// The name of a [`MessageKind`], used to ban kinds in rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KindName {
+    /// [`MessageKind::Text`]
+    Text,
+    /// [`MessageKind::Image`]
+    Image,
+    /// [`MessageKind::Voice`]
+    Voice,
+    /// [`MessageKind::Video`]
+    Video,
+    /// [`MessageKind::File`]
+    File,
+    /// [`MessageKind::Link`]
+    Link,
+    /// [`MessageKind::MiniProgram`]
+    MiniProgram,
+    /// [`MessageKind::ChatRecord`]
+    ChatRecord,
+    /// [`MessageKind::ContactCard`]
+    ContactCard,
+    /// [`MessageKind::Sticker`]
+    Sticker,
+    /// [`MessageKind::Location`]
+    Location,
+    /// [`MessageKind::Other`]
+    Other,
+}
+
+impl KindName {
+    /// Every kind.
+    pub const ALL: [KindName; 12] = [
+        KindName::Text,
+        KindName::Image,
+        KindName::Voice,
+        KindName::Video,
+        KindName::File,
+        KindName::Link,
+        KindName::MiniProgram,
+        KindName::ChatRecord,
+        KindName::ContactCard,
+        KindName::Sticker,
+        KindName::Location,
+        KindName::Other,
+    ];
+
+    /// The snake-case name used in files and commands.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KindName::Text => "text",
+            KindName::Image => "image",
+            KindName::Voice => "voice",
+            KindName::Video => "video",
+            KindName::File => "file",
+            KindName::Link => "link",
+            KindName::MiniProgram => "mini_program",
+            KindName::ChatRecord => "chat_record",
+            KindName::ContactCard => "contact_card",
+            KindName::Sticker => "sticker",
+            KindName::Location => "location",
+            KindName::Other => "other",
+        }
+    }
+
+    /// A bit for kind sets.
+    pub(crate) fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+impl fmt::Display for KindName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KindName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        KindName::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let all: Vec<_> = KindName::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown message kind `{s}`: expected one of {}", all.join(", "))
+            })
+    }
+}
+
+impl MessageKind {
+    /// The kind's name.
+    pub fn name(&self) -> KindName {
+        match self {
+            MessageKind::Text => KindName::Text,
+            MessageKind::Image => KindName::Image,
+            MessageKind::Voice => KindName::Voice,
+            MessageKind::Video => KindName::Video,
+            MessageKind::File => KindName::File,
+            MessageKind::Link => KindName::Link,
+            MessageKind::MiniProgram { .. } => KindName::MiniProgram,
+            MessageKind::ChatRecord => KindName::ChatRecord,
+            MessageKind::ContactCard => KindName::ContactCard,
+            MessageKind::Sticker => KindName::Sticker,
+            MessageKind::Location => KindName::Location,
+            MessageKind::Other => KindName::Other,
+        }
+    }
+}
+
+/// A file or picture attached to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    /// The file name.
+    #[serde(default)]
+    pub name: String,
+    /// The MIME type, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
+    /// The size in bytes, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The picture's bytes, when the adapter fetched them (for image checks).
+    #[serde(
+        default,
+        rename = "image_base64",
+        skip_serializing_if = "Option::is_none",
+        with = "base64_bytes"
+    )]
+    pub image: Option<Arc<[u8]>>,
+}
+
+mod base64_bytes {
+    use std::sync::Arc;
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Option<Arc<[u8]>>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => s.serialize_str(&STANDARD.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<[u8]>>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        text.map(|t| {
+            STANDARD
+                .decode(t.as_bytes())
+                .map(Arc::from)
+                .map_err(|e| serde::de::Error::custom(format_args!("invalid base64: {e}")))
+        })
+        .transpose()
+    }
+}
+
+/// A posted or edited message, with content the adapter already extracted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    try_from = "crate::eventlog::MessageLine",
+    into = "crate::eventlog::MessageLine"
+)]
+pub struct Message {
+    /// The platform message id; defaults to the event id in logs.
+    pub id: Option<MessageId>,
+    /// What the message carries.
+    pub kind: MessageKind,
+    /// The text, caption or title.
+    pub text: String,
+    /// Links the platform reported separately from the text (link cards, embeds).
+    pub links: Vec<String>,
+    /// Members mentioned.
+    pub mentions: Vec<UserId>,
+    /// Attached files and pictures.
+    pub attachments: Vec<Attachment>,
+}
+
+impl Message {
+    /// A plain text message.
+    pub fn text(text: impl Into<String>) -> Message {
+        Message::of_kind(MessageKind::Text, text)
+    }
+
+    /// A message of the given kind with a text or caption.
+    pub fn of_kind(kind: MessageKind, text: impl Into<String>) -> Message {
+        Message {
+            id: None,
+            kind,
+            text: text.into(),
+            links: Vec::new(),
+            mentions: Vec::new(),
+            attachments: Vec::new(),
+        }
+    }
+}
+
+/// How a member came to join a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinScene {
+    /// Invited directly by a member.
+    DirectInvite,
+    /// Through an invite link shared by a member.
+    InviteLink,
+    /// By scanning the group's QR code.
+    QrCode,
+    /// The platform did not say.
+    #[default]
+    Unknown,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// A new message.
+    MessagePosted(Message),
+    /// An existing message was edited; carries the new content.
+    MessageEdited(Message),
+    /// The member joined the group.
+    MemberJoined {
+        /// Who invited them, when known.
+        inviter: Option<Member>,
+        /// How they joined.
+        scene: JoinScene,
+    },
+    /// The member left or was removed.
+    MemberLeft,
+    /// The member issued a `!guard` command.
+    Command {
+        /// The full command text as typed.
+        text: String,
+    },
+}
+
+/// One thing that happened in a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "crate::eventlog::EventLine", into = "crate::eventlog::EventLine")]
+pub struct Event {
+    /// The idempotency key.
+    pub id: EventId,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Where.
+    pub platform: Platform,
+    /// Which group.
+    pub group: GroupId,
+    /// Who did it (the author, the joiner, the leaver).
+    pub member: Member,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// The message this event carries, if any.
+    pub fn message(&self) -> Option<&Message> {
+        match &self.kind {
+            EventKind::MessagePosted(m) | EventKind::MessageEdited(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The text this event carries: a message's text or a command line.
+    pub fn text(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::MessagePosted(m) | EventKind::MessageEdited(m) => Some(&m.text),
+            EventKind::Command { text } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The id of the message this event is about: the message id, or the event id.
+    pub fn message_id(&self) -> Option<MessageId> {
+        match &self.kind {
+            EventKind::MessagePosted(m) | EventKind::MessageEdited(m) => Some(
+                m.id.clone()
+                    .unwrap_or_else(|| MessageId::new(self.id.as_str())),
+            ),
+            EventKind::Command { .. } => Some(MessageId::new(self.id.as_str())),
+            _ => None,
+        }
+    }
+}
+
+/// A member on a platform, written `platform:id` in files and commands
+/// (`wecom:wmAbc`, `matrix:@bob:example.org`, `discord:80351110224678912`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MemberRef {
+    /// The platform.
+    pub platform: Platform,
+    /// The user id on that platform.
+    pub id: UserId,
+}
+
+/// A group on a platform, written `platform:id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupRef {
+    /// The platform.
+    pub platform: Platform,
+    /// The group id on that platform.
+    pub id: GroupId,
+}
+
+/// A malformed `platform:id` reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefError {
+    /// No `:` separating platform and id.
+    #[error("`{0}` is not of the form platform:id (for example wecom:wmAbc)")]
+    Shape(String),
+    /// The platform part is unknown.
+    #[error(transparent)]
+    Platform(#[from] UnknownPlatform),
+}
+
+fn split_ref(s: &str) -> Result<(Platform, &str), RefError> {
+    match s.split_once(':') {
+        Some((platform, id)) if !id.is_empty() => Ok((platform.parse()?, id)),
+        _ => Err(RefError::Shape(s.to_owned())),
+    }
+}
+
+macro_rules! platform_ref {
+    ($name:ident, $id:ident) => {
+        impl $name {
+            /// A reference to `id` on `platform`.
+            pub fn new(platform: Platform, id: impl Into<$id>) -> Self {
+                Self {
+                    platform,
+                    id: id.into(),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}:{}", self.platform, self.id)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = RefError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let (platform, id) = split_ref(s)?;
+                Ok(Self::new(platform, id))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                raw.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+platform_ref!(MemberRef, UserId);
+platform_ref!(GroupRef, GroupId);
+
+/// Serde helper for durations written as `30s`, `10m`, `24h`, `7d`.
+pub mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `d` in the shortest humane form (`1h 30m`).
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    /// Reads `30s`, `10m`, `24h`, `7d`, `1h 30m`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    /// Parses a humane duration, refusing zero.
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        match humantime::parse_duration(text) {
+            Ok(d) if d.is_zero() => Err(format!("duration `{text}` must be longer than zero")),
+            Ok(d) => Ok(d),
+            Err(e) => Err(format!(
+                "invalid duration `{text}` ({e}): write it like 30s, 10m, 24h or 7d"
+            )),
+        }
+    }
+
+    /// The same for optional fields.
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Writes `Some(d)` like [`super::serialize`].
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Reads an optional humane duration.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|t| super::parse(&t).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs_round_trip_and_keep_colons_in_ids() {
+        let r: MemberRef = "matrix:@bob:example.org".parse().unwrap();
+        assert_eq!(r.platform, Platform::Matrix);
+        assert_eq!(r.id.as_str(), "@bob:example.org");
+        assert_eq!(r.to_string(), "matrix:@bob:example.org");
+        assert!(matches!("bob".parse::<MemberRef>(), Err(RefError::Shape(_))));
+        assert!(matches!(
+            "telegram:1".parse::<MemberRef>(),
+            Err(RefError::Platform(_))
+        ));
+    }
+
+    #[test]
+    fn timestamps_parse_rfc3339_and_epoch_millis() {
+        let t = Timestamp::parse_rfc3339("2026-11-21T09:30:00Z").unwrap();
+        assert_eq!(t.millis(), 1_795_253_400_000);
+        assert_eq!(t.to_rfc3339(), "2026-11-21T09:30:00.000Z");
+        let from_json: Timestamp = serde_json::from_str("1795253400000").unwrap();
+        assert_eq!(from_json, t);
+    }
+
+    #[test]
+    fn roles_are_ordered_from_member_to_owner() {
+        assert!(Role::Member < Role::Staff);
+        assert!(Role::Staff < Role::Moderator);
+        assert!(Role::Admin < Role::Owner);
+    }
+}

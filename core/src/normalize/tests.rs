@@ -1,0 +1,113 @@
+use proptest::prelude::*;
+
+use super::*;
+
+#[test]
+fn full_width_and_compatibility_forms_fold_to_ascii() {
+    assert_eq!(fold("ＷｅＣｈａｔ　ＶＸ：１２３"), "wechat vx:123");
+    assert_eq!(fold("①②③ ㎏ ﬁ"), "123 kg fi");
+}
+
+#[test]
+fn case_is_folded() {
+    assert_eq!(fold("WeChat TELEGRAM"), "wechat telegram");
+    assert_eq!(fold("ΣΊΣΥΦΟΣ"), "σισυφοσ");
+}
+
+#[test]
+fn diacritics_and_stacked_marks_are_dropped() {
+    assert_eq!(fold("wéchàt"), "wechat");
+    assert_eq!(fold("s\u{337}p\u{337}a\u{337}m\u{337}"), "spam");
+    assert_eq!(fold("cafe\u{301}"), fold("café"));
+}
+
+#[test]
+fn zero_width_and_invisible_characters_are_removed() {
+    assert_eq!(fold("微\u{200B}信"), "微信");
+    assert_eq!(fold("we\u{2060}ch\u{FEFF}at\u{00AD}"), "wechat");
+    assert_eq!(fold("t\u{E0041}.me"), "t.me");
+}
+
+#[test]
+fn traditional_chinese_becomes_simplified() {
+    assert_eq!(fold("加微信號"), "加微信号");
+    assert_eq!(fold("賺錢投資"), "赚钱投资");
+    assert_eq!(fold("臺灣"), "台湾");
+}
+
+#[test]
+fn separators_inside_cjk_words_collapse() {
+    assert_eq!(normalize("加 微 信"), "加微信");
+    assert_eq!(normalize("微.信"), "微信");
+    assert_eq!(normalize("微★信"), "微信");
+    assert_eq!(normalize("微-_-信"), "微信");
+}
+
+#[test]
+fn separators_between_single_letters_collapse() {
+    assert_eq!(normalize("w-e-c-h-a-t"), "wechat");
+    assert_eq!(normalize("W E C H A T"), "wechat");
+    assert_eq!(normalize("加 v x"), "加vx");
+    assert_eq!(normalize("q.q: 1 2 3"), "qq123");
+    assert_eq!(normalize("qq: 12 34"), "qq: 12 34");
+}
+
+#[test]
+fn ordinary_spacing_and_sentence_breaks_survive() {
+    assert_eq!(normalize("hello world"), "hello world");
+    assert_eq!(normalize("我爱 rust"), "我爱 rust");
+    assert_eq!(normalize("我喜欢微，信任你"), "我喜欢微,信任你");
+    assert_eq!(normalize("好的。谢谢"), "好的。谢谢");
+}
+
+#[test]
+fn evasions_combined() {
+    assert_eq!(normalize("加 Ｖ\u{200B}·信"), "加v信");
+    assert_eq!(normalize("微\u{200D} 信 號"), "微信号");
+}
+
+#[test]
+fn mapped_spans_point_back_into_the_input() {
+    let input = "请加 微\u{200B} 信 号码";
+    let mapped = normalize_mapped(input);
+    assert_eq!(mapped.text, "请加微信号码");
+    let start = mapped.text.find("微信").unwrap();
+    let span = mapped.source_span(start, start + "微信".len());
+    assert_eq!(&input[span], "微\u{200B} 信");
+}
+
+#[test]
+fn mapped_and_plain_normalization_agree() {
+    for s in ["ＶＸ 微信", "a b c", "ﬁne", "賺錢!!", ""] {
+        assert_eq!(normalize_mapped(s).text, normalize(s));
+        assert_eq!(fold_mapped(s).text, fold(s));
+    }
+}
+
+proptest! {
+    #[test]
+    fn normalization_is_idempotent(s in "\\PC{0,40}") {
+        let once = normalize(&s);
+        prop_assert_eq!(normalize(&once), once.clone());
+        let folded = fold(&s);
+        prop_assert_eq!(fold(&folded), folded);
+    }
+
+    #[test]
+    fn normalization_is_idempotent_on_evasive_mixes(
+        s in "[a-zA-Z微信號加 .\\-★，。\u{200B}\u{FF21}-\u{FF3A}é\u{301}]{0,30}"
+    ) {
+        let once = normalize(&s);
+        prop_assert_eq!(normalize(&once), once);
+    }
+
+    #[test]
+    fn spans_are_valid_input_ranges(s in "\\PC{0,30}") {
+        let mapped = normalize_mapped(&s);
+        for (i, _) in mapped.text.char_indices() {
+            let span = mapped.source_span(i, i + 1);
+            prop_assert!(span.start <= span.end && span.end <= s.len());
+            prop_assert!(s.is_char_boundary(span.start) && s.is_char_boundary(span.end));
+        }
+    }
+}
