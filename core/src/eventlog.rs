@@ -72,7 +72,8 @@ impl TryFrom<EventLine> for Event {
             scene,
             text,
         } = line;
-        let misplaced = |field: &str| format!("field `{field}` does not belong to a `{kind:?}` event");
+        let misplaced =
+            |field: &str| format!("field `{field}` does not belong to a `{kind:?}` event");
         let kind = match kind {
             EventType::Message | EventType::Edit => {
                 if inviter.is_some() {
@@ -105,7 +106,9 @@ impl TryFrom<EventLine> for Event {
             }
             EventType::Leave => {
                 if message.is_some() || inviter.is_some() || scene.is_some() || text.is_some() {
-                    return Err("a leave event carries no message, inviter, scene or text".to_owned());
+                    return Err(
+                        "a leave event carries no message, inviter, scene or text".to_owned()
+                    );
                 }
                 EventKind::MemberLeft
             }
@@ -200,7 +203,9 @@ impl TryFrom<MessageLine> for Message {
                 app_id: line.app_id,
             },
             other if line.app_id.is_some() => {
-                return Err(format!("`app_id` belongs to mini_program messages, not {other}"));
+                return Err(format!(
+                    "`app_id` belongs to mini_program messages, not {other}"
+                ));
             }
             KindName::Text => MessageKind::Text,
             KindName::Image => MessageKind::Image,

@@ -6,8 +6,15 @@
 //! clock: the caller passes `now`, so the same events always give the same decisions, which
 //! is what makes `simulate`, shadow mode and `why` trustworthy.
 
+pub mod compile;
 pub mod detect;
+pub mod engine;
 pub mod eventlog;
+mod keys;
+pub mod lists;
 pub mod model;
 pub mod normalize;
 pub mod rule;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod verdict;

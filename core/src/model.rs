@@ -90,6 +90,12 @@ macro_rules! string_id {
                 Self(raw.into())
             }
         }
+
+        impl From<String> for $name {
+            fn from(raw: String) -> Self {
+                Self(raw.into())
+            }
+        }
     };
 }
 
@@ -130,12 +136,12 @@ impl Timestamp {
     }
 
     /// This instant moved forward by `d` (saturating).
-    pub fn add(self, d: Duration) -> Timestamp {
+    pub fn plus(self, d: Duration) -> Timestamp {
         Timestamp(self.0.saturating_add(duration_millis(d)))
     }
 
     /// This instant moved back by `d` (saturating).
-    pub fn sub(self, d: Duration) -> Timestamp {
+    pub fn minus(self, d: Duration) -> Timestamp {
         Timestamp(self.0.saturating_sub(duration_millis(d)))
     }
 
@@ -183,7 +189,9 @@ impl<'de> Deserialize<'de> for Timestamp {
         impl serde::de::Visitor<'_> for Visitor {
             type Value = Timestamp;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an RFC 3339 time such as \"2026-11-21T09:30:00Z\" or epoch milliseconds")
+                f.write_str(
+                    "an RFC 3339 time such as \"2026-11-21T09:30:00Z\" or epoch milliseconds",
+                )
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timestamp, E> {
                 Timestamp::parse_rfc3339(v)
@@ -413,7 +421,10 @@ impl FromStr for KindName {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
                 let all: Vec<_> = KindName::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown message kind `{s}`: expected one of {}", all.join(", "))
+                format!(
+                    "unknown message kind `{s}`: expected one of {}",
+                    all.join(", ")
+                )
             })
     }
 }
@@ -567,7 +578,10 @@ pub enum EventKind {
 
 /// One thing that happened in a group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "crate::eventlog::EventLine", into = "crate::eventlog::EventLine")]
+#[serde(
+    try_from = "crate::eventlog::EventLine",
+    into = "crate::eventlog::EventLine"
+)]
 pub struct Event {
     /// The idempotency key.
     pub id: EventId,
@@ -757,7 +771,10 @@ mod tests {
         assert_eq!(r.platform, Platform::Matrix);
         assert_eq!(r.id.as_str(), "@bob:example.org");
         assert_eq!(r.to_string(), "matrix:@bob:example.org");
-        assert!(matches!("bob".parse::<MemberRef>(), Err(RefError::Shape(_))));
+        assert!(matches!(
+            "bob".parse::<MemberRef>(),
+            Err(RefError::Shape(_))
+        ));
         assert!(matches!(
             "telegram:1".parse::<MemberRef>(),
             Err(RefError::Platform(_))

@@ -198,8 +198,8 @@ fn collapse_indices(chars: &[char], mut keep: impl FnMut(usize)) {
             (Some((left_len, left_char)), Some((right_len, right_char))) => {
                 let has_break = chars[run_start..i].iter().any(|&c| is_sentence_break(c));
                 let both_single = left_len == 1 && right_len == 1;
-                let joins_word = (is_cjk(left_char) || left_len == 1)
-                    && (is_cjk(right_char) || right_len == 1);
+                let joins_word =
+                    (is_cjk(left_char) || left_len == 1) && (is_cjk(right_char) || right_len == 1);
                 both_single || (joins_word && !has_break)
             }
             _ => false,
@@ -235,7 +235,8 @@ fn t2s() -> &'static T2s {
             for (from, to) in zhconv::tables::expand_table(table) {
                 let mut from = from.chars();
                 let mut to = to.chars();
-                if let (Some(f), None, Some(t), None) = (from.next(), from.next(), to.next(), to.next())
+                if let (Some(f), None, Some(t), None) =
+                    (from.next(), from.next(), to.next(), to.next())
                     && f != t
                 {
                     map.insert(f, t);

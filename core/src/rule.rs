@@ -11,8 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    GroupRef, KindName, MemberRef, OrgId, Platform, Role, RuleId, Timestamp, UserId,
-    duration_text,
+    GroupRef, KindName, MemberRef, OrgId, Platform, Role, RuleId, Timestamp, UserId, duration_text,
 };
 
 /// Everything a rule file holds.
@@ -436,7 +435,9 @@ pub struct FloodCheck {
     pub max_mentions: Option<u32>,
 }
 
-/// The same normalized text repeated by many members or across many groups.
+/// The same text repeated by many members or across many groups. Texts are compared by
+/// their letters and digits after normalization, so punctuation, spacing and the evasions of
+/// [`crate::normalize`] do not make a copy new.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DuplicateCheck {
@@ -449,7 +450,7 @@ pub struct DuplicateCheck {
     /// Within this window.
     #[serde(with = "duration_text")]
     pub window: Duration,
-    /// Shorter texts (in characters, after normalization) are ignored: everyone says "ok".
+    /// Texts with fewer letters and digits are ignored: everyone says "ok".
     #[serde(default = "default_min_chars")]
     pub min_chars: u32,
 }

@@ -90,7 +90,10 @@ fn scheme_at(chars: &[(char, usize, usize)], i: usize) -> usize {
 /// Skips a path, query or port after a host.
 fn skip_url_tail(chars: &[(char, usize, usize)], mut i: usize) -> usize {
     if i < chars.len() && matches!(chars[i].0, '/' | ':' | '?' | '#') {
-        while i < chars.len() && chars[i].0.is_ascii_graphic() && !matches!(chars[i].0, '"' | '\'' | '<' | '>') {
+        while i < chars.len()
+            && chars[i].0.is_ascii_graphic()
+            && !matches!(chars[i].0, '"' | '\'' | '<' | '>')
+        {
             i += 1;
         }
     }
@@ -130,9 +133,7 @@ pub fn registrable_domain(host: &str) -> String {
 /// `https://例子.中国/path`) to a lower-case ASCII host.
 pub fn normalize_domain(entry: &str) -> Result<String, String> {
     let trimmed = entry.trim();
-    let without_scheme = trimmed
-        .split_once("://")
-        .map_or(trimmed, |(_, rest)| rest);
+    let without_scheme = trimmed.split_once("://").map_or(trimmed, |(_, rest)| rest);
     let host = without_scheme
         .split(['/', '?', '#'])
         .next()
@@ -223,15 +224,24 @@ mod tests {
     use crate::normalize::fold;
 
     fn hosts(text: &str) -> Vec<String> {
-        find_links(&fold(text)).into_iter().map(|h| h.host).collect()
+        find_links(&fold(text))
+            .into_iter()
+            .map(|h| h.host)
+            .collect()
     }
 
     #[test]
     fn urls_and_bare_domains() {
-        assert_eq!(hosts("see https://www.Example.com/a?b=1 now"), ["www.example.com"]);
+        assert_eq!(
+            hosts("see https://www.Example.com/a?b=1 now"),
+            ["www.example.com"]
+        );
         assert_eq!(hosts("加群 t.me/joinchat/abc 哦"), ["t.me"]);
         assert_eq!(hosts("访问example.com了解"), ["example.com"]);
-        assert_eq!(hosts("shop: sub.shop.example.co.uk"), ["sub.shop.example.co.uk"]);
+        assert_eq!(
+            hosts("shop: sub.shop.example.co.uk"),
+            ["sub.shop.example.co.uk"]
+        );
         assert_eq!(hosts("http://127.0.0.1:8080/x"), ["127.0.0.1"]);
     }
 
@@ -263,7 +273,10 @@ mod tests {
 
     #[test]
     fn paths_of_a_url_are_not_links_of_their_own() {
-        assert_eq!(hosts("https://docs.example.com/guide/readme.md"), ["docs.example.com"]);
+        assert_eq!(
+            hosts("https://docs.example.com/guide/readme.md"),
+            ["docs.example.com"]
+        );
     }
 
     #[test]

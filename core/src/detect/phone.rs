@@ -39,7 +39,10 @@ fn digit_value(c: char) -> Option<u8> {
 }
 
 fn is_digit_separator(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '-' | '.' | '(' | ')' | '/' | '_' | '·' | '~' | '—' | '–' | '*')
+    matches!(
+        c,
+        ' ' | '\t' | '-' | '.' | '(' | ')' | '/' | '_' | '·' | '~' | '—' | '–' | '*'
+    )
 }
 
 /// At most this many separator characters between two digits of one number.
@@ -177,12 +180,21 @@ mod tests {
 
     #[test]
     fn spelled_out_mobile_numbers() {
-        assert_eq!(numbers("电话１３８１２３４５６７８"), mobile("+8613812345678"));
+        assert_eq!(
+            numbers("电话１３８１２３４５６７８"),
+            mobile("+8613812345678")
+        );
         assert_eq!(numbers("138.1234.5678"), mobile("+8613812345678"));
         assert_eq!(numbers("1 3 8 1 2 3 4 5 6 7 8"), mobile("+8613812345678"));
-        assert_eq!(numbers("加我一三八一二三四五六七八"), mobile("+8613812345678"));
+        assert_eq!(
+            numbers("加我一三八一二三四五六七八"),
+            mobile("+8613812345678")
+        );
         assert_eq!(numbers("壹叁捌幺贰叁肆伍陆柒捌"), mobile("+8613812345678"));
-        assert_eq!(numbers("138\u{200B}1234\u{200B}5678"), mobile("+8613812345678"));
+        assert_eq!(
+            numbers("138\u{200B}1234\u{200B}5678"),
+            mobile("+8613812345678")
+        );
     }
 
     #[test]

@@ -88,7 +88,7 @@ proptest! {
     #[test]
     fn normalization_is_idempotent(s in "\\PC{0,40}") {
         let once = normalize(&s);
-        prop_assert_eq!(normalize(&once), once.clone());
+        prop_assert_eq!(normalize(&once), once);
         let folded = fold(&s);
         prop_assert_eq!(fold(&folded), folded);
     }

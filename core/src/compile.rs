@@ -1,0 +1,918 @@
+//! Validating a [`RuleSet`] and compiling it once into what the engine runs.
+//!
+//! Compilation normalizes every keyword and builds one Aho-Corasick automaton over the
+//! keywords of all rules, compiles regexes, normalizes domains, resolves every group's rules
+//! and indexes the blacklist. The result is immutable and shared; a change compiles a new set
+//! that is swapped in atomically (see [`crate::engine::RulesHandle`]).
+
+use std::fmt;
+use std::time::Duration;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::detect::links::{DomainSet, normalize_domain};
+use crate::keys;
+use crate::lists::{BlacklistIndex, ListMeta};
+use crate::model::{OrgId, Platform, Role, UserId, duration_millis};
+use crate::normalize::{is_word_char, normalize};
+use crate::rule::{
+    BlacklistCheck, DuplicateCheck, FloodCheck, InviteCheck, LinkMode, PhoneKind, Rule, RuleSet,
+};
+
+/// The most messages a flood check may allow in its window.
+pub const MAX_FLOOD_MESSAGES: u32 = 100;
+/// The longest flood or duplicate window.
+pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// The most rungs a ladder may have.
+pub const MAX_RUNGS: usize = 8;
+/// The longest decay window.
+pub const MAX_DECAY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Placeholders a warning template may use.
+pub const TEMPLATE_PLACEHOLDERS: [&str; 5] = ["member", "rule", "check", "count", "next"];
+/// The warning text of rules and settings that set none.
+pub const DEFAULT_WARN_TEMPLATE: &str = "{member}，请遵守群规：{rule}（第 {count} 次）。\
+                                         Please follow the group rules: {rule} (violation {count}).";
+
+/// One step in a path into a rule set: a field or an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSeg {
+    /// A field.
+    Key(String),
+    /// An array element.
+    Index(usize),
+}
+
+/// Where in a rule set something is: `rules[2].regex.patterns[1]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigPath(pub Vec<PathSeg>);
+
+impl ConfigPath {
+    fn of(parts: &[PathSeg]) -> ConfigPath {
+        ConfigPath(parts.to_vec())
+    }
+}
+
+impl fmt::Display for ConfigPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                PathSeg::Key(k) if i == 0 => f.write_str(k)?,
+                PathSeg::Key(k) => write!(f, ".{k}")?,
+                PathSeg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A problem in a rule set, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    /// Where.
+    pub path: ConfigPath,
+    /// What is wrong, and what to write instead.
+    pub message: String,
+}
+
+fn key(k: &str) -> PathSeg {
+    PathSeg::Key(k.to_owned())
+}
+
+struct Errors {
+    list: Vec<ConfigError>,
+}
+
+impl Errors {
+    fn push(&mut self, path: &[PathSeg], message: impl Into<String>) {
+        self.list.push(ConfigError {
+            path: ConfigPath::of(path),
+            message: message.into(),
+        });
+    }
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub(crate) struct CompiledRule {
+    pub rule: Rule,
+    pub platforms: u8,
+    pub exempt_roles: u8,
+    pub exempt_members: FxHashSet<u64>,
+    pub has_keywords: bool,
+    pub regex: Option<CompiledRegex>,
+    pub phone_kinds: Vec<PhoneKind>,
+    pub links: Option<CompiledLinks>,
+    pub mini_allow: Option<FxHashSet<String>>,
+    pub banned_kinds: u16,
+    pub flood: Option<FloodCheck>,
+    pub duplicates: Option<DuplicateCheck>,
+    pub invites: Option<(InviteCheck, FxHashSet<OrgId>)>,
+    pub blacklist: Option<BlacklistCheck>,
+    pub warn_template: String,
+}
+
+impl CompiledRule {
+    /// Whether any check looks at messages.
+    pub fn checks_messages(&self) -> bool {
+        self.has_keywords
+            || self.regex.is_some()
+            || !self.phone_kinds.is_empty()
+            || self.links.is_some()
+            || self.mini_allow.is_some()
+            || self.banned_kinds != 0
+            || self.flood.is_some()
+            || self.duplicates.is_some()
+            || self.blacklist.as_ref().is_some_and(|b| b.on_message)
+    }
+
+    /// Whether any check looks at joins.
+    pub fn checks_joins(&self) -> bool {
+        self.invites.is_some() || self.blacklist.as_ref().is_some_and(|b| b.on_join)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledRegex {
+    pub set: RegexSet,
+    pub each: Vec<Regex>,
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledLinks {
+    pub mode: LinkMode,
+    pub allow: DomainSet,
+    pub deny: DomainSet,
+}
+
+/// Who owns a keyword pattern.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeywordOwner {
+    pub rule: u32,
+    /// Index into the rule's substrings followed by its words.
+    pub keyword: u32,
+    pub whole_word: bool,
+}
+
+/// One automaton over the keywords of every rule.
+#[derive(Debug, Default)]
+pub(crate) struct KeywordIndex {
+    automaton: Option<AhoCorasick>,
+    /// For each pattern, its range in `owners`.
+    ranges: Vec<(u32, u32)>,
+    owners: Vec<KeywordOwner>,
+}
+
+impl KeywordIndex {
+    /// Calls `found(owner, start, end)` for every keyword occurrence in normalized text,
+    /// whole-word keywords only where they stand alone.
+    pub fn find(&self, text: &str, mut found: impl FnMut(KeywordOwner, usize, usize)) {
+        let Some(automaton) = &self.automaton else {
+            return;
+        };
+        for m in automaton.find_overlapping_iter(text) {
+            let (start, end) = (m.start(), m.end());
+            let (lo, hi) = self.ranges[m.pattern().as_usize()];
+            let alone = || {
+                let before = text[..start].chars().next_back();
+                let after = text[end..].chars().next();
+                !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char)
+            };
+            for owner in &self.owners[lo as usize..hi as usize] {
+                if !owner.whole_word || alone() {
+                    found(*owner, start, end);
+                }
+            }
+        }
+    }
+
+    /// Heap bytes of the automaton and owner tables.
+    pub fn heap_bytes(&self) -> usize {
+        self.automaton.as_ref().map_or(0, AhoCorasick::memory_usage)
+            + self.ranges.len() * 8
+            + self.owners.len() * size_of::<KeywordOwner>()
+    }
+}
+
+/// What the engine knows about a group.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupEntry {
+    pub home_org: Option<OrgId>,
+    pub owner: Option<UserId>,
+    pub rules: Box<[u32]>,
+}
+
+/// Sizes the engine state must provide for.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StateNeeds {
+    /// Timestamps kept per member per group (largest flood limit + 1).
+    pub flood_capacity: usize,
+    pub flood_window_ms: i64,
+    pub duplicate_window_ms: i64,
+    pub decay_ms: i64,
+}
+
+/// A validated, compiled rule set. Immutable; build a new one to change anything.
+#[derive(Debug)]
+pub struct CompiledRules {
+    source: RuleSet,
+    pub(crate) rules: Vec<CompiledRule>,
+    pub(crate) keywords: KeywordIndex,
+    pub(crate) groups: FxHashMap<u64, GroupEntry>,
+    /// Per platform: the rules that apply to groups the set does not know.
+    unscoped: [Box<[u32]>; 3],
+    home_orgs: [Option<OrgId>; 3],
+    pub(crate) blacklist: BlacklistIndex,
+    pub(crate) needs: StateNeeds,
+}
+
+fn platform_index(p: Platform) -> usize {
+    match p {
+        Platform::WeCom => 0,
+        Platform::Matrix => 1,
+        Platform::Discord => 2,
+    }
+}
+
+fn platform_bit(p: Platform) -> u8 {
+    1 << platform_index(p)
+}
+
+fn role_bit(r: Role) -> u8 {
+    1 << (r as u8)
+}
+
+impl CompiledRules {
+    /// Validates and compiles `set`, reporting every problem at once.
+    pub fn compile(set: RuleSet) -> Result<CompiledRules, Vec<ConfigError>> {
+        let mut errors = Errors { list: Vec::new() };
+        validate_groups(&set, &mut errors);
+        let mut keyword_patterns = KeywordPatterns::default();
+        let mut rules = Vec::with_capacity(set.rules.len());
+        let mut seen_ids: FxHashMap<&str, usize> = FxHashMap::default();
+        for (i, rule) in set.rules.iter().enumerate() {
+            let path = [key("rules"), PathSeg::Index(i)];
+            if let Some(first) = seen_ids.insert(rule.id.as_str(), i) {
+                errors.push(
+                    &[key("rules"), PathSeg::Index(i), key("id")],
+                    format!("rule id `{}` is already used by rules[{first}]", rule.id),
+                );
+            }
+            let compiled = compile_rule(
+                &set,
+                rule,
+                i as u32,
+                &path,
+                &mut keyword_patterns,
+                &mut errors,
+            );
+            rules.push(compiled);
+        }
+        validate_lists(&set, &mut errors);
+        if !errors.list.is_empty() {
+            return Err(errors.list);
+        }
+        let keywords = keyword_patterns.build().map_err(|message| {
+            vec![ConfigError {
+                path: ConfigPath::of(&[key("rules")]),
+                message,
+            }]
+        })?;
+        apply_whitelist(&set, &mut rules);
+        let groups = resolve_groups(&set, &rules);
+        let mut unscoped: [Vec<u32>; 3] = Default::default();
+        for (i, rule) in rules.iter().enumerate() {
+            if rule.rule.scope.is_unrestricted() {
+                for p in Platform::ALL {
+                    if rule.platforms == 0 || rule.platforms & platform_bit(p) != 0 {
+                        unscoped[platform_index(p)].push(i as u32);
+                    }
+                }
+            }
+        }
+        let mut home_orgs: [Option<OrgId>; 3] = Default::default();
+        for (p, org) in &set.settings.home_orgs {
+            home_orgs[platform_index(*p)] = Some(org.clone());
+        }
+        let blacklist = index_blacklist(&set);
+        let needs = state_needs(&rules);
+        Ok(CompiledRules {
+            source: set,
+            rules,
+            keywords,
+            groups,
+            unscoped: unscoped.map(Vec::into_boxed_slice),
+            home_orgs,
+            blacklist,
+            needs,
+        })
+    }
+
+    /// The rule set this was compiled from.
+    pub fn source(&self) -> &RuleSet {
+        &self.source
+    }
+
+    /// The number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The number of blacklist entries indexed.
+    pub fn blacklist_len(&self) -> usize {
+        self.blacklist.len()
+    }
+
+    /// Heap bytes of the keyword automaton and the blacklist index.
+    pub fn index_bytes(&self) -> usize {
+        self.keywords.heap_bytes() + self.blacklist.heap_bytes()
+    }
+
+    /// The indexes of the rules in scope for a group.
+    pub(crate) fn rules_for(&self, platform: Platform, group_key: u64) -> &[u32] {
+        match self.groups.get(&group_key) {
+            Some(entry) => &entry.rules,
+            None => &self.unscoped[platform_index(platform)],
+        }
+    }
+
+    /// A group's home organisation: its own, or the platform default.
+    pub(crate) fn home_org(&self, platform: Platform, group_key: u64) -> Option<&OrgId> {
+        self.groups
+            .get(&group_key)
+            .and_then(|g| g.home_org.as_ref())
+            .or(self.home_orgs[platform_index(platform)].as_ref())
+    }
+
+    /// A group's owner, when configured.
+    pub(crate) fn owner(&self, group_key: u64) -> Option<&UserId> {
+        self.groups.get(&group_key).and_then(|g| g.owner.as_ref())
+    }
+}
+
+impl Default for CompiledRules {
+    fn default() -> CompiledRules {
+        match CompiledRules::compile(RuleSet::default()) {
+            Ok(rules) => rules,
+            Err(_) => unreachable!("an empty rule set is valid"),
+        }
+    }
+}
+
+fn valid_rule_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn validate_template(template: &str, path: &[PathSeg], errors: &mut Errors) {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            errors.push(path, "a `{` is never closed");
+            return;
+        };
+        let name = &after[..close];
+        if !TEMPLATE_PLACEHOLDERS.contains(&name) {
+            errors.push(
+                path,
+                format!(
+                    "unknown placeholder `{{{name}}}`: use {}",
+                    TEMPLATE_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+                ),
+            );
+        }
+        rest = &after[close + 1..];
+    }
+}
+
+fn validate_groups(set: &RuleSet, errors: &mut Errors) {
+    if let Some(t) = &set.settings.warn_template {
+        validate_template(t, &[key("settings"), key("warn_template")], errors);
+    }
+    let mut seen = FxHashMap::default();
+    for (i, group) in set.groups.iter().enumerate() {
+        if let Some(first) = seen.insert(&group.id, i) {
+            errors.push(
+                &[key("groups"), PathSeg::Index(i), key("id")],
+                format!(
+                    "group `{}` is already described by groups[{first}]",
+                    group.id
+                ),
+            );
+        }
+        for (t, tag) in group.tags.iter().enumerate() {
+            if tag.trim().is_empty() {
+                errors.push(
+                    &[
+                        key("groups"),
+                        PathSeg::Index(i),
+                        key("tags"),
+                        PathSeg::Index(t),
+                    ],
+                    "tags cannot be empty",
+                );
+            }
+        }
+    }
+}
+
+fn validate_lists(set: &RuleSet, errors: &mut Errors) {
+    for (i, entry) in set.blacklist.iter().enumerate() {
+        if let Some(expires) = entry.expires_at
+            && expires <= entry.created_at
+        {
+            errors.push(
+                &[key("blacklist"), PathSeg::Index(i), key("expires_at")],
+                "expires_at must be after created_at",
+            );
+        }
+    }
+    let rule_ids: FxHashSet<&str> = set.rules.iter().map(|r| r.id.as_str()).collect();
+    for (i, entry) in set.whitelist.iter().enumerate() {
+        for (r, rule) in entry.rules.iter().enumerate() {
+            if !rule_ids.contains(rule.as_str()) {
+                errors.push(
+                    &[
+                        key("whitelist"),
+                        PathSeg::Index(i),
+                        key("rules"),
+                        PathSeg::Index(r),
+                    ],
+                    format!("unknown rule `{rule}`"),
+                );
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct KeywordPatterns {
+    by_text: FxHashMap<String, u32>,
+    texts: Vec<String>,
+    owned: Vec<(u32, KeywordOwner)>,
+}
+
+impl KeywordPatterns {
+    fn add(&mut self, normalized: String, owner: KeywordOwner) {
+        let next = self.texts.len() as u32;
+        let id = *self.by_text.entry(normalized).or_insert_with_key(|text| {
+            self.texts.push(text.clone());
+            next
+        });
+        self.owned.push((id, owner));
+    }
+
+    fn build(mut self) -> Result<KeywordIndex, String> {
+        if self.texts.is_empty() {
+            return Ok(KeywordIndex::default());
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&self.texts)
+            .map_err(|e| format!("the keyword automaton cannot be built: {e}"))?;
+        self.owned.sort_by_key(|(pattern, _)| *pattern);
+        let mut ranges = vec![(0u32, 0u32); self.texts.len()];
+        let mut owners = Vec::with_capacity(self.owned.len());
+        for (pattern, owner) in self.owned {
+            let range = &mut ranges[pattern as usize];
+            if range.0 == range.1 {
+                range.0 = owners.len() as u32;
+            }
+            owners.push(owner);
+            range.1 = owners.len() as u32;
+        }
+        Ok(KeywordIndex {
+            automaton: Some(automaton),
+            ranges,
+            owners,
+        })
+    }
+}
+
+fn compile_rule(
+    set: &RuleSet,
+    rule: &Rule,
+    index: u32,
+    path: &[PathSeg],
+    keywords: &mut KeywordPatterns,
+    errors: &mut Errors,
+) -> CompiledRule {
+    let at = |more: &[PathSeg]| -> Vec<PathSeg> { path.iter().chain(more).cloned().collect() };
+    if !valid_rule_id(rule.id.as_str()) {
+        errors.push(
+            &at(&[key("id")]),
+            format!(
+                "rule id `{}` must be 1 to 64 letters, digits, `-` or `_`",
+                rule.id
+            ),
+        );
+    }
+    if !rule.has_checks() {
+        errors.push(
+            path,
+            format!(
+                "rule `{}` has no checks: add keywords, regex, phone, links, mini_programs, \
+                 banned_kinds, flood, duplicates, invites or blacklist",
+                rule.id
+            ),
+        );
+    }
+    let mut has_keywords = false;
+    if let Some(kw) = &rule.keywords {
+        if kw.substrings.is_empty() && kw.words.is_empty() {
+            errors.push(
+                &at(&[key("keywords")]),
+                "no keywords: add substrings or words",
+            );
+        }
+        let lists = [
+            ("substrings", &kw.substrings, false),
+            ("words", &kw.words, true),
+        ];
+        let mut keyword = 0u32;
+        for (field, list, whole_word) in lists {
+            for (k, term) in list.iter().enumerate() {
+                let normalized = normalize(term);
+                if normalized.trim().is_empty() {
+                    errors.push(
+                        &at(&[key("keywords"), key(field), PathSeg::Index(k)]),
+                        format!("keyword `{term}` is empty after normalization"),
+                    );
+                } else {
+                    has_keywords = true;
+                    keywords.add(
+                        normalized,
+                        KeywordOwner {
+                            rule: index,
+                            keyword,
+                            whole_word,
+                        },
+                    );
+                }
+                keyword += 1;
+            }
+        }
+    }
+    let regex = rule
+        .regex
+        .as_ref()
+        .and_then(|r| compile_regexes(&r.patterns, &at(&[key("regex"), key("patterns")]), errors));
+    let phone_kinds = match &rule.phone {
+        Some(p) if p.kinds.is_empty() => {
+            errors.push(
+                &at(&[key("phone"), key("kinds")]),
+                "choose at least one of mobile, landline, international",
+            );
+            Vec::new()
+        }
+        Some(p) => p.kinds.clone(),
+        None => Vec::new(),
+    };
+    let links = rule.links.as_ref().map(|l| {
+        let mut domains = |field: &str, list: &[String]| {
+            let mut hosts = Vec::new();
+            for (k, entry) in list.iter().enumerate() {
+                match normalize_domain(entry) {
+                    Ok(host) => hosts.push(host),
+                    Err(e) => errors.push(&at(&[key("links"), key(field), PathSeg::Index(k)]), e),
+                }
+            }
+            DomainSet::new(hosts)
+        };
+        CompiledLinks {
+            mode: l.mode,
+            allow: domains("allow", &l.allow),
+            deny: domains("deny", &l.deny),
+        }
+    });
+    if let Some(l) = &links
+        && l.mode == LinkMode::DenyListed
+        && l.deny.is_empty()
+    {
+        errors.push(
+            &at(&[key("links")]),
+            "deny_listed mode with an empty deny list finds nothing: add deny domains or use mode = \"allow_listed_only\"",
+        );
+    }
+    let flood = rule.flood.clone();
+    if let Some(f) = &flood {
+        validate_flood(f, &at(&[key("flood")]), errors);
+    }
+    if let Some(d) = &rule.duplicates {
+        validate_duplicates(d, &at(&[key("duplicates")]), errors);
+    }
+    validate_ladder(rule, path, errors);
+    if let Some(t) = &rule.warn_template {
+        validate_template(t, &at(&[key("warn_template")]), errors);
+    }
+    for (t, tag) in rule.scope.tags.iter().enumerate() {
+        if tag.trim().is_empty() {
+            errors.push(
+                &at(&[key("scope"), key("tags"), PathSeg::Index(t)]),
+                "tags cannot be empty",
+            );
+        }
+    }
+    CompiledRule {
+        platforms: rule
+            .scope
+            .platforms
+            .iter()
+            .fold(0, |m, p| m | platform_bit(*p)),
+        exempt_roles: rule.exempt.roles.iter().fold(0, |m, r| m | role_bit(*r)),
+        exempt_members: rule
+            .exempt
+            .members
+            .iter()
+            .map(|m| keys::member(m.platform, m.id.as_str()))
+            .collect(),
+        has_keywords,
+        regex,
+        phone_kinds,
+        links,
+        mini_allow: rule
+            .mini_programs
+            .as_ref()
+            .map(|m| m.allow.iter().cloned().collect()),
+        banned_kinds: rule.banned_kinds.iter().fold(0, |m, k| m | k.bit()),
+        flood,
+        duplicates: rule.duplicates.clone(),
+        invites: rule
+            .invites
+            .as_ref()
+            .map(|i| (i.clone(), i.allow_orgs.iter().cloned().collect())),
+        blacklist: rule.blacklist.clone(),
+        warn_template: rule
+            .warn_template
+            .clone()
+            .or_else(|| set.settings.warn_template.clone())
+            .unwrap_or_else(|| DEFAULT_WARN_TEMPLATE.to_owned()),
+        rule: rule.clone(),
+    }
+}
+
+/// Regexes run on folded text, which is lower case, so patterns are case-insensitive.
+fn compile_regexes(
+    patterns: &[String],
+    path: &[PathSeg],
+    errors: &mut Errors,
+) -> Option<CompiledRegex> {
+    const SIZE_LIMIT: usize = 8 << 20;
+    if patterns.is_empty() {
+        errors.push(path, "no patterns");
+        return None;
+    }
+    let mut each = Vec::with_capacity(patterns.len());
+    let mut ok = true;
+    for (i, pattern) in patterns.iter().enumerate() {
+        match RegexBuilder::new(pattern)
+            .case_insensitive(true)
+            .size_limit(SIZE_LIMIT)
+            .build()
+        {
+            Ok(r) => each.push(r),
+            Err(e) => {
+                ok = false;
+                let mut at = path.to_vec();
+                at.push(PathSeg::Index(i));
+                errors.push(
+                    &at,
+                    format!("bad pattern `{pattern}`: {}", first_line_of_regex_error(&e)),
+                );
+            }
+        }
+    }
+    if !ok {
+        return None;
+    }
+    match RegexSetBuilder::new(patterns)
+        .case_insensitive(true)
+        .size_limit(SIZE_LIMIT * 4)
+        .build()
+    {
+        Ok(set) => Some(CompiledRegex { set, each }),
+        Err(e) => {
+            errors.push(
+                path,
+                format!(
+                    "the patterns together are too large: {}",
+                    first_line_of_regex_error(&e)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// regex errors draw the pattern with a caret over several lines; the last line says what.
+fn first_line_of_regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find(|l| l.starts_with("error:"))
+        .map(|l| l.trim_start_matches("error:").trim().to_owned())
+        .unwrap_or(text)
+}
+
+fn validate_flood(f: &FloodCheck, path: &[PathSeg], errors: &mut Errors) {
+    let with = |k: &str| -> Vec<PathSeg> { path.iter().cloned().chain([key(k)]).collect() };
+    match (f.messages, f.per) {
+        (Some(_), None) => errors.push(
+            &with("per"),
+            "`messages` needs `per`, the window (for example per = \"10s\")",
+        ),
+        (None, Some(_)) => errors.push(
+            &with("messages"),
+            "`per` needs `messages`, the most messages allowed",
+        ),
+        (Some(n), Some(per)) => {
+            if n == 0 || n > MAX_FLOOD_MESSAGES {
+                errors.push(
+                    &with("messages"),
+                    format!("must be between 1 and {MAX_FLOOD_MESSAGES}"),
+                );
+            }
+            if per > MAX_WINDOW {
+                errors.push(&with("per"), "must be at most 24h");
+            }
+        }
+        (None, None) => {}
+    }
+    for (field, value) in [
+        ("max_chars", f.max_chars),
+        ("max_lines", f.max_lines),
+        ("max_mentions", f.max_mentions),
+    ] {
+        if value == Some(0) {
+            errors.push(&with(field), "must be at least 1");
+        }
+    }
+    if f == &FloodCheck::default() {
+        errors.push(
+            path,
+            "set messages and per, max_chars, max_lines or max_mentions",
+        );
+    }
+}
+
+fn validate_duplicates(d: &DuplicateCheck, path: &[PathSeg], errors: &mut Errors) {
+    let with = |k: &str| -> Vec<PathSeg> { path.iter().cloned().chain([key(k)]).collect() };
+    if d.members.is_none() && d.groups.is_none() {
+        errors.push(path, "set `members`, `groups` or both");
+    }
+    for (field, value) in [("members", d.members), ("groups", d.groups)] {
+        if let Some(n) = value
+            && !(2..=64).contains(&n)
+        {
+            errors.push(&with(field), "must be between 2 and 64");
+        }
+    }
+    if d.window > MAX_WINDOW {
+        errors.push(&with("window"), "must be at most 24h");
+    }
+}
+
+fn validate_ladder(rule: &Rule, path: &[PathSeg], errors: &mut Errors) {
+    let at: Vec<PathSeg> = path.iter().cloned().chain([key("ladder")]).collect();
+    if rule.ladder.is_empty() {
+        errors.push(
+            &at,
+            "a ladder needs at least one rung, such as [\"warn\", \"warn\", \"warn\", \"kick\"]",
+        );
+    }
+    if rule.ladder.len() > MAX_RUNGS {
+        errors.push(&at, format!("at most {MAX_RUNGS} rungs"));
+    }
+    if rule.decay > MAX_DECAY {
+        errors.push(
+            &path
+                .iter()
+                .cloned()
+                .chain([key("decay")])
+                .collect::<Vec<_>>(),
+            "must be at most 365 days",
+        );
+    }
+}
+
+fn apply_whitelist(set: &RuleSet, rules: &mut [CompiledRule]) {
+    for entry in &set.whitelist {
+        let member = keys::member(entry.member.platform, entry.member.id.as_str());
+        for rule in rules.iter_mut() {
+            if entry.rules.is_empty() || entry.rules.contains(&rule.rule.id) {
+                rule.exempt_members.insert(member);
+            }
+        }
+    }
+}
+
+fn resolve_groups(set: &RuleSet, rules: &[CompiledRule]) -> FxHashMap<u64, GroupEntry> {
+    let mut groups: FxHashMap<u64, (Platform, Vec<&str>, GroupEntry)> = FxHashMap::default();
+    for g in &set.groups {
+        groups.insert(
+            keys::group(g.id.platform, g.id.id.as_str()),
+            (
+                g.id.platform,
+                g.tags.iter().map(String::as_str).collect(),
+                GroupEntry {
+                    home_org: g.home_org.clone(),
+                    owner: g.owner.clone(),
+                    rules: Box::new([]),
+                },
+            ),
+        );
+    }
+    for rule in rules {
+        for g in &rule.rule.scope.groups {
+            groups
+                .entry(keys::group(g.platform, g.id.as_str()))
+                .or_insert_with(|| {
+                    (
+                        g.platform,
+                        Vec::new(),
+                        GroupEntry {
+                            home_org: None,
+                            owner: None,
+                            rules: Box::new([]),
+                        },
+                    )
+                });
+        }
+    }
+    let mut resolved = FxHashMap::default();
+    resolved.reserve(groups.len());
+    for (group_key, (platform, tags, mut entry)) in groups {
+        let in_scope: Vec<u32> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                let scope = &r.rule.scope;
+                let platform_ok = r.platforms == 0 || r.platforms & platform_bit(platform) != 0;
+                let group_ok = scope.is_unrestricted()
+                    || scope
+                        .groups
+                        .iter()
+                        .any(|g| keys::group(g.platform, g.id.as_str()) == group_key)
+                    || scope.tags.iter().any(|t| tags.contains(&t.as_str()));
+                platform_ok && group_ok
+            })
+            .map(|(i, _)| i as u32)
+            .collect();
+        entry.rules = in_scope.into_boxed_slice();
+        resolved.insert(group_key, entry);
+    }
+    resolved
+}
+
+fn index_blacklist(set: &RuleSet) -> BlacklistIndex {
+    BlacklistIndex::build(set.blacklist.iter().map(|e| {
+        let platform = e.member.platform;
+        let key = match &e.owner {
+            Some(owner) => keys::personal(platform, owner.as_str(), e.member.id.as_str()),
+            None => keys::member(platform, e.member.id.as_str()),
+        };
+        (
+            key,
+            ListMeta {
+                owner: e.owner.clone(),
+                reason: e.reason.as_str().into(),
+                source: e.source.clone(),
+                expires_at: e.expires_at,
+            },
+        )
+    }))
+}
+
+fn state_needs(rules: &[CompiledRule]) -> StateNeeds {
+    let mut needs = StateNeeds::default();
+    for r in rules {
+        if let Some(FloodCheck {
+            messages: Some(n),
+            per: Some(per),
+            ..
+        }) = &r.flood
+        {
+            needs.flood_capacity = needs.flood_capacity.max(*n as usize + 1);
+            needs.flood_window_ms = needs.flood_window_ms.max(duration_millis(*per));
+        }
+        if let Some(d) = &r.duplicates {
+            needs.duplicate_window_ms = needs.duplicate_window_ms.max(duration_millis(d.window));
+        }
+        needs.decay_ms = needs.decay_ms.max(duration_millis(r.rule.decay));
+    }
+    needs
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+use super::*;
+use crate::rule::{FloodCheck, Keywords, RegexCheck};
+
+fn rule_with_keywords(id: &str, words: &[&str]) -> Rule {
+    let mut rule = Rule::new(id);
+    rule.keywords = Some(Keywords {
+        substrings: words.iter().map(|w| (*w).to_owned()).collect(),
+        words: Vec::new(),
+    });
+    rule
+}
+
+fn messages(errors: Vec<ConfigError>) -> Vec<String> {
+    errors.into_iter().map(|e| e.to_string()).collect()
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_path() {
+    let mut bad_regex = rule_with_keywords("ads", &["加微信"]);
+    bad_regex.regex = Some(RegexCheck {
+        patterns: vec!["ok".to_owned(), "(unclosed".to_owned()],
+    });
+    let mut no_window = rule_with_keywords("flood", &["x"]);
+    no_window.flood = Some(FloodCheck {
+        messages: Some(5),
+        ..FloodCheck::default()
+    });
+    let empty_keyword = rule_with_keywords("ads", &["\u{200B} "]);
+    let mut template = rule_with_keywords("tpl", &["y"]);
+    template.warn_template = Some("hi {membr}".to_owned());
+    let set = RuleSet {
+        rules: vec![
+            bad_regex,
+            no_window,
+            empty_keyword,
+            template,
+            Rule::new("bad id!"),
+        ],
+        ..RuleSet::default()
+    };
+    let errors = messages(CompiledRules::compile(set).unwrap_err());
+    assert_eq!(
+        errors,
+        [
+            "rules[0].regex.patterns[1]: bad pattern `(unclosed`: unclosed group",
+            "rules[1].flood.per: `messages` needs `per`, the window (for example per = \"10s\")",
+            "rules[2].id: rule id `ads` is already used by rules[0]",
+            "rules[2].keywords.substrings[0]: keyword `\u{200B} ` is empty after normalization",
+            "rules[3].warn_template: unknown placeholder `{membr}`: use {member}, {rule}, {check}, {count}, {next}",
+            "rules[4].id: rule id `bad id!` must be 1 to 64 letters, digits, `-` or `_`",
+            "rules[4]: rule `bad id!` has no checks: add keywords, regex, phone, links, mini_programs, banned_kinds, flood, duplicates, invites or blacklist",
+        ]
+    );
+}
+
+#[test]
+fn keywords_shared_between_rules_compile_into_one_pattern() {
+    let set = RuleSet {
+        rules: vec![
+            rule_with_keywords("a", &["加微信", "加 微 信"]),
+            rule_with_keywords("b", &["加微信"]),
+        ],
+        ..RuleSet::default()
+    };
+    let compiled = CompiledRules::compile(set).unwrap();
+    let mut owners = Vec::new();
+    compiled.keywords.find("请加微信", |owner, start, end| {
+        owners.push((owner.rule, owner.keyword, start, end))
+    });
+    owners.sort();
+    assert_eq!(owners, [(0, 0, 3, 12), (0, 1, 3, 12), (1, 0, 3, 12)]);
+}
+
+#[test]
+fn a_hundred_thousand_keywords_in_one_rule_compile() {
+    let words: Vec<String> = (0..100_000).map(|i| format!("kw{i:06}x")).collect();
+    let mut rule = Rule::new("big");
+    rule.keywords = Some(Keywords {
+        substrings: words,
+        words: Vec::new(),
+    });
+    let compiled = CompiledRules::compile(RuleSet {
+        rules: vec![rule],
+        ..RuleSet::default()
+    })
+    .unwrap();
+    let mut hits = Vec::new();
+    compiled
+        .keywords
+        .find("spam kw099999x here", |owner, _, _| {
+            hits.push(owner.keyword)
+        });
+    assert_eq!(hits, [99_999]);
+}

@@ -1,0 +1,170 @@
+//! The blacklist index: millions of entries in a few bytes each.
+//!
+//! Entries are keyed by [`crate::keys`] values and kept in one sorted array with a radix
+//! directory over the top bits of the key, so a lookup touches the directory and one or two
+//! neighbouring keys. Each entry costs 8 bytes of key, 4 bytes of metadata index and about
+//! 4 bytes of directory; reasons, sources and expiry times are shared between entries that
+//! have the same ones (a bulk import shares one).
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::model::{Timestamp, UserId};
+use crate::rule::Source;
+
+/// What the index knows about an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListMeta {
+    /// The owner of a personal list; none for the org-wide list.
+    pub owner: Option<UserId>,
+    /// Why.
+    pub reason: Arc<str>,
+    /// Who put them there.
+    pub source: Source,
+    /// Until when; none for never.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl ListMeta {
+    /// Whether the entry still applies at `now`.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+/// An immutable set of keyed entries.
+#[derive(Debug, Clone, Default)]
+pub struct BlacklistIndex {
+    keys: Box<[u64]>,
+    metas: Box<[u32]>,
+    directory: Box<[u32]>,
+    shift: u32,
+    table: Box<[ListMeta]>,
+}
+
+impl BlacklistIndex {
+    /// Builds the index. When a key appears twice, the later entry wins.
+    pub fn build(entries: impl IntoIterator<Item = (u64, ListMeta)>) -> BlacklistIndex {
+        let mut table: Vec<ListMeta> = Vec::new();
+        let mut interned: FxHashMap<ListMeta, u32> = FxHashMap::default();
+        let mut pairs: Vec<(u64, u32)> = Vec::new();
+        for (key, meta) in entries {
+            let next = table.len() as u32;
+            let index = *interned.entry(meta).or_insert_with_key(|meta| {
+                table.push(meta.clone());
+                next
+            });
+            pairs.push((key, index));
+        }
+        // Stable sort keeps insertion order among equal keys; keep the last of each run.
+        pairs.sort_by_key(|p| p.0);
+        let mut deduped: Vec<(u64, u32)> = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            match deduped.last_mut() {
+                Some(last) if last.0 == pair.0 => *last = pair,
+                _ => deduped.push(pair),
+            }
+        }
+        let bits = (usize::BITS - deduped.len().leading_zeros()).clamp(1, 24);
+        let shift = 64 - bits;
+        let mut directory = vec![0u32; (1 << bits) + 1];
+        let mut bucket = 0usize;
+        for (i, (key, _)) in deduped.iter().enumerate() {
+            let b = (key >> shift) as usize;
+            while bucket <= b {
+                directory[bucket] = i as u32;
+                bucket += 1;
+            }
+        }
+        for slot in &mut directory[bucket..] {
+            *slot = deduped.len() as u32;
+        }
+        let (keys, metas): (Vec<u64>, Vec<u32>) = deduped.into_iter().unzip();
+        BlacklistIndex {
+            keys: keys.into(),
+            metas: metas.into(),
+            directory: directory.into(),
+            shift,
+            table: table.into(),
+        }
+    }
+
+    /// The entry for `key`, active or not.
+    pub fn get(&self, key: u64) -> Option<&ListMeta> {
+        if self.keys.is_empty() {
+            return None;
+        }
+        let b = (key >> self.shift) as usize;
+        let (start, end) = (self.directory[b] as usize, self.directory[b + 1] as usize);
+        let bucket = &self.keys[start..end];
+        let i = bucket.iter().position(|&k| k == key)?;
+        Some(&self.table[self.metas[start + i] as usize])
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Heap bytes used by keys, metadata indexes and the directory (shared metadata excluded).
+    pub fn heap_bytes(&self) -> usize {
+        self.keys.len() * 8 + self.metas.len() * 4 + self.directory.len() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(reason: &str) -> ListMeta {
+        ListMeta {
+            owner: None,
+            reason: reason.into(),
+            source: Source::Import,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn finds_every_entry_and_nothing_else() {
+        let keys: Vec<u64> = (0..50_000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        let index = BlacklistIndex::build(keys.iter().map(|&k| (k, meta("spam"))));
+        assert_eq!(index.len(), keys.len());
+        for &k in &keys {
+            assert_eq!(index.get(k).map(|m| &*m.reason), Some("spam"));
+        }
+        for i in 0..50_000u64 {
+            let absent = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 1;
+            assert!(index.get(absent).is_none() || keys.contains(&absent));
+        }
+        assert_eq!(index.table.len(), 1, "identical metadata is shared");
+        assert!(index.heap_bytes() <= keys.len() * 20);
+    }
+
+    #[test]
+    fn the_later_duplicate_wins_and_empty_indexes_work() {
+        let index =
+            BlacklistIndex::build([(7, meta("old")), (7, meta("new")), (u64::MAX, meta("max"))]);
+        assert_eq!(index.len(), 2);
+        assert_eq!(&*index.get(7).unwrap().reason, "new");
+        assert_eq!(&*index.get(u64::MAX).unwrap().reason, "max");
+        assert!(BlacklistIndex::default().get(7).is_none());
+        assert!(BlacklistIndex::build([]).get(0).is_none());
+    }
+
+    #[test]
+    fn expiry_is_respected() {
+        let mut m = meta("x");
+        m.expires_at = Some(Timestamp(1_000));
+        assert!(m.is_active(Timestamp(999)));
+        assert!(!m.is_active(Timestamp(1_000)));
+    }
+}

@@ -1,0 +1,417 @@
+//! Decisions as values: what the engine concluded and what should happen.
+
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    EventId, GroupId, KindName, MessageId, OrgId, Platform, Role, RuleId, Timestamp, UserId,
+    duration_text,
+};
+use crate::rule::{ListScope, Mode, Source};
+
+/// Everything the engine concluded about one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The event judged.
+    pub event: EventId,
+    /// When it was judged (the `now` passed to the engine).
+    pub at: Timestamp,
+    /// Where.
+    pub platform: Platform,
+    /// Which group.
+    pub group: GroupId,
+    /// Whose event.
+    pub member: UserId,
+    /// Every rule's outcome, in rule order.
+    pub outcomes: Vec<RuleOutcome>,
+    /// What to do, tagged enforce or shadow.
+    pub actions: Vec<PlannedAction>,
+    /// One record per matched rule, for storage.
+    pub violations: Vec<ViolationRecord>,
+}
+
+impl Verdict {
+    /// The outcomes of rules that matched.
+    pub fn matched(&self) -> impl Iterator<Item = (&RuleId, &Match)> {
+        self.outcomes.iter().filter_map(|o| match &o.result {
+            Outcome::Matched(m) => Some((&o.rule, m)),
+            _ => None,
+        })
+    }
+
+    /// The outcome of one rule.
+    pub fn outcome(&self, rule: &str) -> Option<&Outcome> {
+        self.outcomes
+            .iter()
+            .find(|o| o.rule.as_str() == rule)
+            .map(|o| &o.result)
+    }
+}
+
+/// One rule's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleOutcome {
+    /// The rule.
+    pub rule: RuleId,
+    /// What happened.
+    #[serde(flatten)]
+    pub result: Outcome,
+}
+
+/// Matched, not matched, or skipped with a reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// At least one check matched.
+    Matched(Match),
+    /// The rule ran and nothing matched.
+    NotMatched,
+    /// The rule did not run, and why.
+    Skipped(SkipReason),
+}
+
+/// Why a rule did not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The rule is disabled.
+    Disabled,
+    /// The group or platform is outside the rule's scope.
+    OutOfScope,
+    /// The member's role is exempt.
+    ExemptRole {
+        /// The role.
+        role: Role,
+    },
+    /// The member is a bot and bots are exempt.
+    Bot,
+    /// The member is whitelisted for this rule.
+    Whitelisted,
+    /// None of the rule's checks look at this kind of event.
+    NotApplicable,
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::Disabled => f.write_str("rule is disabled"),
+            SkipReason::OutOfScope => f.write_str("group is out of the rule's scope"),
+            SkipReason::ExemptRole { role } => write!(f, "{role}s are exempt"),
+            SkipReason::Bot => f.write_str("bots are exempt"),
+            SkipReason::Whitelisted => f.write_str("member is whitelisted"),
+            SkipReason::NotApplicable => f.write_str("no check applies to this event"),
+        }
+    }
+}
+
+/// What a matched rule found and where the member now stands on its ladder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Match {
+    /// Every check that matched, first one first.
+    pub hits: Vec<CheckHit>,
+    /// Violations of this rule by this member inside the decay window, before this one.
+    pub count_before: u32,
+    /// The same, including this one.
+    pub count_after: u32,
+    /// The rung applied (`delete+warn`).
+    pub rung: String,
+    /// Things the engine could not plan, such as a personal blacklist in a group with no owner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Which check matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// A sensitive word.
+    Keyword,
+    /// A regular expression.
+    Regex,
+    /// A phone number.
+    Phone,
+    /// A link.
+    Link,
+    /// A mini-program not on the allow-list.
+    MiniProgram,
+    /// A banned message kind.
+    BannedKind,
+    /// Too many messages in the window.
+    Flood,
+    /// Too many characters.
+    MaxChars,
+    /// Too many line breaks.
+    MaxLines,
+    /// Too many mentions.
+    MaxMentions,
+    /// The same text from too many members.
+    DuplicateMembers,
+    /// The same text in too many groups.
+    DuplicateGroups,
+    /// A member of another organisation joined.
+    OtherOrganisation,
+    /// Someone who is not staff invited the member.
+    InviterNotStaff,
+    /// A blacklisted member.
+    Blacklist,
+}
+
+impl CheckKind {
+    /// The snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::Keyword => "keyword",
+            CheckKind::Regex => "regex",
+            CheckKind::Phone => "phone",
+            CheckKind::Link => "link",
+            CheckKind::MiniProgram => "mini_program",
+            CheckKind::BannedKind => "banned_kind",
+            CheckKind::Flood => "flood",
+            CheckKind::MaxChars => "max_chars",
+            CheckKind::MaxLines => "max_lines",
+            CheckKind::MaxMentions => "max_mentions",
+            CheckKind::DuplicateMembers => "duplicate_members",
+            CheckKind::DuplicateGroups => "duplicate_groups",
+            CheckKind::OtherOrganisation => "other_organisation",
+            CheckKind::InviterNotStaff => "inviter_not_staff",
+            CheckKind::Blacklist => "blacklist",
+        }
+    }
+}
+
+impl fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One matched check and its evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckHit {
+    /// The check.
+    pub check: CheckKind,
+    /// What it found.
+    pub evidence: Evidence,
+}
+
+/// What a check found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Evidence {
+    /// A term found in the text: the keyword or pattern, or the number or domain found.
+    Term {
+        /// The keyword or pattern as configured, or the normalized number or host.
+        term: String,
+        /// The text as the member wrote it.
+        matched: String,
+        /// Where, in bytes of the message text.
+        span: Range<usize>,
+    },
+    /// A link reported by the platform outside the text (a link card).
+    Link {
+        /// The host.
+        host: String,
+    },
+    /// A message kind.
+    Kind {
+        /// The kind.
+        kind: KindName,
+    },
+    /// A mini-program.
+    MiniProgram {
+        /// Its app id, when known.
+        app_id: Option<String>,
+    },
+    /// A count over a limit.
+    Count {
+        /// What was counted.
+        observed: u32,
+        /// The limit.
+        limit: u32,
+        /// The window, for rates.
+        #[serde(
+            default,
+            with = "duration_text::option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        window: Option<Duration>,
+    },
+    /// A member of another organisation.
+    Organisation {
+        /// Their organisation.
+        org: OrgId,
+        /// The group's home organisation.
+        home: Option<OrgId>,
+    },
+    /// An inviter without the right role.
+    Inviter {
+        /// Who invited.
+        inviter: UserId,
+        /// Their role.
+        role: Role,
+    },
+    /// A blacklist entry.
+    Blacklisted {
+        /// Which list.
+        list: ListScope,
+        /// Why the member is on it.
+        reason: String,
+        /// Who put them there.
+        source: Source,
+        /// Until when.
+        expires_at: Option<Timestamp>,
+    },
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Evidence::Term { term, matched, .. } if term == matched => write!(f, "`{term}`"),
+            Evidence::Term { term, matched, .. } => write!(f, "`{term}` as `{matched}`"),
+            Evidence::Link { host } => write!(f, "link to {host}"),
+            Evidence::Kind { kind } => write!(f, "{kind} message"),
+            Evidence::MiniProgram { app_id: Some(id) } => write!(f, "mini-program {id}"),
+            Evidence::MiniProgram { app_id: None } => f.write_str("mini-program without app id"),
+            Evidence::Count {
+                observed,
+                limit,
+                window: Some(w),
+            } => write!(
+                f,
+                "{observed} in {} (limit {limit})",
+                humantime::format_duration(*w)
+            ),
+            Evidence::Count {
+                observed, limit, ..
+            } => write!(f, "{observed} (limit {limit})"),
+            Evidence::Organisation { org, home } => match home {
+                Some(home) => write!(f, "from {org}, group belongs to {home}"),
+                None => write!(f, "from {org}"),
+            },
+            Evidence::Inviter { inviter, role } => write!(f, "invited by {inviter} ({role})"),
+            Evidence::Blacklisted {
+                list,
+                reason,
+                source,
+                ..
+            } => {
+                let list = match list {
+                    ListScope::Org => "org-wide",
+                    ListScope::Personal => "owner's",
+                };
+                write!(f, "on the {list} blacklist ({source}")?;
+                if !reason.is_empty() {
+                    write!(f, ": {reason}")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+/// An action to take, with its target resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedAction {
+    /// The rule that asked for it.
+    pub rule: RuleId,
+    /// Enforce (execute) or shadow (record only).
+    pub mode: Mode,
+    /// Where.
+    pub platform: Platform,
+    /// Which group.
+    pub group: GroupId,
+    /// Whom it concerns.
+    pub member: UserId,
+    /// What.
+    pub action: Action,
+}
+
+/// A concrete effect.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Action {
+    /// Delete (recall, redact) a message.
+    DeleteMessage {
+        /// The message.
+        message: MessageId,
+    },
+    /// Post a warning in the group.
+    Warn {
+        /// The text.
+        text: String,
+    },
+    /// Mute the member.
+    Timeout {
+        /// For how long.
+        #[serde(with = "duration_text")]
+        duration: Duration,
+    },
+    /// Remove the member from the group.
+    Kick,
+    /// Add the member to a blacklist.
+    Blacklist {
+        /// The owner whose personal list it is; none for the org-wide list.
+        owner: Option<UserId>,
+        /// Why.
+        reason: String,
+        /// Until when.
+        expires_at: Option<Timestamp>,
+    },
+    /// Tell the group's admins.
+    NotifyAdmins {
+        /// The text.
+        text: String,
+    },
+    /// Queue the case for a human.
+    QueueReview {
+        /// What to look at.
+        summary: String,
+    },
+}
+
+impl Action {
+    /// A short name: `delete`, `warn`, `timeout`, `kick`, `blacklist`, `notify`, `review`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::DeleteMessage { .. } => "delete",
+            Action::Warn { .. } => "warn",
+            Action::Timeout { .. } => "timeout",
+            Action::Kick => "kick",
+            Action::Blacklist { .. } => "blacklist",
+            Action::NotifyAdmins { .. } => "notify",
+            Action::QueueReview { .. } => "review",
+        }
+    }
+}
+
+/// What storage keeps of a violation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViolationRecord {
+    /// The event.
+    pub event: EventId,
+    /// When.
+    pub at: Timestamp,
+    /// Where.
+    pub platform: Platform,
+    /// Which group.
+    pub group: GroupId,
+    /// Who.
+    pub member: UserId,
+    /// Their display name at the time.
+    pub member_name: Option<String>,
+    /// The rule.
+    pub rule: RuleId,
+    /// The first check that matched.
+    pub check: CheckKind,
+    /// What it found.
+    pub evidence: Evidence,
+    /// The start of the offending text.
+    pub excerpt: String,
+    /// The actions planned.
+    pub actions: Vec<Action>,
+    /// Enforce or shadow.
+    pub mode: Mode,
+}
