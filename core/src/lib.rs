@@ -15,6 +15,7 @@ pub mod lists;
 pub mod model;
 pub mod normalize;
 pub mod rule;
+pub mod rulefile;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod verdict;
