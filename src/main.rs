@@ -1,1 +1,132 @@
-fn main() {}
+//! The `groupguard` command.
+
+mod simulate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use groupguard_core::compile::CompiledRules;
+use groupguard_core::rulefile;
+
+/// Self-hosted anti-harassment bot for WeCom, Matrix and Discord groups.
+#[derive(Debug, Parser)]
+#[command(name = "groupguard", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replays a chat log (JSONL) against a rule file and prints every decision and a summary.
+    Simulate(SimulateArgs),
+    /// Works with rule files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// The rule file (TOML).
+    #[arg(long, value_name = "FILE")]
+    rules: PathBuf,
+    /// The chat log: one JSON event per line.
+    #[arg(long, value_name = "LOG.jsonl")]
+    events: PathBuf,
+    /// How to print decisions.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Print every event with every rule's outcome, not only violations.
+    #[arg(long)]
+    all: bool,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Human-readable lines and a summary.
+    Table,
+    /// One JSON object per decision, then a summary object.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Validates a rule file and reports every problem with its line and column.
+    Check {
+        /// The rule file (TOML).
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate(args) => simulate::run(&args),
+        Command::Rules {
+            command: RulesCommand::Check { file },
+        } => check(&file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads and compiles a rule file, printing each problem as `FILE:LINE:COLUMN: message`.
+fn load_rules(path: &Path) -> anyhow::Result<CompiledRules> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read rule file {}", path.display()))?;
+    rulefile::load(&text).map_err(|errors| {
+        for e in &errors {
+            let location = format!("{}:{}:{}", path.display(), e.line, e.column);
+            match &e.path {
+                Some(p) => eprintln!("{location}: {p}: {}", e.message),
+                None => eprintln!("{location}: {}", e.message),
+            }
+        }
+        anyhow::anyhow!(
+            "{} has {} problem{}",
+            path.display(),
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" }
+        )
+    })
+}
+
+fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    let rules = load_rules(path)?;
+    let set = rules.source();
+    let keywords: usize = set
+        .rules
+        .iter()
+        .filter_map(|r| r.keywords.as_ref())
+        .map(|k| k.substrings.len() + k.words.len())
+        .sum();
+    println!(
+        "{}: ok: {}, {}, {}, {}, {}",
+        path.display(),
+        count(set.rules.len(), "rule"),
+        count(set.groups.len(), "group"),
+        count(keywords, "keyword"),
+        count(set.blacklist.len(), "blacklist entry"),
+        count(set.whitelist.len(), "whitelist entry"),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `1 rule`, `2 rules`, `3 entries`.
+fn count(n: usize, noun: &str) -> String {
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        (_, None) => format!("{n} {noun}s"),
+    }
+}

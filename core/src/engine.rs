@@ -190,6 +190,7 @@ impl Engine {
             actions: Vec::new(),
             violations: Vec::new(),
         };
+        let mut blacklisted = Vec::new();
         for &i in &eligible {
             let rule = &rules.rules[i];
             let hits = ctx.check(
@@ -202,9 +203,10 @@ impl Engine {
             outcomes[i] = Some(if hits.is_empty() {
                 Outcome::NotMatched
             } else {
-                Outcome::Matched(self.punish(&ctx, rule, hits, &mut verdict))
+                Outcome::Matched(self.punish(&ctx, rule, hits, &mut verdict, &mut blacklisted))
             });
         }
+        self.state.blacklisted.extend(blacklisted);
         verdict.outcomes = rules
             .rules
             .iter()
@@ -224,6 +226,7 @@ impl Engine {
         rule: &CompiledRule,
         hits: Vec<CheckHit>,
         verdict: &mut Verdict,
+        blacklisted: &mut Vec<(u64, ListMeta)>,
     ) -> Match {
         let event = ctx.event;
         let now = ctx.now;
@@ -281,8 +284,7 @@ impl Engine {
                             }
                         },
                     };
-                    let reason =
-                        format!("{}: {} {}", rule.rule.label(), first.check, first.evidence);
+                    let reason = format!("{} {}", first.check, first.evidence);
                     let expires_at = expiry.map(|d| now.plus(d));
                     if mode == Mode::Enforce {
                         let key = match &owner {
@@ -293,7 +295,8 @@ impl Engine {
                             ),
                             None => ctx.member_key,
                         };
-                        self.state.blacklisted.insert(
+                        // Applied after this event, so other rules judge it as it arrived.
+                        blacklisted.push((
                             key,
                             ListMeta {
                                 owner: owner.clone(),
@@ -301,7 +304,7 @@ impl Engine {
                                 source: Source::Rule(rule.rule.id.clone()),
                                 expires_at,
                             },
-                        );
+                        ));
                     }
                     Action::Blacklist {
                         owner,

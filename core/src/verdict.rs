@@ -99,7 +99,7 @@ impl fmt::Display for SkipReason {
         match self {
             SkipReason::Disabled => f.write_str("rule is disabled"),
             SkipReason::OutOfScope => f.write_str("group is out of the rule's scope"),
-            SkipReason::ExemptRole { role } => write!(f, "{role}s are exempt"),
+            SkipReason::ExemptRole { role } => write!(f, "role {role} is exempt"),
             SkipReason::Bot => f.write_str("bots are exempt"),
             SkipReason::Whitelisted => f.write_str("member is whitelisted"),
             SkipReason::NotApplicable => f.write_str("no check applies to this event"),
