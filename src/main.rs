@@ -103,7 +103,7 @@ fn load_rules(path: &Path) -> anyhow::Result<CompiledRules> {
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
     let rules = load_rules(path)?;
-    let set = rules.source();
+    let set = rules.config();
     let keywords: usize = set
         .rules
         .iter()
@@ -116,7 +116,7 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         count(set.rules.len(), "rule"),
         count(set.groups.len(), "group"),
         count(keywords, "keyword"),
-        count(set.blacklist.len(), "blacklist entry"),
+        count(rules.blacklist_len(), "blacklist entry"),
         count(set.whitelist.len(), "whitelist entry"),
     );
     Ok(ExitCode::SUCCESS)

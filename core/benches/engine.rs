@@ -1,1 +1,569 @@
-fn main() {}
+//! Benchmark of `Engine::evaluate` on a deterministic Chinese and English message stream with
+//! 10,000 keywords and every check on, against a naive `contains` loop and a `RegexSet` over
+//! the same keywords, in the same run. Also: latency percentiles, keyword precision and recall
+//! on the labelled stream, state bytes per tracked member, and a 2,000,000-entry blacklist.
+//!
+//! Run: `cargo bench -p groupguard-core --bench engine` (set `BENCH_MESSAGES` to change the
+//! stream length, default 200,000; set `BENCH_ENGINE_ONLY=1` to stop after the evaluate pass,
+//! for profiling).
+
+// The counting allocator below is the only unsafe code in the workspace: GlobalAlloc requires it.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use groupguard_core::compile::CompiledRules;
+use groupguard_core::detect::links::find_links;
+use groupguard_core::detect::phone::find_phones;
+use groupguard_core::engine::Engine;
+use groupguard_core::model::{
+    Event, EventId, EventKind, GroupId, Member, MemberRef, Message, MessageKind, Platform,
+    Timestamp, UserId,
+};
+use groupguard_core::normalize::{collapse, fold, normalize};
+use groupguard_core::rule::{BlacklistEntry, PhoneKind, RuleSet, Source};
+use groupguard_core::rulefile;
+use groupguard_core::verdict::{CheckKind, Outcome};
+
+struct Counting;
+
+static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same layout contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: `ptr` was allocated by `System` with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATED.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: `ptr` was allocated by `System` with `layout`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocated() -> isize {
+    ALLOCATED.load(Ordering::Relaxed)
+}
+
+/// splitmix64: deterministic and dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 1000 < percent * 10
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+const HANZI: &str = "的一是不了人我在有他这中大来上个国到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可她里后小么心多天而能好都然没日于起还发成事只作当想看文无开手十用主行方又如前所本见经头面公同三已老从动两长知民样现分将外但身些与高意进把法此实回二理美点月明其种声全工己话儿者向情部正名定女问力机给等几很业最间新什打便位因重被走电四第门相次东政海口使教西再平真听世气信北少关并内加化由却代军产入先山五太水万市眼体别处总才场师书比住员九笑性通目华报立马命张活难神数件安表原车白应路期叫死常提感金何更反合放做系计或司利受光王果亲界及今京务制解各任至清物台象记边共风战干接它许八特觉望直服毛林题建南度统色字请交爱让认算论百吃义科怎元社术结六功指思非流每青管夫连远资队跟带花快条院变联言权往展该领传近留红治决周保达办运武半候七必城父强步完革深区即求品士转量空甚众技轻程告江语英基派满式李息写呢识极令黄德收脸钱党倒未持音随落切据取取友";
+
+const ENGLISH: [&str; 48] = [
+    "the", "order", "price", "please", "thanks", "when", "shipping", "hello", "group", "today",
+    "meeting", "update", "product", "customer", "service", "question", "answer", "delivery",
+    "team", "report", "morning", "evening", "week", "monday", "friday", "invoice", "payment",
+    "refund", "size", "color", "stock", "new", "sale", "store", "online", "help", "support",
+    "account", "login", "password", "ticket", "issue", "fixed", "great", "sure", "okay", "see",
+    "you",
+];
+
+/// What a generated message carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Label {
+    Clean,
+    Keyword,
+    Link,
+    Phone,
+}
+
+fn hanzi() -> Vec<char> {
+    HANZI.chars().collect()
+}
+
+fn random_word(rng: &mut Rng, chars: &[char], len: usize) -> String {
+    (0..len).map(|_| *rng.pick(chars)).collect()
+}
+
+/// 80 % Chinese keywords of 3 or 4 characters, 20 % English pseudo-words of 7 to 9 letters.
+fn keywords(rng: &mut Rng, n: usize) -> Vec<String> {
+    let chars = hanzi();
+    let letters: Vec<char> = ('a'..='z').collect();
+    let mut out = std::collections::BTreeSet::new();
+    while out.len() < n {
+        let word = if rng.chance(80) {
+            let len = 3 + rng.below(2);
+            random_word(rng, &chars, len)
+        } else {
+            let len = 7 + rng.below(3);
+            random_word(rng, &letters, len)
+        };
+        out.insert(word);
+    }
+    let mut out: Vec<String> = out.into_iter().collect();
+    // Shuffle so the injected keywords are not biased towards one end.
+    for i in (1..out.len()).rev() {
+        let j = rng.below(i + 1);
+        out.swap(i, j);
+    }
+    out
+}
+
+/// Evasions a spammer might use on a keyword.
+fn disguise(rng: &mut Rng, keyword: &str) -> String {
+    match rng.below(6) {
+        0..=2 => keyword.to_owned(),
+        3 => keyword
+            .chars()
+            .map(String::from)
+            .collect::<Vec<_>>()
+            .join(" "),
+        4 => keyword
+            .chars()
+            .map(String::from)
+            .collect::<Vec<_>>()
+            .join("\u{200B}"),
+        _ => keyword
+            .chars()
+            .map(|c| match c {
+                'a'..='z' => char::from_u32(c as u32 - 'a' as u32 + 0xFF41).unwrap_or(c),
+                other => other,
+            })
+            .collect(),
+    }
+}
+
+fn clean_text(rng: &mut Rng, chars: &[char]) -> String {
+    let tokens = 2 + rng.below(14);
+    let mut text = String::new();
+    for t in 0..tokens {
+        if rng.chance(70) {
+            let len = 1 + rng.below(3);
+            text.push_str(&random_word(rng, chars, len));
+            if rng.chance(15) {
+                text.push_str(if rng.chance(50) { "，" } else { "。" });
+            }
+        } else {
+            if t > 0 {
+                text.push(' ');
+            }
+            let word: &str = rng.pick(&ENGLISH[..]);
+            text.push_str(word);
+            text.push(' ');
+        }
+    }
+    if rng.chance(2) {
+        text.push_str(" https://corp.example.cn/p/123");
+    }
+    text
+}
+
+fn stream(rng: &mut Rng, keywords: &[String], n: usize) -> Vec<(Event, Label)> {
+    let chars = hanzi();
+    let start = Timestamp(1_795_251_600_000);
+    (0..n)
+        .map(|i| {
+            let mut text = clean_text(rng, &chars);
+            let label = if rng.chance(5) {
+                let at = text
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .nth(rng.below(text.chars().count().max(1)))
+                    .unwrap_or(0);
+                let (label, inject) = match rng.below(10) {
+                    0..6 => {
+                        let keyword = &keywords[rng.below(keywords.len())];
+                        (Label::Keyword, disguise(rng, keyword))
+                    }
+                    6 | 7 => (Label::Link, format!(" t.me/joinchat{} ", rng.below(1000))),
+                    _ => (
+                        Label::Phone,
+                        format!(
+                            " 1{} {:04} {:04} ",
+                            38 + rng.below(2),
+                            rng.below(10_000),
+                            rng.below(10_000)
+                        ),
+                    ),
+                };
+                text.insert_str(at, &inject);
+                label
+            } else {
+                Label::Clean
+            };
+            let mut member = Member::new(format!("m{}", rng.below(10_000)));
+            member.display_name = Some("bench".to_owned());
+            let mut message = Message::text(text);
+            if rng.chance(1) {
+                message.mentions.push(UserId::new("someone"));
+            }
+            if rng.chance(1) {
+                message.kind = MessageKind::Image;
+            }
+            let event = Event {
+                id: EventId::new(format!("e{i}")),
+                at: start.plus(Duration::from_millis(i as u64)),
+                platform: Platform::WeCom,
+                group: GroupId::new(format!("g{}", rng.below(200))),
+                member,
+                kind: EventKind::MessagePosted(message),
+            };
+            (event, label)
+        })
+        .collect()
+}
+
+fn rules(keywords: &[String]) -> RuleSet {
+    let list = keywords
+        .iter()
+        .map(|k| format!("{k:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!(
+        r#"
+[settings]
+home_orgs = {{ wecom = "wwHome" }}
+
+[[rules]]
+id = "bench"
+keywords = {{ substrings = [{list}] }}
+regex = {{ patterns = ['(年化|收益)\s*\d{{2,3}}\s*%', 'discord\.gg/\w+', 'q{{2}}\s*群\s*\d{{5,}}'] }}
+phone = {{}}
+links = {{ mode = "allow_listed_only", allow = ["corp.example.cn"] }}
+mini_programs = {{ allow = ["wxShop"] }}
+banned_kinds = ["voice", "file"]
+flood = {{ messages = 10, per = "10s", max_chars = 2000, max_lines = 30, max_mentions = 10 }}
+duplicates = {{ members = 3, groups = 3, window = "60s" }}
+invites = {{ only_staff_invite = true }}
+blacklist = {{}}
+ladder = ["delete+warn", "delete+warn", "delete+timeout:10m", "kick+blacklist"]
+"#
+    );
+    let mut set = rulefile::parse(&text).expect("bench rules parse");
+    set.blacklist = (0..100_000)
+        .map(|i| blacklist_entry(&format!("troll{i}")))
+        .collect();
+    set
+}
+
+fn blacklist_entry(id: &str) -> BlacklistEntry {
+    BlacklistEntry {
+        member: MemberRef::new(Platform::WeCom, id),
+        owner: None,
+        reason: "imported".to_owned(),
+        source: Source::Import,
+        created_at: Timestamp(0),
+        expires_at: None,
+    }
+}
+
+fn per_second(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64()
+}
+
+fn human(rate: f64) -> String {
+    if rate >= 1e6 {
+        format!("{:.2} M", rate / 1e6)
+    } else {
+        format!("{:.1} k", rate / 1e3)
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and wants a quick run.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let n: usize = std::env::var("BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 5_000 } else { 200_000 });
+    let mut rng = Rng(0x5EED);
+    let keywords = keywords(&mut rng, 10_000);
+    let events = stream(&mut rng, &keywords, n);
+    let bytes: usize = events
+        .iter()
+        .filter_map(|(e, _)| e.text())
+        .map(str::len)
+        .sum();
+    println!(
+        "stream: {n} messages, {:.1} bytes on average, 10,000 keywords, every check on",
+        bytes as f64 / n as f64
+    );
+
+    let set = rules(&keywords);
+    let t = Instant::now();
+    let compiled = CompiledRules::compile(set).expect("bench rules compile");
+    println!(
+        "compile (10,000 keywords, 100,000 blacklist entries): {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let compiled = Arc::new(compiled);
+
+    // Throughput: one pass, no per-call timing.
+    let mut engine = Engine::with_handle(Arc::new(arc_swap::ArcSwap::new(Arc::clone(&compiled))));
+    let t = Instant::now();
+    let mut keyword_hits = Vec::with_capacity(n);
+    for (event, _) in &events {
+        let verdict = engine.evaluate(event, event.at);
+        let hit = matches!(verdict.outcome("bench"), Some(Outcome::Matched(m)) if m.hits.iter().any(|h| h.check == CheckKind::Keyword));
+        keyword_hits.push(hit);
+        black_box(&verdict);
+    }
+    let engine_elapsed = t.elapsed();
+    let engine_rate = per_second(n, engine_elapsed);
+    if std::env::var_os("BENCH_ENGINE_ONLY").is_some() {
+        // For profilers: stop after the evaluate pass.
+        println!("evaluate: {} msgs/s", human(engine_rate));
+        return;
+    }
+
+    breakdown(&events, &keywords);
+
+    // Latency: a second engine, each call timed.
+    let mut engine = Engine::with_handle(Arc::new(arc_swap::ArcSwap::new(Arc::clone(&compiled))));
+    let mut latencies: Vec<u64> = events
+        .iter()
+        .map(|(event, _)| {
+            let t = Instant::now();
+            black_box(engine.evaluate(event, event.at));
+            t.elapsed().as_nanos() as u64
+        })
+        .collect();
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+
+    // Keyword precision and recall on the labelled stream.
+    let (mut tp, mut fp, mut fn_) = (0u32, 0u32, 0u32);
+    for ((_, label), hit) in events.iter().zip(&keyword_hits) {
+        match (*label == Label::Keyword, *hit) {
+            (true, true) => tp += 1,
+            (false, true) => fp += 1,
+            (true, false) => fn_ += 1,
+            (false, false) => {}
+        }
+    }
+
+    // Baselines on the same normalized texts: keyword matching only.
+    let normalized: Vec<String> = events
+        .iter()
+        .map(|(e, _)| normalize(e.text().unwrap_or_default()))
+        .collect();
+    let patterns: Vec<String> = keywords.iter().map(|k| normalize(k)).collect();
+    let automaton = aho_corasick::AhoCorasick::new(&patterns).expect("automaton");
+    let t = Instant::now();
+    let found = normalized
+        .iter()
+        .filter(|t| automaton.is_match(t.as_str()))
+        .count();
+    let automaton_rate = per_second(normalized.len(), t.elapsed());
+    black_box(found);
+
+    let naive_n = normalized.len().min(if quick { 500 } else { 5_000 });
+    let t = Instant::now();
+    let found = normalized[..naive_n]
+        .iter()
+        .filter(|t| patterns.iter().any(|k| t.contains(k.as_str())))
+        .count();
+    let naive_rate = per_second(naive_n, t.elapsed());
+    black_box(found);
+
+    let t = Instant::now();
+    let escaped: Vec<String> = patterns.iter().map(|k| regex::escape(k)).collect();
+    let set = regex::RegexSetBuilder::new(&escaped)
+        .size_limit(1 << 30)
+        .dfa_size_limit(1 << 30)
+        .build()
+        .expect("regex set");
+    let regexset_build = t.elapsed();
+    let regexset_n = normalized.len().min(if quick { 500 } else { 20_000 });
+    let t = Instant::now();
+    let found = normalized[..regexset_n]
+        .iter()
+        .filter(|t| set.is_match(t))
+        .count();
+    let regexset_rate = per_second(regexset_n, t.elapsed());
+    black_box(found);
+
+    println!();
+    println!("| what | msgs/s (1 core) | vs naive loop | vs RegexSet |");
+    println!("|---|---|---|---|");
+    println!(
+        "| `Engine::evaluate`, every check (normalize, keywords, regex, phone, links, kinds, flood, duplicates, blacklist, ladder) | {} | {:.0}× | {:.0}× |",
+        human(engine_rate),
+        engine_rate / naive_rate,
+        engine_rate / regexset_rate
+    );
+    println!(
+        "| keywords only: Aho-Corasick `is_match` on normalized text | {} | {:.0}× | {:.0}× |",
+        human(automaton_rate),
+        automaton_rate / naive_rate,
+        automaton_rate / regexset_rate
+    );
+    println!(
+        "| keywords only: naive `contains` loop over 10,000 keywords ({naive_n} msgs) | {} | 1× | |",
+        human(naive_rate)
+    );
+    println!(
+        "| keywords only: `RegexSet::is_match`, built in {:.0} ms ({regexset_n} msgs) | {} | | 1× |",
+        regexset_build.as_secs_f64() * 1e3,
+        human(regexset_rate)
+    );
+    println!();
+    println!(
+        "evaluate latency: p50 {} ns, p90 {} ns, p99 {} ns, max {} ns (timed per call, ~25 ns of timer included)",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        latencies[latencies.len() - 1]
+    );
+    println!(
+        "keyword check on the labelled stream: precision {:.3}, recall {:.3} (TP {tp}, FP {fp}, FN {fn_})",
+        f64::from(tp) / f64::from((tp + fp).max(1)),
+        f64::from(tp) / f64::from((tp + fn_).max(1))
+    );
+    let stats = engine.state().stats();
+    println!(
+        "state after the stream: {} flood windows, {} ladder counters, {} duplicate texts",
+        stats.flood_windows, stats.ladder_counters, stats.duplicate_texts
+    );
+
+    flood_memory(if quick { 10_000 } else { 1_000_000 });
+    blacklist(if quick { 20_000 } else { 2_000_000 });
+}
+
+/// Bytes per (member, group) flood window, measured with the counting allocator.
+fn flood_memory(members: usize) {
+    let set = rulefile::parse(
+        r#"
+[[rules]]
+id = "flood"
+flood = { messages = 10, per = "10s" }
+"#,
+    )
+    .expect("flood rule");
+    let mut engine = Engine::new(CompiledRules::compile(set).expect("flood rule compiles"));
+    let start = Timestamp(1_795_251_600_000);
+    let event = |i: usize| Event {
+        id: EventId::new("e"),
+        at: start,
+        platform: Platform::Discord,
+        group: GroupId::new("g"),
+        member: Member::new(format!("m{i}")),
+        kind: EventKind::MessagePosted(Message::text("hi")),
+    };
+    engine.evaluate(&event(0), start);
+    let before = allocated();
+    for i in 1..=members {
+        let e = event(i);
+        engine.evaluate(&e, start);
+    }
+    let after = allocated();
+    let windows = engine.state().stats().flood_windows - 1;
+    println!(
+        "flood state: {windows} (member, group) windows, {:.0} bytes each (limit 10 messages)",
+        (after - before) as f64 / windows as f64
+    );
+}
+
+/// Build time, bytes per entry and lookup time of a large org-wide blacklist.
+fn blacklist(entries: usize) {
+    let before = allocated();
+    let set = RuleSet {
+        blacklist: (0..entries)
+            .map(|i| blacklist_entry(&format!("u{i}")))
+            .collect(),
+        ..RuleSet::default()
+    };
+    let t = Instant::now();
+    let compiled = CompiledRules::compile(set).expect("blacklist compiles");
+    let build = t.elapsed();
+    let after = allocated();
+    let lookups = 1_000_000usize;
+    let probe = |i: usize| MemberRef::new(Platform::WeCom, format!("u{}", i % (2 * entries)));
+    let probes: Vec<MemberRef> = (0..lookups).map(probe).collect();
+    let t = Instant::now();
+    let hits = probes
+        .iter()
+        .filter(|m| compiled.blacklisted(m, None).is_some())
+        .count();
+    let lookup = t.elapsed();
+    println!(
+        "blacklist: {} entries, compiled in {:.0} ms, {:.1} bytes per entry in memory, {:.0} ns per lookup incl. hashing the id ({:.0} % hits)",
+        compiled.blacklist_len(),
+        build.as_secs_f64() * 1e3,
+        (after - before) as f64 / entries as f64,
+        lookup.as_nanos() as f64 / lookups as f64,
+        hits as f64 * 100.0 / lookups as f64
+    );
+}
+
+/// Time per message of each stage `evaluate` runs, measured alone on the same stream.
+fn breakdown(events: &[(Event, Label)], keywords: &[String]) {
+    let texts: Vec<&str> = events.iter().filter_map(|(e, _)| e.text()).collect();
+    let ns = |elapsed: Duration| elapsed.as_nanos() as f64 / texts.len() as f64;
+    let t = Instant::now();
+    let folded: Vec<String> = texts.iter().map(|t| fold(t)).collect();
+    let fold_ns = ns(t.elapsed());
+    let t = Instant::now();
+    let collapsed: Vec<String> = folded.iter().map(|t| collapse(t)).collect();
+    let collapse_ns = ns(t.elapsed());
+    let patterns: Vec<String> = keywords.iter().map(|k| normalize(k)).collect();
+    let automaton = aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::Standard)
+        .build(&patterns)
+        .expect("automaton");
+    let t = Instant::now();
+    let matches: usize = collapsed
+        .iter()
+        .map(|t| automaton.find_overlapping_iter(t.as_str()).count())
+        .sum();
+    let keywords_ns = ns(t.elapsed());
+    black_box(matches);
+    let t = Instant::now();
+    let links: usize = folded.iter().map(|t| find_links(t).len()).sum();
+    let links_ns = ns(t.elapsed());
+    black_box(links);
+    let kinds = [
+        PhoneKind::Mobile,
+        PhoneKind::Landline,
+        PhoneKind::International,
+    ];
+    let t = Instant::now();
+    let phones: usize = folded.iter().map(|t| find_phones(t, &kinds).len()).sum();
+    let phones_ns = ns(t.elapsed());
+    black_box(phones);
+    println!(
+        "stages alone, ns per message: fold {fold_ns:.0}, collapse {collapse_ns:.0}, keywords (overlapping Aho-Corasick) {keywords_ns:.0}, links {links_ns:.0}, phones {phones_ns:.0}"
+    );
+}

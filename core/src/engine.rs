@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use crate::compile::{CompiledRule, CompiledRules, KeywordOwner, StateNeeds};
 use crate::detect::links::{LinkHit, find_links};
@@ -30,7 +31,9 @@ use crate::model::{
     Event, EventKind, JoinScene, Member, MemberRef, MessageKind, Role, RuleId, Timestamp,
     duration_millis,
 };
-use crate::normalize::{Mapped, collapse, fold, fold_mapped, normalize_mapped};
+use crate::normalize::{
+    Mapped, collapse_into, fold, fold_into, fold_mapped, is_letter_or_digit, normalize_mapped,
+};
 use crate::rule::{LinkMode, ListScope, Mode, PhoneKind, Rung, Source, Step};
 use crate::verdict::{
     Action, CheckHit, CheckKind, Evidence, Match, Outcome, PlannedAction, RuleOutcome, SkipReason,
@@ -55,6 +58,16 @@ const EXCERPT_CHARS: usize = 200;
 pub struct Engine {
     rules: RulesHandle,
     state: EngineState,
+    scratch: Scratch,
+}
+
+/// Buffers reused from one evaluation to the next, so judging a message rarely allocates.
+#[derive(Debug, Default)]
+struct Scratch {
+    folded: String,
+    collapsed: String,
+    skeleton: String,
+    keyword_hits: Vec<(KeywordOwner, usize, usize)>,
 }
 
 impl Engine {
@@ -68,6 +81,7 @@ impl Engine {
         Engine {
             rules,
             state: EngineState::default(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -137,44 +151,41 @@ impl Engine {
         let eligible_rules = || eligible.iter().map(|&i| &rules.rules[i]);
         if let Some(text) = event.text() {
             let need_keywords = eligible_rules().any(|r| r.has_keywords);
-            ctx.text = Some(TextAnalysis::new(text, &rules, need_keywords));
+            ctx.text = Some(TextAnalysis::new(
+                text,
+                &rules,
+                need_keywords,
+                &mut self.scratch,
+            ));
         }
         let counts_as_new = matches!(
             event.kind,
             EventKind::MessagePosted(_) | EventKind::Command { .. }
         );
-        let flood_count = (counts_as_new
+        let flood_key = (counts_as_new
             && eligible_rules().any(|r| r.flood.as_ref().is_some_and(|f| f.messages.is_some())))
         .then(|| {
-            self.state
-                .record_message(member_key, group_key, now, &rules.needs)
+            let key = keys::pair(group_key, member_key);
+            self.state.record_message(key, now, &rules.needs);
+            key
         });
-        let duplicates = if counts_as_new {
-            let min_chars = eligible_rules()
-                .filter_map(|r| r.duplicates.as_ref().map(|d| d.min_chars))
-                .min();
-            match (min_chars, &ctx.text) {
-                (Some(min), Some(text)) => {
-                    // Letters and digits only: punctuation and spacing do not make spam new.
-                    let skeleton: String = text
-                        .collapsed
-                        .chars()
-                        .filter(|c| c.is_alphanumeric())
-                        .collect();
-                    (skeleton.chars().count() >= min as usize).then(|| {
-                        self.state.record_text(
-                            keys::text(&skeleton),
-                            member_key,
-                            group_key,
-                            now,
-                            &rules.needs,
-                        )
-                    })
-                }
-                _ => None,
+        let min_chars = eligible_rules()
+            .filter_map(|r| r.duplicates.as_ref().map(|d| d.min_chars))
+            .min();
+        let duplicate_key = match (counts_as_new, min_chars, &ctx.text) {
+            (true, Some(min), Some(text)) => {
+                // Letters and digits only: punctuation and spacing do not make spam new.
+                let skeleton = &mut self.scratch.skeleton;
+                skeleton.clear();
+                skeleton.extend(text.collapsed.chars().filter(|&c| is_letter_or_digit(c)));
+                (skeleton.chars().count() >= min as usize).then(|| {
+                    let key = keys::text(skeleton);
+                    self.state
+                        .record_text(key, member_key, group_key, now, &rules.needs);
+                    key
+                })
             }
-        } else {
-            None
+            _ => None,
         };
         if let EventKind::MemberLeft = event.kind {
             self.state.flood.remove(&keys::pair(group_key, member_key));
@@ -193,13 +204,7 @@ impl Engine {
         let mut blacklisted = Vec::new();
         for &i in &eligible {
             let rule = &rules.rules[i];
-            let hits = ctx.check(
-                rule,
-                i as u32,
-                flood_count.as_ref(),
-                duplicates.as_ref(),
-                &self.state,
-            );
+            let hits = ctx.check(rule, i as u32, flood_key, duplicate_key, &self.state);
             outcomes[i] = Some(if hits.is_empty() {
                 Outcome::NotMatched
             } else {
@@ -207,6 +212,9 @@ impl Engine {
             });
         }
         self.state.blacklisted.extend(blacklisted);
+        if let Some(text) = ctx.text.take() {
+            text.recycle(&mut self.scratch);
+        }
         verdict.outcomes = rules
             .rules
             .iter()
@@ -450,10 +458,21 @@ struct TextAnalysis<'a> {
 }
 
 impl<'a> TextAnalysis<'a> {
-    fn new(raw: &'a str, rules: &CompiledRules, need_keywords: bool) -> TextAnalysis<'a> {
-        let folded = fold(raw);
-        let collapsed = collapse(&folded);
-        let mut keyword_hits = Vec::new();
+    /// Normalizes and searches `raw`, in buffers taken from `scratch`.
+    fn new(
+        raw: &'a str,
+        rules: &CompiledRules,
+        need_keywords: bool,
+        scratch: &mut Scratch,
+    ) -> TextAnalysis<'a> {
+        let mut folded = std::mem::take(&mut scratch.folded);
+        folded.clear();
+        fold_into(raw, &mut folded);
+        let mut collapsed = std::mem::take(&mut scratch.collapsed);
+        collapsed.clear();
+        collapse_into(&folded, &mut collapsed);
+        let mut keyword_hits = std::mem::take(&mut scratch.keyword_hits);
+        keyword_hits.clear();
         if need_keywords {
             rules.keywords.find(&collapsed, |owner, start, end| {
                 keyword_hits.push((owner, start, end))
@@ -469,6 +488,13 @@ impl<'a> TextAnalysis<'a> {
             folded_map: OnceCell::new(),
             collapsed_map: OnceCell::new(),
         }
+    }
+
+    /// Gives the buffers back for the next event.
+    fn recycle(self, scratch: &mut Scratch) {
+        scratch.folded = self.folded;
+        scratch.collapsed = self.collapsed;
+        scratch.keyword_hits = self.keyword_hits;
     }
 
     /// Evidence for a span of the folded text.
@@ -515,23 +541,13 @@ impl<'a> TextAnalysis<'a> {
     }
 }
 
-/// Counts over the window of each rule, from the state updated for this event.
-struct FloodCount {
-    /// Times (ms) of this member's recent messages in this group, newest last.
-    times: Vec<i64>,
-}
-
-struct DuplicateCount {
-    senders: Vec<DuplicateSender>,
-}
-
 impl Context<'_> {
     fn check(
         &self,
         rule: &CompiledRule,
         index: u32,
-        flood: Option<&FloodCount>,
-        duplicates: Option<&DuplicateCount>,
+        flood_key: Option<u64>,
+        duplicate_key: Option<u64>,
         state: &EngineState,
     ) -> Vec<CheckHit> {
         let mut hits = Vec::new();
@@ -594,6 +610,7 @@ impl Context<'_> {
                 );
             }
             if let Some(regex) = &rule.regex
+                && regex.set.is_match(&text.folded)
                 && let Some(i) = regex.set.matches(&text.folded).iter().next()
                 && let Some(m) = regex.each[i].find(&text.folded)
             {
@@ -655,10 +672,12 @@ impl Context<'_> {
             }
         }
 
-        if let (Some(d), Some(dups)) = (&rule.duplicates, duplicates) {
+        if let (Some(d), Some(senders)) = (
+            &rule.duplicates,
+            duplicate_key.and_then(|k| state.duplicates.get(&k)),
+        ) {
             let since = self.now.millis() - duration_millis(d.window);
-            let recent: Vec<&DuplicateSender> =
-                dups.senders.iter().filter(|s| s.at > since).collect();
+            let recent: Vec<&DuplicateSender> = senders.iter().filter(|s| s.at > since).collect();
             let window = Some(d.window);
             if let Some(limit) = d.members {
                 let mut members: Vec<u64> = recent.iter().map(|s| s.member).collect();
@@ -693,9 +712,17 @@ impl Context<'_> {
         }
 
         if let Some(f) = &rule.flood {
-            if let (Some(limit), Some(per), Some(flood)) = (f.messages, f.per, flood) {
+            if let (Some(limit), Some(per), Some(window)) = (
+                f.messages,
+                f.per,
+                flood_key.and_then(|k| state.flood.get(&k)),
+            ) {
                 let since = self.now.millis() - duration_millis(per);
-                let observed = flood.times.iter().filter(|&&t| t > since).count() as u32;
+                let observed = window
+                    .times
+                    .iter()
+                    .filter(|&&t| window.base + i64::from(t) > since)
+                    .count() as u32;
                 if observed > limit {
                     hit(
                         CheckKind::Flood,
@@ -737,29 +764,31 @@ impl Context<'_> {
     /// The blacklist entry that applies to the member here and now, if any.
     fn blacklisted(&self, state: &EngineState) -> Option<Evidence> {
         let event = self.event;
-        let mut keys_to_check = vec![(self.member_key, ListScope::Org)];
-        if let Some(owner) = self.rules.owner(self.group_key) {
+        let personal = self.rules.owner(self.group_key).map(|owner| {
             let key = keys::personal(event.platform, owner.as_str(), event.member.id.as_str());
-            keys_to_check.push((key, ListScope::Personal));
-        }
-        keys_to_check.into_iter().find_map(|(key, list)| {
-            let meta = state
-                .blacklisted
-                .get(&key)
-                .filter(|m| m.is_active(self.now))
-                .or_else(|| {
-                    self.rules
-                        .blacklist
-                        .get(key)
-                        .filter(|m| m.is_active(self.now))
-                })?;
-            Some(Evidence::Blacklisted {
-                list,
-                reason: meta.reason.to_string(),
-                source: meta.source.clone(),
-                expires_at: meta.expires_at,
+            (key, ListScope::Personal)
+        });
+        [Some((self.member_key, ListScope::Org)), personal]
+            .into_iter()
+            .flatten()
+            .find_map(|(key, list)| {
+                let meta = state
+                    .blacklisted
+                    .get(&key)
+                    .filter(|m| m.is_active(self.now))
+                    .or_else(|| {
+                        self.rules
+                            .blacklist
+                            .get(key)
+                            .filter(|m| m.is_active(self.now))
+                    })?;
+                Some(Evidence::Blacklisted {
+                    list,
+                    reason: meta.reason.to_string(),
+                    source: meta.source.clone(),
+                    expires_at: meta.expires_at,
+                })
             })
-        })
     }
 }
 
@@ -783,7 +812,8 @@ fn keyword_text(rule: &CompiledRule, owner: KeywordOwner) -> String {
 pub struct EngineState {
     flood: FxHashMap<u64, FloodWindow>,
     ladder: FxHashMap<u64, Vec<i64>>,
-    duplicates: FxHashMap<u64, Vec<DuplicateSender>>,
+    /// Most texts are sent once: their one sender is stored inline, without an allocation.
+    duplicates: FxHashMap<u64, SmallVec<[DuplicateSender; 1]>>,
     blacklisted: FxHashMap<u64, ListMeta>,
     next_sweep: i64,
 }
@@ -848,22 +878,13 @@ impl EngineState {
         self.blacklisted.retain(|_, meta| meta.is_active(now));
     }
 
-    /// Records a message and returns the member's recent message times in the group.
-    fn record_message(
-        &mut self,
-        member: u64,
-        group: u64,
-        now: Timestamp,
-        needs: &StateNeeds,
-    ) -> FloodCount {
+    /// Records a message of a member in a group (`key` pairs the two).
+    fn record_message(&mut self, key: u64, now: Timestamp, needs: &StateNeeds) {
         let now = now.millis();
-        let window = self
-            .flood
-            .entry(keys::pair(group, member))
-            .or_insert_with(|| FloodWindow {
-                base: now,
-                times: VecDeque::with_capacity(needs.flood_capacity),
-            });
+        let window = self.flood.entry(key).or_insert_with(|| FloodWindow {
+            base: now,
+            times: VecDeque::with_capacity(needs.flood_capacity),
+        });
         let since = now - needs.flood_window_ms;
         while window
             .times
@@ -885,16 +906,9 @@ impl EngineState {
         while window.times.len() > needs.flood_capacity.max(1) {
             window.times.pop_front();
         }
-        FloodCount {
-            times: window
-                .times
-                .iter()
-                .map(|&t| window.base + i64::from(t))
-                .collect(),
-        }
     }
 
-    /// Records who sent a text where, and returns its recent senders.
+    /// Records who sent a text where.
     fn record_text(
         &mut self,
         text: u64,
@@ -902,7 +916,7 @@ impl EngineState {
         group: u64,
         now: Timestamp,
         needs: &StateNeeds,
-    ) -> DuplicateCount {
+    ) {
         let now = now.millis();
         let senders = self.duplicates.entry(text).or_default();
         senders.retain(|s| {
@@ -915,9 +929,6 @@ impl EngineState {
         });
         if senders.len() > DUPLICATE_SENDERS {
             senders.remove(0);
-        }
-        DuplicateCount {
-            senders: senders.clone(),
         }
     }
 }

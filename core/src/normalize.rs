@@ -28,6 +28,7 @@
 //! Ordinary spacing between words (`hello world`, `我爱 rust`) is kept, so whole-word matching
 //! still works. Both stages are idempotent.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use rustc_hash::FxHashMap;
@@ -41,16 +42,25 @@ pub fn normalize(input: &str) -> String {
 /// Stage 1: compatibility mapping, lower case, no marks, no invisibles, simplified Chinese.
 pub fn fold(input: &str) -> String {
     let mut out = String::with_capacity(input.len());
-    fold_chars(input, |c, _| out.push(c));
+    fold_into(input, &mut out);
     out
+}
+
+/// [`fold`] appending to a buffer the caller reuses.
+pub fn fold_into(input: &str, out: &mut String) {
+    fold_chars(input, |c, _| out.push(c));
 }
 
 /// Stage 2: removes separators that split words apart. Expects folded text.
 pub fn collapse(folded: &str) -> String {
-    let chars: Vec<char> = folded.chars().collect();
     let mut out = String::with_capacity(folded.len());
-    collapse_indices(&chars, |i| out.push(chars[i]));
+    collapse_into(folded, &mut out);
     out
+}
+
+/// [`collapse`] appending to a buffer the caller reuses.
+pub fn collapse_into(folded: &str, out: &mut String) {
+    collapse_ranges(folded, |range| out.push_str(&folded[range]));
 }
 
 /// Normalized text with, for every output byte, the input byte range it came from.
@@ -64,7 +74,7 @@ pub struct Mapped {
 
 impl Mapped {
     /// The input byte range that produced output bytes `start..end`.
-    pub fn source_span(&self, start: usize, end: usize) -> std::ops::Range<usize> {
+    pub fn source_span(&self, start: usize, end: usize) -> Range<usize> {
         if self.origins.is_empty() || start >= end {
             return 0..0;
         }
@@ -95,13 +105,20 @@ pub fn fold_mapped(input: &str) -> Mapped {
 /// [`normalize`] with a map back to the input.
 pub fn normalize_mapped(input: &str) -> Mapped {
     let folded = fold_mapped(input);
-    let chars: Vec<char> = folded.text.chars().collect();
     let mut text = String::with_capacity(folded.text.len());
-    let mut origins = Vec::with_capacity(chars.len());
-    collapse_indices(&chars, |i| {
-        let (_, start, end) = folded.origins[i];
-        origins.push((text.len() as u32, start, end));
-        text.push(chars[i]);
+    let mut origins = Vec::with_capacity(folded.origins.len());
+    // Origins are in output order, so a cursor finds each kept char's origin.
+    let mut cursor = 0;
+    collapse_ranges(&folded.text, |range| {
+        while folded.origins[cursor].0 < range.start as u32 {
+            cursor += 1;
+        }
+        for c in folded.text[range].chars() {
+            let (_, start, end) = folded.origins[cursor];
+            origins.push((text.len() as u32, start, end));
+            text.push(c);
+            cursor += 1;
+        }
     });
     Mapped { text, origins }
 }
@@ -152,13 +169,26 @@ pub fn is_cjk(c: char) -> bool {
         | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{3134F}')
 }
 
+/// A letter or digit of any script; quick for ASCII and CJK, which is nearly all chat text.
+pub fn is_letter_or_digit(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric()
+    } else {
+        is_cjk(c) || c.is_alphanumeric()
+    }
+}
+
 /// A letter or digit of a script that separates words with spaces.
 pub fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() && !is_cjk(c)
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric()
+    } else {
+        !is_cjk(c) && c.is_alphanumeric()
+    }
 }
 
 fn is_separator(c: char) -> bool {
-    !c.is_alphanumeric()
+    !is_letter_or_digit(c)
 }
 
 /// Separators that end a clause; collapsed only between single characters.
@@ -170,33 +200,36 @@ fn is_sentence_break(c: char) -> bool {
 }
 
 /// Calls `keep(i)` for each index of `chars` that survives separator collapse.
-fn collapse_indices(chars: &[char], mut keep: impl FnMut(usize)) {
-    let n = chars.len();
-    let mut i = 0;
+fn collapse_ranges(text: &str, mut keep: impl FnMut(Range<usize>)) {
+    let mut chars = text.char_indices().peekable();
     // Length (capped at 2) and last char of the segment before the current separator run.
     let mut left: Option<(usize, char)> = None;
-    while i < n {
-        if !is_separator(chars[i]) {
-            let mut len = 0;
-            while i < n && !is_separator(chars[i]) {
-                keep(i);
-                len += 1;
-                i += 1;
+    while let Some(&(start, first)) = chars.peek() {
+        if !is_separator(first) {
+            let (mut len, mut last, mut end) = (0, first, start);
+            while let Some(&(i, c)) = chars.peek().filter(|(_, c)| !is_separator(*c)) {
+                (len, last, end) = (len + 1, c, i + c.len_utf8());
+                chars.next();
             }
-            left = Some((len.min(2), chars[i - 1]));
+            keep(start..end);
+            left = Some((len.min(2), last));
             continue;
         }
-        let run_start = i;
-        while i < n && is_separator(chars[i]) {
-            i += 1;
+        let (mut end, mut has_break) = (start, false);
+        while let Some(&(i, c)) = chars.peek().filter(|(_, c)| is_separator(*c)) {
+            has_break |= is_sentence_break(c);
+            end = i + c.len_utf8();
+            chars.next();
         }
-        let right = (i < n).then(|| {
-            let single = i + 1 >= n || is_separator(chars[i + 1]);
-            (if single { 1 } else { 2 }, chars[i])
+        let right = chars.peek().map(|&(i, c)| {
+            let single = text[i + c.len_utf8()..]
+                .chars()
+                .next()
+                .is_none_or(is_separator);
+            (if single { 1 } else { 2 }, c)
         });
         let remove = match (left, right) {
             (Some((left_len, left_char)), Some((right_len, right_char))) => {
-                let has_break = chars[run_start..i].iter().any(|&c| is_sentence_break(c));
                 let both_single = left_len == 1 && right_len == 1;
                 let joins_word =
                     (is_cjk(left_char) || left_len == 1) && (is_cjk(right_char) || right_len == 1);
@@ -205,7 +238,7 @@ fn collapse_indices(chars: &[char], mut keep: impl FnMut(usize)) {
             _ => false,
         };
         if !remove {
-            (run_start..i).for_each(&mut keep);
+            keep(start..end);
         }
     }
 }

@@ -45,12 +45,28 @@ fn is_digit_separator(c: char) -> bool {
     )
 }
 
+/// The fewest digits of any number [`classify`] accepts.
+const MIN_DIGITS: usize = 8;
+
+/// A quick test that spares most chat messages the full scan.
+fn has_enough_digits(text: &str) -> bool {
+    let digits = if text.is_ascii() {
+        text.bytes().filter(u8::is_ascii_digit).count()
+    } else {
+        text.chars().filter(|&c| digit_value(c).is_some()).count()
+    };
+    digits >= MIN_DIGITS
+}
+
 /// At most this many separator characters between two digits of one number.
 const MAX_GAP: usize = 3;
 
 /// Every phone number of the given kinds in `text`.
 pub fn find_phones(text: &str, kinds: &[PhoneKind]) -> Vec<PhoneHit> {
     let mut hits = Vec::new();
+    if !has_enough_digits(text) {
+        return hits;
+    }
     let mut run = DigitRun::default();
     for (at, c) in text.char_indices() {
         if let Some(d) = digit_value(c) {
@@ -88,6 +104,9 @@ struct DigitRun {
 
 impl DigitRun {
     fn finish(&mut self, kinds: &[PhoneKind], hits: &mut Vec<PhoneHit>) {
+        if self.digits.is_empty() && !self.plus {
+            return;
+        }
         if let Some((kind, number)) = classify(&self.digits, self.plus)
             && kinds.contains(&kind)
         {
@@ -97,7 +116,9 @@ impl DigitRun {
                 span: self.start..self.end,
             });
         }
-        *self = DigitRun::default();
+        self.digits.clear();
+        self.plus = false;
+        self.gap = 0;
     }
 }
 
