@@ -179,7 +179,7 @@ fn clean_text(rng: &mut Rng, chars: &[char]) -> String {
             if t > 0 {
                 text.push(' ');
             }
-            let word: &str = rng.pick(&ENGLISH[..]);
+            let word: &&str = rng.pick(&ENGLISH[..]);
             text.push_str(word);
             text.push(' ');
         }
