@@ -219,7 +219,7 @@ fn rules_check_lists_every_problem_with_its_location() {
     assert_eq!(
         stderr,
         format!(
-            "{path}:3:23: rules[0].regex.patterns[0]: bad pattern `(`: unclosed group\n\
+            "{path}:3:23: rules[0].regex.patterns[0]: bad pattern `(` in rule `a`: unclosed group\n\
              {path}:6:6: rules[1].id: rule id `a` is already used by rules[0]\n\
              {path}:7:22: rules[1].flood.messages: must be between 1 and 100\n\
              error: {path} has 3 problems\n"

@@ -15,7 +15,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::detect::links::{DomainSet, normalize_domain};
 use crate::keys;
 use crate::lists::{BlacklistIndex, ListMeta};
-use crate::model::{MemberRef, OrgId, Platform, Role, UserId, duration_millis};
+use crate::model::{MemberRef, OrgId, Platform, Role, RuleId, UserId, duration_millis};
 use crate::normalize::{is_word_char, normalize};
 use crate::rule::{
     BlacklistCheck, DuplicateCheck, FloodCheck, InviteCheck, LinkMode, PhoneKind, Rule, RuleSet,
@@ -592,10 +592,14 @@ fn compile_rule(
             }
         }
     }
-    let regex = rule
-        .regex
-        .as_ref()
-        .and_then(|r| compile_regexes(&r.patterns, &at(&[key("regex"), key("patterns")]), errors));
+    let regex = rule.regex.as_ref().and_then(|r| {
+        compile_regexes(
+            &rule.id,
+            &r.patterns,
+            &at(&[key("regex"), key("patterns")]),
+            errors,
+        )
+    });
     let phone_kinds = match &rule.phone {
         Some(p) if p.kinds.is_empty() => {
             errors.push(
@@ -692,6 +696,7 @@ fn compile_rule(
 
 /// Regexes run on folded text, which is lower case, so patterns are case-insensitive.
 fn compile_regexes(
+    rule: &RuleId,
     patterns: &[String],
     path: &[PathSeg],
     errors: &mut Errors,
@@ -716,7 +721,10 @@ fn compile_regexes(
                 at.push(PathSeg::Index(i));
                 errors.push(
                     &at,
-                    format!("bad pattern `{pattern}`: {}", first_line_of_regex_error(&e)),
+                    format!(
+                        "bad pattern `{pattern}` in rule `{rule}`: {}",
+                        first_line_of_regex_error(&e)
+                    ),
                 );
             }
         }

@@ -23,7 +23,8 @@
 //!   sentence break (`，。、！？；：` or a line break), which keeps `…微，信任…` from matching `微信`;
 //! * between single letters or digits (`w-e-c-h-a-t`, `v x` → `wechat`, `vx`), sentence breaks
 //!   included;
-//! * a CJK character next to a single letter (`加 v`) counts as both.
+//! * a CJK character next to a single letter (`加 v`) counts as both, and a letter glued to
+//!   CJK text counts as single (`加v x` → `加vx`).
 //!
 //! Ordinary spacing between words (`hello world`, `我爱 rust`) is kept, so whole-word matching
 //! still works. Both stages are idempotent.
@@ -202,17 +203,23 @@ fn is_sentence_break(c: char) -> bool {
 /// Calls `keep(i)` for each index of `chars` that survives separator collapse.
 fn collapse_ranges(text: &str, mut keep: impl FnMut(Range<usize>)) {
     let mut chars = text.char_indices().peekable();
-    // Length (capped at 2) and last char of the segment before the current separator run.
+    // Length (capped at 2) of the last one-script run before the separator run, and its last char.
     let mut left: Option<(usize, char)> = None;
     while let Some(&(start, first)) = chars.peek() {
         if !is_separator(first) {
-            let (mut len, mut last, mut end) = (0, first, start);
+            // The length of the segment's last run of one script: `加v x` splits `v` off `加`.
+            let (mut run, mut last, mut end) = (0, first, start);
             while let Some(&(i, c)) = chars.peek().filter(|(_, c)| !is_separator(*c)) {
-                (len, last, end) = (len + 1, c, i + c.len_utf8());
+                run = if is_cjk(c) == is_cjk(last) {
+                    run + 1
+                } else {
+                    1
+                };
+                (last, end) = (c, i + c.len_utf8());
                 chars.next();
             }
             keep(start..end);
-            left = Some((len.min(2), last));
+            left = Some((run.min(2), last));
             continue;
         }
         let (mut end, mut has_break) = (start, false);
@@ -222,10 +229,8 @@ fn collapse_ranges(text: &str, mut keep: impl FnMut(Range<usize>)) {
             chars.next();
         }
         let right = chars.peek().map(|&(i, c)| {
-            let single = text[i + c.len_utf8()..]
-                .chars()
-                .next()
-                .is_none_or(is_separator);
+            let next = text[i + c.len_utf8()..].chars().next();
+            let single = next.is_none_or(|n| is_separator(n) || is_cjk(n) != is_cjk(c));
             (if single { 1 } else { 2 }, c)
         });
         let remove = match (left, right) {

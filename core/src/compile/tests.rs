@@ -42,7 +42,7 @@ fn every_problem_is_reported_at_once_with_its_path() {
     assert_eq!(
         errors,
         [
-            "rules[0].regex.patterns[1]: bad pattern `(unclosed`: unclosed group",
+            "rules[0].regex.patterns[1]: bad pattern `(unclosed` in rule `ads`: unclosed group",
             "rules[1].flood.per: `messages` needs `per`, the window (for example per = \"10s\")",
             "rules[2].id: rule id `ads` is already used by rules[0]",
             "rules[2].keywords.substrings[0]: keyword `\u{200B} ` is empty after normalization",

@@ -48,6 +48,8 @@ fn separators_between_single_letters_collapse() {
     assert_eq!(normalize("w-e-c-h-a-t"), "wechat");
     assert_eq!(normalize("W E C H A T"), "wechat");
     assert_eq!(normalize("加 v x"), "加vx");
+    assert_eq!(normalize("加v x"), "加vx");
+    assert_eq!(normalize("请联系w e c h a t号"), "请联系wechat号");
     assert_eq!(normalize("q.q: 1 2 3"), "qq123");
     assert_eq!(normalize("qq: 12 34"), "qq: 12 34");
 }

@@ -76,7 +76,9 @@ regex = { patterns = [
 "#;
     assert_eq!(
         errors(text),
-        ["line 5, column 3: rules[0].regex.patterns[1]: bad pattern `(broken`: unclosed group"]
+        [
+            "line 5, column 3: rules[0].regex.patterns[1]: bad pattern `(broken` in rule `ads`: unclosed group"
+        ]
     );
 }
 
