@@ -679,31 +679,24 @@ impl Context<'_> {
         ) {
             let since = self.now.millis() - duration_millis(d.window);
             let recent: Vec<&DuplicateSender> = senders.iter().filter(|s| s.at > since).collect();
-            let window = Some(d.window);
-            if let Some(limit) = d.members {
-                let mut members: Vec<u64> = recent.iter().map(|s| s.member).collect();
-                members.sort_unstable();
-                members.dedup();
-                if members.len() as u32 >= limit {
+            let by_member: fn(&DuplicateSender) -> u64 = |s| s.member;
+            let by_group: fn(&DuplicateSender) -> u64 = |s| s.group;
+            let distinct = [
+                (CheckKind::DuplicateMembers, d.members, by_member),
+                (CheckKind::DuplicateGroups, d.groups, by_group),
+            ];
+            for (check, limit, key_of) in distinct {
+                let Some(limit) = limit else { continue };
+                let mut keys: Vec<u64> = recent.iter().map(|s| key_of(s)).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                let observed = keys.len() as u32;
+                if observed >= limit {
+                    let window = Some(d.window);
                     hit(
-                        CheckKind::DuplicateMembers,
+                        check,
                         Evidence::Count {
-                            observed: members.len() as u32,
-                            limit,
-                            window,
-                        },
-                    );
-                }
-            }
-            if let Some(limit) = d.groups {
-                let mut groups: Vec<u64> = recent.iter().map(|s| s.group).collect();
-                groups.sort_unstable();
-                groups.dedup();
-                if groups.len() as u32 >= limit {
-                    hit(
-                        CheckKind::DuplicateGroups,
-                        Evidence::Count {
-                            observed: groups.len() as u32,
+                            observed,
                             limit,
                             window,
                         },

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     GroupRef, KindName, MemberRef, OrgId, Platform, Role, RuleId, Timestamp, UserId, duration_text,
+    is_false,
 };
 
 /// Everything a rule file holds.
@@ -473,10 +474,6 @@ pub struct InviteCheck {
     /// Only staff (or higher) may invite; invitations by external members are refused.
     #[serde(default, skip_serializing_if = "is_false")]
     pub only_staff_invite: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 impl Default for InviteCheck {
