@@ -369,6 +369,7 @@ impl Engine {
             group: event.group.clone(),
             member: event.member.id.clone(),
             member_name: event.member.display_name.clone(),
+            member_joined_at: event.member.joined_at,
             rule: rule.rule.id.clone(),
             check: first.check,
             evidence: first.evidence.clone(),

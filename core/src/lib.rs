@@ -7,13 +7,17 @@
 //! is what makes `simulate`, shadow mode and `why` trustworthy.
 
 pub mod compile;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod detect;
 pub mod engine;
 pub mod eventlog;
 mod keys;
 pub mod lists;
+pub mod memory;
 pub mod model;
 pub mod normalize;
+pub mod ports;
 pub mod rule;
 pub mod rulefile;
 #[cfg(any(test, feature = "testing"))]

@@ -402,6 +402,8 @@ pub struct ViolationRecord {
     pub member: UserId,
     /// Their display name at the time.
     pub member_name: Option<String>,
+    /// When they joined the group, when the platform said.
+    pub member_joined_at: Option<Timestamp>,
     /// The rule.
     pub rule: RuleId,
     /// The first check that matched.

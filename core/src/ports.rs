@@ -1,0 +1,495 @@
+//! Ports: what groupguard needs from storage, as traits.
+//!
+//! The in-memory implementation lives in [`crate::memory`]; `groupguard-sql` implements the
+//! same traits on SQLite and PostgreSQL, and one conformance suite
+//! ([`crate::store_conformance_tests`]) runs against all of them. Every method takes the time
+//! it should record (`Edit::at`, `now`), so stores never read a clock either.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{GroupId, GroupRef, MemberRef, Platform, RuleId, Timestamp, UserId};
+use crate::rule::{BlacklistEntry, GroupConfig, Rule, RuleSet, Settings, Source, WhitelistEntry};
+use crate::verdict::{Action, CheckKind, Verdict, ViolationRecord};
+
+/// How long a deleted rule or list entry can be restored with [`AuditStore::undo`].
+pub const UNDO_WINDOW: Duration = Duration::from_secs(72 * 3600);
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The thing does not exist.
+    #[error("{what} `{key}` does not exist")]
+    NotFound {
+        /// What kind of thing (`rule`, `group`, `blacklist entry`, `audit entry`, `action`).
+        what: &'static str,
+        /// Which one.
+        key: String,
+    },
+    /// The request cannot be carried out; the message says why and what to do.
+    #[error("{0}")]
+    Refused(String),
+    /// The database failed. The message is generic on purpose; the source is for logs.
+    #[error("an internal storage error occurred")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// A database failure.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// Who changes the configuration, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    /// The moderator, rule or import responsible.
+    pub by: Source,
+    /// When.
+    pub at: Timestamp,
+}
+
+impl Edit {
+    /// An edit by `by` at `at`.
+    pub fn new(by: Source, at: Timestamp) -> Edit {
+        Edit { by, at }
+    }
+}
+
+/// One stored version of a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleVersion {
+    /// 1 for the first version.
+    pub version: u64,
+    /// When it was saved.
+    pub at: Timestamp,
+    /// By whom.
+    pub by: Source,
+    /// The rule as saved.
+    pub rule: Rule,
+}
+
+/// Rules, groups, settings and the whitelist: what chat commands and rule files edit.
+#[async_trait]
+pub trait ConfigStore: Send + Sync {
+    /// Everything the engine compiles except blacklist entries (see [`ListStore`]), rules in
+    /// the order they were first created.
+    async fn config(&self) -> Result<RuleSet, StoreError>;
+
+    /// Replaces the settings.
+    async fn put_settings(&self, settings: Settings, edit: &Edit) -> Result<(), StoreError>;
+
+    /// Creates or replaces a rule, scope included (any number of groups), as a new version.
+    /// Returns the version number.
+    async fn put_rule(&self, rule: Rule, edit: &Edit) -> Result<u64, StoreError>;
+
+    /// Deletes a rule; it can be restored with [`AuditStore::undo`] for [`UNDO_WINDOW`].
+    async fn delete_rule(&self, id: &RuleId, edit: &Edit) -> Result<(), StoreError>;
+
+    /// Every saved version of a rule, oldest first, including versions of a deleted rule.
+    async fn rule_versions(&self, id: &RuleId) -> Result<Vec<RuleVersion>, StoreError>;
+
+    /// Creates or replaces a group.
+    async fn put_group(&self, group: GroupConfig, edit: &Edit) -> Result<(), StoreError>;
+
+    /// Deletes a group.
+    async fn delete_group(&self, id: &GroupRef, edit: &Edit) -> Result<(), StoreError>;
+
+    /// Creates or replaces a whitelist entry.
+    async fn put_whitelist(&self, entry: WhitelistEntry, edit: &Edit) -> Result<(), StoreError>;
+
+    /// Removes a whitelist entry.
+    async fn remove_whitelist(&self, member: &MemberRef, edit: &Edit) -> Result<(), StoreError>;
+
+    /// Replaces settings, groups, rules and the whitelist with those of `set` in one
+    /// transaction (a config import); blacklist entries in `set` are added. On error nothing
+    /// changes.
+    async fn replace_config(&self, set: RuleSet, edit: &Edit) -> Result<(), StoreError>;
+}
+
+/// Blacklists: org-wide and per owner.
+#[async_trait]
+pub trait ListStore: Send + Sync {
+    /// Adds or replaces an entry (key: member and owner).
+    async fn add_blacklist(&self, entry: BlacklistEntry, edit: &Edit) -> Result<(), StoreError>;
+
+    /// Removes an entry; it can be restored with [`AuditStore::undo`] for [`UNDO_WINDOW`].
+    async fn remove_blacklist(
+        &self,
+        member: &MemberRef,
+        owner: Option<&UserId>,
+        edit: &Edit,
+    ) -> Result<(), StoreError>;
+
+    /// Adds many entries in one transaction, replacing entries with the same key: all or
+    /// nothing. Audited as one change. Returns how many were written.
+    async fn import_blacklist(
+        &self,
+        entries: Vec<BlacklistEntry>,
+        edit: &Edit,
+    ) -> Result<u64, StoreError>;
+
+    /// One page of entries in key order, after `after` (member, owner) when given.
+    async fn blacklist_page(
+        &self,
+        after: Option<(&MemberRef, Option<&UserId>)>,
+        limit: u32,
+    ) -> Result<Vec<BlacklistEntry>, StoreError>;
+
+    /// How many entries there are.
+    async fn blacklist_len(&self) -> Result<u64, StoreError>;
+}
+
+/// Identifies an audit entry.
+pub type AuditId = i64;
+
+/// One audited change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Increasing.
+    pub id: AuditId,
+    /// When.
+    pub at: Timestamp,
+    /// By whom.
+    pub by: Source,
+    /// What changed.
+    pub change: Change,
+    /// The entry that undid this one, if any.
+    pub undone_by: Option<AuditId>,
+}
+
+/// A change, with the state before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "entity", rename_all = "snake_case")]
+pub enum Change {
+    /// The settings.
+    Settings {
+        /// Before.
+        before: Settings,
+        /// After.
+        after: Settings,
+    },
+    /// A rule.
+    Rule {
+        /// Which.
+        id: RuleId,
+        /// Before (none: created).
+        before: Option<Box<Rule>>,
+        /// After (none: deleted).
+        after: Option<Box<Rule>>,
+    },
+    /// A group.
+    Group {
+        /// Which.
+        id: GroupRef,
+        /// Before.
+        before: Option<GroupConfig>,
+        /// After.
+        after: Option<GroupConfig>,
+    },
+    /// A blacklist entry.
+    Blacklist {
+        /// Who.
+        member: MemberRef,
+        /// Whose list; none for org-wide.
+        owner: Option<UserId>,
+        /// Before.
+        before: Option<BlacklistEntry>,
+        /// After.
+        after: Option<BlacklistEntry>,
+    },
+    /// A whitelist entry.
+    Whitelist {
+        /// Who.
+        member: MemberRef,
+        /// Before.
+        before: Option<WhitelistEntry>,
+        /// After.
+        after: Option<WhitelistEntry>,
+    },
+    /// A bulk blacklist import (not undoable: remove entries one by one).
+    BlacklistImport {
+        /// How many entries were written.
+        count: u64,
+    },
+    /// A config import (not undoable: import the previous export).
+    ConfigImport {
+        /// Rules in the new config.
+        rules: u64,
+        /// Groups in the new config.
+        groups: u64,
+    },
+}
+
+impl Change {
+    /// The change that reverses this one, or why there is none.
+    pub fn inverse(&self) -> Result<Change, String> {
+        Ok(match self.clone() {
+            Change::Settings { before, after } => Change::Settings {
+                before: after,
+                after: before,
+            },
+            Change::Rule { id, before, after } => Change::Rule {
+                id,
+                before: after,
+                after: before,
+            },
+            Change::Group { id, before, after } => Change::Group {
+                id,
+                before: after,
+                after: before,
+            },
+            Change::Blacklist {
+                member,
+                owner,
+                before,
+                after,
+            } => Change::Blacklist {
+                member,
+                owner,
+                before: after,
+                after: before,
+            },
+            Change::Whitelist {
+                member,
+                before,
+                after,
+            } => Change::Whitelist {
+                member,
+                before: after,
+                after: before,
+            },
+            Change::BlacklistImport { .. } => {
+                return Err(
+                    "a blacklist import cannot be undone; remove entries one by one".to_owned(),
+                );
+            }
+            Change::ConfigImport { .. } => {
+                return Err(
+                    "a config import cannot be undone; import the previous export instead"
+                        .to_owned(),
+                );
+            }
+        })
+    }
+}
+
+/// The audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// The newest entries first, older than `before` when given.
+    async fn audit_page(
+        &self,
+        before: Option<AuditId>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Reverses an entry made within [`UNDO_WINDOW`] of `edit.at`, as a new audited change.
+    /// Returns the new entry.
+    async fn undo(&self, id: AuditId, edit: &Edit) -> Result<AuditEntry, StoreError>;
+}
+
+/// Identifies a stored violation.
+pub type ViolationId = i64;
+/// Identifies an outbox action.
+pub type ActionId = i64;
+
+/// What became of an action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ActionState {
+    /// Waiting to be executed (again).
+    Pending,
+    /// Carried out.
+    Done,
+    /// Given up.
+    Failed {
+        /// The last error.
+        error: String,
+    },
+    /// The platform cannot do it; something else was done instead (admins notified).
+    Replaced {
+        /// What was done instead.
+        note: String,
+    },
+    /// Recorded only: the rule is in shadow mode.
+    Shadow,
+}
+
+/// An action in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxAction {
+    /// Its id.
+    pub id: ActionId,
+    /// The violation it belongs to.
+    pub violation: ViolationId,
+    /// The rule.
+    pub rule: RuleId,
+    /// Where.
+    pub platform: Platform,
+    /// The group.
+    pub group: GroupId,
+    /// The member.
+    pub member: UserId,
+    /// What to do.
+    pub action: Action,
+    /// What became of it.
+    pub state: ActionState,
+    /// Execution attempts so far.
+    pub attempts: u32,
+}
+
+/// How an execution attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionResult {
+    /// Carried out.
+    Done,
+    /// Failed; try again at `at`.
+    Retry {
+        /// The error.
+        error: String,
+        /// When to try again.
+        at: Timestamp,
+    },
+    /// Failed for good.
+    Failed {
+        /// The error.
+        error: String,
+    },
+    /// The platform cannot do it; something else was done instead.
+    Replaced {
+        /// What was done.
+        note: String,
+    },
+}
+
+/// What [`ViolationStore::record`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// The event was seen before: nothing was written.
+    Duplicate,
+    /// Written: one id per violation record, one per enforce action.
+    New {
+        /// The violations, in verdict order.
+        violations: Vec<ViolationId>,
+        /// The enforce actions queued, in verdict order.
+        actions: Vec<ActionId>,
+    },
+}
+
+/// A stored violation with what became of its actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredViolation {
+    /// Its id.
+    pub id: ViolationId,
+    /// The record.
+    pub record: ViolationRecord,
+    /// Each action and its state (shadow actions are `Shadow`).
+    pub outcomes: Vec<(Action, ActionState)>,
+}
+
+/// Which violations to list. Results are newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViolationQuery {
+    /// In this group.
+    pub group: Option<GroupRef>,
+    /// By this member.
+    pub member: Option<MemberRef>,
+    /// Of this rule.
+    pub rule: Option<RuleId>,
+    /// At or after.
+    pub from: Option<Timestamp>,
+    /// Before.
+    pub to: Option<Timestamp>,
+    /// Older than this id (the previous page's last id).
+    pub before_id: Option<ViolationId>,
+    /// At most this many (0 means 50).
+    pub limit: u32,
+}
+
+impl ViolationQuery {
+    /// The page size to use.
+    pub fn page_size(&self) -> u32 {
+        if self.limit == 0 {
+            50
+        } else {
+            self.limit.min(1000)
+        }
+    }
+}
+
+/// Violations in one group on one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayStats {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    /// The group.
+    pub group: GroupRef,
+    /// Violations.
+    pub violations: u64,
+    /// Distinct members who violated.
+    pub violators: u64,
+    /// Of those, members who had joined less than 24 hours before a violation.
+    pub new_violators: u64,
+}
+
+/// Violations, the outbox and processed events.
+#[async_trait]
+pub trait ViolationStore: Send + Sync {
+    /// Records a verdict in one transaction: the event id (for idempotency), every violation
+    /// record, and every enforce action in the outbox. An event seen before writes nothing.
+    async fn record(&self, verdict: &Verdict) -> Result<Recorded, StoreError>;
+
+    /// Takes up to `limit` pending actions due at `now` and leases them until `lease_until`:
+    /// concurrent callers never get the same action while its lease runs.
+    async fn claim_actions(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OutboxAction>, StoreError>;
+
+    /// Records how an attempt ended.
+    async fn finish_action(&self, id: ActionId, result: ActionResult) -> Result<(), StoreError>;
+
+    /// Pending actions (leased or not).
+    async fn outbox_depth(&self) -> Result<u64, StoreError>;
+
+    /// Violations matching `query`, newest first.
+    async fn violations(&self, query: &ViolationQuery) -> Result<Vec<StoredViolation>, StoreError>;
+
+    /// Per group and UTC day, from `from` (inclusive) to `to` (exclusive).
+    async fn day_stats(
+        &self,
+        group: Option<&GroupRef>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<DayStats>, StoreError>;
+
+    /// The checks that matched most often in the period, most first.
+    async fn top_checks(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(CheckKind, u64)>, StoreError>;
+
+    /// (member, rule, time) of every violation since `since`, oldest first: what the engine
+    /// needs to restore its ladder counters after a restart.
+    async fn ladder_history(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(MemberRef, RuleId, Timestamp)>, StoreError>;
+
+    /// Forgets processed event ids older than `before`. Returns how many.
+    async fn prune_events(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// Everything a store provides.
+pub trait Store: ConfigStore + ListStore + AuditStore + ViolationStore {}
+
+impl<T: ConfigStore + ListStore + AuditStore + ViolationStore> Store for T {}
