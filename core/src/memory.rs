@@ -287,17 +287,6 @@ fn not_found(what: &'static str, key: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// The rule every store enforces on blacklist entries.
-pub fn check_blacklist_entry(entry: &BlacklistEntry) -> Result<(), StoreError> {
-    match entry.expires_at {
-        Some(expires) if expires <= entry.created_at => Err(StoreError::Refused(format!(
-            "the blacklist entry for {} expires before it was created",
-            entry.member
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// Checks that an audit entry may be undone at `at` and returns the reversing change.
 pub fn undo_plan(entry: &AuditEntry, at: Timestamp) -> Result<Change, StoreError> {
     if let Some(by) = entry.undone_by {
@@ -401,7 +390,7 @@ impl ConfigStore for MemoryStore {
 #[async_trait]
 impl ListStore for MemoryStore {
     async fn add_blacklist(&self, entry: BlacklistEntry, edit: &Edit) -> Result<(), StoreError> {
-        check_blacklist_entry(&entry)?;
+        entry.validate()?;
         self.lock().add_blacklist(entry, edit);
         Ok(())
     }
@@ -420,7 +409,7 @@ impl ListStore for MemoryStore {
         entries: Vec<BlacklistEntry>,
         edit: &Edit,
     ) -> Result<u64, StoreError> {
-        entries.iter().try_for_each(check_blacklist_entry)?;
+        entries.iter().try_for_each(BlacklistEntry::validate)?;
         let mut inner = self.lock();
         let count = entries.len() as u64;
         for entry in entries {

@@ -44,6 +44,19 @@ impl StoreError {
     }
 }
 
+impl BlacklistEntry {
+    /// The rule every store enforces on blacklist entries: expiry after creation.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        match self.expires_at {
+            Some(expires) if expires <= self.created_at => Err(StoreError::Refused(format!(
+                "the blacklist entry for {} expires before it was created",
+                self.member
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Who changes the configuration, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit {

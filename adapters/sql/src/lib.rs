@@ -1,0 +1,171 @@
+//! groupguard-sql: the store on SQLite (one file, the embedded default) and PostgreSQL.
+//!
+//! One code path serves both through `sqlx::Any`; the few statements that differ (row
+//! locking when claiming outbox actions) are chosen by [`Backend`]. Times are stored as epoch
+//! milliseconds and structured values as JSON text, which both databases carry unchanged.
+//! Migrations (`migrations/sqlite`, `migrations/postgres`) are applied when the store opens.
+
+mod config;
+mod lists;
+mod violations;
+
+use std::str::FromStr;
+
+use groupguard_core::ports::{AuditEntry, Change, Edit, StoreError};
+use groupguard_core::rule::Source;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Executor, Row};
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, one file.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The URL names no supported database.
+    #[error("unsupported database URL: use sqlite://PATH or postgres://USER@HOST/DB")]
+    Scheme,
+    /// The database refused or could not be reached.
+    #[error("cannot open the database")]
+    Connect(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("cannot bring the database schema up to date")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// The SQL store.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl SqlStore {
+    /// Opens (creating a SQLite file if needed) and migrates the database at `url`:
+    /// `sqlite://path/to/groupguard.db` or `postgres://user:password@host:port/db`.
+    pub async fn open(url: &str) -> Result<SqlStore, OpenError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(OpenError::Scheme);
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(OpenError::Connect)?;
+        let mut pool = AnyPoolOptions::new();
+        if backend == Backend::Sqlite {
+            // One writer at a time is what SQLite allows; readers use the other connections.
+            pool = pool.max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool
+            .connect_with(options)
+            .await
+            .map_err(OpenError::Connect)?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(OpenError::Migrate)?;
+        Ok(SqlStore { pool, backend })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A database error, kept for logs, shown to users as a generic message.
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    StoreError::backend(e)
+}
+
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(StoreError::backend)
+}
+
+pub(crate) fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(StoreError::backend)
+}
+
+/// Reads a column, turning a decoding failure into a store error.
+pub(crate) fn col<'r, T>(row: &'r AnyRow, name: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(name).map_err(db)
+}
+
+/// Parses a value stored as text with `FromStr`.
+pub(crate) fn parse<T: FromStr>(text: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| {
+        StoreError::backend(std::io::Error::other(format!(
+            "corrupt stored value `{text}`: {e}"
+        )))
+    })
+}
+
+/// Rows per multi-row INSERT: well under SQLite's 32,766 bound parameters.
+pub(crate) const CHUNK: usize = 500;
+
+/// Appends an audit entry inside the caller's transaction.
+pub(crate) async fn audit(
+    conn: &mut AnyConnection,
+    edit: &Edit,
+    change: &Change,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO audit_log (at, by_source, change) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(edit.at.millis())
+    .bind(edit.by.to_string())
+    .bind(to_json(change)?)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    col(&row, "id")
+}
+
+pub(crate) fn audit_entry(row: &AnyRow) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        id: col(row, "id")?,
+        at: groupguard_core::model::Timestamp(col(row, "at")?),
+        by: parse::<Source>(&col::<String>(row, "by_source")?)?,
+        change: from_json(&col::<String>(row, "change")?)?,
+        undone_by: col(row, "undone_by")?,
+    })
+}

@@ -1,0 +1,199 @@
+//! Blacklists.
+
+use async_trait::async_trait;
+use groupguard_core::model::{MemberRef, Timestamp, UserId};
+use groupguard_core::ports::{AuditId, Change, Edit, ListStore, StoreError};
+use groupguard_core::rule::{BlacklistEntry, Source};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, QueryBuilder};
+
+use crate::{CHUNK, SqlStore, audit, col, db, parse};
+
+const COLUMNS: &str = "platform, member, owner, reason, source, created_at, expires_at";
+
+fn entry_from_row(row: &AnyRow) -> Result<BlacklistEntry, StoreError> {
+    let owner: String = col(row, "owner")?;
+    Ok(BlacklistEntry {
+        member: MemberRef::new(
+            parse(&col::<String>(row, "platform")?)?,
+            col::<String>(row, "member")?,
+        ),
+        owner: (!owner.is_empty()).then(|| UserId::from(owner)),
+        reason: col(row, "reason")?,
+        source: parse::<Source>(&col::<String>(row, "source")?)?,
+        created_at: Timestamp(col(row, "created_at")?),
+        expires_at: col::<Option<i64>>(row, "expires_at")?.map(Timestamp),
+    })
+}
+
+fn owner_key(owner: Option<&UserId>) -> String {
+    owner.map(ToString::to_string).unwrap_or_default()
+}
+
+/// Writes entries with multi-row upserts. The table's CHECK constraint rejects an entry that
+/// expires before it was created; inside the caller's transaction that undoes everything.
+pub(crate) async fn upsert_blacklist(
+    conn: &mut AnyConnection,
+    entries: &[BlacklistEntry],
+) -> Result<(), StoreError> {
+    for chunk in entries.chunks(CHUNK) {
+        let mut insert = QueryBuilder::<Any>::new(format!("INSERT INTO blacklist ({COLUMNS}) "));
+        insert.push_values(chunk, |mut row, e| {
+            row.push_bind(e.member.platform.as_str())
+                .push_bind(e.member.id.to_string())
+                .push_bind(owner_key(e.owner.as_ref()))
+                .push_bind(e.reason.clone())
+                .push_bind(e.source.to_string())
+                .push_bind(e.created_at.millis())
+                .push_bind(e.expires_at.map(Timestamp::millis));
+        });
+        insert.push(
+            " ON CONFLICT (platform, member, owner) DO UPDATE SET reason = excluded.reason, \
+             source = excluded.source, created_at = excluded.created_at, expires_at = excluded.expires_at",
+        );
+        insert.build().execute(&mut *conn).await.map_err(|e| {
+            let expiry = e.as_database_error().is_some_and(|d| {
+                d.message().contains("blacklist_expiry")
+                    || d.constraint() == Some("blacklist_expiry")
+            });
+            if expiry {
+                StoreError::Refused("a blacklist entry expires before it was created".to_owned())
+            } else {
+                db(e)
+            }
+        })?;
+    }
+    Ok(())
+}
+
+async fn load(
+    conn: &mut AnyConnection,
+    member: &MemberRef,
+    owner: Option<&UserId>,
+) -> Result<Option<BlacklistEntry>, StoreError> {
+    let row = sqlx::query(
+        "SELECT platform, member, owner, reason, source, created_at, expires_at FROM blacklist \
+         WHERE platform = $1 AND member = $2 AND owner = $3",
+    )
+    .bind(member.platform.as_str())
+    .bind(member.id.to_string())
+    .bind(owner_key(owner))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    row.as_ref().map(entry_from_row).transpose()
+}
+
+pub(crate) async fn add_blacklist_tx(
+    conn: &mut AnyConnection,
+    entry: BlacklistEntry,
+    edit: &Edit,
+) -> Result<AuditId, StoreError> {
+    entry.validate()?;
+    let before = load(conn, &entry.member, entry.owner.as_ref()).await?;
+    upsert_blacklist(conn, std::slice::from_ref(&entry)).await?;
+    let change = Change::Blacklist {
+        member: entry.member.clone(),
+        owner: entry.owner.clone(),
+        before,
+        after: Some(entry),
+    };
+    audit(conn, edit, &change).await
+}
+
+pub(crate) async fn remove_blacklist_tx(
+    conn: &mut AnyConnection,
+    member: &MemberRef,
+    owner: Option<&UserId>,
+    edit: &Edit,
+) -> Result<AuditId, StoreError> {
+    let before = load(conn, member, owner)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "blacklist entry",
+            key: member.to_string(),
+        })?;
+    sqlx::query("DELETE FROM blacklist WHERE platform = $1 AND member = $2 AND owner = $3")
+        .bind(member.platform.as_str())
+        .bind(member.id.to_string())
+        .bind(owner_key(owner))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    let change = Change::Blacklist {
+        member: member.clone(),
+        owner: owner.cloned(),
+        before: Some(before),
+        after: None,
+    };
+    audit(conn, edit, &change).await
+}
+
+#[async_trait]
+impl ListStore for SqlStore {
+    async fn add_blacklist(&self, entry: BlacklistEntry, edit: &Edit) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        add_blacklist_tx(&mut tx, entry, edit).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn remove_blacklist(
+        &self,
+        member: &MemberRef,
+        owner: Option<&UserId>,
+        edit: &Edit,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        remove_blacklist_tx(&mut tx, member, owner, edit).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn import_blacklist(
+        &self,
+        entries: Vec<BlacklistEntry>,
+        edit: &Edit,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        upsert_blacklist(&mut tx, &entries).await?;
+        let count = entries.len() as u64;
+        audit(&mut tx, edit, &Change::BlacklistImport { count }).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(count)
+    }
+
+    async fn blacklist_page(
+        &self,
+        after: Option<(&MemberRef, Option<&UserId>)>,
+        limit: u32,
+    ) -> Result<Vec<BlacklistEntry>, StoreError> {
+        let (platform, member, owner) = match after {
+            Some((m, o)) => (
+                m.platform.as_str().to_owned(),
+                m.id.to_string(),
+                owner_key(o),
+            ),
+            // The empty key sorts before every real one.
+            None => (String::new(), String::new(), String::new()),
+        };
+        let rows = sqlx::query(
+            "SELECT platform, member, owner, reason, source, created_at, expires_at FROM blacklist \
+             WHERE (platform, member, owner) > ($1, $2, $3) ORDER BY platform, member, owner LIMIT $4",
+        )
+        .bind(platform)
+        .bind(member)
+        .bind(owner)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn blacklist_len(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM blacklist")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(col::<i64>(&row, "n")? as u64)
+    }
+}

@@ -1,0 +1,412 @@
+//! Violations, the action outbox and processed event ids.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use groupguard_core::memory::DAY_MS;
+use groupguard_core::model::{GroupRef, MemberRef, RuleId, Timestamp};
+use groupguard_core::ports::{
+    ActionId, ActionResult, ActionState, DayStats, OutboxAction, Recorded, StoreError,
+    StoredViolation, ViolationQuery, ViolationStore,
+};
+use groupguard_core::rule::Mode;
+use groupguard_core::verdict::{Action, CheckKind, Verdict, ViolationRecord};
+use sqlx::any::AnyRow;
+use sqlx::{Any, QueryBuilder};
+
+use crate::{Backend, SqlStore, col, db, from_json, parse, to_json};
+
+const VIOLATION_COLUMNS: &str = "id, event_id, at, platform, group_id, member, member_name, \
+                                 member_joined_at, rule_id, check_kind, evidence, excerpt, mode, actions";
+const OUTBOX_COLUMNS: &str =
+    "id, violation_id, rule_id, platform, group_id, member, action, state, detail, attempts";
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Enforce => "enforce",
+        Mode::Shadow => "shadow",
+    }
+}
+
+fn check_from(name: &str) -> Result<CheckKind, StoreError> {
+    from_json(&to_json(&name)?)
+}
+
+fn violation_from_row(row: &AnyRow) -> Result<(i64, ViolationRecord), StoreError> {
+    let record = ViolationRecord {
+        event: col::<String>(row, "event_id")?.into(),
+        at: Timestamp(col(row, "at")?),
+        platform: parse(&col::<String>(row, "platform")?)?,
+        group: col::<String>(row, "group_id")?.into(),
+        member: col::<String>(row, "member")?.into(),
+        member_name: col(row, "member_name")?,
+        member_joined_at: col::<Option<i64>>(row, "member_joined_at")?.map(Timestamp),
+        rule: col::<String>(row, "rule_id")?.into(),
+        check: check_from(&col::<String>(row, "check_kind")?)?,
+        evidence: from_json(&col::<String>(row, "evidence")?)?,
+        excerpt: col(row, "excerpt")?,
+        actions: from_json(&col::<String>(row, "actions")?)?,
+        mode: if col::<String>(row, "mode")? == "shadow" {
+            Mode::Shadow
+        } else {
+            Mode::Enforce
+        },
+    };
+    Ok((col(row, "id")?, record))
+}
+
+fn state_from(state: &str, detail: Option<String>) -> ActionState {
+    let detail = detail.unwrap_or_default();
+    match state {
+        "done" => ActionState::Done,
+        "failed" => ActionState::Failed { error: detail },
+        "replaced" => ActionState::Replaced { note: detail },
+        _ => ActionState::Pending,
+    }
+}
+
+fn outbox_from_row(row: &AnyRow) -> Result<OutboxAction, StoreError> {
+    Ok(OutboxAction {
+        id: col(row, "id")?,
+        violation: col(row, "violation_id")?,
+        rule: col::<String>(row, "rule_id")?.into(),
+        platform: parse(&col::<String>(row, "platform")?)?,
+        group: col::<String>(row, "group_id")?.into(),
+        member: col::<String>(row, "member")?.into(),
+        action: from_json(&col::<String>(row, "action")?)?,
+        state: state_from(&col::<String>(row, "state")?, col(row, "detail")?),
+        attempts: col::<i64>(row, "attempts")? as u32,
+    })
+}
+
+#[async_trait]
+impl ViolationStore for SqlStore {
+    async fn record(&self, verdict: &Verdict) -> Result<Recorded, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let inserted = sqlx::query(
+            "INSERT INTO processed_events (platform, event_id, at) VALUES ($1, $2, $3) \
+             ON CONFLICT (platform, event_id) DO NOTHING",
+        )
+        .bind(verdict.platform.as_str())
+        .bind(verdict.event.to_string())
+        .bind(verdict.at.millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if inserted.rows_affected() == 0 {
+            return Ok(Recorded::Duplicate);
+        }
+        let mut violations: Vec<(RuleId, i64)> = Vec::with_capacity(verdict.violations.len());
+        for r in &verdict.violations {
+            let row = sqlx::query(
+                "INSERT INTO violations (event_id, at, platform, group_id, member, member_name, \
+                 member_joined_at, rule_id, check_kind, evidence, excerpt, mode, actions) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+            )
+            .bind(r.event.to_string())
+            .bind(r.at.millis())
+            .bind(r.platform.as_str())
+            .bind(r.group.to_string())
+            .bind(r.member.to_string())
+            .bind(r.member_name.clone())
+            .bind(r.member_joined_at.map(Timestamp::millis))
+            .bind(r.rule.to_string())
+            .bind(r.check.as_str())
+            .bind(to_json(&r.evidence)?)
+            .bind(r.excerpt.clone())
+            .bind(mode_name(r.mode))
+            .bind(to_json(&r.actions)?)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            violations.push((r.rule.clone(), col(&row, "id")?));
+        }
+        let mut actions = Vec::new();
+        for planned in verdict.actions.iter().filter(|a| a.mode == Mode::Enforce) {
+            let Some((_, violation)) = violations.iter().find(|(rule, _)| rule == &planned.rule)
+            else {
+                continue;
+            };
+            let row = sqlx::query(
+                "INSERT INTO outbox (violation_id, rule_id, platform, group_id, member, action, state, \
+                 attempts, due_at, lease_until) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8) RETURNING id",
+            )
+            .bind(*violation)
+            .bind(planned.rule.to_string())
+            .bind(planned.platform.as_str())
+            .bind(planned.group.to_string())
+            .bind(planned.member.to_string())
+            .bind(to_json(&planned.action)?)
+            .bind(verdict.at.millis())
+            .bind(i64::MIN)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            actions.push(col(&row, "id")?);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(Recorded::New {
+            violations: violations.into_iter().map(|(_, id)| id).collect(),
+            actions,
+        })
+    }
+
+    async fn claim_actions(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OutboxAction>, StoreError> {
+        // PostgreSQL: concurrent claimers skip each other's rows. SQLite has one writer.
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 WHERE id IN \
+             (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= $2 AND lease_until < $2 \
+             ORDER BY id LIMIT $3{lock}) RETURNING {OUTBOX_COLUMNS}"
+        );
+        let mut claimed = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(lease_until.millis())
+            .bind(now.millis())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(outbox_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by_key(|a| a.id);
+        Ok(claimed)
+    }
+
+    async fn finish_action(&self, id: ActionId, result: ActionResult) -> Result<(), StoreError> {
+        let (state, detail, due) = match result {
+            ActionResult::Done => ("done", None, None),
+            ActionResult::Retry { error, at } => ("pending", Some(error), Some(at.millis())),
+            ActionResult::Failed { error } => ("failed", Some(error), None),
+            ActionResult::Replaced { note } => ("replaced", Some(note), None),
+        };
+        let updated = sqlx::query(
+            "UPDATE outbox SET state = $1, detail = $2, due_at = COALESCE($3, due_at), lease_until = $4 \
+             WHERE id = $5 AND state = 'pending'",
+        )
+        .bind(state)
+        .bind(detail)
+        .bind(due)
+        .bind(i64::MIN)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if updated.rows_affected() == 1 {
+            return Ok(());
+        }
+        let exists = sqlx::query("SELECT id FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Err(match exists {
+            Some(_) => StoreError::Refused(format!("action {id} is already finished")),
+            None => StoreError::NotFound {
+                what: "action",
+                key: id.to_string(),
+            },
+        })
+    }
+
+    async fn outbox_depth(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(col::<i64>(&row, "n")? as u64)
+    }
+
+    async fn violations(&self, query: &ViolationQuery) -> Result<Vec<StoredViolation>, StoreError> {
+        let mut select = QueryBuilder::<Any>::new(format!(
+            "SELECT {VIOLATION_COLUMNS} FROM violations WHERE 1 = 1"
+        ));
+        if let Some(g) = &query.group {
+            select
+                .push(" AND platform = ")
+                .push_bind(g.platform.as_str());
+            select.push(" AND group_id = ").push_bind(g.id.to_string());
+        }
+        if let Some(m) = &query.member {
+            select
+                .push(" AND platform = ")
+                .push_bind(m.platform.as_str());
+            select.push(" AND member = ").push_bind(m.id.to_string());
+        }
+        if let Some(r) = &query.rule {
+            select.push(" AND rule_id = ").push_bind(r.to_string());
+        }
+        if let Some(t) = query.from {
+            select.push(" AND at >= ").push_bind(t.millis());
+        }
+        if let Some(t) = query.to {
+            select.push(" AND at < ").push_bind(t.millis());
+        }
+        if let Some(id) = query.before_id {
+            select.push(" AND id < ").push_bind(id);
+        }
+        select
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(query.page_size()));
+        let rows = select.build().fetch_all(&self.pool).await.map_err(db)?;
+        let found = rows
+            .iter()
+            .map(violation_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut outcomes: HashMap<i64, Vec<(Action, ActionState)>> = HashMap::new();
+        let enforced: Vec<i64> = found
+            .iter()
+            .filter(|(_, r)| r.mode == Mode::Enforce)
+            .map(|(id, _)| *id)
+            .collect();
+        if !enforced.is_empty() {
+            let mut select = QueryBuilder::<Any>::new(
+                "SELECT violation_id, action, state, detail FROM outbox WHERE violation_id IN (",
+            );
+            let mut ids = select.separated(", ");
+            for id in &enforced {
+                ids.push_bind(*id);
+            }
+            select.push(") ORDER BY id");
+            for row in select.build().fetch_all(&self.pool).await.map_err(db)? {
+                outcomes
+                    .entry(col(&row, "violation_id")?)
+                    .or_default()
+                    .push((
+                        from_json(&col::<String>(&row, "action")?)?,
+                        state_from(&col::<String>(&row, "state")?, col(&row, "detail")?),
+                    ));
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|(id, record)| {
+                let outcomes = match record.mode {
+                    Mode::Shadow => record
+                        .actions
+                        .iter()
+                        .map(|a| (a.clone(), ActionState::Shadow))
+                        .collect(),
+                    Mode::Enforce => outcomes.remove(&id).unwrap_or_default(),
+                };
+                StoredViolation {
+                    id,
+                    record,
+                    outcomes,
+                }
+            })
+            .collect())
+    }
+
+    async fn day_stats(
+        &self,
+        group: Option<&GroupRef>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<DayStats>, StoreError> {
+        let mut select = QueryBuilder::<Any>::new(format!(
+            "SELECT at / {DAY_MS} AS day_number, platform, group_id, COUNT(*) AS violations, \
+             COUNT(DISTINCT member) AS violators, \
+             COUNT(DISTINCT CASE WHEN member_joined_at IS NOT NULL AND member_joined_at <= at \
+             AND at - member_joined_at < {DAY_MS} THEN member END) AS new_violators \
+             FROM violations WHERE at >= "
+        ));
+        select
+            .push_bind(from.millis())
+            .push(" AND at < ")
+            .push_bind(to.millis());
+        if let Some(g) = group {
+            select
+                .push(" AND platform = ")
+                .push_bind(g.platform.as_str());
+            select.push(" AND group_id = ").push_bind(g.id.to_string());
+        }
+        select.push(" GROUP BY at / ");
+        select.push(DAY_MS.to_string());
+        select.push(", platform, group_id ORDER BY day_number, platform, group_id");
+        let rows = select.build().fetch_all(&self.pool).await.map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                Ok(DayStats {
+                    day: col(row, "day_number")?,
+                    group: GroupRef::new(
+                        parse(&col::<String>(row, "platform")?)?,
+                        col::<String>(row, "group_id")?,
+                    ),
+                    violations: col::<i64>(row, "violations")? as u64,
+                    violators: col::<i64>(row, "violators")? as u64,
+                    new_violators: col::<i64>(row, "new_violators")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn top_checks(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(CheckKind, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT check_kind, COUNT(*) AS n FROM violations WHERE at >= $1 AND at < $2 \
+             GROUP BY check_kind ORDER BY n DESC, check_kind LIMIT $3",
+        )
+        .bind(from.millis())
+        .bind(to.millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    check_from(&col::<String>(row, "check_kind")?)?,
+                    col::<i64>(row, "n")? as u64,
+                ))
+            })
+            .collect()
+    }
+
+    async fn ladder_history(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(MemberRef, RuleId, Timestamp)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT platform, member, rule_id, at FROM violations WHERE at >= $1 ORDER BY at, id",
+        )
+        .bind(since.millis())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    MemberRef::new(
+                        parse(&col::<String>(row, "platform")?)?,
+                        col::<String>(row, "member")?,
+                    ),
+                    RuleId::from(col::<String>(row, "rule_id")?),
+                    Timestamp(col(row, "at")?),
+                ))
+            })
+            .collect()
+    }
+
+    async fn prune_events(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM processed_events WHERE at < $1")
+            .bind(before.millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}
