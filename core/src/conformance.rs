@@ -122,10 +122,27 @@ pub async fn deleted_rules_can_be_restored_for_72_hours(store: &impl Store) {
         .await
         .unwrap();
     let deleted_at = T0.plus(Duration::from_secs(3600));
+    let revision = store.revision().await.unwrap();
     store
         .delete_rule(&"ads".into(), &edit(deleted_at))
         .await
         .unwrap();
+    assert!(
+        store.revision().await.unwrap() > revision,
+        "a change moves the revision"
+    );
+    let revision = store.revision().await.unwrap();
+    assert!(
+        store
+            .delete_rule(&"ads".into(), &edit(deleted_at))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.revision().await.unwrap(),
+        revision,
+        "a refused change does not"
+    );
     assert_eq!(store.config().await.unwrap().rules.len(), 1);
 
     let log = store.audit_page(None, 10).await.unwrap();

@@ -317,6 +317,11 @@ impl ConfigStore for MemoryStore {
         })
     }
 
+    async fn revision(&self) -> Result<u64, StoreError> {
+        // Every change is audited, so the log's length counts changes.
+        Ok(self.lock().audit.len() as u64)
+    }
+
     async fn put_settings(&self, settings: Settings, edit: &Edit) -> Result<(), StoreError> {
         self.lock().put_settings(settings, edit);
         Ok(())

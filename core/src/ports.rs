@@ -93,6 +93,10 @@ pub trait ConfigStore: Send + Sync {
     /// the order they were first created.
     async fn config(&self) -> Result<RuleSet, StoreError>;
 
+    /// A number that grows with every change to rules, groups, settings or lists (also made
+    /// by other instances sharing the database): when it moves, reload.
+    async fn revision(&self) -> Result<u64, StoreError>;
+
     /// Replaces the settings.
     async fn put_settings(&self, settings: Settings, edit: &Edit) -> Result<(), StoreError>;
 

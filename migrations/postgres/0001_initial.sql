@@ -1,6 +1,14 @@
 -- groupguard schema, PostgreSQL. Times are epoch milliseconds (BIGINT); JSON bodies are TEXT.
 -- Keys and sort columns use the C collation so every store orders text byte by byte.
 
+CREATE TABLE config_revision (
+    -- one row, bumped by every configuration change: serializes concurrent changes and tells
+    -- running instances that they must reload
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    revision BIGINT NOT NULL
+);
+INSERT INTO config_revision (id, revision) VALUES (1, 0);
+
 CREATE TABLE settings (
     -- a single row holding the rule-set settings as JSON
     id BIGINT PRIMARY KEY CHECK (id = 1),

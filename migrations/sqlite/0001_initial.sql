@@ -1,5 +1,13 @@
 -- groupguard schema, SQLite. Times are epoch milliseconds (INTEGER); JSON bodies are TEXT.
 
+CREATE TABLE config_revision (
+    -- one row, bumped by every configuration change: serializes concurrent changes and tells
+    -- running instances that they must reload
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    revision INTEGER NOT NULL
+);
+INSERT INTO config_revision (id, revision) VALUES (1, 0);
+
 CREATE TABLE settings (
     -- a single row holding the rule-set settings as JSON
     id INTEGER PRIMARY KEY CHECK (id = 1),

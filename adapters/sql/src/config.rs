@@ -9,10 +9,12 @@ use groupguard_core::ports::{
     AuditEntry, AuditId, AuditStore, Change, ConfigStore, Edit, RuleVersion, StoreError,
 };
 use groupguard_core::rule::{GroupConfig, Rule, RuleSet, Settings, WhitelistEntry};
-use sqlx::{Any, AnyConnection, QueryBuilder};
+use sqlx::AnyConnection;
 
 use crate::lists::{add_blacklist_tx, remove_blacklist_tx, upsert_blacklist};
-use crate::{CHUNK, SqlStore, audit, audit_entry, col, db, from_json, parse, to_json};
+use crate::{
+    CHUNK, SqlStore, Statement, Value, audit, audit_entry, col, db, from_json, parse, to_json,
+};
 
 fn not_found(what: &'static str, key: impl std::fmt::Display) -> StoreError {
     StoreError::NotFound {
@@ -95,16 +97,21 @@ async fn load_rule(conn: &mut AnyConnection, id: &RuleId) -> Result<Option<Rule>
 async fn insert_rule_groups(conn: &mut AnyConnection, rule: &Rule) -> Result<(), StoreError> {
     let id = rule.id.to_string();
     for (c, chunk) in rule.scope.groups.chunks(CHUNK).enumerate() {
-        let mut insert = QueryBuilder::<Any>::new(
-            "INSERT INTO rule_groups (rule_id, position, platform, group_id) ",
+        let mut insert = Statement::new(
+            "INSERT INTO rule_groups (rule_id, position, platform, group_id) VALUES ",
         );
-        insert.push_values(chunk.iter().enumerate(), |mut row, (i, group)| {
-            row.push_bind(id.clone())
-                .push_bind((c * CHUNK + i) as i64)
-                .push_bind(group.platform.as_str())
-                .push_bind(group.id.to_string());
-        });
-        insert.build().execute(&mut *conn).await.map_err(db)?;
+        for (i, group) in chunk.iter().enumerate() {
+            if i > 0 {
+                insert.push(", ");
+            }
+            insert.tuple([
+                Value::from(id.clone()),
+                Value::from((c * CHUNK + i) as i64),
+                Value::from(group.platform.as_str()),
+                Value::from(group.id.to_string()),
+            ]);
+        }
+        insert.query().execute(&mut *conn).await.map_err(db)?;
     }
     Ok(())
 }
@@ -470,21 +477,29 @@ impl ConfigStore for SqlStore {
         })
     }
 
+    async fn revision(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT revision FROM config_revision WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(col::<i64>(&row, "revision")? as u64)
+    }
+
     async fn put_settings(&self, settings: Settings, edit: &Edit) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_change().await?;
         put_settings_tx(&mut tx, settings, edit).await?;
         tx.commit().await.map_err(db)
     }
 
     async fn put_rule(&self, rule: Rule, edit: &Edit) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_change().await?;
         let (version, _) = put_rule_tx(&mut tx, rule, edit).await?;
         tx.commit().await.map_err(db)?;
         Ok(version)
     }
 
     async fn delete_rule(&self, id: &RuleId, edit: &Edit) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_change().await?;
         delete_rule_tx(&mut tx, id, edit).await?;
         tx.commit().await.map_err(db)
     }
@@ -508,31 +523,31 @@ impl ConfigStore for SqlStore {
     }
 
     async fn put_group(&self, group: GroupConfig, edit: &Edit) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_change().await?;
         put_group_tx(&mut tx, group, edit).await?;
         tx.commit().await.map_err(db)
     }
 
     async fn delete_group(&self, id: &GroupRef, edit: &Edit) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_change().await?;
         delete_group_tx(&mut tx, id, edit).await?;
         tx.commit().await.map_err(db)
     }
 
     async fn put_whitelist(&self, entry: WhitelistEntry, edit: &Edit) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_change().await?;
         put_whitelist_tx(&mut tx, entry, edit).await?;
         tx.commit().await.map_err(db)
     }
 
     async fn remove_whitelist(&self, member: &MemberRef, edit: &Edit) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_change().await?;
         remove_whitelist_tx(&mut tx, member, edit).await?;
         tx.commit().await.map_err(db)
     }
 
     async fn replace_config(&self, set: RuleSet, edit: &Edit) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_change().await?;
         for statement in [
             "DELETE FROM rule_groups",
             "DELETE FROM rules",
@@ -581,7 +596,7 @@ impl AuditStore for SqlStore {
     }
 
     async fn undo(&self, id: AuditId, edit: &Edit) -> Result<AuditEntry, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_change().await?;
         let row =
             sqlx::query("SELECT id, at, by_source, change, undone_by FROM audit_log WHERE id = $1")
                 .bind(id)

@@ -95,6 +95,19 @@ impl SqlStore {
         Ok(SqlStore { pool, backend })
     }
 
+    /// Begins a configuration change: bumping the revision row first makes concurrent
+    /// changes (from other instances too) wait for each other, and tells readers to reload.
+    pub(crate) async fn begin_change(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("UPDATE config_revision SET revision = revision + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        Ok(tx)
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -137,6 +150,102 @@ where
             "corrupt stored value `{text}`: {e}"
         )))
     })
+}
+
+/// A value bound to a statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Value {
+        Value::Text(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Value {
+        Value::Text(v.to_owned())
+    }
+}
+
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Value {
+        Value::OptText(v)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Value {
+        Value::Int(v)
+    }
+}
+
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Value {
+        Value::OptInt(v)
+    }
+}
+
+/// SQL built piece by piece with numbered `$n` placeholders, which both databases accept
+/// through `Any` (sqlx's `QueryBuilder` writes `?`, which PostgreSQL does not).
+#[derive(Debug, Default)]
+pub(crate) struct Statement {
+    sql: String,
+    values: Vec<Value>,
+}
+
+impl Statement {
+    pub(crate) fn new(sql: &str) -> Statement {
+        Statement {
+            sql: sql.to_owned(),
+            values: Vec::new(),
+        }
+    }
+
+    /// Appends SQL text.
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Statement {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends a placeholder for `value`.
+    pub(crate) fn bind(&mut self, value: impl Into<Value>) -> &mut Statement {
+        self.values.push(value.into());
+        self.sql.push('$');
+        self.sql.push_str(&self.values.len().to_string());
+        self
+    }
+
+    /// Appends `(v1, v2, …)`.
+    pub(crate) fn tuple(&mut self, values: impl IntoIterator<Item = Value>) -> &mut Statement {
+        self.sql.push('(');
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.bind(value);
+        }
+        self.sql.push(')');
+        self
+    }
+
+    pub(crate) fn query(&self) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql.clone()));
+        for value in &self.values {
+            query = match value.clone() {
+                Value::Text(v) => query.bind(v),
+                Value::OptText(v) => query.bind(v),
+                Value::Int(v) => query.bind(v),
+                Value::OptInt(v) => query.bind(v),
+            };
+        }
+        query
+    }
 }
 
 /// Rows per multi-row INSERT: well under SQLite's 32,766 bound parameters.

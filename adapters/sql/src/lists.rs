@@ -4,10 +4,10 @@ use async_trait::async_trait;
 use groupguard_core::model::{MemberRef, Timestamp, UserId};
 use groupguard_core::ports::{AuditId, Change, Edit, ListStore, StoreError};
 use groupguard_core::rule::{BlacklistEntry, Source};
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, QueryBuilder};
 
-use crate::{CHUNK, SqlStore, audit, col, db, parse};
+use crate::{CHUNK, SqlStore, Statement, Value, audit, col, db, parse};
 
 const COLUMNS: &str = "platform, member, owner, reason, source, created_at, expires_at";
 
@@ -37,21 +37,26 @@ pub(crate) async fn upsert_blacklist(
     entries: &[BlacklistEntry],
 ) -> Result<(), StoreError> {
     for chunk in entries.chunks(CHUNK) {
-        let mut insert = QueryBuilder::<Any>::new(format!("INSERT INTO blacklist ({COLUMNS}) "));
-        insert.push_values(chunk, |mut row, e| {
-            row.push_bind(e.member.platform.as_str())
-                .push_bind(e.member.id.to_string())
-                .push_bind(owner_key(e.owner.as_ref()))
-                .push_bind(e.reason.clone())
-                .push_bind(e.source.to_string())
-                .push_bind(e.created_at.millis())
-                .push_bind(e.expires_at.map(Timestamp::millis));
-        });
+        let mut insert = Statement::new(&format!("INSERT INTO blacklist ({COLUMNS}) VALUES "));
+        for (i, e) in chunk.iter().enumerate() {
+            if i > 0 {
+                insert.push(", ");
+            }
+            insert.tuple([
+                Value::from(e.member.platform.as_str()),
+                Value::from(e.member.id.to_string()),
+                Value::from(owner_key(e.owner.as_ref())),
+                Value::from(e.reason.clone()),
+                Value::from(e.source.to_string()),
+                Value::from(e.created_at.millis()),
+                Value::from(e.expires_at.map(Timestamp::millis)),
+            ]);
+        }
         insert.push(
             " ON CONFLICT (platform, member, owner) DO UPDATE SET reason = excluded.reason, \
              source = excluded.source, created_at = excluded.created_at, expires_at = excluded.expires_at",
         );
-        insert.build().execute(&mut *conn).await.map_err(|e| {
+        insert.query().execute(&mut *conn).await.map_err(|e| {
             let expiry = e.as_database_error().is_some_and(|d| {
                 d.message().contains("blacklist_expiry")
                     || d.constraint() == Some("blacklist_expiry")
@@ -132,7 +137,7 @@ pub(crate) async fn remove_blacklist_tx(
 #[async_trait]
 impl ListStore for SqlStore {
     async fn add_blacklist(&self, entry: BlacklistEntry, edit: &Edit) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_change().await?;
         add_blacklist_tx(&mut tx, entry, edit).await?;
         tx.commit().await.map_err(db)
     }
@@ -143,7 +148,7 @@ impl ListStore for SqlStore {
         owner: Option<&UserId>,
         edit: &Edit,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_change().await?;
         remove_blacklist_tx(&mut tx, member, owner, edit).await?;
         tx.commit().await.map_err(db)
     }
@@ -153,7 +158,7 @@ impl ListStore for SqlStore {
         entries: Vec<BlacklistEntry>,
         edit: &Edit,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_change().await?;
         upsert_blacklist(&mut tx, &entries).await?;
         let count = entries.len() as u64;
         audit(&mut tx, edit, &Change::BlacklistImport { count }).await?;

@@ -12,9 +12,8 @@ use groupguard_core::ports::{
 use groupguard_core::rule::Mode;
 use groupguard_core::verdict::{Action, CheckKind, Verdict, ViolationRecord};
 use sqlx::any::AnyRow;
-use sqlx::{Any, QueryBuilder};
 
-use crate::{Backend, SqlStore, col, db, from_json, parse, to_json};
+use crate::{Backend, SqlStore, Statement, Value, col, db, from_json, parse, to_json};
 
 const VIOLATION_COLUMNS: &str = "id, event_id, at, platform, group_id, member, member_name, \
                                  member_joined_at, rule_id, check_kind, evidence, excerpt, mode, actions";
@@ -226,37 +225,33 @@ impl ViolationStore for SqlStore {
     }
 
     async fn violations(&self, query: &ViolationQuery) -> Result<Vec<StoredViolation>, StoreError> {
-        let mut select = QueryBuilder::<Any>::new(format!(
+        let mut select = Statement::new(&format!(
             "SELECT {VIOLATION_COLUMNS} FROM violations WHERE 1 = 1"
         ));
         if let Some(g) = &query.group {
-            select
-                .push(" AND platform = ")
-                .push_bind(g.platform.as_str());
-            select.push(" AND group_id = ").push_bind(g.id.to_string());
+            select.push(" AND platform = ").bind(g.platform.as_str());
+            select.push(" AND group_id = ").bind(g.id.to_string());
         }
         if let Some(m) = &query.member {
-            select
-                .push(" AND platform = ")
-                .push_bind(m.platform.as_str());
-            select.push(" AND member = ").push_bind(m.id.to_string());
+            select.push(" AND platform = ").bind(m.platform.as_str());
+            select.push(" AND member = ").bind(m.id.to_string());
         }
         if let Some(r) = &query.rule {
-            select.push(" AND rule_id = ").push_bind(r.to_string());
+            select.push(" AND rule_id = ").bind(r.to_string());
         }
         if let Some(t) = query.from {
-            select.push(" AND at >= ").push_bind(t.millis());
+            select.push(" AND at >= ").bind(t.millis());
         }
         if let Some(t) = query.to {
-            select.push(" AND at < ").push_bind(t.millis());
+            select.push(" AND at < ").bind(t.millis());
         }
         if let Some(id) = query.before_id {
-            select.push(" AND id < ").push_bind(id);
+            select.push(" AND id < ").bind(id);
         }
         select
             .push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(query.page_size()));
-        let rows = select.build().fetch_all(&self.pool).await.map_err(db)?;
+            .bind(i64::from(query.page_size()));
+        let rows = select.query().fetch_all(&self.pool).await.map_err(db)?;
         let found = rows
             .iter()
             .map(violation_from_row)
@@ -269,15 +264,12 @@ impl ViolationStore for SqlStore {
             .map(|(id, _)| *id)
             .collect();
         if !enforced.is_empty() {
-            let mut select = QueryBuilder::<Any>::new(
-                "SELECT violation_id, action, state, detail FROM outbox WHERE violation_id IN (",
+            let mut select = Statement::new(
+                "SELECT violation_id, action, state, detail FROM outbox WHERE violation_id IN ",
             );
-            let mut ids = select.separated(", ");
-            for id in &enforced {
-                ids.push_bind(*id);
-            }
-            select.push(") ORDER BY id");
-            for row in select.build().fetch_all(&self.pool).await.map_err(db)? {
+            select.tuple(enforced.iter().map(|id| Value::from(*id)));
+            select.push(" ORDER BY id");
+            for row in select.query().fetch_all(&self.pool).await.map_err(db)? {
                 outcomes
                     .entry(col(&row, "violation_id")?)
                     .or_default()
@@ -313,7 +305,7 @@ impl ViolationStore for SqlStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<DayStats>, StoreError> {
-        let mut select = QueryBuilder::<Any>::new(format!(
+        let mut select = Statement::new(&format!(
             "SELECT at / {DAY_MS} AS day_number, platform, group_id, COUNT(*) AS violations, \
              COUNT(DISTINCT member) AS violators, \
              COUNT(DISTINCT CASE WHEN member_joined_at IS NOT NULL AND member_joined_at <= at \
@@ -321,19 +313,17 @@ impl ViolationStore for SqlStore {
              FROM violations WHERE at >= "
         ));
         select
-            .push_bind(from.millis())
+            .bind(from.millis())
             .push(" AND at < ")
-            .push_bind(to.millis());
+            .bind(to.millis());
         if let Some(g) = group {
-            select
-                .push(" AND platform = ")
-                .push_bind(g.platform.as_str());
-            select.push(" AND group_id = ").push_bind(g.id.to_string());
+            select.push(" AND platform = ").bind(g.platform.as_str());
+            select.push(" AND group_id = ").bind(g.id.to_string());
         }
-        select.push(" GROUP BY at / ");
-        select.push(DAY_MS.to_string());
-        select.push(", platform, group_id ORDER BY day_number, platform, group_id");
-        let rows = select.build().fetch_all(&self.pool).await.map_err(db)?;
+        select.push(&format!(
+            " GROUP BY at / {DAY_MS}, platform, group_id ORDER BY day_number, platform, group_id"
+        ));
+        let rows = select.query().fetch_all(&self.pool).await.map_err(db)?;
         rows.iter()
             .map(|row| {
                 Ok(DayStats {
