@@ -72,7 +72,7 @@ CREATE TABLE blacklist (
     expires_at INTEGER,
     PRIMARY KEY (platform, member, owner),
     CONSTRAINT blacklist_expiry CHECK (expires_at IS NULL OR expires_at > created_at)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE audit_log (
     -- every configuration change with the state before and after (JSON)
@@ -89,7 +89,7 @@ CREATE TABLE processed_events (
     event_id TEXT NOT NULL,
     at INTEGER NOT NULL,
     PRIMARY KEY (platform, event_id)
-);
+) WITHOUT ROWID;
 CREATE INDEX processed_events_at ON processed_events (at);
 
 CREATE TABLE violations (

@@ -13,7 +13,8 @@ use sqlx::AnyConnection;
 
 use crate::lists::{add_blacklist_tx, remove_blacklist_tx, upsert_blacklist};
 use crate::{
-    CHUNK, SqlStore, Statement, Value, audit, audit_entry, col, db, from_json, parse, to_json,
+    Backend, CHUNK, SqlStore, Statement, Value, audit, audit_entry, col, db, from_json, parse,
+    to_json,
 };
 
 fn not_found(what: &'static str, key: impl std::fmt::Display) -> StoreError {
@@ -98,6 +99,7 @@ async fn insert_rule_groups(conn: &mut AnyConnection, rule: &Rule) -> Result<(),
     let id = rule.id.to_string();
     for (c, chunk) in rule.scope.groups.chunks(CHUNK).enumerate() {
         let mut insert = Statement::new(
+            Backend::of(conn),
             "INSERT INTO rule_groups (rule_id, position, platform, group_id) VALUES ",
         );
         for (i, group) in chunk.iter().enumerate() {

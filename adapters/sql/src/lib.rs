@@ -191,17 +191,31 @@ impl From<Option<i64>> for Value {
     }
 }
 
-/// SQL built piece by piece with numbered `$n` placeholders, which both databases accept
-/// through `Any` (sqlx's `QueryBuilder` writes `?`, which PostgreSQL does not).
-#[derive(Debug, Default)]
+/// SQL built piece by piece with each database's own placeholders: `$n` for PostgreSQL,
+/// `?` for SQLite, where looking up numbered parameters by name costs quadratic time in a
+/// statement with thousands of them.
+#[derive(Debug)]
 pub(crate) struct Statement {
+    backend: Backend,
     sql: String,
     values: Vec<Value>,
 }
 
+impl Backend {
+    /// The backend behind a connection.
+    pub(crate) fn of(conn: &AnyConnection) -> Backend {
+        if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
 impl Statement {
-    pub(crate) fn new(sql: &str) -> Statement {
+    pub(crate) fn new(backend: Backend, sql: &str) -> Statement {
         Statement {
+            backend,
             sql: sql.to_owned(),
             values: Vec::new(),
         }
@@ -216,8 +230,13 @@ impl Statement {
     /// Appends a placeholder for `value`.
     pub(crate) fn bind(&mut self, value: impl Into<Value>) -> &mut Statement {
         self.values.push(value.into());
-        self.sql.push('$');
-        self.sql.push_str(&self.values.len().to_string());
+        match self.backend {
+            Backend::Sqlite => self.sql.push('?'),
+            Backend::Postgres => {
+                self.sql.push('$');
+                self.sql.push_str(&self.values.len().to_string());
+            }
+        }
         self
     }
 

@@ -7,7 +7,7 @@ use groupguard_core::rule::{BlacklistEntry, Source};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use crate::{CHUNK, SqlStore, Statement, Value, audit, col, db, parse};
+use crate::{Backend, CHUNK, SqlStore, Statement, Value, audit, col, db, parse};
 
 const COLUMNS: &str = "platform, member, owner, reason, source, created_at, expires_at";
 
@@ -37,7 +37,10 @@ pub(crate) async fn upsert_blacklist(
     entries: &[BlacklistEntry],
 ) -> Result<(), StoreError> {
     for chunk in entries.chunks(CHUNK) {
-        let mut insert = Statement::new(&format!("INSERT INTO blacklist ({COLUMNS}) VALUES "));
+        let mut insert = Statement::new(
+            Backend::of(conn),
+            &format!("INSERT INTO blacklist ({COLUMNS}) VALUES "),
+        );
         for (i, e) in chunk.iter().enumerate() {
             if i > 0 {
                 insert.push(", ");

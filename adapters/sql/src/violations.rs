@@ -225,9 +225,10 @@ impl ViolationStore for SqlStore {
     }
 
     async fn violations(&self, query: &ViolationQuery) -> Result<Vec<StoredViolation>, StoreError> {
-        let mut select = Statement::new(&format!(
-            "SELECT {VIOLATION_COLUMNS} FROM violations WHERE 1 = 1"
-        ));
+        let mut select = Statement::new(
+            self.backend,
+            &format!("SELECT {VIOLATION_COLUMNS} FROM violations WHERE 1 = 1"),
+        );
         if let Some(g) = &query.group {
             select.push(" AND platform = ").bind(g.platform.as_str());
             select.push(" AND group_id = ").bind(g.id.to_string());
@@ -265,6 +266,7 @@ impl ViolationStore for SqlStore {
             .collect();
         if !enforced.is_empty() {
             let mut select = Statement::new(
+                self.backend,
                 "SELECT violation_id, action, state, detail FROM outbox WHERE violation_id IN ",
             );
             select.tuple(enforced.iter().map(|id| Value::from(*id)));
@@ -305,13 +307,16 @@ impl ViolationStore for SqlStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<DayStats>, StoreError> {
-        let mut select = Statement::new(&format!(
-            "SELECT at / {DAY_MS} AS day_number, platform, group_id, COUNT(*) AS violations, \
+        let mut select = Statement::new(
+            self.backend,
+            &format!(
+                "SELECT at / {DAY_MS} AS day_number, platform, group_id, COUNT(*) AS violations, \
              COUNT(DISTINCT member) AS violators, \
              COUNT(DISTINCT CASE WHEN member_joined_at IS NOT NULL AND member_joined_at <= at \
              AND at - member_joined_at < {DAY_MS} THEN member END) AS new_violators \
              FROM violations WHERE at >= "
-        ));
+            ),
+        );
         select
             .bind(from.millis())
             .push(" AND at < ")
