@@ -12,6 +12,7 @@ pub mod conformance;
 pub mod detect;
 pub mod engine;
 pub mod eventlog;
+pub mod export;
 mod keys;
 pub mod lists;
 pub mod memory;

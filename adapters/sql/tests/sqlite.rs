@@ -59,3 +59,49 @@ async fn bad_urls_are_refused_without_echoing_them() {
         .unwrap_err();
     assert_eq!(err.to_string(), "cannot open the database");
 }
+
+#[tokio::test]
+async fn a_restart_forgets_no_warning() {
+    use groupguard_core::compile::CompiledRules;
+    use groupguard_core::engine::Engine;
+    use groupguard_core::model::Platform;
+    use groupguard_core::ports::ViolationStore;
+    use groupguard_core::rulefile;
+    use groupguard_core::testing::{EventFactory, member};
+
+    let rules = || {
+        let set =
+            rulefile::parse("[[rules]]\nid = \"ads\"\nkeywords = { substrings = [\"代购\"] }\n")
+                .unwrap();
+        CompiledRules::compile(set).unwrap()
+    };
+    let path = fresh_path();
+    let url = format!("sqlite://{}", path.display());
+    let store = SqlStore::open(&url).await.unwrap();
+    let mut engine = Engine::new(rules());
+    let mut f = EventFactory::new(Platform::WeCom, "g");
+    for _ in 0..3 {
+        let event = f.text(&member("u"), "代购");
+        store
+            .record(&engine.evaluate(&event, event.at))
+            .await
+            .unwrap();
+        f.advance(std::time::Duration::from_secs(60));
+    }
+    store.close().await;
+
+    let store = SqlStore::open(&url).await.unwrap();
+    let mut restarted = Engine::new(rules());
+    let since = f.now().minus(std::time::Duration::from_secs(24 * 3600));
+    for (member, rule, at) in store.ladder_history(since).await.unwrap() {
+        restarted.restore_violation(&member, &rule, at);
+    }
+    let event = f.text(&member("u"), "代购");
+    let verdict = restarted.evaluate(&event, event.at);
+    let names: Vec<&str> = verdict.actions.iter().map(|a| a.action.name()).collect();
+    assert_eq!(
+        names,
+        ["kick"],
+        "three warnings before the restart, so the fourth violation kicks"
+    );
+}
