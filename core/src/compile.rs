@@ -546,7 +546,8 @@ fn compile_rule(
             ),
         );
     }
-    if !rule.has_checks() {
+    // A rule being set up may sit disabled without checks; an enabled one must check something.
+    if rule.enabled && !rule.has_checks() {
         errors.push(
             path,
             format!(

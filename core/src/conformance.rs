@@ -534,6 +534,29 @@ pub async fn verdicts_are_recorded_once(store: &impl Store) {
     assert_eq!(store.outbox_depth().await.unwrap(), 2);
     let all = store.violations(&ViolationQuery::default()).await.unwrap();
     assert_eq!(all.len(), 2);
+    let event = verdicts[0].event.to_string();
+    assert_eq!(
+        store
+            .verdict(Platform::WeCom, &event)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&verdicts[0])
+    );
+    let message = verdicts[1].message.as_ref().unwrap().to_string();
+    assert_eq!(
+        store
+            .verdict(Platform::WeCom, &message)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&verdicts[1])
+    );
+    assert_eq!(
+        store.verdict(Platform::Discord, &event).await.unwrap(),
+        None
+    );
+    assert_eq!(store.verdict(Platform::WeCom, "nope").await.unwrap(), None);
 }
 
 /// Claimed actions are leased; finished ones leave the queue; retries wait until due.

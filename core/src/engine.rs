@@ -194,6 +194,7 @@ impl Engine {
 
         let mut verdict = Verdict {
             event: event.id.clone(),
+            message: event.message_id(),
             at: now,
             platform: event.platform,
             group: event.group.clone(),

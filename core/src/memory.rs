@@ -51,7 +51,8 @@ struct Inner {
     whitelist: BTreeMap<MemberKey, WhitelistEntry>,
     blacklist: BTreeMap<BlacklistKey, BlacklistEntry>,
     audit: Vec<AuditEntry>,
-    events: HashMap<(Platform, String), i64>,
+    /// Recorded events: time and verdict.
+    events: HashMap<(Platform, String), (i64, Verdict)>,
     violations: Vec<(ViolationId, ViolationRecord)>,
     outbox: Vec<Slot>,
 }
@@ -497,7 +498,9 @@ impl ViolationStore for MemoryStore {
         if inner.events.contains_key(&key) {
             return Ok(Recorded::Duplicate);
         }
-        inner.events.insert(key, verdict.at.millis());
+        inner
+            .events
+            .insert(key, (verdict.at.millis(), verdict.clone()));
         let mut violations = Vec::new();
         let mut actions = Vec::new();
         for record in &verdict.violations {
@@ -536,6 +539,21 @@ impl ViolationStore for MemoryStore {
             violations: violations.into_iter().map(|(_, id)| id).collect(),
             actions,
         })
+    }
+
+    async fn verdict(&self, platform: Platform, id: &str) -> Result<Option<Verdict>, StoreError> {
+        let inner = self.lock();
+        if let Some((_, verdict)) = inner.events.get(&(platform, id.to_owned())) {
+            return Ok(Some(verdict.clone()));
+        }
+        Ok(inner
+            .events
+            .values()
+            .map(|(_, v)| v)
+            .find(|v| {
+                v.platform == platform && v.message.as_ref().is_some_and(|m| m.as_str() == id)
+            })
+            .cloned())
     }
 
     async fn claim_actions(
@@ -696,7 +714,7 @@ impl ViolationStore for MemoryStore {
     async fn prune_events(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut inner = self.lock();
         let len = inner.events.len();
-        inner.events.retain(|_, at| *at >= before.millis());
+        inner.events.retain(|_, (at, _)| *at >= before.millis());
         Ok((len - inner.events.len()) as u64)
     }
 }

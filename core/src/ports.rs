@@ -461,6 +461,9 @@ pub trait ViolationStore: Send + Sync {
     /// record, and every enforce action in the outbox. An event seen before writes nothing.
     async fn record(&self, verdict: &Verdict) -> Result<Recorded, StoreError>;
 
+    /// The recorded verdict of an event, looked up by event id or by message id.
+    async fn verdict(&self, platform: Platform, id: &str) -> Result<Option<Verdict>, StoreError>;
+
     /// Takes up to `limit` pending actions due at `now` and leases them until `lease_until`:
     /// concurrent callers never get the same action while its lease runs.
     async fn claim_actions(

@@ -17,6 +17,8 @@ use crate::rule::{ListScope, Mode, Source};
 pub struct Verdict {
     /// The event judged.
     pub event: EventId,
+    /// The message it carried, if any.
+    pub message: Option<MessageId>,
     /// When it was judged (the `now` passed to the engine).
     pub at: Timestamp,
     /// Where.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use groupguard_core::memory::DAY_MS;
-use groupguard_core::model::{GroupRef, MemberRef, RuleId, Timestamp};
+use groupguard_core::model::{GroupRef, MemberRef, Platform, RuleId, Timestamp};
 use groupguard_core::ports::{
     ActionId, ActionResult, ActionState, DayStats, OutboxAction, Recorded, StoreError,
     StoredViolation, ViolationQuery, ViolationStore,
@@ -83,12 +83,14 @@ impl ViolationStore for SqlStore {
     async fn record(&self, verdict: &Verdict) -> Result<Recorded, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let inserted = sqlx::query(
-            "INSERT INTO processed_events (platform, event_id, at) VALUES ($1, $2, $3) \
-             ON CONFLICT (platform, event_id) DO NOTHING",
+            "INSERT INTO processed_events (platform, event_id, at, message_id, verdict) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (platform, event_id) DO NOTHING",
         )
         .bind(verdict.platform.as_str())
         .bind(verdict.event.to_string())
         .bind(verdict.at.millis())
+        .bind(verdict.message.as_ref().map(ToString::to_string))
+        .bind(to_json(verdict)?)
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -148,6 +150,20 @@ impl ViolationStore for SqlStore {
             violations: violations.into_iter().map(|(_, id)| id).collect(),
             actions,
         })
+    }
+
+    async fn verdict(&self, platform: Platform, id: &str) -> Result<Option<Verdict>, StoreError> {
+        let row = sqlx::query(
+            "SELECT verdict FROM processed_events WHERE platform = $1 AND (event_id = $2 OR message_id = $2) \
+             AND verdict IS NOT NULL ORDER BY at DESC LIMIT 1",
+        )
+        .bind(platform.as_str())
+        .bind(id.to_owned())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(|row| from_json(&col::<String>(&row, "verdict")?))
+            .transpose()
     }
 
     async fn claim_actions(
