@@ -753,7 +753,7 @@ fn compile_regexes(
 }
 
 /// regex errors draw the pattern with a caret over several lines; the last line says what.
-fn first_line_of_regex_error(e: &regex::Error) -> String {
+pub(crate) fn first_line_of_regex_error(e: &regex::Error) -> String {
     let text = e.to_string();
     text.lines()
         .rev()

@@ -6,6 +6,7 @@
 //! clock: the caller passes `now`, so the same events always give the same decisions, which
 //! is what makes `simulate`, shadow mode and `why` trustworthy.
 
+pub mod command;
 pub mod compile;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;

@@ -1,0 +1,227 @@
+//! Chat commands: one table defines every command once.
+//!
+//! Each [`CommandSpec`] carries its usage pattern, summary and required role. The text
+//! parser ([`parse`]), the help text ([`help`]) and the Discord slash-command definitions (built
+//! by the Discord adapter from [`COMMANDS`]) all come from this table; [`execute`] runs a
+//! parsed [`Invocation`] against a store and returns a typed [`Outcome`] that each platform
+//! renders ([`render`] is the plain-text renderer).
+//!
+//! Usage patterns are words, `<name:kind>` (one value), `<name:kind...>` (one or more),
+//! `[<name:kind>]` and `[<name:kind...>]` (optional), `[--option <name:kind>]` and
+//! `<name:body>` (the lines after the command line).
+
+mod exec;
+mod parse;
+mod render;
+
+pub use exec::{CommandError, Context, Outcome, RuleSummary, execute, load_rules};
+pub use parse::{Args, Invocation, ParseError, Value, parse};
+pub use render::render;
+
+use crate::model::Role;
+
+/// Every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum CommandId {
+    RuleCreate,
+    RuleList,
+    RuleShow,
+    RuleDelete,
+    RuleEnable,
+    RuleDisable,
+    RuleMode,
+    RuleLadder,
+    RuleScopeAddGroup,
+    RuleScopeRemoveGroup,
+    RuleScopeAddTag,
+    RuleScopeRemoveTag,
+    RuleSetKeywordsAdd,
+    RuleSetKeywordsRemove,
+    RuleSetWordsAdd,
+    RuleSetWordsRemove,
+    RuleSetRegexAdd,
+    RuleSetRegexRemove,
+    RuleSetPhone,
+    RuleSetLinksMode,
+    RuleSetLinksAllowAdd,
+    RuleSetLinksAllowRemove,
+    RuleSetLinksDenyAdd,
+    RuleSetLinksDenyRemove,
+    RuleSetMiniProgramAdd,
+    RuleSetMiniProgramRemove,
+    RuleSetKinds,
+    RuleSetFlood,
+    RuleSetMaxLength,
+    RuleSetMaxLines,
+    RuleSetMaxMentions,
+    RuleSetDuplicates,
+    RuleSetInviteBan,
+    RuleSetOrgsAdd,
+    RuleSetOrgsRemove,
+    GroupTagAdd,
+    GroupTagRemove,
+    GroupTagList,
+    TemplateApply,
+    BlacklistAdd,
+    BlacklistRemove,
+    BlacklistList,
+    BlacklistImport,
+    WhitelistAdd,
+    WhitelistRemove,
+    WhitelistList,
+    ViolationsList,
+    ViolationsExport,
+    Stats,
+    Why,
+    AuditList,
+    AuditUndo,
+    ConfigExport,
+    ConfigImport,
+    Help,
+}
+
+/// One command: how to type it, what it does, who may run it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// Which command.
+    pub id: CommandId,
+    /// The usage pattern (see the module documentation).
+    pub usage: &'static str,
+    /// What it does, in one line.
+    pub summary: &'static str,
+    /// The lowest role that may run it.
+    pub role: Role,
+}
+
+const MOD: Role = Role::Moderator;
+const ADMIN: Role = Role::Admin;
+
+macro_rules! commands {
+    ($($id:ident, $role:expr, $usage:literal, $summary:literal;)+) => {
+        /// The command table.
+        pub static COMMANDS: &[CommandSpec] = &[
+            $(CommandSpec { id: CommandId::$id, usage: $usage, summary: $summary, role: $role },)+
+        ];
+    };
+}
+
+commands! {
+    RuleCreate, ADMIN, "rule create <rule:rule> [<name:text...>]", "Create a rule (disabled until it has checks and you enable it).";
+    RuleList, MOD, "rule list", "List the rules.";
+    RuleShow, MOD, "rule show <rule:rule>", "Show a rule as it would appear in a rule file.";
+    RuleDelete, ADMIN, "rule delete <rule:rule>", "Delete a rule (restorable with audit undo for 72 hours).";
+    RuleEnable, ADMIN, "rule enable <rule:rule>", "Enable a rule.";
+    RuleDisable, ADMIN, "rule disable <rule:rule>", "Disable a rule.";
+    RuleMode, ADMIN, "rule mode <rule:rule> <mode:mode>", "enforce: act; shadow: only record what would happen.";
+    RuleLadder, ADMIN, "rule ladder <rule:rule> <rungs:rung...>", "Set the punishment ladder, e.g. delete+warn delete+warn kick+blacklist.";
+    RuleScopeAddGroup, ADMIN, "rule scope <rule:rule> add group <groups:group...>", "Apply the rule in these groups.";
+    RuleScopeRemoveGroup, ADMIN, "rule scope <rule:rule> remove group <groups:group...>", "Stop applying the rule in these groups.";
+    RuleScopeAddTag, ADMIN, "rule scope <rule:rule> add tag <tags:tag...>", "Apply the rule in groups with these tags.";
+    RuleScopeRemoveTag, ADMIN, "rule scope <rule:rule> remove tag <tags:tag...>", "Stop applying the rule to these tags.";
+    RuleSetKeywordsAdd, ADMIN, "rule set <rule:rule> keywords add <keywords:text...>", "Add keywords matched anywhere in a message.";
+    RuleSetKeywordsRemove, ADMIN, "rule set <rule:rule> keywords remove <keywords:text...>", "Remove keywords.";
+    RuleSetWordsAdd, ADMIN, "rule set <rule:rule> words add <words:text...>", "Add keywords matched as whole words only.";
+    RuleSetWordsRemove, ADMIN, "rule set <rule:rule> words remove <words:text...>", "Remove whole-word keywords.";
+    RuleSetRegexAdd, ADMIN, "rule set <rule:rule> regex add <pattern:regex>", "Add a regular expression (quote it if it has spaces).";
+    RuleSetRegexRemove, ADMIN, "rule set <rule:rule> regex remove <pattern:text>", "Remove a regular expression.";
+    RuleSetPhone, ADMIN, "rule set <rule:rule> phone <on:onoff>", "Turn the phone-number check on or off.";
+    RuleSetLinksMode, ADMIN, "rule set <rule:rule> links mode <mode:linkmode>", "deny-listed: only denied domains; allow-listed-only: every link except allowed ones; off.";
+    RuleSetLinksAllowAdd, ADMIN, "rule set <rule:rule> links allow add <domains:domain...>", "Allow domains and their subdomains.";
+    RuleSetLinksAllowRemove, ADMIN, "rule set <rule:rule> links allow remove <domains:domain...>", "Remove allowed domains.";
+    RuleSetLinksDenyAdd, ADMIN, "rule set <rule:rule> links deny add <domains:domain...>", "Deny domains and their subdomains.";
+    RuleSetLinksDenyRemove, ADMIN, "rule set <rule:rule> links deny remove <domains:domain...>", "Remove denied domains.";
+    RuleSetMiniProgramAdd, ADMIN, "rule set <rule:rule> mini-program allow add <apps:text...>", "Allow mini-programs by app id (others are violations).";
+    RuleSetMiniProgramRemove, ADMIN, "rule set <rule:rule> mini-program allow remove <apps:text...>", "Remove allowed mini-programs.";
+    RuleSetKinds, ADMIN, "rule set <rule:rule> kinds [<kinds:kind...>]", "Ban these message kinds (none: ban nothing).";
+    RuleSetFlood, ADMIN, "rule set <rule:rule> flood <messages:int> <per:duration>", "At most N messages per member per group within T.";
+    RuleSetMaxLength, ADMIN, "rule set <rule:rule> max-length <chars:int>", "At most this many characters per message.";
+    RuleSetMaxLines, ADMIN, "rule set <rule:rule> max-lines <lines:int>", "At most this many line breaks per message.";
+    RuleSetMaxMentions, ADMIN, "rule set <rule:rule> max-mentions <mentions:int>", "At most this many mentions per message.";
+    RuleSetDuplicates, ADMIN, "rule set <rule:rule> duplicates <members:int> <groups:int> <window:duration>", "The same text from K members or in G groups within T (0 turns a limit off).";
+    RuleSetInviteBan, ADMIN, "rule set <rule:rule> invite-ban <on:onoff> [--only-staff-invite <staff:onoff>]", "Refuse members of other organisations on join.";
+    RuleSetOrgsAdd, ADMIN, "rule set <rule:rule> orgs allow add <orgs:text...>", "Welcome members of these organisations anyway.";
+    RuleSetOrgsRemove, ADMIN, "rule set <rule:rule> orgs allow remove <orgs:text...>", "Stop welcoming these organisations.";
+    GroupTagAdd, ADMIN, "group tag add <tags:tag...> [--group <group:group>]", "Tag this group (or another).";
+    GroupTagRemove, ADMIN, "group tag remove <tags:tag...> [--group <group:group>]", "Remove tags from this group (or another).";
+    GroupTagList, MOD, "group tag list [--group <group:group>]", "Show this group's tags.";
+    TemplateApply, ADMIN, "template apply <template:template> [--tag <tag:tag>]", "Add a template's rules (retail, education, b2b, finance), scoped to a tag.";
+    BlacklistAdd, MOD, "blacklist add <member:member> [<reason:text...>] [--personal <personal:onoff>] [--expires <expires:duration>]", "Blacklist a member org-wide (or on this group owner's list).";
+    BlacklistRemove, MOD, "blacklist remove <member:member> [--personal <personal:onoff>]", "Remove a member from the blacklist.";
+    BlacklistList, MOD, "blacklist list [--after <after:member>]", "List blacklist entries, 20 at a time.";
+    BlacklistImport, ADMIN, "blacklist import <entries:body>", "Import entries, one per line: platform:id [reason]. All or nothing.";
+    WhitelistAdd, ADMIN, "whitelist add <member:member> [<reason:text...>] [--rule <rule:rule>]", "Exempt a member from every rule (or one).";
+    WhitelistRemove, ADMIN, "whitelist remove <member:member>", "Remove a whitelist entry.";
+    WhitelistList, MOD, "whitelist list", "List whitelisted members.";
+    ViolationsList, MOD, "violations list [--group <group:group>] [--member <member:member>] [--rule <rule:rule>] [--days <days:int>]", "The latest violations, newest first.";
+    ViolationsExport, MOD, "violations export <format:format> [--group <group:group>] [--member <member:member>] [--rule <rule:rule>] [--days <days:int>]", "Violations as csv or json.";
+    Stats, MOD, "stats [<group:group>] [<days:int>]", "Violations per day, share of new members among violators, top checks.";
+    Why, MOD, "why <message:text>", "Every rule's outcome for a message or event id.";
+    AuditList, ADMIN, "audit list", "The latest configuration changes.";
+    AuditUndo, ADMIN, "audit undo <id:audit>", "Undo a change made in the last 72 hours.";
+    ConfigExport, ADMIN, "config export", "The whole configuration as a rule file.";
+    ConfigImport, ADMIN, "config import <file:body>", "Replace the configuration with a rule file (pasted after the command line).";
+    Help, Role::Member, "help [<command:text...>]", "Commands, or the usage of one.";
+}
+
+/// The spec of a command.
+pub fn spec(id: CommandId) -> &'static CommandSpec {
+    COMMANDS
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or(&COMMANDS[COMMANDS.len() - 1])
+}
+
+/// The help text: every command, or those whose usage starts with `prefix`.
+pub fn help(prefix: &str) -> String {
+    let prefix = prefix.trim().to_lowercase();
+    let matching: Vec<&CommandSpec> = COMMANDS
+        .iter()
+        .filter(|c| literal_path(c.usage).starts_with(&prefix))
+        .collect();
+    if matching.is_empty() {
+        return format!("no command starts with `{prefix}`: type `!guard help` for the list");
+    }
+    let mut out = String::new();
+    for c in matching {
+        out.push_str(&format!(
+            "!guard {}\n    {} ({}+)\n",
+            display_usage(c.usage),
+            c.summary,
+            c.role
+        ));
+    }
+    out
+}
+
+/// A usage as people read it: `<rule>` instead of `<rule:rule>`.
+pub fn display_usage(usage: &str) -> String {
+    usage
+        .split_whitespace()
+        .map(|word| match (word.find(':'), word.find('>')) {
+            (Some(colon), Some(end)) if colon < end => {
+                let dots = if word[colon..end].ends_with("...") {
+                    "..."
+                } else {
+                    ""
+                };
+                format!("{}{dots}{}", &word[..colon], &word[end..])
+            }
+            _ => word.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The words of a usage before its first parameter that is not a literal
+/// (`rule set keywords add` for `rule set <rule> keywords add …`).
+pub fn literal_path(usage: &str) -> String {
+    usage
+        .split_whitespace()
+        .filter(|w| !w.starts_with('<') && !w.starts_with('['))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,591 @@
+//! The text parser: `!guard …` (or `/guard …`) into an [`Invocation`], driven by the table.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::command::{COMMANDS, CommandId, CommandSpec, display_usage};
+use crate::compile::first_line_of_regex_error;
+use crate::detect::links::normalize_domain;
+use crate::model::{GroupRef, KindName, MemberRef, Platform, RuleId, duration_text};
+use crate::rule::{LinkMode, Mode, Rung};
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    /// Which command.
+    pub command: CommandId,
+    /// Its arguments by name.
+    pub args: Args,
+}
+
+/// One argument's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A rule id.
+    Rule(RuleId),
+    /// Free text or an id.
+    Text(String),
+    /// A number.
+    Int(i64),
+    /// A duration.
+    Duration(Duration),
+    /// A member.
+    Member(MemberRef),
+    /// A group.
+    Group(GroupRef),
+    /// on / off.
+    Bool(bool),
+    /// A message kind.
+    Kind(KindName),
+    /// A ladder rung.
+    Rung(Rung),
+    /// enforce / shadow.
+    Mode(Mode),
+    /// How links are judged; `None` turns the link check off.
+    LinkMode(Option<LinkMode>),
+    /// Several values (`<name:kind...>`).
+    List(Vec<Value>),
+}
+
+/// Arguments by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Args(BTreeMap<&'static str, Value>);
+
+impl Args {
+    /// The raw value.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    /// Every value of a list argument (empty when absent).
+    pub fn list(&self, name: &str) -> &[Value] {
+        match self.0.get(name) {
+            Some(Value::List(values)) => values,
+            _ => &[],
+        }
+    }
+
+    /// A rule id.
+    pub fn rule(&self, name: &str) -> Option<&RuleId> {
+        match self.0.get(name)? {
+            Value::Rule(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Text; a list of words is joined with spaces.
+    pub fn text(&self, name: &str) -> Option<String> {
+        match self.0.get(name)? {
+            Value::Text(t) => Some(t.clone()),
+            Value::List(words) => Some(
+                words
+                    .iter()
+                    .filter_map(|w| match w {
+                        Value::Text(t) => Some(t.as_str()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Every text of a list argument.
+    pub fn texts(&self, name: &str) -> Vec<String> {
+        self.list(name)
+            .iter()
+            .filter_map(|v| match v {
+                Value::Text(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A number.
+    pub fn int(&self, name: &str) -> Option<i64> {
+        match self.0.get(name)? {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// A duration.
+    pub fn duration(&self, name: &str) -> Option<Duration> {
+        match self.0.get(name)? {
+            Value::Duration(d) => Some(*d),
+            _ => None,
+        }
+    }
+
+    /// A member.
+    pub fn member(&self, name: &str) -> Option<&MemberRef> {
+        match self.0.get(name)? {
+            Value::Member(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// A group.
+    pub fn group(&self, name: &str) -> Option<&GroupRef> {
+        match self.0.get(name)? {
+            Value::Group(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// on / off.
+    pub fn flag(&self, name: &str) -> Option<bool> {
+        match self.0.get(name)? {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+/// Why a command line was refused. The message says what to type instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+/// The kinds of values a pattern can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Rule,
+    Text,
+    Int,
+    Duration,
+    Member,
+    Group,
+    Tag,
+    OnOff,
+    Audit,
+    Message,
+    LinkMode,
+    Mode,
+    Template,
+    Format,
+    Rung,
+    Domain,
+    Regex,
+    Body,
+}
+
+impl Kind {
+    fn of(name: &str) -> Kind {
+        match name {
+            "rule" => Kind::Rule,
+            "int" => Kind::Int,
+            "duration" => Kind::Duration,
+            "member" => Kind::Member,
+            "group" => Kind::Group,
+            "tag" => Kind::Tag,
+            "onoff" => Kind::OnOff,
+            "audit" => Kind::Audit,
+            "kind" => Kind::Message,
+            "linkmode" => Kind::LinkMode,
+            "mode" => Kind::Mode,
+            "template" => Kind::Template,
+            "format" => Kind::Format,
+            "rung" => Kind::Rung,
+            "domain" => Kind::Domain,
+            "regex" => Kind::Regex,
+            "body" => Kind::Body,
+            _ => Kind::Text,
+        }
+    }
+}
+
+/// A pattern element.
+#[derive(Debug, Clone, Copy)]
+enum Element {
+    Word(&'static str),
+    Param {
+        name: &'static str,
+        kind: Kind,
+        many: bool,
+        optional: bool,
+    },
+    Option {
+        flag: &'static str,
+        name: &'static str,
+        kind: Kind,
+    },
+}
+
+fn elements(usage: &'static str) -> Vec<Element> {
+    let mut out = Vec::new();
+    let mut words = usage.split_whitespace().peekable();
+    while let Some(word) = words.next() {
+        if let Some(flag) = word.strip_prefix("[--") {
+            let param = words.next().unwrap_or_default();
+            let (name, kind, _) = param_parts(param.trim_end_matches(']'));
+            out.push(Element::Option { flag, name, kind });
+        } else if let Some(param) = word.strip_prefix('[') {
+            let (name, kind, many) = param_parts(param.trim_end_matches(']'));
+            out.push(Element::Param {
+                name,
+                kind,
+                many,
+                optional: true,
+            });
+        } else if word.starts_with('<') {
+            let (name, kind, many) = param_parts(word);
+            out.push(Element::Param {
+                name,
+                kind,
+                many,
+                optional: false,
+            });
+        } else {
+            out.push(Element::Word(word));
+        }
+    }
+    out
+}
+
+/// `<name:kind...>` → (name, kind, many).
+fn param_parts(param: &'static str) -> (&'static str, Kind, bool) {
+    let inner = param.trim_start_matches('<').trim_end_matches('>');
+    let (inner, many) = match inner.strip_suffix("...") {
+        Some(stripped) => (stripped, true),
+        None => (inner, false),
+    };
+    let (name, kind) = inner.split_once(':').unwrap_or((inner, "text"));
+    (name, Kind::of(kind), many)
+}
+
+/// Splits a command line into words; quotes ("…", '…', “…”) keep spaces inside a word.
+fn tokenize(line: &str) -> Result<Vec<String>, ParseError> {
+    let mut tokens = Vec::new();
+    let mut chars = line.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        let close = match c {
+            '"' => Some('"'),
+            '\'' => Some('\''),
+            '“' => Some('”'),
+            _ => None,
+        };
+        let mut token = String::new();
+        if let Some(close) = close {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some(c) if c == close => break,
+                    Some(c) => token.push(c),
+                    None => return Err(ParseError(format!("a quote {c} is never closed"))),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                token.push(c);
+                chars.next();
+            }
+        }
+        tokens.push(token);
+    }
+    Ok(tokens)
+}
+
+/// The prefixes a command line may start with.
+pub const PREFIXES: [&str; 2] = ["!guard", "/guard"];
+
+/// Parses a `!guard …` message. `platform` resolves bare member and group ids.
+pub fn parse(text: &str, platform: Platform) -> Result<Invocation, ParseError> {
+    let text = text.trim_start();
+    let (line, body) = text.split_once('\n').unwrap_or((text, ""));
+    let rest = PREFIXES
+        .iter()
+        .find_map(|p| {
+            line.get(..p.len())
+                .filter(|head| head.eq_ignore_ascii_case(p))
+                .map(|_| &line[p.len()..])
+        })
+        .ok_or_else(|| ParseError("commands start with !guard (or /guard)".to_owned()))?;
+    let tokens = tokenize(rest)?;
+    if tokens.is_empty() {
+        return Ok(Invocation {
+            command: CommandId::Help,
+            args: Args::default(),
+        });
+    }
+    let mut best: Option<(usize, &CommandSpec, Failure)> = None;
+    for spec in COMMANDS {
+        match match_spec(spec, &tokens, body, platform) {
+            Ok(args) => {
+                return Ok(Invocation {
+                    command: spec.id,
+                    args,
+                });
+            }
+            Err((matched, failure)) => {
+                if best.as_ref().is_none_or(|(m, _, _)| matched > *m) {
+                    best = Some((matched, spec, failure));
+                }
+            }
+        }
+    }
+    let Some((matched, spec, failure)) = best else {
+        return Err(unknown(&tokens, 0));
+    };
+    if matched < FULL {
+        return Err(unknown(&tokens, matched));
+    }
+    Err(ParseError(match failure {
+        Failure::Missing(name) => format!(
+            "missing <{name}>: usage: !guard {}",
+            display_usage(spec.usage)
+        ),
+        Failure::Extra(token) => format!(
+            "unexpected `{token}`: usage: !guard {}",
+            display_usage(spec.usage)
+        ),
+        Failure::Bad(message) => format!("{message}: usage: !guard {}", display_usage(spec.usage)),
+        Failure::Word => unknown(&tokens, matched).0,
+    }))
+}
+
+/// Ranks a failure of a spec whose every literal word matched above any other.
+const FULL: usize = usize::MAX / 2;
+
+fn unknown(tokens: &[String], matched_words: usize) -> ParseError {
+    let typed = tokens.join(" ");
+    if matched_words == 0 {
+        return ParseError(format!(
+            "unknown command `{}`: type !guard help for the list",
+            tokens[0]
+        ));
+    }
+    let prefix = tokens[..matched_words].join(" ").to_lowercase();
+    let similar: Vec<String> = COMMANDS
+        .iter()
+        .filter(|c| crate::command::literal_path(c.usage).starts_with(&prefix))
+        .map(|c| display_usage(c.usage))
+        .collect();
+    ParseError(format!(
+        "unknown command `{typed}`: did you mean\n{}",
+        similar
+            .iter()
+            .map(|u| format!("  !guard {u}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    ))
+}
+
+/// How a spec failed to match, for choosing the most helpful message.
+#[derive(Debug)]
+enum Failure {
+    /// A literal word differs.
+    Word,
+    /// A required value is missing.
+    Missing(&'static str),
+    /// A token is left over.
+    Extra(String),
+    /// A value is malformed.
+    Bad(String),
+}
+
+/// Matches tokens against one spec. On failure: how many literal words matched (every word
+/// matched ranks above any partial match, so its own message wins) and why.
+fn match_spec(
+    spec: &CommandSpec,
+    tokens: &[String],
+    body: &str,
+    platform: Platform,
+) -> Result<Args, (usize, Failure)> {
+    let elements = elements(spec.usage);
+    let all_words = elements
+        .iter()
+        .filter(|e| matches!(e, Element::Word(_)))
+        .count();
+    let mut args = Args::default();
+    let mut i = 0;
+    let mut words = 0;
+    let full = |words: usize| if words == all_words { FULL } else { words };
+    let positionals_end = tokens
+        .iter()
+        .position(|t| t.starts_with("--"))
+        .unwrap_or(tokens.len());
+    for element in &elements {
+        match *element {
+            Element::Word(w) => {
+                if tokens.get(i).is_some_and(|t| t.eq_ignore_ascii_case(w)) {
+                    words += 1;
+                    i += 1;
+                } else {
+                    return Err((words, Failure::Word));
+                }
+            }
+            Element::Param {
+                name,
+                kind: Kind::Body,
+                ..
+            } => {
+                if body.trim().is_empty() {
+                    return Err((full(words), Failure::Missing(name)));
+                }
+                args.0.insert(name, Value::Text(body.to_owned()));
+            }
+            Element::Param {
+                name,
+                kind,
+                many,
+                optional,
+            } => {
+                let end = if many {
+                    positionals_end.max(i)
+                } else {
+                    (i + 1).min(positionals_end.max(i))
+                };
+                let taken = &tokens[i.min(tokens.len())..end.min(tokens.len())];
+                if taken.is_empty() {
+                    if optional {
+                        continue;
+                    }
+                    return Err((full(words), Failure::Missing(name)));
+                }
+                let values = taken
+                    .iter()
+                    .map(|t| value(kind, name, t, platform))
+                    .collect::<Result<Vec<_>, _>>();
+                let values = match values {
+                    Ok(v) => v,
+                    // A bad value before all literal words are seen may just be another command.
+                    Err(message) if words < all_words => {
+                        return Err((words, Failure::Bad(message)));
+                    }
+                    Err(message) => return Err((full(words), Failure::Bad(message))),
+                };
+                i += taken.len();
+                let value = if many {
+                    Value::List(values)
+                } else {
+                    values.into_iter().next().unwrap_or(Value::List(Vec::new()))
+                };
+                args.0.insert(name, value);
+            }
+            Element::Option { .. } => {}
+        }
+    }
+    // Options, in any order, after the positional words.
+    while i < tokens.len() {
+        let token = &tokens[i];
+        let option = elements.iter().find_map(|e| match e {
+            Element::Option { flag, name, kind } if token.strip_prefix("--") == Some(*flag) => {
+                Some((*name, *kind))
+            }
+            _ => None,
+        });
+        let Some((name, kind)) = option else {
+            return Err((full(words), Failure::Extra(token.clone())));
+        };
+        let Some(raw) = tokens.get(i + 1) else {
+            return Err((full(words), Failure::Missing(name)));
+        };
+        let parsed =
+            value(kind, name, raw, platform).map_err(|m| (full(words), Failure::Bad(m)))?;
+        args.0.insert(name, parsed);
+        i += 2;
+    }
+    Ok(args)
+}
+
+fn value(kind: Kind, name: &str, token: &str, platform: Platform) -> Result<Value, String> {
+    let lower = token.to_lowercase();
+    Ok(match kind {
+        Kind::Rule => {
+            let valid = !token.is_empty()
+                && token.len() <= 64
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid {
+                return Err(format!(
+                    "`{token}` is not a rule id (letters, digits, - and _)"
+                ));
+            }
+            Value::Rule(RuleId::new(token))
+        }
+        Kind::Text | Kind::Body => Value::Text(token.to_owned()),
+        Kind::Tag => {
+            if token.trim().is_empty() {
+                return Err(format!("<{name}> cannot be empty"));
+            }
+            Value::Text(token.to_owned())
+        }
+        Kind::Int | Kind::Audit => match token.parse::<i64>() {
+            Ok(n) if n >= 0 => Value::Int(n),
+            _ => return Err(format!("`{token}` is not a number for <{name}>")),
+        },
+        Kind::Duration => Value::Duration(duration_text::parse(token)?),
+        Kind::Member => Value::Member(match token.parse::<MemberRef>() {
+            Ok(m)
+                if token
+                    .split_once(':')
+                    .is_some_and(|(p, _)| p.parse::<Platform>().is_ok()) =>
+            {
+                m
+            }
+            _ => MemberRef::new(platform, token),
+        }),
+        Kind::Group => Value::Group(match token.parse::<GroupRef>() {
+            Ok(g)
+                if token
+                    .split_once(':')
+                    .is_some_and(|(p, _)| p.parse::<Platform>().is_ok()) =>
+            {
+                g
+            }
+            _ => GroupRef::new(platform, token),
+        }),
+        Kind::OnOff => match lower.as_str() {
+            "on" | "yes" | "true" => Value::Bool(true),
+            "off" | "no" | "false" => Value::Bool(false),
+            _ => return Err(format!("`{token}` is not on or off")),
+        },
+        Kind::Message => Value::Kind(token.parse::<KindName>()?),
+        Kind::LinkMode => Value::LinkMode(match lower.as_str() {
+            "deny-listed" | "deny_listed" => Some(LinkMode::DenyListed),
+            "allow-listed-only" | "allow_listed_only" => Some(LinkMode::AllowListedOnly),
+            "off" => None,
+            _ => {
+                return Err(format!(
+                    "`{token}` is not deny-listed, allow-listed-only or off"
+                ));
+            }
+        }),
+        Kind::Mode => Value::Mode(match lower.as_str() {
+            "enforce" => Mode::Enforce,
+            "shadow" => Mode::Shadow,
+            _ => return Err(format!("`{token}` is not enforce or shadow")),
+        }),
+        Kind::Template => match lower.as_str() {
+            "retail" | "education" | "b2b" | "finance" => Value::Text(lower),
+            _ => {
+                return Err(format!(
+                    "`{token}` is not a template: retail, education, b2b or finance"
+                ));
+            }
+        },
+        Kind::Format => match lower.as_str() {
+            "csv" | "json" => Value::Text(lower),
+            _ => return Err(format!("`{token}` is not csv or json")),
+        },
+        Kind::Rung => Value::Rung(token.parse::<Rung>()?),
+        Kind::Domain => Value::Text(normalize_domain(token)?),
+        Kind::Regex => {
+            regex::RegexBuilder::new(token)
+                .case_insensitive(true)
+                .build()
+                .map_err(|e| format!("bad pattern `{token}`: {}", first_line_of_regex_error(&e)))?;
+            Value::Text(token.to_owned())
+        }
+    })
+}
