@@ -146,7 +146,9 @@ fn write_outcome(out: &mut String, outcome: &Outcome) -> std::fmt::Result {
                 writeln!(out, "no violations")?;
             }
             for s in rows {
-                let share = (s.new_violators * 100).checked_div(s.violators).unwrap_or(0);
+                let share = (s.new_violators * 100)
+                    .checked_div(s.violators)
+                    .unwrap_or(0);
                 writeln!(
                     out,
                     "{} {}: {} violations by {} members, {share}% of them joined in the last 24 h",
