@@ -1126,7 +1126,7 @@ pub async fn templates_lists_and_reports(store: &impl Store) {
         csv.contains(",retail-ads,keyword,`加微信`,加微信,enforce,delete;warn,pending;pending"),
         "{csv}"
     );
-    let stats = run(store, &rules, &boss, "!guard stats g1 7")
+    let stats = run(store, &rules, &boss, "!guard stats 7 --group g1")
         .await
         .unwrap();
     assert_eq!(

@@ -13,10 +13,12 @@
 mod exec;
 mod parse;
 mod render;
+mod slash;
 
 pub use exec::{CommandError, Context, Outcome, RuleSummary, execute, load_rules};
 pub use parse::{Args, Invocation, ParseError, Value, parse};
 pub use render::render;
+pub use slash::{SlashEntry, SlashKind, SlashOption, SlashSubcommand, from_slash, slash_commands};
 
 use crate::model::Role;
 
@@ -155,7 +157,7 @@ commands! {
     WhitelistList, MOD, "whitelist list", "List whitelisted members.";
     ViolationsList, MOD, "violations list [--group <group:group>] [--member <member:member>] [--rule <rule:rule>] [--days <days:int>]", "The latest violations, newest first.";
     ViolationsExport, MOD, "violations export <format:format> [--group <group:group>] [--member <member:member>] [--rule <rule:rule>] [--days <days:int>]", "Violations as csv or json.";
-    Stats, MOD, "stats [<group:group>] [<days:int>]", "Violations per day, share of new members among violators, top checks.";
+    Stats, MOD, "stats [<days:int>] [--group <group:group>]", "Violations per day (default 7 days, all groups), share of new members among violators, top checks.";
     Why, MOD, "why <message:text>", "Every rule's outcome for a message or event id.";
     AuditList, ADMIN, "audit list", "The latest configuration changes.";
     AuditUndo, ADMIN, "audit undo <id:audit>", "Undo a change made in the last 72 hours.";

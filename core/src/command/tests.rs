@@ -174,7 +174,7 @@ const EXAMPLES: &[(&str, CommandId)] = &[
         "!guard violations export csv --group wrA",
         CommandId::ViolationsExport,
     ),
-    ("!guard stats wrA 30", CommandId::Stats),
+    ("!guard stats 30 --group wrA", CommandId::Stats),
     ("!guard why 1234567", CommandId::Why),
     ("!guard audit list", CommandId::AuditList),
     ("!guard audit undo 12", CommandId::AuditUndo),
