@@ -6,6 +6,7 @@
 //! that is swapped in atomically (see [`crate::engine::RulesHandle`]).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use daachorse::CharwiseDoubleArrayAhoCorasick;
@@ -18,7 +19,8 @@ use crate::lists::{BlacklistIndex, ListMeta};
 use crate::model::{MemberRef, OrgId, Platform, Role, RuleId, UserId, duration_millis};
 use crate::normalize::{is_word_char, normalize};
 use crate::rule::{
-    BlacklistCheck, DuplicateCheck, FloodCheck, InviteCheck, LinkMode, PhoneKind, Rule, RuleSet,
+    BlacklistCheck, BlacklistEntry, DuplicateCheck, FloodCheck, InviteCheck, LinkMode, PhoneKind,
+    Rule, RuleSet,
 };
 
 /// The most messages a flood check may allow in its window.
@@ -236,7 +238,7 @@ pub struct CompiledRules {
     /// Per platform: the rules that apply to groups the set does not know.
     unscoped: [Box<[u32]>; 3],
     home_orgs: [Option<OrgId>; 3],
-    pub(crate) blacklist: BlacklistIndex,
+    pub(crate) blacklist: Arc<BlacklistIndex>,
     pub(crate) needs: StateNeeds,
 }
 
@@ -259,6 +261,45 @@ fn role_bit(r: Role) -> u8 {
 impl CompiledRules {
     /// Validates and compiles `set`, reporting every problem at once.
     pub fn compile(set: RuleSet) -> Result<CompiledRules, Vec<ConfigError>> {
+        let blacklist = Arc::new(index_blacklist(&set));
+        CompiledRules::compile_with(set, blacklist)
+    }
+
+    /// Compiles a changed configuration (its blacklist entries ignored) with this set's
+    /// blacklist index: a rule change need not re-read millions of entries.
+    pub fn recompile(&self, set: RuleSet) -> Result<CompiledRules, Vec<ConfigError>> {
+        CompiledRules::compile_with(set, Arc::clone(&self.blacklist))
+    }
+
+    /// This set with blacklist entries added or replaced and others removed.
+    pub fn with_blacklist_changes(
+        &self,
+        upserts: &[BlacklistEntry],
+        removals: &[(MemberRef, Option<UserId>)],
+    ) -> CompiledRules {
+        let removals: Vec<u64> = removals
+            .iter()
+            .map(|(member, owner)| blacklist_key(member, owner.as_ref()))
+            .collect();
+        let index = self.blacklist.with_changes(
+            upserts.iter().map(|e| {
+                (
+                    blacklist_key(&e.member, e.owner.as_ref()),
+                    blacklist_meta(e),
+                )
+            }),
+            &removals,
+        );
+        match CompiledRules::compile_with(self.config.clone(), Arc::new(index)) {
+            Ok(rules) => rules,
+            Err(_) => unreachable!("the configuration compiled before"),
+        }
+    }
+
+    fn compile_with(
+        set: RuleSet,
+        blacklist: Arc<BlacklistIndex>,
+    ) -> Result<CompiledRules, Vec<ConfigError>> {
         let mut errors = Errors { list: Vec::new() };
         validate_groups(&set, &mut errors);
         let mut keyword_patterns = KeywordPatterns::default();
@@ -308,7 +349,6 @@ impl CompiledRules {
         for (p, org) in &set.settings.home_orgs {
             home_orgs[platform_index(*p)] = Some(org.clone());
         }
-        let blacklist = index_blacklist(&set);
         let needs = state_needs(&rules);
         let mut config = set;
         config.blacklist = Vec::new();
@@ -912,21 +952,27 @@ fn resolve_groups(set: &RuleSet, rules: &[CompiledRule]) -> FxHashMap<u64, Group
     resolved
 }
 
+fn blacklist_key(member: &MemberRef, owner: Option<&UserId>) -> u64 {
+    match owner {
+        Some(owner) => keys::personal(member.platform, owner.as_str(), member.id.as_str()),
+        None => keys::member(member.platform, member.id.as_str()),
+    }
+}
+
+fn blacklist_meta(e: &BlacklistEntry) -> ListMeta {
+    ListMeta {
+        owner: e.owner.clone(),
+        reason: e.reason.as_str().into(),
+        source: e.source.clone(),
+        expires_at: e.expires_at,
+    }
+}
+
 fn index_blacklist(set: &RuleSet) -> BlacklistIndex {
     BlacklistIndex::build(set.blacklist.iter().map(|e| {
-        let platform = e.member.platform;
-        let key = match &e.owner {
-            Some(owner) => keys::personal(platform, owner.as_str(), e.member.id.as_str()),
-            None => keys::member(platform, e.member.id.as_str()),
-        };
         (
-            key,
-            ListMeta {
-                owner: e.owner.clone(),
-                reason: e.reason.as_str().into(),
-                source: e.source.clone(),
-                expires_at: e.expires_at,
-            },
+            blacklist_key(&e.member, e.owner.as_ref()),
+            blacklist_meta(e),
         )
     }))
 }

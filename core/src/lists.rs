@@ -46,17 +46,39 @@ pub struct BlacklistIndex {
 impl BlacklistIndex {
     /// Builds the index. When a key appears twice, the later entry wins.
     pub fn build(entries: impl IntoIterator<Item = (u64, ListMeta)>) -> BlacklistIndex {
-        let mut table: Vec<ListMeta> = Vec::new();
-        let mut interned: FxHashMap<ListMeta, u32> = FxHashMap::default();
-        let mut pairs: Vec<(u64, u32)> = Vec::new();
-        for (key, meta) in entries {
-            let next = table.len() as u32;
-            let index = *interned.entry(meta).or_insert_with_key(|meta| {
-                table.push(meta.clone());
-                next
-            });
-            pairs.push((key, index));
-        }
+        let mut interner = Interner::default();
+        let pairs = entries
+            .into_iter()
+            .map(|(key, meta)| (key, interner.intern(meta)))
+            .collect();
+        BlacklistIndex::from_pairs(pairs, interner.table)
+    }
+
+    /// A copy with `upserts` added (replacing entries with the same key) and `removals`
+    /// gone: a sort of nearly sorted keys, far cheaper than building from scratch.
+    pub fn with_changes(
+        &self,
+        upserts: impl IntoIterator<Item = (u64, ListMeta)>,
+        removals: &[u64],
+    ) -> BlacklistIndex {
+        let mut interner = Interner::from_table(self.table.to_vec());
+        let removed: rustc_hash::FxHashSet<u64> = removals.iter().copied().collect();
+        let mut pairs: Vec<(u64, u32)> = self
+            .keys
+            .iter()
+            .copied()
+            .zip(self.metas.iter().copied())
+            .filter(|(key, _)| !removed.contains(key))
+            .collect();
+        pairs.extend(
+            upserts
+                .into_iter()
+                .map(|(key, meta)| (key, interner.intern(meta))),
+        );
+        BlacklistIndex::from_pairs(pairs, interner.table)
+    }
+
+    fn from_pairs(mut pairs: Vec<(u64, u32)>, table: Vec<ListMeta>) -> BlacklistIndex {
         // Stable sort keeps insertion order among equal keys; keep the last of each run.
         pairs.sort_by_key(|p| p.0);
         let mut deduped: Vec<(u64, u32)> = Vec::with_capacity(pairs.len());
@@ -118,6 +140,28 @@ impl BlacklistIndex {
     }
 }
 
+/// Shares one copy of each distinct metadata value.
+#[derive(Default)]
+struct Interner {
+    table: Vec<ListMeta>,
+    index: FxHashMap<ListMeta, u32>,
+}
+
+impl Interner {
+    fn from_table(table: Vec<ListMeta>) -> Interner {
+        let index = table.iter().cloned().zip(0u32..).collect();
+        Interner { table, index }
+    }
+
+    fn intern(&mut self, meta: ListMeta) -> u32 {
+        let next = self.table.len() as u32;
+        *self.index.entry(meta).or_insert_with_key(|meta| {
+            self.table.push(meta.clone());
+            next
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +202,21 @@ mod tests {
         assert_eq!(&*index.get(u64::MAX).unwrap().reason, "max");
         assert!(BlacklistIndex::default().get(7).is_none());
         assert!(BlacklistIndex::build([]).get(0).is_none());
+    }
+
+    #[test]
+    fn changes_add_replace_and_remove_entries() {
+        let index = BlacklistIndex::build((1..=1000u64).map(|k| (k << 40, meta("old"))));
+        let changed = index.with_changes(
+            [(5 << 40, meta("new")), (7, meta("added"))],
+            &[1 << 40, 999 << 40],
+        );
+        assert_eq!(changed.len(), 999);
+        assert_eq!(&*changed.get(5 << 40).unwrap().reason, "new");
+        assert_eq!(&*changed.get(7).unwrap().reason, "added");
+        assert!(changed.get(1 << 40).is_none() && changed.get(999 << 40).is_none());
+        assert_eq!(&*changed.get(500 << 40).unwrap().reason, "old");
+        assert_eq!(index.len(), 1000, "the original is untouched");
     }
 
     #[test]

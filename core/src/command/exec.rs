@@ -15,7 +15,7 @@ use crate::model::{
     GroupId, GroupRef, KindName, Member, MemberRef, OrgId, Platform, RuleId, Timestamp,
 };
 use crate::ports::{
-    AuditEntry, DayStats, Edit, Store, StoreError, StoredViolation, ViolationQuery,
+    AuditEntry, Change, DayStats, Edit, Store, StoreError, StoredViolation, ViolationQuery,
 };
 use crate::rule::{
     BlacklistEntry, DuplicateCheck, FloodCheck, GroupConfig, InviteCheck, Keywords, LinkCheck,
@@ -249,7 +249,7 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
                 .for_each(|w| w.rules.retain(|r| r != &id));
             validate(&candidate)?;
             ctx.store.delete_rule(&id, &ctx.edit()).await?;
-            reload(ctx).await?;
+            reload_config(ctx).await?;
             Ok(Outcome::RuleDeleted { rule: id })
         }
         C::RuleEnable => {
@@ -610,7 +610,7 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
                 candidate.groups.push(group.clone());
                 validate(&candidate)?;
                 ctx.store.put_group(group.clone(), &ctx.edit()).await?;
-                reload(ctx).await?;
+                reload_config(ctx).await?;
             }
             Ok(Outcome::GroupTags {
                 group: id,
@@ -639,7 +639,7 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
             for rule in rules {
                 ctx.store.put_rule(rule, &edit).await?;
             }
-            reload(ctx).await?;
+            reload_config(ctx).await?;
             Ok(Outcome::TemplateApplied {
                 template,
                 rules: ids,
@@ -660,8 +660,8 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
                 created_at: ctx.now,
                 expires_at: args.duration("expires").map(|d| ctx.now.plus(d)),
             };
-            ctx.store.add_blacklist(entry, &ctx.edit()).await?;
-            reload(ctx).await?;
+            ctx.store.add_blacklist(entry.clone(), &ctx.edit()).await?;
+            swap(ctx, |current| current.with_blacklist_changes(&[entry], &[]));
             Ok(Outcome::ListChanged {
                 what: format!("{member} is on the {} blacklist", list_name(owner.as_ref())),
             })
@@ -675,7 +675,9 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
             ctx.store
                 .remove_blacklist(&member, owner.as_ref(), &ctx.edit())
                 .await?;
-            reload(ctx).await?;
+            swap(ctx, |current| {
+                current.with_blacklist_changes(&[], &[(member.clone(), owner.clone())])
+            });
             Ok(Outcome::ListChanged {
                 what: format!(
                     "{member} is off the {} blacklist",
@@ -719,8 +721,11 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
             if !errors.is_empty() {
                 return Err(CommandError::Invalid(errors));
             }
-            let count = ctx.store.import_blacklist(entries, &ctx.edit()).await?;
-            reload(ctx).await?;
+            let count = ctx
+                .store
+                .import_blacklist(entries.clone(), &ctx.edit())
+                .await?;
+            swap(ctx, |current| current.with_blacklist_changes(&entries, &[]));
             Ok(Outcome::ListChanged {
                 what: format!("{count} entries imported into the org-wide blacklist"),
             })
@@ -741,7 +746,7 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
                 rules: rules.clone(),
             };
             ctx.store.put_whitelist(entry, &ctx.edit()).await?;
-            reload(ctx).await?;
+            reload_config(ctx).await?;
             Ok(Outcome::ListChanged {
                 what: match rules.first() {
                     Some(rule) => format!("{member} is exempt from rule {rule}"),
@@ -755,7 +760,7 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
                 .cloned()
                 .unwrap_or_else(|| MemberRef::new(ctx.platform, ""));
             ctx.store.remove_whitelist(&member, &ctx.edit()).await?;
-            reload(ctx).await?;
+            reload_config(ctx).await?;
             Ok(Outcome::ListChanged {
                 what: format!("{member} is no longer whitelisted"),
             })
@@ -817,7 +822,20 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
         C::AuditUndo => {
             let id = args.int("id").unwrap_or_default();
             let entry = ctx.store.undo(id, &ctx.edit()).await?;
-            reload(ctx).await?;
+            match &entry.change {
+                Change::Blacklist {
+                    member,
+                    owner,
+                    after,
+                    ..
+                } => swap(ctx, |current| match after {
+                    Some(restored) => {
+                        current.with_blacklist_changes(std::slice::from_ref(restored), &[])
+                    }
+                    None => current.with_blacklist_changes(&[], &[(member.clone(), owner.clone())]),
+                }),
+                _ => reload_config(ctx).await?,
+            }
             Ok(Outcome::Undone(Box::new(entry)))
         }
         C::ConfigExport => {
@@ -977,7 +995,7 @@ async fn save_rule(
     validate(&config)?;
     let id = rule.id.clone();
     let version = ctx.store.put_rule(rule, &ctx.edit()).await?;
-    reload(ctx).await?;
+    reload_config(ctx).await?;
     Ok(Outcome::RuleChanged {
         rule: id,
         what,
@@ -990,6 +1008,23 @@ async fn reload(ctx: &Context<'_>) -> Result<(), CommandError> {
     let compiled = load_rules(ctx.store).await?;
     ctx.rules.store(Arc::new(compiled));
     Ok(())
+}
+
+/// Recompiles the stored configuration around the running blacklist index, which a rule
+/// change leaves alone: milliseconds, however long the blacklist.
+async fn reload_config(ctx: &Context<'_>) -> Result<(), CommandError> {
+    let config = ctx.store.config().await?;
+    let compiled = ctx.rules.load().recompile(config).map_err(|errors| {
+        CommandError::Invalid(errors.iter().map(ToString::to_string).collect())
+    })?;
+    ctx.rules.store(Arc::new(compiled));
+    Ok(())
+}
+
+/// Swaps in a rule set derived from the running one (a blacklist change).
+fn swap(ctx: &Context<'_>, change: impl FnOnce(&CompiledRules) -> CompiledRules) {
+    let next = change(&ctx.rules.load());
+    ctx.rules.store(Arc::new(next));
 }
 
 /// Compiles the stored configuration with every blacklist entry.
