@@ -1,6 +1,13 @@
 //! The `groupguard` command.
 
+mod config;
+mod dispatch;
+mod http;
+mod metrics;
+mod run;
 mod simulate;
+#[cfg(feature = "testing")]
+mod testing;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,6 +33,18 @@ enum Command {
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+    /// Runs the bot: judges events from the configured platforms and acts on them.
+    Run {
+        /// The configuration file (TOML); GROUPGUARD_* variables override it.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Exits 0 when a running bot answers its health check (for container health checks).
+    Healthcheck {
+        /// The health endpoint.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
     },
 }
 
@@ -70,6 +89,8 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Check { file },
         } => check(&file),
+        Command::Run { config } => run::run(config.as_deref()),
+        Command::Healthcheck { url } => healthcheck(&url),
     };
     match result {
         Ok(code) => code,
@@ -129,4 +150,28 @@ fn count(n: usize, noun: &str) -> String {
         (_, Some(stem)) => format!("{n} {stem}ies"),
         (_, None) => format!("{n} {noun}s"),
     }
+}
+
+/// A plain HTTP/1.0 GET: no client library needed for one request to localhost.
+fn healthcheck(url: &str) -> anyhow::Result<ExitCode> {
+    use std::io::{Read as _, Write as _};
+    let url = url::Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
+    let host = url.host_str().context("the URL has no host")?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let mut stream = std::net::TcpStream::connect((host, port))
+        .with_context(|| format!("nothing answers on {host}:{port}"))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {} HTTP/1.0\r\nHost: {host}\r\n\r\n",
+        url.path()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let healthy = response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200");
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

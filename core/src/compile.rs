@@ -394,6 +394,11 @@ impl CompiledRules {
         self.rules.is_empty()
     }
 
+    /// The longest decay window of any rule: how far back ladder counters matter.
+    pub fn longest_decay(&self) -> Duration {
+        Duration::from_millis(self.needs.decay_ms.max(0) as u64)
+    }
+
     /// The number of blacklist entries indexed.
     pub fn blacklist_len(&self) -> usize {
         self.blacklist.len()

@@ -506,7 +506,11 @@ fn verdicts() -> Vec<Verdict> {
 /// An event is recorded once; records and enforce actions are written together.
 pub async fn verdicts_are_recorded_once(store: &impl Store) {
     let verdicts = verdicts();
+    let event = verdicts[0].event.to_string();
+    assert!(!store.seen(Platform::WeCom, &event).await.unwrap());
     let first = store.record(&verdicts[0]).await.unwrap();
+    assert!(store.seen(Platform::WeCom, &event).await.unwrap());
+    assert!(!store.seen(Platform::Matrix, &event).await.unwrap());
     let Recorded::New {
         violations,
         actions,

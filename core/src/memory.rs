@@ -541,6 +541,13 @@ impl ViolationStore for MemoryStore {
         })
     }
 
+    async fn seen(&self, platform: Platform, event: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .events
+            .contains_key(&(platform, event.to_owned())))
+    }
+
     async fn verdict(&self, platform: Platform, id: &str) -> Result<Option<Verdict>, StoreError> {
         let inner = self.lock();
         if let Some((_, verdict)) = inner.events.get(&(platform, id.to_owned())) {

@@ -152,6 +152,18 @@ impl ViolationStore for SqlStore {
         })
     }
 
+    async fn seen(&self, platform: Platform, event: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS found FROM processed_events WHERE platform = $1 AND event_id = $2",
+        )
+        .bind(platform.as_str())
+        .bind(event.to_owned())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(row.is_some())
+    }
+
     async fn verdict(&self, platform: Platform, id: &str) -> Result<Option<Verdict>, StoreError> {
         let row = sqlx::query(
             "SELECT verdict FROM processed_events WHERE platform = $1 AND (event_id = $2 OR message_id = $2) \

@@ -16,7 +16,7 @@ mod render;
 mod slash;
 
 pub use exec::{CommandError, Context, Outcome, RuleSummary, execute, load_rules};
-pub use parse::{Args, Invocation, ParseError, Value, parse};
+pub use parse::{Args, Invocation, PREFIXES, ParseError, Value, parse};
 pub use render::render;
 pub use slash::{SlashEntry, SlashKind, SlashOption, SlashSubcommand, from_slash, slash_commands};
 

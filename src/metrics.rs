@@ -1,0 +1,138 @@
+//! Prometheus metrics: what happened, how long it took, what is waiting.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub platform: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    pub check: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action: String,
+    pub result: String,
+}
+
+/// Every metric the service exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Events received, by platform and kind.
+    pub events: Family<EventLabels, Counter>,
+    /// Redelivered events dropped.
+    pub duplicates: Counter,
+    /// Decisions, by outcome (`violation`, `clean`).
+    pub decisions: Family<OutcomeLabels, Counter>,
+    /// Violations, by the check that matched first.
+    pub violations: Family<CheckLabels, Counter>,
+    /// Action attempts, by action and result (`done`, `retry`, `failed`, `replaced`).
+    pub actions: Family<ActionLabels, Counter>,
+    /// Commands, by result (`ok`, `refused`).
+    pub commands: Family<OutcomeLabels, Counter>,
+    /// Raid alerts raised.
+    pub raid_alerts: Counter,
+    /// Time to judge an event.
+    pub evaluate_seconds: Histogram,
+    /// Time to carry out an action on a platform.
+    pub action_seconds: Histogram,
+    /// Actions waiting in the outbox.
+    pub outbox_depth: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("groupguard");
+        let events = Family::<EventLabels, Counter>::default();
+        let duplicates = Counter::default();
+        let decisions = Family::<OutcomeLabels, Counter>::default();
+        let violations = Family::<CheckLabels, Counter>::default();
+        let actions = Family::<ActionLabels, Counter>::default();
+        let commands = Family::<OutcomeLabels, Counter>::default();
+        let raid_alerts = Counter::default();
+        // 1 µs to ~16 s.
+        let evaluate_seconds = Histogram::new(exponential_buckets(1e-6, 4.0, 12));
+        let action_seconds = Histogram::new(exponential_buckets(1e-3, 2.0, 15));
+        let outbox_depth = Gauge::default();
+        registry.register("events", "Events received", events.clone());
+        registry.register(
+            "duplicate_events",
+            "Redelivered events dropped",
+            duplicates.clone(),
+        );
+        registry.register("decisions", "Decisions by outcome", decisions.clone());
+        registry.register(
+            "violations",
+            "Violations by first matching check",
+            violations.clone(),
+        );
+        registry.register(
+            "actions",
+            "Action attempts by action and result",
+            actions.clone(),
+        );
+        registry.register("commands", "Chat commands by result", commands.clone());
+        registry.register("raid_alerts", "Raid alerts raised", raid_alerts.clone());
+        registry.register(
+            "evaluate_seconds",
+            "Time to judge an event",
+            evaluate_seconds.clone(),
+        );
+        registry.register(
+            "action_seconds",
+            "Time to carry out an action",
+            action_seconds.clone(),
+        );
+        registry.register(
+            "outbox_depth",
+            "Actions waiting to be carried out",
+            outbox_depth.clone(),
+        );
+        Metrics {
+            registry,
+            events,
+            duplicates,
+            decisions,
+            violations,
+            actions,
+            commands,
+            raid_alerts,
+            evaluate_seconds,
+            action_seconds,
+            outbox_depth,
+        }
+    }
+
+    /// Counts an action attempt.
+    pub fn action(&self, action: &str, result: &str) {
+        self.actions
+            .get_or_create(&ActionLabels {
+                action: action.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

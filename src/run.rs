@@ -1,0 +1,224 @@
+//! `groupguard run`: the long-running bot.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use groupguard_core::command::load_rules;
+use groupguard_core::engine::Engine;
+use groupguard_core::model::Platform;
+use groupguard_core::ports::{ActionExecutor, EventSink, Store};
+use groupguard_sql::SqlStore;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::config::{Config, LogFormat, redact_url};
+use crate::dispatch::{self, RateLimiter, Shared, Sink};
+use crate::http::{HttpState, router};
+use crate::metrics::Metrics;
+
+/// Loads the configuration (reporting every problem) and runs until SIGINT or SIGTERM.
+pub fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(config_file, &|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!(
+                "the configuration has {} problem{}:",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            for e in &errors {
+                eprintln!("  {e}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if !config.has_adapter() {
+        eprintln!(
+            "no chat platform is configured: add an adapter section to the config file \
+             (adapters in this build: {}). `groupguard simulate` works without one.",
+            adapters_in_build()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    init_logging(&config);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn adapters_in_build() -> &'static str {
+    if cfg!(feature = "testing") {
+        "testing"
+    } else {
+        "none yet"
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.database_url.expose().starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+    }
+    let store = SqlStore::open(config.database_url.expose())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                redact_url(config.database_url.expose())
+            )
+        })?;
+    tracing::info!(database = %redact_url(config.database_url.expose()), "store open");
+    let store: Arc<dyn Store> = Arc::new(store);
+
+    let revision = store
+        .revision()
+        .await
+        .context("cannot read the configuration revision")?;
+    let compiled = load_rules(store.as_ref())
+        .await
+        .context("the stored configuration does not compile")?;
+    let since = dispatch::now().minus(compiled.longest_decay());
+    tracing::info!(
+        rules = compiled.len(),
+        blacklist = compiled.blacklist_len(),
+        "rules loaded"
+    );
+    let rules = Arc::new(ArcSwap::from_pointee(compiled));
+    let mut engine = Engine::with_handle(Arc::clone(&rules));
+    for (member, rule, at) in store
+        .ladder_history(since)
+        .await
+        .context("cannot read past violations")?
+    {
+        engine.restore_violation(&member, &rule, at);
+    }
+
+    let metrics = Arc::new(Metrics::new());
+    let http = Arc::new(HttpState {
+        metrics: Arc::clone(&metrics),
+        ready: AtomicBool::new(false),
+    });
+    let listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http_listen))?;
+    tracing::info!(address = %listener.local_addr()?, "http listening");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn({
+        let app = router(Arc::clone(&http));
+        async move {
+            let shutdown = async move {
+                let _ = http_stop.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "http server failed");
+            }
+        }
+    });
+
+    let (sender, receiver) = mpsc::channel(config.dispatcher.queue);
+    let sink: Arc<dyn EventSink> = Arc::new(Sink(sender));
+    // Each adapter built in adds its executor and its event task.
+    #[cfg_attr(not(feature = "testing"), allow(unused_mut))]
+    let mut executors: HashMap<Platform, Arc<dyn ActionExecutor>> = HashMap::new();
+    #[cfg_attr(not(feature = "testing"), allow(unused_mut))]
+    let mut adapters: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    #[cfg(feature = "testing")]
+    if let Some(testing) = &config.testing {
+        for executor in
+            crate::testing::TestExecutor::all(testing).context("cannot open the test outbox")?
+        {
+            executors.insert(executor.platform(), Arc::new(executor));
+        }
+        adapters.push(tokio::spawn(crate::testing::follow_inbox(
+            testing.inbox.clone(),
+            Arc::clone(&sink),
+            stop_rx.clone(),
+        )));
+    }
+    drop(sink);
+
+    let limits = config
+        .rate_limits
+        .iter()
+        .map(|(platform, rate)| (*platform, RateLimiter::per_second(*rate)))
+        .collect();
+    let shared = Arc::new(Shared {
+        store,
+        rules,
+        executors,
+        metrics,
+        dispatcher: config.dispatcher.clone(),
+        raid: config.raid.clone(),
+        limits,
+        outbox_wake: Notify::new(),
+        revision: AtomicU64::new(revision),
+    });
+    let events = tokio::spawn(dispatch::run_events(Arc::clone(&shared), engine, receiver));
+    let outbox = tokio::spawn(dispatch::run_outbox(Arc::clone(&shared), stop_rx.clone()));
+    let reloader = tokio::spawn(dispatch::run_reloader(Arc::clone(&shared), stop_rx.clone()));
+    http.ready.store(true, Ordering::Relaxed);
+    tracing::info!("groupguard is running");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining queued events and due actions");
+    http.ready.store(false, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    for adapter in adapters {
+        let _ = adapter.await;
+    }
+    let _ = events.await;
+    shared.outbox_wake.notify_one();
+    let _ = outbox.await;
+    let _ = reloader.await;
+    let _ = http_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
