@@ -37,7 +37,7 @@ enum Command {
     /// Runs the bot: judges events from the configured platforms and acts on them.
     Run {
         /// The configuration file (TOML); GROUPGUARD_* variables override it.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "GROUPGUARD_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Exits 0 when a running bot answers its health check (for container health checks).
