@@ -77,14 +77,14 @@ impl std::fmt::Debug for Shared {
 #[derive(Debug)]
 pub struct RateLimiter {
     interval: Duration,
-    next: Mutex<Instant>,
+    next: Mutex<tokio::time::Instant>,
 }
 
 impl RateLimiter {
     pub fn per_second(rate: f64) -> RateLimiter {
         RateLimiter {
             interval: Duration::from_secs_f64(1.0 / rate),
-            next: Mutex::new(Instant::now()),
+            next: Mutex::new(tokio::time::Instant::now()),
         }
     }
 
@@ -92,11 +92,11 @@ impl RateLimiter {
     async fn acquire(&self) {
         let at = {
             let mut next = self.next.lock().await;
-            let at = (*next).max(Instant::now());
+            let at = (*next).max(tokio::time::Instant::now());
             *next = at + self.interval;
             at
         };
-        tokio::time::sleep_until(at.into()).await;
+        tokio::time::sleep_until(at).await;
     }
 }
 
@@ -538,5 +538,51 @@ pub async fn run_reloader(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) 
                 tracing::error!(error = %e, "the stored configuration does not compile; keeping the running rules")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limiter_spaces_calls_evenly() {
+        let limiter = RateLimiter::per_second(4.0);
+        let start = tokio::time::Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..5 {
+            limiter.acquire().await;
+            at.push(start.elapsed().as_millis());
+        }
+        assert_eq!(at, [0, 250, 500, 750, 1000]);
+    }
+
+    #[test]
+    fn a_raid_is_announced_once_per_window_and_per_group() {
+        let config = RaidConfig {
+            members: 3,
+            window: Duration::from_secs(60),
+            lockdown: false,
+        };
+        let mut raids = RaidDetector::default();
+        let g1 = GroupId::new("g1");
+        let g2 = GroupId::new("g2");
+        let t = |s: i64| Timestamp(1_000_000 + s * 1000);
+        let mut seen = |group: &GroupId, member: &str, s: i64| {
+            raids.observe(&config, Platform::WeCom, group, member, t(s))
+        };
+        assert_eq!(seen(&g1, "a", 0), None);
+        assert_eq!(
+            seen(&g1, "a", 1),
+            None,
+            "the same member twice is one violator"
+        );
+        assert_eq!(seen(&g1, "b", 2), None);
+        assert_eq!(seen(&g2, "c", 3), None, "other groups do not count");
+        assert_eq!(seen(&g1, "c", 4), Some(3));
+        assert_eq!(seen(&g1, "d", 5), None, "one alert per window");
+        assert_eq!(seen(&g1, "x", 70), None);
+        assert_eq!(seen(&g1, "y", 71), None);
+        assert_eq!(seen(&g1, "z", 72), Some(3), "a new window, a new alert");
     }
 }
