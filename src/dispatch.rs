@@ -228,7 +228,19 @@ async fn handle_event(
     }
 }
 
+/// After this instance changed the store and its running rules, marks the new revision as
+/// seen, unless the rules were already behind (then the reloader catches up as usual).
+async fn note_own_change(shared: &Shared, before: Option<u64>) {
+    if let (Some(before), Ok(after)) = (before, shared.store.revision().await) {
+        let _ =
+            shared
+                .revision
+                .compare_exchange(before, after, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
 async fn run_command(shared: &Shared, event: &Event, text: &str) {
+    let before = shared.store.revision().await.ok();
     let answer = match parse(text, event.platform) {
         Err(e) => Err(e.to_string()),
         Ok(invocation) => {
@@ -246,10 +258,7 @@ async fn run_command(shared: &Shared, event: &Event, text: &str) {
             }
         }
     };
-    // The running rules now reflect this instance's own change.
-    if let Ok(revision) = shared.store.revision().await {
-        shared.revision.store(revision, Ordering::Relaxed);
-    }
+    note_own_change(shared, before).await;
     let result = if answer.is_ok() { "ok" } else { "refused" };
     shared
         .metrics
@@ -413,10 +422,12 @@ async fn carry_out(shared: &Shared, action: OutboxAction) {
             expires_at: *expires_at,
         };
         let edit = Edit::new(Source::Rule(action.rule.clone()), now());
+        let before = shared.store.revision().await.ok();
         let result = match shared.store.add_blacklist(entry.clone(), &edit).await {
             Ok(()) => {
                 let next = shared.rules.load().with_blacklist_changes(&[entry], &[]);
                 shared.rules.store(Arc::new(next));
+                note_own_change(shared, before).await;
                 ActionResult::Done
             }
             Err(e) => ActionResult::Failed {
