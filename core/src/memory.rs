@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use crate::model::{GroupRef, MemberRef, Platform, RuleId, Timestamp, UserId};
 use crate::ports::{
     ActionId, ActionResult, ActionState, AuditEntry, AuditId, AuditStore, Change, ConfigStore,
-    DayStats, Edit, ListStore, OutboxAction, Recorded, RuleVersion, StoreError, StoredViolation,
-    UNDO_WINDOW, ViolationId, ViolationQuery, ViolationStore,
+    DAY_MS, DayStats, Edit, ListStore, OutboxAction, Recorded, RuleVersion, StoreError,
+    StoredViolation, ViolationId, ViolationQuery, ViolationStore,
 };
 use crate::rule::{BlacklistEntry, GroupConfig, Rule, RuleSet, Settings, WhitelistEntry};
 use crate::verdict::{CheckKind, Verdict, ViolationRecord};
@@ -288,23 +288,6 @@ fn not_found(what: &'static str, key: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// Checks that an audit entry may be undone at `at` and returns the reversing change.
-pub fn undo_plan(entry: &AuditEntry, at: Timestamp) -> Result<Change, StoreError> {
-    if let Some(by) = entry.undone_by {
-        return Err(StoreError::Refused(format!(
-            "change #{} was already undone by #{by}",
-            entry.id
-        )));
-    }
-    if entry.at.plus(UNDO_WINDOW) < at {
-        return Err(StoreError::Refused(format!(
-            "change #{} is older than 72 hours and can no longer be undone",
-            entry.id
-        )));
-    }
-    entry.change.inverse().map_err(StoreError::Refused)
-}
-
 #[async_trait]
 impl ConfigStore for MemoryStore {
     async fn config(&self) -> Result<RuleSet, StoreError> {
@@ -482,7 +465,7 @@ impl AuditStore for MemoryStore {
             .iter()
             .position(|e| e.id == id)
             .ok_or_else(|| not_found("audit entry", id))?;
-        let change = undo_plan(&inner.audit[index], edit.at)?;
+        let change = inner.audit[index].undo_plan(edit.at)?;
         inner.apply(change, edit)?;
         let new_id = inner.audit.len() as AuditId;
         inner.audit[index].undone_by = Some(new_id);
@@ -726,11 +709,8 @@ impl ViolationStore for MemoryStore {
     }
 }
 
-/// Milliseconds in a day.
-pub const DAY_MS: i64 = 86_400_000;
-
 /// Whether the member had joined less than 24 hours before the violation.
-pub fn joined_recently(record: &ViolationRecord) -> bool {
+fn joined_recently(record: &ViolationRecord) -> bool {
     record
         .member_joined_at
         .is_some_and(|j| record.at.millis() - j.millis() < DAY_MS && j <= record.at)

@@ -295,6 +295,29 @@ impl Change {
     }
 }
 
+impl AuditEntry {
+    /// The change that undoes this entry at `at`, or why it cannot be undone: already
+    /// undone, older than [`UNDO_WINDOW`], or an import.
+    pub fn undo_plan(&self, at: Timestamp) -> Result<Change, StoreError> {
+        if let Some(by) = self.undone_by {
+            return Err(StoreError::Refused(format!(
+                "change #{} was already undone by #{by}",
+                self.id
+            )));
+        }
+        if self.at.plus(UNDO_WINDOW) < at {
+            return Err(StoreError::Refused(format!(
+                "change #{} is older than 72 hours and can no longer be undone",
+                self.id
+            )));
+        }
+        self.change.inverse().map_err(StoreError::Refused)
+    }
+}
+
+/// Milliseconds in a day: stats are per UTC day.
+pub const DAY_MS: i64 = 86_400_000;
+
 /// The audit log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use groupguard_core::memory::undo_plan;
 use groupguard_core::model::{GroupRef, MemberRef, OrgId, RuleId, Timestamp, UserId};
 use groupguard_core::ports::{
     AuditEntry, AuditId, AuditStore, Change, ConfigStore, Edit, RuleVersion, StoreError,
@@ -606,7 +605,7 @@ impl AuditStore for SqlStore {
                 .await
                 .map_err(db)?
                 .ok_or_else(|| not_found("audit entry", id))?;
-        let change = undo_plan(&audit_entry(&row)?, edit.at)?;
+        let change = audit_entry(&row)?.undo_plan(edit.at)?;
         let undo_id = apply(&mut tx, change, edit).await?;
         let row =
             sqlx::query("SELECT id, at, by_source, change, undone_by FROM audit_log WHERE id = $1")

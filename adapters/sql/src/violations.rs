@@ -3,10 +3,9 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use groupguard_core::memory::DAY_MS;
 use groupguard_core::model::{GroupRef, MemberRef, Platform, RuleId, Timestamp};
 use groupguard_core::ports::{
-    ActionId, ActionResult, ActionState, DayStats, OutboxAction, Recorded, StoreError,
+    ActionId, ActionResult, ActionState, DAY_MS, DayStats, OutboxAction, Recorded, StoreError,
     StoredViolation, ViolationQuery, ViolationStore,
 };
 use groupguard_core::rule::Mode;

@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::command::Outcome;
-use crate::memory::DAY_MS;
 use crate::model::Timestamp;
+use crate::ports::DAY_MS;
 use crate::verdict::Outcome as RuleResult;
 
 /// An outcome as plain text.
