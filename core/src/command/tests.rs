@@ -319,3 +319,26 @@ fn bad_input_is_refused_with_what_to_type() {
     assert_eq!(err("!guard rule show \"ads"), "a quote \" is never closed");
     assert!(err("!guard rule set ads kewords add x").starts_with("unknown command `rule set ads kewords add x`: did you mean\n  !guard rule set <rule> keywords add <keywords...>"));
 }
+
+proptest::proptest! {
+    #[test]
+    fn parsing_never_panics(words in proptest::collection::vec("[a-z\\-\"'<>\\[\\]:+.0-9 ]{0,12}|rule|set|add|--group|--days|\\PC{0,6}", 0..8), body in "\\PC{0,40}") {
+        let line = format!("!guard {}\n{body}", words.join(" "));
+        let _ = parse(&line, Platform::Matrix);
+        let _ = from_slash(Some("rule"), "delete", &[("rule", &line)], Platform::Discord);
+    }
+}
+
+#[test]
+fn rule_files_with_garbage_are_refused_without_panicking() {
+    for text in [
+        "[[rules]",
+        "rules = [1, 2]",
+        "[[rules]]\nid = 5",
+        "[settings]\nhome_orgs = { nowhere = \"x\" }",
+        "\u{0}",
+        "[[rules]]\nid = \"a\"\nladder = []",
+    ] {
+        assert!(crate::rulefile::load(text).is_err(), "{text:?}");
+    }
+}
