@@ -1,5 +1,6 @@
 //! The `groupguard` command.
 
+mod admin;
 mod config;
 mod dispatch;
 mod http;
@@ -40,6 +41,22 @@ enum Command {
         #[arg(long, value_name = "FILE", env = "GROUPGUARD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Loads or exports the configuration stored in the bot's database.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+        /// The service configuration (where the database is); GROUPGUARD_* variables override it.
+        #[arg(long, value_name = "FILE", env = "GROUPGUARD_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Manages the blacklist stored in the bot's database.
+    Blacklist {
+        #[command(subcommand)]
+        command: BlacklistCommand,
+        /// The service configuration (where the database is); GROUPGUARD_* variables override it.
+        #[arg(long, value_name = "FILE", env = "GROUPGUARD_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
     /// Exits 0 when a running bot answers its health check (for container health checks).
     Healthcheck {
         /// The health endpoint.
@@ -74,6 +91,26 @@ enum Format {
 }
 
 #[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Replaces rules, groups, settings and whitelist with a rule file's, in one transaction.
+    Import {
+        /// The rule file (TOML).
+        file: PathBuf,
+    },
+    /// Prints the stored configuration as a rule file.
+    Export,
+}
+
+#[derive(Debug, Subcommand)]
+enum BlacklistCommand {
+    /// Adds org-wide entries from a file of `platform:id [reason]` lines, all or nothing.
+    Import {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum RulesCommand {
     /// Validates a rule file and reports every problem with its line and column.
     Check {
@@ -90,6 +127,18 @@ fn main() -> ExitCode {
             command: RulesCommand::Check { file },
         } => check(&file),
         Command::Run { config } => run::run(config.as_deref()),
+        Command::Config {
+            command: ConfigCommand::Import { file },
+            config,
+        } => admin::run(config.as_deref(), &admin::Task::ImportConfig(&file)),
+        Command::Config {
+            command: ConfigCommand::Export,
+            config,
+        } => admin::run(config.as_deref(), &admin::Task::ExportConfig),
+        Command::Blacklist {
+            command: BlacklistCommand::Import { file },
+            config,
+        } => admin::run(config.as_deref(), &admin::Task::ImportBlacklist(&file)),
         Command::Healthcheck { url } => healthcheck(&url),
     };
     match result {

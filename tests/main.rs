@@ -1,5 +1,6 @@
 //! End-to-end tests of the `groupguard` binary.
 
+mod admin;
 #[cfg(feature = "testing")]
 mod service;
 mod simulate;

@@ -719,6 +719,38 @@ pub struct BlacklistEntry {
     pub expires_at: Option<Timestamp>,
 }
 
+impl BlacklistEntry {
+    /// Org-wide entries from lines of `platform:id [reason]` (blank lines skipped), imported
+    /// at `at`; or every malformed line, numbered.
+    pub fn parse_lines(text: &str, at: Timestamp) -> Result<Vec<BlacklistEntry>, Vec<String>> {
+        let mut entries = Vec::new();
+        let mut errors = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (who, reason) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            match who.parse::<MemberRef>() {
+                Ok(member) => entries.push(BlacklistEntry {
+                    member,
+                    owner: None,
+                    reason: reason.trim().to_owned(),
+                    source: Source::Import,
+                    created_at: at,
+                    expires_at: None,
+                }),
+                Err(e) => errors.push(format!("line {}: {e}", n + 1)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(entries)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
 /// A whitelisted member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -695,32 +695,8 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
         }
         C::BlacklistImport => {
             let body = args.text("entries").unwrap_or_default();
-            let mut entries = Vec::new();
-            let mut errors = Vec::new();
-            for (n, line) in body
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-            {
-                let (who, reason) = line
-                    .trim()
-                    .split_once(char::is_whitespace)
-                    .unwrap_or((line.trim(), ""));
-                match who.parse::<MemberRef>() {
-                    Ok(member) => entries.push(BlacklistEntry {
-                        member,
-                        owner: None,
-                        reason: reason.trim().to_owned(),
-                        source: Source::Import,
-                        created_at: ctx.now,
-                        expires_at: None,
-                    }),
-                    Err(e) => errors.push(format!("line {}: {e}", n + 1)),
-                }
-            }
-            if !errors.is_empty() {
-                return Err(CommandError::Invalid(errors));
-            }
+            let entries =
+                BlacklistEntry::parse_lines(&body, ctx.now).map_err(CommandError::Invalid)?;
             let count = ctx
                 .store
                 .import_blacklist(entries.clone(), &ctx.edit())
