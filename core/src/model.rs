@@ -683,6 +683,12 @@ macro_rules! platform_ref {
             }
         }
 
+        impl From<(Platform, String)> for $name {
+            fn from((platform, id): (Platform, String)) -> Self {
+                Self::new(platform, id)
+            }
+        }
+
         impl FromStr for $name {
             type Err = RefError;
 

@@ -13,7 +13,7 @@ use sqlx::AnyConnection;
 use crate::lists::{add_blacklist_tx, remove_blacklist_tx, upsert_blacklist};
 use crate::{
     Backend, CHUNK, SqlStore, Statement, Value, audit, audit_entry, col, db, from_json, parse,
-    to_json,
+    platform_ref, to_json,
 };
 
 fn not_found(what: &'static str, key: impl std::fmt::Display) -> StoreError {
@@ -86,10 +86,9 @@ async fn load_rule(conn: &mut AnyConnection, id: &RuleId) -> Result<Option<Rule>
     .await
     .map_err(db)?;
     for row in rows {
-        rule.scope.groups.push(GroupRef::new(
-            parse(&col::<String>(&row, "platform")?)?,
-            col::<String>(&row, "group_id")?,
-        ));
+        rule.scope
+            .groups
+            .push(platform_ref::<GroupRef>(&row, "group_id")?);
     }
     Ok(Some(rule))
 }
@@ -215,10 +214,7 @@ async fn delete_rule_tx(
 
 fn group_from_row(row: &sqlx::any::AnyRow) -> Result<GroupConfig, StoreError> {
     Ok(GroupConfig {
-        id: GroupRef::new(
-            parse(&col::<String>(row, "platform")?)?,
-            col::<String>(row, "id")?,
-        ),
+        id: platform_ref::<GroupRef>(row, "id")?,
         name: col(row, "name")?,
         tags: from_json(&col::<String>(row, "tags")?)?,
         home_org: col::<Option<String>>(row, "home_org")?.map(OrgId::from),
@@ -296,10 +292,7 @@ async fn delete_group_tx(
 
 fn whitelist_from_row(row: &sqlx::any::AnyRow) -> Result<WhitelistEntry, StoreError> {
     Ok(WhitelistEntry {
-        member: MemberRef::new(
-            parse(&col::<String>(row, "platform")?)?,
-            col::<String>(row, "member")?,
-        ),
+        member: platform_ref::<MemberRef>(row, "member")?,
         reason: col(row, "reason")?,
         rules: from_json(&col::<String>(row, "rules")?)?,
     })
@@ -434,10 +427,7 @@ impl ConfigStore for SqlStore {
             groups_of
                 .entry(col(&row, "rule_id")?)
                 .or_default()
-                .push(GroupRef::new(
-                    parse(&col::<String>(&row, "platform")?)?,
-                    col::<String>(&row, "group_id")?,
-                ));
+                .push(platform_ref::<GroupRef>(&row, "group_id")?);
         }
         let mut rules = Vec::new();
         for row in sqlx::query("SELECT id, body FROM rules ORDER BY position")

@@ -140,6 +140,17 @@ where
     row.try_get(name).map_err(db)
 }
 
+/// A `platform:id` reference stored as a `platform` column and an id column.
+pub(crate) fn platform_ref<T: From<(groupguard_core::model::Platform, String)>>(
+    row: &AnyRow,
+    id: &str,
+) -> Result<T, StoreError> {
+    Ok(T::from((
+        parse(&col::<String>(row, "platform")?)?,
+        col::<String>(row, id)?,
+    )))
+}
+
 /// Parses a value stored as text with `FromStr`.
 pub(crate) fn parse<T: FromStr>(text: &str) -> Result<T, StoreError>
 where

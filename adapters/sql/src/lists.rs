@@ -7,17 +7,14 @@ use groupguard_core::rule::{BlacklistEntry, Source};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use crate::{Backend, CHUNK, SqlStore, Statement, Value, audit, col, db, parse};
+use crate::{Backend, CHUNK, SqlStore, Statement, Value, audit, col, db, parse, platform_ref};
 
 const COLUMNS: &str = "platform, member, owner, reason, source, created_at, expires_at";
 
 fn entry_from_row(row: &AnyRow) -> Result<BlacklistEntry, StoreError> {
     let owner: String = col(row, "owner")?;
     Ok(BlacklistEntry {
-        member: MemberRef::new(
-            parse(&col::<String>(row, "platform")?)?,
-            col::<String>(row, "member")?,
-        ),
+        member: platform_ref::<MemberRef>(row, "member")?,
         owner: (!owner.is_empty()).then(|| UserId::from(owner)),
         reason: col(row, "reason")?,
         source: parse::<Source>(&col::<String>(row, "source")?)?,

@@ -12,7 +12,9 @@ use groupguard_core::rule::Mode;
 use groupguard_core::verdict::{Action, CheckKind, Verdict, ViolationRecord};
 use sqlx::any::AnyRow;
 
-use crate::{Backend, SqlStore, Statement, Value, col, db, from_json, parse, to_json};
+use crate::{
+    Backend, SqlStore, Statement, Value, col, db, from_json, parse, platform_ref, to_json,
+};
 
 const VIOLATION_COLUMNS: &str = "id, event_id, at, platform, group_id, member, member_name, \
                                  member_joined_at, rule_id, check_kind, evidence, excerpt, mode, actions";
@@ -360,10 +362,7 @@ impl ViolationStore for SqlStore {
             .map(|row| {
                 Ok(DayStats {
                     day: col(row, "day_number")?,
-                    group: GroupRef::new(
-                        parse(&col::<String>(row, "platform")?)?,
-                        col::<String>(row, "group_id")?,
-                    ),
+                    group: platform_ref::<GroupRef>(row, "group_id")?,
                     violations: col::<i64>(row, "violations")? as u64,
                     violators: col::<i64>(row, "violators")? as u64,
                     new_violators: col::<i64>(row, "new_violators")? as u64,
@@ -412,10 +411,7 @@ impl ViolationStore for SqlStore {
         rows.iter()
             .map(|row| {
                 Ok((
-                    MemberRef::new(
-                        parse(&col::<String>(row, "platform")?)?,
-                        col::<String>(row, "member")?,
-                    ),
+                    platform_ref::<MemberRef>(row, "member")?,
                     RuleId::from(col::<String>(row, "rule_id")?),
                     Timestamp(col(row, "at")?),
                 ))
