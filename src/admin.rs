@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use groupguard_core::compile::CompiledRules;
-use groupguard_core::ports::{ConfigStore, Edit, ListStore};
+use groupguard_core::ports::{Clock as _, ConfigStore, Edit, ListStore};
 use groupguard_core::rule::{BlacklistEntry, Source};
 use groupguard_core::rulefile;
 use groupguard_sql::SqlStore;
 
+use crate::clock::SystemClock;
 use crate::config::{Config, redact_url};
-use crate::dispatch::now;
 
 /// What to do with the store.
 #[derive(Debug)]
@@ -56,7 +56,7 @@ async fn perform(config: &Config, task: &Task<'_>) -> anyhow::Result<ExitCode> {
     let store = SqlStore::open(url)
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(url)))?;
-    let edit = Edit::new(Source::Import, now());
+    let edit = Edit::new(Source::Import, SystemClock.now());
     match task {
         Task::ImportConfig(path) => {
             let text = std::fs::read_to_string(path)

@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use groupguard_core::model::{Platform, duration_text};
+use groupguard_core::raid::RaidPolicy;
 use serde::Deserialize;
+
+use crate::platforms::AdapterConfig;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -112,17 +115,6 @@ pub struct DispatcherConfig {
     pub reload_every: Duration,
 }
 
-/// Raid alerts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RaidConfig {
-    /// Distinct members violating in one group…
-    pub members: u32,
-    /// …within this window raise one alert.
-    pub window: Duration,
-    /// Also lock the group down where the platform can.
-    pub lockdown: bool,
-}
-
 /// The checked configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -139,24 +131,14 @@ pub struct Config {
     /// Dispatcher settings.
     pub dispatcher: DispatcherConfig,
     /// Raid alerts.
-    pub raid: RaidConfig,
+    pub raid: RaidPolicy,
     /// Actions per second per platform.
     pub rate_limits: BTreeMap<Platform, f64>,
-    /// The in-process test platform.
-    #[cfg(feature = "testing")]
-    pub testing: Option<crate::testing::TestingConfig>,
+    /// The configured platform adapters.
+    pub adapters: Vec<AdapterConfig>,
 }
 
 impl Config {
-    /// Whether any chat platform is configured.
-    pub fn has_adapter(&self) -> bool {
-        #[cfg(feature = "testing")]
-        if self.testing.is_some() {
-            return true;
-        }
-        false
-    }
-
     /// Reads the file (when given) and the environment, and checks everything.
     pub fn load(
         file: Option<&Path>,
@@ -259,7 +241,7 @@ impl Config {
         if dispatcher.max_attempts == 0 {
             errors.push("dispatcher.max_attempts: must be at least 1".to_owned());
         }
-        let raid = RaidConfig {
+        let raid = RaidPolicy {
             members: r.members.unwrap_or(5),
             window,
             lockdown: r.lockdown.unwrap_or(false),
@@ -289,8 +271,13 @@ impl Config {
             }
         }
 
+        // Each adapter checks its own section.
+        #[cfg_attr(not(feature = "testing"), allow(unused_mut))]
+        let mut adapters = Vec::new();
         #[cfg(feature = "testing")]
-        let testing = raw.testing.map(|t| t.check(&mut errors));
+        if let Some(testing) = raw.testing {
+            adapters.push(AdapterConfig::Testing(testing.check(&mut errors)));
+        }
 
         if !errors.is_empty() {
             return Err(errors);
@@ -304,8 +291,7 @@ impl Config {
             dispatcher,
             raid,
             rate_limits,
-            #[cfg(feature = "testing")]
-            testing,
+            adapters,
         })
     }
 }
@@ -352,13 +338,13 @@ mod tests {
         assert_eq!(config.http_listen.to_string(), "127.0.0.1:8080");
         assert_eq!(
             config.raid,
-            RaidConfig {
+            RaidPolicy {
                 members: 5,
                 window: Duration::from_secs(60),
                 lockdown: false
             }
         );
-        assert!(!config.has_adapter());
+        assert!(config.adapters.is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The HTTP side: `/healthz` (the process is up), `/readyz` (it is judging events) and
-//! `/metrics` (Prometheus).
+//! The HTTP side: `/healthz` (the process is up), `/readyz` (it is judging events and every
+//! adapter is connected), `/metrics` (Prometheus), and the routes adapters need (the WeCom
+//! callback), all on one server.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,28 +11,62 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::adapter::{Adapter, Readiness};
 use crate::metrics::Metrics;
 
 /// What the handlers read.
-#[derive(Debug)]
 pub struct HttpState {
     pub metrics: Arc<Metrics>,
     pub ready: AtomicBool,
+    pub adapters: Vec<Arc<dyn Adapter>>,
 }
 
-pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+impl std::fmt::Debug for HttpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpState")
+            .field("ready", &self.ready)
+            .finish_non_exhaustive()
+    }
 }
 
+pub fn router(state: &Arc<HttpState>) -> Router {
+    let routes = state.adapters.iter().filter_map(|a| a.routes());
+    routes.fold(
+        Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .with_state(Arc::clone(state)),
+        Router::merge,
+    )
+}
+
+/// `ready` and one line per adapter; 503 while starting, stopping or disconnected.
 async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready\n")
+    if !state.ready.load(Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting or stopping\n".to_owned(),
+        );
+    }
+    let mut all_ready = true;
+    let mut lines = String::new();
+    for adapter in &state.adapters {
+        match adapter.readiness() {
+            Readiness::Ready => lines.push_str(&format!("{}: connected\n", adapter.name())),
+            Readiness::NotReady(why) => {
+                all_ready = false;
+                lines.push_str(&format!("{}: not connected: {why}\n", adapter.name()));
+            }
+        }
+    }
+    if all_ready {
+        (StatusCode::OK, format!("ready\n{lines}"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready\n{lines}"),
+        )
     }
 }
 

@@ -1,10 +1,13 @@
 //! The `groupguard` command.
 
+mod adapter;
 mod admin;
+mod clock;
 mod config;
 mod dispatch;
 mod http;
 mod metrics;
+mod platforms;
 mod run;
 mod simulate;
 #[cfg(feature = "testing")]

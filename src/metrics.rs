@@ -45,6 +45,10 @@ pub struct Metrics {
     pub actions: Family<ActionLabels, Counter>,
     /// Commands, by result (`ok`, `refused`).
     pub commands: Family<OutcomeLabels, Counter>,
+    /// Command answers, by result (`done`, `expired`, `failed`).
+    pub replies: Family<OutcomeLabels, Counter>,
+    /// Group registrations and changes stored from the platforms.
+    pub group_changes: Counter,
     /// Raid alerts raised.
     pub raid_alerts: Counter,
     /// Time to judge an event.
@@ -64,6 +68,8 @@ impl Metrics {
         let violations = Family::<CheckLabels, Counter>::default();
         let actions = Family::<ActionLabels, Counter>::default();
         let commands = Family::<OutcomeLabels, Counter>::default();
+        let replies = Family::<OutcomeLabels, Counter>::default();
+        let group_changes = Counter::default();
         let raid_alerts = Counter::default();
         // 1 µs to ~16 s.
         let evaluate_seconds = Histogram::new(exponential_buckets(1e-6, 4.0, 12));
@@ -87,6 +93,12 @@ impl Metrics {
             actions.clone(),
         );
         registry.register("commands", "Chat commands by result", commands.clone());
+        registry.register("replies", "Command answers by result", replies.clone());
+        registry.register(
+            "group_changes",
+            "Group registrations and changes stored from the platforms",
+            group_changes.clone(),
+        );
         registry.register("raid_alerts", "Raid alerts raised", raid_alerts.clone());
         registry.register(
             "evaluate_seconds",
@@ -111,6 +123,8 @@ impl Metrics {
             violations,
             actions,
             commands,
+            replies,
+            group_changes,
             raid_alerts,
             evaluate_seconds,
             action_seconds,

@@ -10,11 +10,12 @@ use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use groupguard_core::command::load_rules;
 use groupguard_core::engine::Engine;
-use groupguard_core::model::Platform;
-use groupguard_core::ports::{ActionExecutor, EventSink, Store};
+use groupguard_core::platform::EventSink;
+use groupguard_core::ports::{Clock, Store};
 use groupguard_sql::SqlStore;
 use tokio::sync::{Notify, mpsc, watch};
 
+use crate::clock::SystemClock;
 use crate::config::{Config, LogFormat, redact_url};
 use crate::dispatch::{self, RateLimiter, Shared, Sink};
 use crate::http::{HttpState, router};
@@ -36,11 +37,11 @@ pub fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    if !config.has_adapter() {
+    if config.adapters.is_empty() {
         eprintln!(
             "no chat platform is configured: add an adapter section to the config file \
              (adapters in this build: {}). `groupguard simulate` works without one.",
-            adapters_in_build()
+            crate::platforms::in_build()
         );
         return Ok(ExitCode::from(2));
     }
@@ -51,14 +52,6 @@ pub fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?
         .block_on(serve(config))?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn adapters_in_build() -> &'static str {
-    if cfg!(feature = "testing") {
-        "testing"
-    } else {
-        "none yet"
-    }
 }
 
 fn init_logging(config: &Config) {
@@ -102,7 +95,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let compiled = load_rules(store.as_ref())
         .await
         .context("the stored configuration does not compile")?;
-    let since = dispatch::now().minus(compiled.longest_decay());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let since = clock.now().minus(compiled.longest_decay());
     tracing::info!(
         rules = compiled.len(),
         blacklist = compiled.blacklist_len(),
@@ -118,10 +112,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         engine.restore_violation(&member, &rule, at);
     }
 
+    let adapters = config
+        .adapters
+        .iter()
+        .map(|a| a.start(&clock))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("cannot start the platform adapters")?;
+    let mut executors = HashMap::new();
+    for executor in adapters.iter().flat_map(|a| a.executors()) {
+        executors.insert(executor.platform(), executor);
+    }
+
     let metrics = Arc::new(Metrics::new());
     let http = Arc::new(HttpState {
         metrics: Arc::clone(&metrics),
         ready: AtomicBool::new(false),
+        adapters: adapters.clone(),
     });
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
@@ -130,7 +136,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn({
-        let app = router(Arc::clone(&http));
+        let app = router(&http);
         async move {
             let shutdown = async move {
                 let _ = http_stop.wait_for(|stop| *stop).await;
@@ -146,24 +152,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let (sender, receiver) = mpsc::channel(config.dispatcher.queue);
     let sink: Arc<dyn EventSink> = Arc::new(Sink(sender));
-    // Each adapter built in adds its executor and its event task.
-    #[cfg_attr(not(feature = "testing"), allow(unused_mut))]
-    let mut executors: HashMap<Platform, Arc<dyn ActionExecutor>> = HashMap::new();
-    #[cfg_attr(not(feature = "testing"), allow(unused_mut))]
-    let mut adapters: Vec<tokio::task::JoinHandle<()>> = Vec::new();
-    #[cfg(feature = "testing")]
-    if let Some(testing) = &config.testing {
-        for executor in
-            crate::testing::TestExecutor::all(testing).context("cannot open the test outbox")?
-        {
-            executors.insert(executor.platform(), Arc::new(executor));
-        }
-        adapters.push(tokio::spawn(crate::testing::follow_inbox(
-            testing.inbox.clone(),
-            Arc::clone(&sink),
-            stop_rx.clone(),
-        )));
-    }
+    let adapter_tasks: Vec<_> = adapters
+        .iter()
+        .map(|adapter| {
+            tracing::info!(adapter = adapter.name(), "adapter starting");
+            tokio::spawn(Arc::clone(adapter).run(Arc::clone(&sink), stop_rx.clone()))
+        })
+        .collect();
+    // The queue closes when the last adapter is done with it.
     drop(sink);
 
     let limits = config
@@ -176,14 +172,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         rules,
         executors,
         metrics,
+        clock,
         dispatcher: config.dispatcher.clone(),
         raid: config.raid.clone(),
         limits,
         outbox_wake: Notify::new(),
         revision: AtomicU64::new(revision),
     });
-    let events = tokio::spawn(dispatch::run_events(Arc::clone(&shared), engine, receiver));
-    let outbox = tokio::spawn(dispatch::run_outbox(Arc::clone(&shared), stop_rx.clone()));
+    let events = tokio::spawn(dispatch::events::run(Arc::clone(&shared), engine, receiver));
+    let outbox = tokio::spawn(dispatch::outbox::run(Arc::clone(&shared), stop_rx.clone()));
     let reloader = tokio::spawn(dispatch::run_reloader(Arc::clone(&shared), stop_rx.clone()));
     http.ready.store(true, Ordering::Relaxed);
     tracing::info!("groupguard is running");
@@ -192,7 +189,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: draining queued events and due actions");
     http.ready.store(false, Ordering::Relaxed);
     let _ = stop_tx.send(true);
-    for adapter in adapters {
+    for adapter in adapter_tasks {
         let _ = adapter.await;
     }
     let _ = events.await;

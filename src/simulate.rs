@@ -32,14 +32,7 @@ struct Summary {
 impl Summary {
     fn add(&mut self, event: &Event, verdict: &Verdict) {
         self.events += 1;
-        let kind = match event.kind {
-            EventKind::MessagePosted(_) => "message",
-            EventKind::MessageEdited(_) => "edit",
-            EventKind::MemberJoined { .. } => "join",
-            EventKind::MemberLeft => "leave",
-            EventKind::Command { .. } => "command",
-        };
-        *self.events_by_type.entry(kind).or_default() += 1;
+        *self.events_by_type.entry(event.kind.name()).or_default() += 1;
         if !verdict.violations.is_empty() {
             self.events_with_violations += 1;
         }
@@ -203,6 +196,14 @@ fn describe(kind: &EventKind) -> String {
         }
         EventKind::MemberJoined { scene, .. } => format!("joined ({scene:?})"),
         EventKind::MemberLeft => "left".to_owned(),
+        EventKind::MemberRemoved { by, banned } => format!(
+            "{}{}",
+            if *banned { "banned" } else { "removed" },
+            by.as_ref()
+                .map(|m| format!(" by {}", m.id))
+                .unwrap_or_default()
+        ),
+        EventKind::GroupChanged(change) => format!("group changed: {change:?}"),
         _ => String::new(),
     }
 }

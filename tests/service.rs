@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use groupguard_core::model::Platform;
-use groupguard_core::ports::{ActionState, ViolationQuery, ViolationStore};
+use groupguard_core::ports::{
+    ActionState, AuditStore, ConfigStore, ListStore, ViolationQuery, ViolationStore,
+};
 use groupguard_sql::SqlStore;
 use serde_json::{Value, json};
 
@@ -25,6 +27,8 @@ struct Bot {
     dir: PathBuf,
     port: u16,
     config: String,
+    /// Wait for `/readyz` on start (else for `/healthz`).
+    expect_ready: bool,
 }
 
 fn free_port() -> u16 {
@@ -47,6 +51,13 @@ fn fresh_dir() -> PathBuf {
 impl Bot {
     /// Starts a bot; `extra` is appended to the `[testing]` section, `top` to the top level.
     fn start(top: &str, extra: &str) -> Bot {
+        let mut bot = Bot::configured(top, extra);
+        bot.spawn();
+        bot
+    }
+
+    /// A bot's directory and configuration, not started.
+    fn configured(top: &str, extra: &str) -> Bot {
         let dir = fresh_dir();
         let port = free_port();
         let config = format!(
@@ -56,14 +67,13 @@ impl Bot {
             inbox = dir.join("inbox.jsonl").display(),
             outbox = dir.join("outbox.jsonl").display(),
         );
-        let mut bot = Bot {
+        Bot {
             child: None,
             dir,
             port,
             config,
-        };
-        bot.spawn();
-        bot
+            expect_ready: true,
+        }
     }
 
     fn spawn(&mut self) {
@@ -86,9 +96,14 @@ impl Bot {
     }
 
     fn wait_ready(&self) {
+        let path = if self.expect_ready {
+            "/readyz"
+        } else {
+            "/healthz"
+        };
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
-            if http_get(self.port, "/readyz").is_some_and(|r| r.split(' ').nth(1) == Some("200")) {
+            if http_get(self.port, path).is_some_and(|r| r.split(' ').nth(1) == Some("200")) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -111,9 +126,11 @@ impl Bot {
         }
     }
 
+    /// Every complete line of the outbox file (the bot may be writing the last one).
     fn outbox(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.join("outbox.jsonl"))
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(self.dir.join("outbox.jsonl")).unwrap_or_default();
+        let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+        complete
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
@@ -204,15 +221,50 @@ fn actions<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-fn replies(lines: &[Value]) -> usize {
-    lines.iter().filter(|l| l.get("reply").is_some()).count()
+/// Answers delivered.
+fn replies(lines: &[Value]) -> Vec<&Value> {
+    lines
+        .iter()
+        .filter(|l| l.get("reply").is_some() && l["result"] == "done")
+        .collect()
+}
+
+/// Attempts at an action that the platform carried out.
+fn done<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {
+    actions(lines, name)
+        .into_iter()
+        .filter(|l| l["result"] == "done")
+        .collect()
+}
+
+/// Admin notices carried out whose text starts with `prefix`.
+fn notices<'a>(lines: &'a [Value], prefix: &str) -> Vec<&'a Value> {
+    done(lines, "notify_admins")
+        .into_iter()
+        .filter(|l| {
+            l["action"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(prefix))
+        })
+        .collect()
+}
+
+fn event(id: &str, member: Value, group: &str, kind: Value) -> Value {
+    let mut event = json!({"id": id, "at": 0, "platform": "wecom", "group": group});
+    event["member"] = member;
+    if let Value::Object(fields) = kind {
+        for (k, v) in fields {
+            event[k] = v;
+        }
+    }
+    event
 }
 
 #[tokio::test]
 async fn a_violation_is_recorded_and_acted_on_once_even_when_redelivered() {
     let mut bot = Bot::start("", "");
     bot.push(&[admin_says("c1", RULES)]);
-    bot.wait_for("the import's answer", |l| replies(l) == 1);
+    bot.wait_for("the import's answer", |l| replies(l).len() == 1);
     let spam = says("m1", "spammer", "g1", "专业代购");
     bot.push(&[
         spam.clone(),
@@ -259,7 +311,7 @@ async fn a_violation_is_recorded_and_acted_on_once_even_when_redelivered() {
 async fn an_action_stored_before_a_crash_runs_once_after_the_restart() {
     let mut bot = Bot::start("", "crash_before_execute = true");
     bot.push(&[admin_says("c1", RULES)]);
-    bot.wait_for("the import's answer", |l| replies(l) == 1);
+    bot.wait_for("the import's answer", |l| replies(l).len() == 1);
     bot.push(&[says("m1", "spammer", "g1", "代购")]);
     bot.wait_for("the crash", |l| l.iter().any(|x| x.get("crash").is_some()));
     bot.reap();
@@ -339,32 +391,70 @@ async fn what_a_platform_cannot_do_is_handed_to_its_admins() {
 async fn a_raid_alert_fires_once_per_window() {
     let mut bot = Bot::start("[raid]\nmembers = 3\nwindow = \"60s\"\nlockdown = true", "");
     bot.push(&[admin_says("c1", RULES)]);
-    bot.wait_for("the import's answer", |l| replies(l) == 1);
+    bot.wait_for("the import's answer", |l| replies(l).len() == 1);
     let raid: Vec<Value> = (1..=5)
         .map(|i| says(&format!("r{i}"), &format!("burner{i}"), "g1", "代购"))
         .chain([says("o1", "burner9", "g2", "代购")])
         .collect();
     bot.push(&raid);
-    let lines = bot.wait_for("five warnings", |l| actions(l, "warn").len() == 6);
-    let alerts: Vec<&Value> = actions(&lines, "notify_admins")
-        .into_iter()
-        .filter(|a| {
-            a["action"]["text"]
-                .as_str()
-                .unwrap()
-                .starts_with("raid alert")
-        })
-        .collect();
+    let lines = bot.wait_for("six warnings, the alert and the lockdown", |l| {
+        actions(l, "warn").len() == 6 && !actions(l, "lockdown").is_empty()
+    });
+    let alerts = notices(&lines, "raid alert");
     assert_eq!(alerts.len(), 1, "{lines:#?}");
     assert_eq!(
         alerts[0]["action"]["text"],
         "raid alert: 3 members broke rules in g1 within 1m"
     );
+    assert_eq!(alerts[0]["group"], "g1");
+    assert_eq!(done(&lines, "lockdown").len(), 1);
+    assert_eq!(done(&lines, "lockdown")[0]["group"], "g1");
+    bot.stop();
+}
+
+#[tokio::test]
+async fn a_raid_alert_lost_to_a_server_error_is_retried_and_delivered_once() {
+    let mut bot = Bot::start(
+        "[raid]\nmembers = 2\nwindow = \"60s\"",
+        "server_errors = { notify = 1 }",
+    );
+    bot.push(&[admin_says("c1", RULES)]);
+    bot.wait_for("the import's answer", |l| replies(l).len() == 1);
+    bot.push(&[
+        says("r1", "burner1", "g1", "代购"),
+        says("r2", "burner2", "g1", "代购"),
+        says("r3", "burner3", "g1", "代购"),
+    ]);
+    let lines = bot.wait_for("the alert, after one 503", |l| {
+        !notices(l, "raid alert").is_empty()
+    });
+    let attempts: Vec<&Value> = actions(&lines, "notify_admins");
+    assert_eq!(attempts.len(), 2, "{lines:#?}");
+    assert_eq!(attempts[0]["result"], "server_error");
     assert_eq!(
-        lines.iter().filter(|l| l.get("lockdown").is_some()).count(),
-        1
+        attempts[0]["key"], attempts[1]["key"],
+        "one key on every attempt"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        notices(&bot.outbox(), "raid alert").len(),
+        1,
+        "delivered once"
     );
     bot.stop();
+    let store = bot.store().await;
+    let violations = store.violations(&ViolationQuery::default()).await.unwrap();
+    let raised_it = violations
+        .iter()
+        .find(|v| v.record.member.as_str() == "burner2")
+        .unwrap();
+    assert!(
+        raised_it
+            .outcomes
+            .iter()
+            .any(|(a, s)| a.name() == "notify" && *s == ActionState::Done),
+        "the alert is recorded with the violation that raised it: {raised_it:#?}"
+    );
 }
 
 #[tokio::test]
@@ -450,4 +540,309 @@ async fn records_go_to_postgresql_when_database_url_says_so() {
             .len(),
         1
     );
+}
+
+#[tokio::test]
+async fn a_warning_carried_out_just_before_a_crash_is_not_shown_twice() {
+    let mut bot = Bot::start("", "crash_after_execute = true");
+    bot.push(&[admin_says(
+        "c1",
+        &RULES.replace("\"delete+warn\", \"kick\"", "\"warn\""),
+    )]);
+    bot.wait_for("the import's answer", |l| replies(l).len() == 1);
+    bot.push(&[says("m1", "spammer", "g1", "代购")]);
+    bot.wait_for("the warning", |l| !done(l, "warn").is_empty());
+    bot.reap();
+    bot.config = bot.config.replace("crash_after_execute = true", "");
+    bot.spawn();
+    let lines = bot.wait_for("the warning attempted again after the restart", |l| {
+        actions(l, "warn").len() == 2
+    });
+    let warns = actions(&lines, "warn");
+    assert_eq!(warns[1]["result"], "duplicate", "{lines:#?}");
+    assert_eq!(warns[0]["key"], warns[1]["key"]);
+    assert_eq!(done(&lines, "warn").len(), 1, "the member saw one warning");
+    bot.stop();
+    let store = bot.store().await;
+    let violation = &store.violations(&ViolationQuery::default()).await.unwrap()[0];
+    assert_eq!(violation.outcomes[0].1, ActionState::Done);
+}
+
+#[tokio::test]
+async fn a_forbidden_kick_becomes_one_notice_naming_the_permission() {
+    let mut bot = Bot::start("", "forbidden = { kick = \"Kick Members\" }");
+    bot.push(&[
+        admin_says(
+            "c1",
+            &RULES.replace("\"delete+warn\", \"kick\"", "\"kick\""),
+        ),
+        says("m1", "spammer", "g1", "代购"),
+    ]);
+    let lines = bot.wait_for("the admins' notice", |l| {
+        !done(l, "notify_admins").is_empty()
+    });
+    assert_eq!(actions(&lines, "kick").len(), 1);
+    assert_eq!(actions(&lines, "kick")[0]["result"], "forbidden");
+    let notices = done(&lines, "notify_admins");
+    assert_eq!(notices.len(), 1);
+    assert_eq!(
+        notices[0]["action"]["text"],
+        "rule ads asks to remove spammer from the group, which groupguard may not do here: \
+         grant groupguard Kick Members, or do it by hand"
+    );
+    assert_ne!(notices[0]["key"], actions(&lines, "kick")[0]["key"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(done(&bot.outbox(), "notify_admins").len(), 1, "one notice");
+    bot.stop();
+    let store = bot.store().await;
+    let violation = &store.violations(&ViolationQuery::default()).await.unwrap()[0];
+    assert_eq!(
+        violation.outcomes[0].1,
+        ActionState::Replaced {
+            note:
+                "groupguard lacks Kick Members; admins were asked to remove spammer from the group"
+                    .to_owned()
+        }
+    );
+}
+
+#[tokio::test]
+async fn one_violation_kicks_in_one_group_and_asks_the_owner_in_another() {
+    let mut bot = Bot::start(
+        "",
+        "[testing.groups]\ng2 = [\"delete\", \"warn\", \"notify\"]",
+    );
+    bot.push(&[
+        admin_says(
+            "c1",
+            &RULES.replace("\"delete+warn\", \"kick\"", "\"kick\""),
+        ),
+        event(
+            "g2-created",
+            json!({"id": "zhang"}),
+            "g2",
+            json!({"type": "group", "change": {"type": "created", "name": "VIP", "owner": "zhang", "admins": ["li"]}}),
+        ),
+        says("m1", "spammer1", "g1", "代购"),
+        says("m2", "spammer2", "g2", "代购"),
+    ]);
+    let lines = bot.wait_for("a kick and a notice", |l| {
+        !done(l, "kick").is_empty() && !done(l, "notify_admins").is_empty()
+    });
+    let kicks = done(&lines, "kick");
+    assert_eq!(kicks.len(), 1);
+    assert_eq!(kicks[0]["group"], "g1");
+    assert_eq!(kicks[0]["member"], "spammer1");
+    assert_eq!(kicks[0]["message"], "m1");
+    let notice = done(&lines, "notify_admins")[0];
+    assert_eq!(notice["group"], "g2");
+    assert_eq!(
+        notice["notify"],
+        json!({"owner": "zhang", "admins": ["li"]})
+    );
+    assert_eq!(
+        notice["action"]["text"],
+        "rule ads asks to remove spammer2 from the group, which groupguard cannot do on wecom: please do it by hand"
+    );
+    bot.stop();
+}
+
+fn command(id: &str, text: &str, reply_to: Value) -> Value {
+    let mut kind = json!({"type": "command", "text": text});
+    kind["reply_to"] = reply_to;
+    event(id, json!({"id": "boss", "role": "admin"}), "g1", kind)
+}
+
+#[tokio::test]
+async fn answers_reach_their_reply_to_and_expired_ones_are_dropped() {
+    let mut bot = Bot::start("", "");
+    bot.push(&[
+        command(
+            "c1",
+            "!guard rule create ads No ads",
+            json!({"handle": "tok-1", "expires_at": "2999-01-01T00:00:00Z"}),
+        ),
+        command("c2", "!guard rule list", json!({"message": "thread-1"})),
+    ]);
+    let lines = bot.wait_for("two answers", |l| replies(l).len() == 2);
+    let answers = replies(&lines);
+    assert_eq!(answers[0]["to"], "boss");
+    assert_eq!(answers[0]["group"], "g1");
+    assert_eq!(answers[0]["message"], "c1");
+    assert_eq!(
+        answers[0]["reply"],
+        "rule ads: created, disabled until it has checks and is enabled (version 1)"
+    );
+    assert_eq!(
+        answers[0]["ephemeral"], false,
+        "changes are shown to the group"
+    );
+    assert_eq!(answers[1]["message"], "thread-1");
+    assert_eq!(answers[1]["reply"], "ads [disabled] No ads — no checks");
+    assert_eq!(answers[1]["ephemeral"], true, "lists are for the asker");
+
+    bot.push(&[
+        command(
+            "c3",
+            "!guard rule list",
+            json!({"handle": "tok-3", "expires_at": "2020-01-01T00:00:00Z"}),
+        ),
+        command("c4", "!guard rule list", json!({"handle": "expired"})),
+        command("c5", "!guard help rule list", json!({})),
+    ]);
+    let lines = bot.wait_for("the answer after the expired ones", |l| {
+        replies(l).len() == 3
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines_later = bot.outbox();
+    assert_eq!(
+        lines_later.len(),
+        lines.len(),
+        "nothing is retried: {lines_later:#?}"
+    );
+    let attempts: Vec<&Value> = lines.iter().filter(|l| l.get("reply").is_some()).collect();
+    assert_eq!(
+        attempts.len(),
+        4,
+        "c3 is never attempted, c4 once: {attempts:#?}"
+    );
+    assert_eq!(attempts[2]["message"], "c4");
+    assert_eq!(attempts[2]["result"], "expired");
+    assert_eq!(attempts[3]["message"], "c5");
+    let log = bot.log();
+    assert_eq!(
+        log.matches("a command's answer was dropped: its reply handle had expired")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(
+        !log.contains("tok-1") && !log.contains("tok-3"),
+        "handles never reach the log"
+    );
+    let metrics = http_get(bot.port, "/metrics").unwrap();
+    for line in [
+        "groupguard_replies_total{outcome=\"done\"} 3",
+        "groupguard_replies_total{outcome=\"expired\"} 2",
+    ] {
+        assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
+    }
+    bot.stop();
+}
+
+const GATE: &str = "!guard config import
+[settings]
+blacklist_manual_removals = \"org\"
+
+[[rules]]
+id = \"gate\"
+blacklist = { on_join = true, on_message = true }
+ladder = [\"kick\"]
+";
+
+#[tokio::test]
+async fn a_removal_by_an_admin_is_blacklisted_when_the_setting_is_on() {
+    let mut bot = Bot::start("", "");
+    bot.push(&[
+        admin_says("c1", GATE),
+        event(
+            "x1",
+            json!({"id": "troll"}),
+            "g1",
+            json!({"type": "remove", "by": {"id": "boss", "name": "Boss", "role": "admin"}, "banned": true}),
+        ),
+        event("x2", json!({"id": "friend"}), "g1", json!({"type": "leave"})),
+        event(
+            "x3",
+            json!({"id": "noisy"}),
+            "g1",
+            json!({"type": "remove", "by": {"id": "otherbot", "bot": true}}),
+        ),
+        event("x4", json!({"id": "troll"}), "g2", json!({"type": "join"})),
+        event("x5", json!({"id": "friend"}), "g2", json!({"type": "join"})),
+    ]);
+    let lines = bot.wait_for("the troll kicked from g2", |l| !done(l, "kick").is_empty());
+    let kicks = done(&lines, "kick");
+    assert_eq!(kicks.len(), 1);
+    assert_eq!(kicks[0]["member"], "troll");
+    assert_eq!(kicks[0]["group"], "g2");
+    bot.stop();
+    let store = bot.store().await;
+    let entries = store.blacklist_page(None, 10).await.unwrap();
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    assert_eq!(entries[0].member.to_string(), "wecom:troll");
+    assert_eq!(entries[0].owner, None);
+    assert_eq!(entries[0].source.to_string(), "moderator:wecom:boss");
+    assert_eq!(entries[0].reason, "banned by Boss in wecom:g1");
+}
+
+#[tokio::test]
+async fn groups_register_themselves_and_rules_follow_their_tags() {
+    let mut bot = Bot::start("", "");
+    let created = json!({"type": "group", "change": {"type": "created", "name": "VIP 群", "owner": "zhang", "home_org": "wwAcme"}});
+    bot.push(&[
+        admin_says(
+            "c1",
+            "!guard config import\n[[rules]]\nid = \"vip\"\nscope = { tags = [\"vip\"] }\nkeywords = { substrings = [\"代购\"] }\nladder = [\"warn\"]\n",
+        ),
+        event("g9-created", json!({"id": "zhang"}), "g9", created),
+        says("m1", "spammer", "g9", "代购"),
+        admin_says("c2", "!guard group tag add vip --group g9"),
+        says("m2", "spammer", "g9", "代购 again"),
+        event(
+            "g9-renamed",
+            json!({"id": "zhang"}),
+            "g9",
+            json!({"type": "group", "change": {"type": "renamed", "name": "VIP 2群"}}),
+        ),
+    ]);
+    let lines = bot.wait_for("the warning after the tag", |l| !done(l, "warn").is_empty());
+    let warns = done(&lines, "warn");
+    assert_eq!(warns.len(), 1);
+    assert_eq!(
+        warns[0]["message"], "m2",
+        "untagged, the group's first message was fine"
+    );
+    bot.wait_for("both answers", |l| replies(l).len() == 2);
+    let metrics = http_get(bot.port, "/metrics").unwrap();
+    assert!(
+        metrics.contains("groupguard_group_changes_total 2"),
+        "{metrics}"
+    );
+    bot.stop();
+    let store = bot.store().await;
+    let config = store.config().await.unwrap();
+    let group = config
+        .groups
+        .iter()
+        .find(|g| g.id.to_string() == "wecom:g9")
+        .unwrap();
+    assert_eq!(group.name.as_deref(), Some("VIP 2群"));
+    assert_eq!(group.owner.as_ref().unwrap().as_str(), "zhang");
+    assert_eq!(group.home_org.as_ref().unwrap().as_str(), "wwAcme");
+    assert_eq!(group.tags, ["vip"]);
+    let audit = store.audit_page(None, 10).await.unwrap();
+    assert_eq!(audit[0].by.to_string(), "platform:wecom", "the rename");
+}
+
+#[tokio::test]
+async fn readiness_names_an_adapter_that_is_not_connected() {
+    let mut bot = Bot::configured("", "disconnected = \"gateway closed\"");
+    bot.expect_ready = false;
+    bot.spawn();
+    let started = Instant::now();
+    let mut answer = String::new();
+    while started.elapsed() < Duration::from_secs(10) {
+        answer = http_get(bot.port, "/readyz").unwrap_or_default();
+        if answer.contains("testing:") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(answer.split(' ').nth(1), Some("503"), "{answer}");
+    assert!(
+        answer.ends_with("not ready\ntesting: not connected: gateway closed\n"),
+        "{answer}"
+    );
+    bot.stop();
 }

@@ -16,11 +16,11 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::detect::links::{DomainSet, normalize_domain};
 use crate::keys;
 use crate::lists::{BlacklistIndex, ListMeta};
-use crate::model::{MemberRef, OrgId, Platform, Role, RuleId, UserId, duration_millis};
+use crate::model::{GroupRef, MemberRef, OrgId, Platform, Role, RuleId, UserId, duration_millis};
 use crate::normalize::{is_word_char, normalize};
 use crate::rule::{
-    BlacklistCheck, BlacklistEntry, DuplicateCheck, FloodCheck, InviteCheck, LinkMode, PhoneKind,
-    Rule, RuleSet,
+    BlacklistCheck, BlacklistEntry, DuplicateCheck, FloodCheck, GroupConfig, InviteCheck, LinkMode,
+    PhoneKind, Rule, RuleSet,
 };
 
 /// The most messages a flood check may allow in its window.
@@ -216,6 +216,8 @@ pub(crate) struct GroupEntry {
     pub home_org: Option<OrgId>,
     pub owner: Option<UserId>,
     pub rules: Box<[u32]>,
+    /// Its place in the set's `groups`, when the set describes it.
+    pub config: Option<u32>,
 }
 
 /// Sizes the engine state must provide for.
@@ -407,6 +409,12 @@ impl CompiledRules {
     /// Heap bytes of the keyword automaton and the blacklist index.
     pub fn index_bytes(&self) -> usize {
         self.keywords.heap_bytes() + self.blacklist.heap_bytes()
+    }
+
+    /// A group as the set describes it (name, tags, owner, admins), if it does.
+    pub fn group(&self, id: &GroupRef) -> Option<&GroupConfig> {
+        let entry = self.groups.get(&keys::group(id.platform, id.id.as_str()))?;
+        entry.config.map(|i| &self.config.groups[i as usize])
     }
 
     /// The indexes of the rules in scope for a group.
@@ -901,7 +909,7 @@ fn apply_whitelist(set: &RuleSet, rules: &mut [CompiledRule]) {
 
 fn resolve_groups(set: &RuleSet, rules: &[CompiledRule]) -> FxHashMap<u64, GroupEntry> {
     let mut groups: FxHashMap<u64, (Platform, Vec<&str>, GroupEntry)> = FxHashMap::default();
-    for g in &set.groups {
+    for (i, g) in set.groups.iter().enumerate() {
         groups.insert(
             keys::group(g.id.platform, g.id.id.as_str()),
             (
@@ -911,6 +919,7 @@ fn resolve_groups(set: &RuleSet, rules: &[CompiledRule]) -> FxHashMap<u64, Group
                     home_org: g.home_org.clone(),
                     owner: g.owner.clone(),
                     rules: Box::new([]),
+                    config: Some(i as u32),
                 },
             ),
         );
@@ -927,6 +936,7 @@ fn resolve_groups(set: &RuleSet, rules: &[CompiledRule]) -> FxHashMap<u64, Group
                             home_org: None,
                             owner: None,
                             rules: Box::new([]),
+                            config: None,
                         },
                     )
                 });

@@ -30,6 +30,7 @@ macro_rules! store_conformance_tests {
             config_import_replaces_everything_at_once,
             verdicts_are_recorded_once,
             outbox_actions_are_leased_and_finished,
+            outbox_actions_carry_their_key_and_message,
             violations_are_queried_newest_first,
             day_stats_and_top_checks,
             ladder_history_and_event_pruning,
@@ -38,6 +39,7 @@ macro_rules! store_conformance_tests {
             undo_restores_a_deleted_rule,
             commands_explain_what_went_wrong,
             templates_lists_and_reports,
+            settings_change_from_chat,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {
@@ -214,15 +216,10 @@ pub async fn groups_settings_and_whitelist(store: &impl Store) {
         tags: vec!["retail".to_owned()],
         home_org: Some("wwCorp".into()),
         owner: Some("zhang".into()),
+        admins: vec!["li".into(), "wang".into()],
     };
     store.put_group(shop.clone(), &edit(T0)).await.unwrap();
-    let other = GroupConfig {
-        id: GroupRef::new(Platform::Discord, "123"),
-        name: None,
-        tags: Vec::new(),
-        home_org: None,
-        owner: None,
-    };
+    let other = GroupConfig::new(GroupRef::new(Platform::Discord, "123"));
     store.put_group(other.clone(), &edit(T0)).await.unwrap();
     shop.tags.push("vip".to_owned());
     store.put_group(shop.clone(), &edit(T0)).await.unwrap();
@@ -662,6 +659,75 @@ pub async fn outbox_actions_are_leased_and_finished(store: &impl Store) {
         .await
         .unwrap();
     assert_eq!(limited.len(), 1);
+}
+
+/// Each queued action has the idempotency key of its place in the verdict (or its own) and
+/// the verdict's message; a key already queued on a platform is not queued again.
+pub async fn outbox_actions_carry_their_key_and_message(store: &impl Store) {
+    use crate::platform::IdempotencyKey;
+    let mut verdicts = verdicts();
+    store.record(&verdicts[0]).await.unwrap();
+    let now = T0.plus(Duration::from_secs(2 * 86_400));
+    let claimed = store
+        .claim_actions(now, now.plus(Duration::from_secs(30)), 100)
+        .await
+        .unwrap();
+    let expected: Vec<IdempotencyKey> = verdicts[0]
+        .actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.mode == crate::rule::Mode::Enforce)
+        .map(|(i, _)| IdempotencyKey::for_action(Platform::WeCom, &verdicts[0].event, i))
+        .collect();
+    assert_eq!(
+        claimed.iter().map(|a| a.key.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    assert!(
+        claimed
+            .iter()
+            .all(|a| a.message == verdicts[0].message && a.message.is_some())
+    );
+
+    let alert = IdempotencyKey::for_raid(Platform::WeCom, &"shop".into(), T0);
+    for v in &mut verdicts[2..4] {
+        let mut planned = v.actions[0].clone();
+        planned.action = crate::verdict::Action::NotifyAdmins {
+            text: "raid".to_owned(),
+        };
+        planned.key = Some(alert.clone());
+        planned.mode = crate::rule::Mode::Enforce;
+        v.actions.push(planned);
+    }
+    let enforced = |v: &Verdict| {
+        v.actions
+            .iter()
+            .filter(|a| a.mode == crate::rule::Mode::Enforce)
+            .count()
+    };
+    let Recorded::New { actions, .. } = store.record(&verdicts[2]).await.unwrap() else {
+        panic!("a new event")
+    };
+    assert_eq!(actions.len(), enforced(&verdicts[2]));
+    let Recorded::New {
+        actions,
+        violations,
+    } = store.record(&verdicts[3]).await.unwrap()
+    else {
+        panic!("a new event")
+    };
+    assert_eq!(violations.len(), verdicts[3].violations.len());
+    assert_eq!(
+        actions.len(),
+        enforced(&verdicts[3]) - 1,
+        "the alert's key was queued already"
+    );
+    let later = now.plus(Duration::from_secs(60));
+    let queued = store
+        .claim_actions(later, later.plus(Duration::from_secs(30)), 100)
+        .await
+        .unwrap();
+    assert_eq!(queued.iter().filter(|a| a.key == alert).count(), 1);
 }
 
 /// Filters, pages and the fate of each action.
@@ -1181,5 +1247,49 @@ pub async fn templates_lists_and_reports(store: &impl Store) {
         .await
         .unwrap_err(),
         "nothing was changed: line 3, column 19: rules[0].phone.kinds: choose at least one of mobile, landline, international"
+    );
+}
+
+/// Settings changed from chat are stored and reach the running rules.
+pub async fn settings_change_from_chat(store: &impl Store) {
+    use crate::rule::ManualRemovals;
+    let rules = handle();
+    let boss = admin();
+    assert_eq!(
+        run(
+            store,
+            &rules,
+            &boss,
+            "!guard settings manual-removals personal"
+        )
+        .await
+        .unwrap(),
+        "members kicked or banned by an admin by hand now go on the group owner's blacklist"
+    );
+    assert_eq!(
+        store
+            .config()
+            .await
+            .unwrap()
+            .settings
+            .blacklist_manual_removals,
+        ManualRemovals::Personal
+    );
+    assert_eq!(
+        rules.load().config().settings.blacklist_manual_removals,
+        ManualRemovals::Personal
+    );
+    let moderator = crate::testing::with_role("mod", crate::model::Role::Moderator);
+    assert!(
+        run(
+            store,
+            &rules,
+            &moderator,
+            "!guard settings manual-removals off"
+        )
+        .await
+        .unwrap_err()
+        .contains("admin"),
+        "moderators may not change settings"
     );
 }

@@ -188,7 +188,7 @@ impl Engine {
             }
             _ => None,
         };
-        if let EventKind::MemberLeft = event.kind {
+        if let EventKind::MemberLeft | EventKind::MemberRemoved { .. } = event.kind {
             self.state.flood.remove(&keys::pair(group_key, member_key));
         }
 
@@ -360,6 +360,7 @@ impl Engine {
                     group: event.group.clone(),
                     member: event.member.id.clone(),
                     action: action.clone(),
+                    key: None,
                 });
             }
         }
@@ -417,7 +418,9 @@ fn skip_reason(
             rule.checks_messages()
         }
         EventKind::MemberJoined { .. } => rule.checks_joins(),
-        EventKind::MemberLeft => false,
+        EventKind::MemberLeft | EventKind::MemberRemoved { .. } | EventKind::GroupChanged(_) => {
+            false
+        }
     };
     (!applies).then_some(SkipReason::NotApplicable)
 }

@@ -6,13 +6,21 @@
 //!  "type":"message","message":{"kind":"text","text":"hello"}}
 //! ```
 //!
-//! * `type` is `message`, `edit`, `join`, `leave` or `command`.
+//! * `type` is `message`, `edit`, `join`, `leave`, `remove`, `group` or `command`.
 //! * `message` (for `message` and `edit`): `kind` (`text`, `image`, `voice`, `video`, `file`,
 //!   `link`, `mini_program`, `chat_record`, `contact_card`, `sticker`, `location`, `other`),
 //!   `app_id` (mini-programs only), `text`, `links`, `mentions`, `attachments`
 //!   (`name`, `mime`, `size`, `image_base64`), optional `id`.
 //! * `inviter` (a member) and `scene` (`direct_invite`, `invite_link`, `qr_code`, `unknown`)
-//!   for `join`; `text` for `command`.
+//!   for `join`.
+//! * `by` (a member, optional) and `banned` (default false) for `remove`: someone else
+//!   removed the member; `leave` is leaving of one's own accord.
+//! * `change` for `group`: `{"type":"created","name":…,"owner":…,"home_org":…,"admins":[…]}`,
+//!   `{"type":"renamed","name":…}`, `{"type":"owner_changed","owner":…}`,
+//!   `{"type":"admins_changed","admins":[…]}` or `{"type":"dismissed"}`; `member` is who
+//!   changed it.
+//! * `text` and optional `reply_to` (`handle`, `expires_at`, and `group`, `sender`, `message`
+//!   when they differ from the event's) for `command`.
 //! * `at` is RFC 3339 or epoch milliseconds. `member.role` is `member` (default), `staff`,
 //!   `moderator`, `admin` or `owner`; `member.bot` defaults to false.
 //!
@@ -21,8 +29,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Attachment, Event, EventId, EventKind, GroupId, JoinScene, KindName, Member, Message,
-    MessageId, MessageKind, Platform, Timestamp, UserId,
+    Attachment, Event, EventId, EventKind, GroupChange, GroupId, JoinScene, KindName, Member,
+    Message, MessageId, MessageKind, Platform, ReplyHandle, ReplyTo, Timestamp, UserId,
 };
 
 /// The wire form of [`Event`].
@@ -43,7 +51,31 @@ pub struct EventLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scene: Option<JoinScene>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    by: Option<Member>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    banned: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    change: Option<GroupChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply_to: Option<ReplyLine>,
+}
+
+/// The wire form of [`ReplyTo`]: what the event already says is left out.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyLine {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    group: Option<GroupId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sender: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<MessageId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    handle: Option<ReplyHandle>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,13 +85,63 @@ enum EventType {
     Edit,
     Join,
     Leave,
+    Remove,
+    Group,
     Command,
+}
+
+impl EventType {
+    /// The optional fields an event of this type may carry.
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            EventType::Message | EventType::Edit => &["message"],
+            EventType::Join => &["inviter", "scene"],
+            EventType::Leave => &[],
+            EventType::Remove => &["by", "banned"],
+            EventType::Group => &["change"],
+            EventType::Command => &["text", "reply_to"],
+        }
+    }
+}
+
+impl EventLine {
+    /// The optional fields present.
+    fn present(&self) -> impl Iterator<Item = &'static str> {
+        [
+            ("message", self.message.is_some()),
+            ("inviter", self.inviter.is_some()),
+            ("scene", self.scene.is_some()),
+            ("by", self.by.is_some()),
+            ("banned", self.banned.is_some()),
+            ("change", self.change.is_some()),
+            ("text", self.text.is_some()),
+            ("reply_to", self.reply_to.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+    }
 }
 
 impl TryFrom<EventLine> for Event {
     type Error = String;
 
     fn try_from(line: EventLine) -> Result<Event, String> {
+        let allowed = line.kind.fields();
+        if let Some(field) = line.present().find(|f| !allowed.contains(f)) {
+            let hint = match (field, line.kind) {
+                ("text", EventType::Message | EventType::Edit) => {
+                    " (put a message's text inside `message`)"
+                }
+                _ => "",
+            };
+            return Err(format!(
+                "field `{field}` does not belong to a `{}` event{hint}",
+                serde_json::to_value(line.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ));
+        }
         let EventLine {
             id,
             at,
@@ -70,21 +152,14 @@ impl TryFrom<EventLine> for Event {
             message,
             inviter,
             scene,
+            by,
+            banned,
+            change,
             text,
+            reply_to,
         } = line;
-        let misplaced =
-            |field: &str| format!("field `{field}` does not belong to a `{kind:?}` event");
         let kind = match kind {
             EventType::Message | EventType::Edit => {
-                if inviter.is_some() {
-                    return Err(misplaced("inviter"));
-                }
-                if scene.is_some() {
-                    return Err(misplaced("scene"));
-                }
-                if text.is_some() {
-                    return Err("put a message's text inside `message`".to_owned());
-                }
                 let message = message.ok_or("a message event needs a `message` object")?;
                 if kind == EventType::Message {
                     EventKind::MessagePosted(message)
@@ -92,32 +167,29 @@ impl TryFrom<EventLine> for Event {
                     EventKind::MessageEdited(message)
                 }
             }
-            EventType::Join => {
-                if message.is_some() {
-                    return Err(misplaced("message"));
-                }
-                if text.is_some() {
-                    return Err(misplaced("text"));
-                }
-                EventKind::MemberJoined {
-                    inviter,
-                    scene: scene.unwrap_or_default(),
-                }
-            }
-            EventType::Leave => {
-                if message.is_some() || inviter.is_some() || scene.is_some() || text.is_some() {
-                    return Err(
-                        "a leave event carries no message, inviter, scene or text".to_owned()
-                    );
-                }
-                EventKind::MemberLeft
+            EventType::Join => EventKind::MemberJoined {
+                inviter,
+                scene: scene.unwrap_or_default(),
+            },
+            EventType::Leave => EventKind::MemberLeft,
+            EventType::Remove => EventKind::MemberRemoved {
+                by,
+                banned: banned.unwrap_or(false),
+            },
+            EventType::Group => {
+                EventKind::GroupChanged(change.ok_or("a group event needs a `change` object")?)
             }
             EventType::Command => {
-                if message.is_some() || inviter.is_some() || scene.is_some() {
-                    return Err("a command event carries only `text`".to_owned());
-                }
+                let reply = reply_to.unwrap_or_default();
                 EventKind::Command {
                     text: text.ok_or("a command event needs `text`")?,
+                    reply_to: ReplyTo {
+                        group: reply.group.unwrap_or_else(|| group.clone()),
+                        sender: reply.sender.unwrap_or_else(|| member.id.clone()),
+                        message: reply.message.or_else(|| Some(MessageId::new(id.as_str()))),
+                        handle: reply.handle,
+                        expires_at: reply.expires_at,
+                    },
                 }
             }
         };
@@ -144,7 +216,11 @@ impl From<Event> for EventLine {
             message: None,
             inviter: None,
             scene: None,
+            by: None,
+            banned: None,
+            change: None,
             text: None,
+            reply_to: None,
         };
         match event.kind {
             EventKind::MessagePosted(m) => {
@@ -161,9 +237,31 @@ impl From<Event> for EventLine {
                 line.scene = Some(scene);
             }
             EventKind::MemberLeft => {}
-            EventKind::Command { text } => {
+            EventKind::MemberRemoved { by, banned } => {
+                line.kind = EventType::Remove;
+                line.by = by;
+                line.banned = banned.then_some(true);
+            }
+            EventKind::GroupChanged(change) => {
+                line.kind = EventType::Group;
+                line.change = Some(change);
+            }
+            EventKind::Command { text, reply_to } => {
                 line.kind = EventType::Command;
                 line.text = Some(text);
+                let reply = ReplyLine {
+                    group: Some(reply_to.group).filter(|g| *g != line.group),
+                    sender: Some(reply_to.sender).filter(|s| *s != line.member.id),
+                    message: reply_to.message.filter(|m| m.as_str() != line.id.as_str()),
+                    handle: reply_to.handle,
+                    expires_at: reply_to.expires_at,
+                };
+                let empty = reply.group.is_none()
+                    && reply.sender.is_none()
+                    && reply.message.is_none()
+                    && reply.handle.is_none()
+                    && reply.expires_at.is_none();
+                line.reply_to = (!empty).then_some(reply);
             }
         }
         line
@@ -285,7 +383,53 @@ mod tests {
     }
 
     #[test]
+    fn removals_group_changes_and_commands_round_trip() {
+        let lines = [
+            r#"{"id":"e3","at":0,"platform":"discord","group":"42","member":{"id":"7"},"type":"remove","by":{"id":"1","role":"admin"},"banned":true}"#,
+            r#"{"id":"e4","at":0,"platform":"wecom","group":"wr1","member":{"id":"zhang"},"type":"group","change":{"type":"created","name":"VIP","owner":"zhang","home_org":"wwAcme"}}"#,
+            r#"{"id":"e5","at":0,"platform":"wecom","group":"wr1","member":{"id":"zhang"},"type":"group","change":{"type":"dismissed"}}"#,
+            r#"{"id":"e6","at":0,"platform":"discord","group":"42","member":{"id":"1"},"type":"command","text":"!guard rule list","reply_to":{"handle":"tok","expires_at":900000}}"#,
+        ];
+        for line in lines {
+            let event = parse(line).unwrap();
+            let again = serde_json::to_string(&event).unwrap();
+            assert_eq!(parse(&again).unwrap(), event, "{again}");
+        }
+        match parse(lines[0]).unwrap().kind {
+            EventKind::MemberRemoved { by, banned } => {
+                assert!(banned);
+                assert_eq!(by.unwrap().role, crate::model::Role::Admin);
+            }
+            other => panic!("expected a removal, got {other:?}"),
+        }
+        match parse(lines[3]).unwrap().kind {
+            EventKind::Command { reply_to, .. } => {
+                assert_eq!(reply_to.group.as_str(), "42");
+                assert_eq!(reply_to.sender.as_str(), "1");
+                assert_eq!(reply_to.message.as_ref().unwrap().as_str(), "e6");
+                assert_eq!(reply_to.handle.as_ref().unwrap().expose(), "tok");
+                assert!(reply_to.expired(Timestamp(900_000)));
+            }
+            other => panic!("expected a command, got {other:?}"),
+        }
+        let shown = format!("{:?}", parse(lines[3]).unwrap());
+        assert!(
+            !shown.contains("tok"),
+            "a reply handle is never shown: {shown}"
+        );
+    }
+
+    #[test]
     fn malformed_lines_are_rejected_with_a_reason() {
+        let err = parse(r#"{"id":"e","at":0,"platform":"wecom","group":"g","member":{"id":"u"},"type":"leave","by":{"id":"a"}}"#).unwrap_err();
+        assert!(
+            err.contains("field `by` does not belong to a `leave` event"),
+            "{err}"
+        );
+        let err = parse(r#"{"id":"e","at":0,"platform":"wecom","group":"g","member":{"id":"u"},"type":"group"}"#).unwrap_err();
+        assert!(err.contains("needs a `change`"), "{err}");
+        let err = parse(r#"{"id":"e","at":0,"platform":"wecom","group":"g","member":{"id":"u"},"type":"group","change":{"type":"renamed"}}"#).unwrap_err();
+        assert!(err.contains("missing field `name`"), "{err}");
         let err = parse(r#"{"id":"e","at":0,"platform":"wecom","group":"g","member":{"id":"u"},"type":"message"}"#).unwrap_err();
         assert!(err.contains("needs a `message`"), "{err}");
         let err = parse(r#"{"id":"e","at":0,"platform":"wecom","group":"g","member":{"id":"u"},"type":"message","message":{"txt":"x"}}"#).unwrap_err();

@@ -10,6 +10,7 @@ pub mod command;
 pub mod compile;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+pub mod delivery;
 pub mod detect;
 pub mod engine;
 pub mod eventlog;
@@ -19,7 +20,10 @@ pub mod lists;
 pub mod memory;
 pub mod model;
 pub mod normalize;
+pub mod platform;
 pub mod ports;
+pub mod raid;
+pub mod reply;
 pub mod rule;
 pub mod rulefile;
 #[cfg(any(test, feature = "testing"))]

@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::model::{GroupRef, MemberRef, Platform, RuleId, Timestamp, UserId};
+use crate::platform::IdempotencyKey;
 use crate::ports::{
     ActionId, ActionResult, ActionState, AuditEntry, AuditId, AuditStore, Change, ConfigStore,
     DAY_MS, DayStats, Edit, ListStore, OutboxAction, Recorded, RuleVersion, StoreError,
@@ -491,11 +492,20 @@ impl ViolationStore for MemoryStore {
             inner.violations.push((id, record.clone()));
             violations.push((record.rule.clone(), id));
         }
-        for planned in verdict
-            .actions
-            .iter()
-            .filter(|a| a.mode == crate::rule::Mode::Enforce)
-        {
+        for (index, planned) in verdict.actions.iter().enumerate() {
+            if planned.mode != crate::rule::Mode::Enforce {
+                continue;
+            }
+            let key = planned.key.clone().unwrap_or_else(|| {
+                IdempotencyKey::for_action(verdict.platform, &verdict.event, index)
+            });
+            let taken = inner
+                .outbox
+                .iter()
+                .any(|s| s.action.platform == planned.platform && s.action.key == key);
+            if taken {
+                continue;
+            }
             let violation = violations
                 .iter()
                 .find(|(rule, _)| rule == &planned.rule)
@@ -509,7 +519,9 @@ impl ViolationStore for MemoryStore {
                     platform: planned.platform,
                     group: planned.group.clone(),
                     member: planned.member.clone(),
+                    message: verdict.message.clone(),
                     action: planned.action.clone(),
+                    key,
                     state: ActionState::Pending,
                     attempts: 0,
                 },

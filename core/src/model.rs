@@ -105,11 +105,14 @@ string_id!(
     UserId
 );
 string_id!(
-    /// A group on one platform (WeCom chat id, Matrix room id, Discord channel or guild id).
+    /// A group on one platform: a WeCom chat id (`wr…` customer groups, app chats), a Matrix
+    /// room id (`!abc:server`), a Discord guild id. Kicks, timeouts and bans act on the group.
     GroupId
 );
 string_id!(
-    /// A message on one platform.
+    /// A message on one platform. Where a message lives in a part of the group, the part
+    /// rides in the id: a Discord message is `channel_id/message_id`, because deleting it or
+    /// replying to it needs the channel while the group is the guild.
     MessageId
 );
 string_id!(
@@ -567,13 +570,142 @@ pub enum EventKind {
         /// How they joined.
         scene: JoinScene,
     },
-    /// The member left or was removed.
+    /// The member left of their own accord.
     MemberLeft,
+    /// Someone else removed the member: a kick, or a ban.
+    MemberRemoved {
+        /// Who removed them, when the platform says (the bot itself included).
+        by: Option<Member>,
+        /// Banned (cannot come back) rather than kicked.
+        banned: bool,
+    },
+    /// The group itself changed; [`Event::member`] is who changed it, where known.
+    GroupChanged(GroupChange),
     /// The member issued a `!guard` command.
     Command {
         /// The full command text as typed.
         text: String,
+        /// Where the answer goes.
+        reply_to: ReplyTo,
     },
+}
+
+impl EventKind {
+    /// The event type's name in chat logs: `message`, `edit`, `join`, `leave`, `remove`,
+    /// `group` or `command`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::MessagePosted(_) => "message",
+            EventKind::MessageEdited(_) => "edit",
+            EventKind::MemberJoined { .. } => "join",
+            EventKind::MemberLeft => "leave",
+            EventKind::MemberRemoved { .. } => "remove",
+            EventKind::GroupChanged(_) => "group",
+            EventKind::Command { .. } => "command",
+        }
+    }
+}
+
+/// A change to a group as a platform reports it: groups the bot is in are registered and
+/// kept current in the store without commands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GroupChange {
+    /// The group was created, or the bot joined it: what the platform knows of it.
+    Created {
+        /// Its name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// Its owner (WeCom group owner, Matrix room creator, Discord guild owner).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<UserId>,
+        /// The organisation it belongs to (WeCom corp, Matrix homeserver).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        home_org: Option<OrgId>,
+        /// Its administrators, owner excluded.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        admins: Vec<UserId>,
+    },
+    /// The group was renamed.
+    Renamed {
+        /// The new name.
+        name: String,
+    },
+    /// The group has a new owner.
+    OwnerChanged {
+        /// The new owner.
+        owner: UserId,
+    },
+    /// The group's administrators changed (Matrix power levels, WeCom group admins).
+    AdminsChanged {
+        /// Every administrator now, owner excluded.
+        admins: Vec<UserId>,
+    },
+    /// The group was dismissed, or the bot left it for good.
+    Dismissed,
+}
+
+/// A value that only the adapter that made it understands and that must not be logged: a
+/// Discord interaction token, a WeCom smart bot's `response_url`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReplyHandle(String);
+
+impl ReplyHandle {
+    /// Wraps an adapter's handle.
+    pub fn new(raw: impl Into<String>) -> ReplyHandle {
+        ReplyHandle(raw.into())
+    }
+
+    /// The handle, for the adapter that made it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ReplyHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReplyHandle(***)")
+    }
+}
+
+/// Where a command's answer goes, made by the adapter that received the command: the group
+/// and the asker, the command's message (to thread or quote the answer) and, where the
+/// platform answers through something else (a Discord interaction, a WeCom `response_url`),
+/// that handle and when it stops working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyTo {
+    /// The group the command came from.
+    pub group: GroupId,
+    /// Who asked.
+    pub sender: UserId,
+    /// The command's message, when it was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<MessageId>,
+    /// The adapter's handle for answering, if it needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<ReplyHandle>,
+    /// When the handle stops working; an answer after that is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
+impl ReplyTo {
+    /// An answer in the group, replying to the command's message.
+    pub fn in_group(group: GroupId, sender: UserId, message: Option<MessageId>) -> ReplyTo {
+        ReplyTo {
+            group,
+            sender,
+            message,
+            handle: None,
+            expires_at: None,
+        }
+    }
+
+    /// Whether the handle has stopped working at `now`.
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// One thing that happened in a group.
@@ -610,7 +742,7 @@ impl Event {
     pub fn text(&self) -> Option<&str> {
         match &self.kind {
             EventKind::MessagePosted(m) | EventKind::MessageEdited(m) => Some(&m.text),
-            EventKind::Command { text } => Some(text),
+            EventKind::Command { text, .. } => Some(text),
             _ => None,
         }
     }

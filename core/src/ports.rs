@@ -1,4 +1,5 @@
-//! Ports: what groupguard needs from storage, as traits.
+//! Ports: what groupguard needs from storage and the clock, as traits. The platform port is
+//! in [`crate::platform`].
 //!
 //! The in-memory implementation lives in [`crate::memory`]; `groupguard-sql` implements the
 //! same traits on SQLite and PostgreSQL, and one conformance suite
@@ -10,7 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{GroupId, GroupRef, MemberRef, Platform, RuleId, Timestamp, UserId};
+use crate::model::{GroupId, GroupRef, MemberRef, MessageId, Platform, RuleId, Timestamp, UserId};
+use crate::platform::IdempotencyKey;
 use crate::rule::{BlacklistEntry, GroupConfig, Rule, RuleSet, Settings, Source, WhitelistEntry};
 use crate::verdict::{Action, CheckKind, Verdict, ViolationRecord};
 
@@ -315,6 +317,12 @@ impl AuditEntry {
     }
 }
 
+/// The time, read at the edge and passed in everywhere else, so tests control it.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
 /// Milliseconds in a day: stats are per UTC day.
 pub const DAY_MS: i64 = 86_400_000;
 
@@ -375,8 +383,12 @@ pub struct OutboxAction {
     pub group: GroupId,
     /// The member.
     pub member: UserId,
+    /// The message the action is about.
+    pub message: Option<MessageId>,
     /// What to do.
     pub action: Action,
+    /// The same on every attempt; see [`IdempotencyKey`].
+    pub key: IdempotencyKey,
     /// What became of it.
     pub state: ActionState,
     /// Execution attempts so far.
@@ -481,7 +493,10 @@ pub struct DayStats {
 #[async_trait]
 pub trait ViolationStore: Send + Sync {
     /// Records a verdict in one transaction: the event id (for idempotency), every violation
-    /// record, and every enforce action in the outbox. An event seen before writes nothing.
+    /// record, and every enforce action in the outbox with its idempotency key (the planned
+    /// action's own, else [`IdempotencyKey::for_action`] of its place in the verdict) and the
+    /// verdict's message. An event seen before writes nothing; an action whose key is
+    /// already in the outbox for its platform is not queued again.
     async fn record(&self, verdict: &Verdict) -> Result<Recorded, StoreError>;
 
     /// Whether an event was recorded already (platforms re-deliver): checked before judging,
@@ -540,118 +555,3 @@ pub trait ViolationStore: Send + Sync {
 pub trait Store: ConfigStore + ListStore + AuditStore + ViolationStore {}
 
 impl<T: ConfigStore + ListStore + AuditStore + ViolationStore> Store for T {}
-
-/// What a platform's executor can do. The dispatcher never sends an action a platform
-/// cannot carry out: it notifies the group's admins with the recommended action instead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Capabilities {
-    /// Delete (recall, redact) messages.
-    pub delete: bool,
-    /// Post warnings in the group.
-    pub warn: bool,
-    /// Mute members for a while.
-    pub timeout: bool,
-    /// Remove members from the group.
-    pub kick: bool,
-    /// Tell the group's admins.
-    pub notify: bool,
-    /// Lock a group down during a raid.
-    pub lockdown: bool,
-}
-
-impl Capabilities {
-    /// Everything.
-    pub const ALL: Capabilities = Capabilities {
-        delete: true,
-        warn: true,
-        timeout: true,
-        kick: true,
-        notify: true,
-        lockdown: true,
-    };
-
-    /// Whether the platform can carry out `action` itself. Blacklisting and review are
-    /// groupguard's own, so always possible.
-    pub fn supports(&self, action: &Action) -> bool {
-        match action {
-            Action::DeleteMessage { .. } => self.delete,
-            Action::Warn { .. } => self.warn,
-            Action::Timeout { .. } => self.timeout,
-            Action::Kick => self.kick,
-            Action::NotifyAdmins { .. } | Action::QueueReview { .. } => self.notify,
-            Action::Blacklist { .. } => true,
-        }
-    }
-}
-
-/// How a platform call failed, classified so the dispatcher knows whether to retry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AdapterErrorKind {
-    /// Too many requests: try again after this long.
-    RateLimited {
-        /// What the platform asked for.
-        retry_after: Duration,
-    },
-    /// The bot lacks the permission: retrying will not help.
-    Forbidden,
-    /// The message or member is gone (a deletion of a deleted message succeeded already).
-    NotFound,
-    /// The platform cannot do this at all.
-    Unsupported,
-    /// A network or server failure that may pass.
-    Transient,
-    /// The platform answered something unexpected.
-    Protocol,
-}
-
-/// A failed platform call.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct AdapterError {
-    /// What kind of failure.
-    pub kind: AdapterErrorKind,
-    /// What happened, for logs and records (never secrets).
-    pub message: String,
-}
-
-impl AdapterError {
-    /// An error of a kind.
-    pub fn new(kind: AdapterErrorKind, message: impl Into<String>) -> AdapterError {
-        AdapterError {
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-/// Carries out actions on one platform.
-#[async_trait]
-pub trait ActionExecutor: Send + Sync {
-    /// The platform.
-    fn platform(&self) -> Platform;
-
-    /// What it can do.
-    fn capabilities(&self) -> Capabilities;
-
-    /// Carries out a delete, warn, timeout, kick or admin notification.
-    async fn execute(&self, action: &OutboxAction) -> Result<(), AdapterError>;
-
-    /// Posts a command's answer in a group.
-    async fn reply(&self, group: &GroupId, text: &str) -> Result<(), AdapterError>;
-
-    /// Locks a group down (no new members, no messages from members) during a raid.
-    async fn lockdown(&self, group: &GroupId) -> Result<(), AdapterError>;
-}
-
-/// The dispatcher has stopped taking events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("groupguard is shutting down")]
-pub struct SinkClosed;
-
-/// Where adapters push the events they receive. Bounded: a full queue makes `push` wait.
-#[async_trait]
-pub trait EventSink: Send + Sync {
-    /// Queues an event for judging.
-    async fn push(&self, event: crate::model::Event) -> Result<(), SinkClosed>;
-}

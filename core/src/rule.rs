@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    GroupRef, KindName, MemberRef, OrgId, Platform, Role, RuleId, Timestamp, UserId, duration_text,
-    is_false,
+    GroupChange, GroupRef, KindName, MemberRef, OrgId, Platform, Role, RuleId, Timestamp, UserId,
+    duration_text, is_false,
 };
 
 /// Everything a rule file holds.
@@ -47,6 +47,62 @@ pub struct Settings {
     /// The warning text of rules that do not set their own; see [`Rule::warn_template`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warn_template: Option<String>,
+    /// Whether a member an admin kicks or bans by hand on the platform is blacklisted, so
+    /// the removal sticks in every group (off by default).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub blacklist_manual_removals: ManualRemovals,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// What a removal by an admin by hand does to the blacklist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManualRemovals {
+    /// Nothing: the platform's own kick or ban is all.
+    #[default]
+    Off,
+    /// The member goes on the org-wide blacklist.
+    Org,
+    /// The member goes on the group owner's personal blacklist.
+    Personal,
+}
+
+impl ManualRemovals {
+    /// Every choice.
+    pub const ALL: [ManualRemovals; 3] = [
+        ManualRemovals::Off,
+        ManualRemovals::Org,
+        ManualRemovals::Personal,
+    ];
+
+    /// The name used in files and commands.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManualRemovals::Off => "off",
+            ManualRemovals::Org => "org",
+            ManualRemovals::Personal => "personal",
+        }
+    }
+}
+
+impl FromStr for ManualRemovals {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<ManualRemovals, &'static str> {
+        ManualRemovals::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or("off, org or personal")
+    }
+}
+
+impl fmt::Display for ManualRemovals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Settings {
@@ -73,6 +129,61 @@ pub struct GroupConfig {
     /// The owner, whose personal blacklist applies to the group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<UserId>,
+    /// The group's administrators besides the owner: with the owner, who admin notices go to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admins: Vec<UserId>,
+}
+
+impl GroupConfig {
+    /// A group known only by its id.
+    pub fn new(id: GroupRef) -> GroupConfig {
+        GroupConfig {
+            id,
+            name: None,
+            tags: Vec::new(),
+            home_org: None,
+            owner: None,
+            admins: Vec::new(),
+        }
+    }
+
+    /// The group after a change the platform reported, or `None` when it is gone. What the
+    /// operator set (tags, and a home organisation the platform does not report) stays.
+    pub fn changed(
+        current: Option<&GroupConfig>,
+        id: &GroupRef,
+        change: &GroupChange,
+    ) -> Option<GroupConfig> {
+        let mut group = current
+            .cloned()
+            .unwrap_or_else(|| GroupConfig::new(id.clone()));
+        match change {
+            GroupChange::Created {
+                name,
+                owner,
+                home_org,
+                admins,
+            } => {
+                if name.is_some() {
+                    group.name.clone_from(name);
+                }
+                if owner.is_some() {
+                    group.owner.clone_from(owner);
+                }
+                if home_org.is_some() {
+                    group.home_org.clone_from(home_org);
+                }
+                if !admins.is_empty() {
+                    group.admins.clone_from(admins);
+                }
+            }
+            GroupChange::Renamed { name } => group.name = Some(name.clone()),
+            GroupChange::OwnerChanged { owner } => group.owner = Some(owner.clone()),
+            GroupChange::AdminsChanged { admins } => group.admins.clone_from(admins),
+            GroupChange::Dismissed => return None,
+        }
+        Some(group)
+    }
 }
 
 /// Whether a rule's actions are carried out or only recorded.
@@ -654,6 +765,8 @@ pub enum Source {
     Moderator(MemberRef),
     /// A bulk import (`import`).
     Import,
+    /// The platform reported it (`platform:wecom`): a group renamed on WeCom, say.
+    Platform(Platform),
 }
 
 impl fmt::Display for Source {
@@ -662,6 +775,7 @@ impl fmt::Display for Source {
             Source::Rule(id) => write!(f, "rule:{id}"),
             Source::Moderator(m) => write!(f, "moderator:{m}"),
             Source::Import => f.write_str("import"),
+            Source::Platform(p) => write!(f, "platform:{p}"),
         }
     }
 }
@@ -677,8 +791,12 @@ impl FromStr for Source {
                 .parse()
                 .map(Source::Moderator)
                 .map_err(|e| e.to_string()),
+            Some(("platform", platform)) => platform
+                .parse()
+                .map(Source::Platform)
+                .map_err(|e: crate::model::UnknownPlatform| e.to_string()),
             _ => Err(format!(
-                "unknown source `{s}`: expected rule:ID, moderator:PLATFORM:ID or import"
+                "unknown source `{s}`: expected rule:ID, moderator:PLATFORM:ID, platform:PLATFORM or import"
             )),
         }
     }

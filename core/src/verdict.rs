@@ -10,6 +10,7 @@ use crate::model::{
     EventId, GroupId, KindName, MessageId, OrgId, Platform, Role, RuleId, Timestamp, UserId,
     duration_text,
 };
+use crate::platform::IdempotencyKey;
 use crate::rule::{ListScope, Mode, Source};
 
 /// Everything the engine concluded about one event.
@@ -329,6 +330,10 @@ pub struct PlannedAction {
     pub member: UserId,
     /// What.
     pub action: Action,
+    /// Its idempotency key when it is not the default one of its place in the verdict (raid
+    /// alerts are keyed by group and window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<IdempotencyKey>,
 }
 
 /// A concrete effect.
@@ -372,10 +377,13 @@ pub enum Action {
         /// What to look at.
         summary: String,
     },
+    /// Lock the group down (no new members, no messages from members) during a raid.
+    Lockdown,
 }
 
 impl Action {
-    /// A short name: `delete`, `warn`, `timeout`, `kick`, `blacklist`, `notify`, `review`.
+    /// A short name: `delete`, `warn`, `timeout`, `kick`, `blacklist`, `notify`, `review`,
+    /// `lockdown`.
     pub fn name(&self) -> &'static str {
         match self {
             Action::DeleteMessage { .. } => "delete",
@@ -385,6 +393,7 @@ impl Action {
             Action::Blacklist { .. } => "blacklist",
             Action::NotifyAdmins { .. } => "notify",
             Action::QueueReview { .. } => "review",
+            Action::Lockdown => "lockdown",
         }
     }
 }

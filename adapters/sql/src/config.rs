@@ -219,6 +219,7 @@ fn group_from_row(row: &sqlx::any::AnyRow) -> Result<GroupConfig, StoreError> {
         tags: from_json(&col::<String>(row, "tags")?)?,
         home_org: col::<Option<String>>(row, "home_org")?.map(OrgId::from),
         owner: col::<Option<String>>(row, "owner")?.map(UserId::from),
+        admins: from_json(&col::<String>(row, "admins")?)?,
     })
 }
 
@@ -226,7 +227,7 @@ async fn load_group(
     conn: &mut AnyConnection,
     id: &GroupRef,
 ) -> Result<Option<GroupConfig>, StoreError> {
-    let row = sqlx::query("SELECT platform, id, name, tags, home_org, owner FROM groups WHERE platform = $1 AND id = $2")
+    let row = sqlx::query("SELECT platform, id, name, tags, home_org, owner, admins FROM groups WHERE platform = $1 AND id = $2")
         .bind(id.platform.as_str())
         .bind(id.id.to_string())
         .fetch_optional(&mut *conn)
@@ -237,9 +238,9 @@ async fn load_group(
 
 async fn write_group(conn: &mut AnyConnection, group: &GroupConfig) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO groups (platform, id, name, tags, home_org, owner) VALUES ($1, $2, $3, $4, $5, $6) \
+        "INSERT INTO groups (platform, id, name, tags, home_org, owner, admins) VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (platform, id) DO UPDATE SET name = excluded.name, tags = excluded.tags, \
-         home_org = excluded.home_org, owner = excluded.owner",
+         home_org = excluded.home_org, owner = excluded.owner, admins = excluded.admins",
     )
     .bind(group.id.platform.as_str())
     .bind(group.id.id.to_string())
@@ -247,6 +248,7 @@ async fn write_group(conn: &mut AnyConnection, group: &GroupConfig) -> Result<()
     .bind(to_json(&group.tags)?)
     .bind(group.home_org.as_ref().map(ToString::to_string))
     .bind(group.owner.as_ref().map(ToString::to_string))
+    .bind(to_json(&group.admins)?)
     .execute(&mut *conn)
     .await
     .map_err(db)?;
@@ -442,7 +444,7 @@ impl ConfigStore for SqlStore {
             rules.push(rule);
         }
         let groups = sqlx::query(
-            "SELECT platform, id, name, tags, home_org, owner FROM groups ORDER BY platform, id",
+            "SELECT platform, id, name, tags, home_org, owner, admins FROM groups ORDER BY platform, id",
         )
         .fetch_all(&mut *conn)
         .await

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use groupguard_core::model::{GroupRef, MemberRef, Platform, RuleId, Timestamp};
+use groupguard_core::model::{GroupRef, MemberRef, MessageId, Platform, RuleId, Timestamp};
+use groupguard_core::platform::IdempotencyKey;
 use groupguard_core::ports::{
     ActionId, ActionResult, ActionState, DAY_MS, DayStats, OutboxAction, Recorded, StoreError,
     StoredViolation, ViolationQuery, ViolationStore,
@@ -18,8 +19,8 @@ use crate::{
 
 const VIOLATION_COLUMNS: &str = "id, event_id, at, platform, group_id, member, member_name, \
                                  member_joined_at, rule_id, check_kind, evidence, excerpt, mode, actions";
-const OUTBOX_COLUMNS: &str =
-    "id, violation_id, rule_id, platform, group_id, member, action, state, detail, attempts";
+const OUTBOX_COLUMNS: &str = "id, violation_id, rule_id, platform, group_id, member, message_id, \
+                              action, idem_key, state, detail, attempts";
 
 fn mode_name(mode: Mode) -> &'static str {
     match mode {
@@ -73,7 +74,9 @@ fn outbox_from_row(row: &AnyRow) -> Result<OutboxAction, StoreError> {
         platform: parse(&col::<String>(row, "platform")?)?,
         group: col::<String>(row, "group_id")?.into(),
         member: col::<String>(row, "member")?.into(),
+        message: col::<Option<String>>(row, "message_id")?.map(MessageId::from),
         action: from_json(&col::<String>(row, "action")?)?,
+        key: IdempotencyKey::from_stored(col::<String>(row, "idem_key")?),
         state: state_from(&col::<String>(row, "state")?, col(row, "detail")?),
         attempts: col::<i64>(row, "attempts")? as u32,
     })
@@ -124,27 +127,39 @@ impl ViolationStore for SqlStore {
             violations.push((r.rule.clone(), col(&row, "id")?));
         }
         let mut actions = Vec::new();
-        for planned in verdict.actions.iter().filter(|a| a.mode == Mode::Enforce) {
+        for (index, planned) in verdict.actions.iter().enumerate() {
+            if planned.mode != Mode::Enforce {
+                continue;
+            }
             let Some((_, violation)) = violations.iter().find(|(rule, _)| rule == &planned.rule)
             else {
                 continue;
             };
+            let key = planned.key.clone().unwrap_or_else(|| {
+                IdempotencyKey::for_action(verdict.platform, &verdict.event, index)
+            });
             let row = sqlx::query(
-                "INSERT INTO outbox (violation_id, rule_id, platform, group_id, member, action, state, \
-                 attempts, due_at, lease_until) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8) RETURNING id",
+                "INSERT INTO outbox (violation_id, rule_id, platform, group_id, member, message_id, action, \
+                 idem_key, state, attempts, due_at, lease_until) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10) \
+                 ON CONFLICT (platform, idem_key) DO NOTHING RETURNING id",
             )
             .bind(*violation)
             .bind(planned.rule.to_string())
             .bind(planned.platform.as_str())
             .bind(planned.group.to_string())
             .bind(planned.member.to_string())
+            .bind(verdict.message.as_ref().map(ToString::to_string))
             .bind(to_json(&planned.action)?)
+            .bind(key.as_str().to_owned())
             .bind(verdict.at.millis())
             .bind(i64::MIN)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
-            actions.push(col(&row, "id")?);
+            if let Some(row) = row {
+                actions.push(col(&row, "id")?);
+            }
         }
         tx.commit().await.map_err(db)?;
         Ok(Recorded::New {

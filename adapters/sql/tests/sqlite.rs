@@ -105,3 +105,57 @@ async fn a_restart_forgets_no_warning() {
         "three warnings before the restart, so the fourth violation kicks"
     );
 }
+
+/// An outbox written before migration 0003 (idempotency keys, message ids, group admins)
+/// still runs after it: pending actions get a key from their id and the message of their
+/// event, groups get no admins.
+#[tokio::test]
+async fn actions_queued_before_the_platform_port_migration_still_run() {
+    use groupguard_core::model::{GroupRef, Platform};
+    use groupguard_core::ports::ViolationStore;
+    use sqlx::Connection as _;
+
+    let path = fresh_path();
+    let url = format!("sqlite://{}", path.display());
+    let old = path.with_extension("migrations");
+    std::fs::create_dir_all(&old).unwrap();
+    for name in ["0001_initial.sql", "0002_verdicts.sql"] {
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../migrations/sqlite")
+            .join(name);
+        std::fs::copy(source, old.join(name)).unwrap();
+    }
+    let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO processed_events (platform, event_id, at, message_id) VALUES ('wecom', 'e1', 0, 'm1');
+         INSERT INTO violations (event_id, at, platform, group_id, member, rule_id, check_kind, evidence, excerpt, mode, actions)
+           VALUES ('e1', 0, 'wecom', 'g1', 'spammer', 'ads', 'keyword', '{\"type\":\"kind\",\"kind\":\"text\"}', '', 'enforce', '[]');
+         INSERT INTO outbox (violation_id, rule_id, platform, group_id, member, action, state, attempts, due_at, lease_until)
+           VALUES (1, 'ads', 'wecom', 'g1', 'spammer', '{\"type\":\"kick\"}', 'pending', 0, 0, -1);
+         INSERT INTO groups (platform, id, name, tags, home_org, owner) VALUES ('wecom', 'g1', 'Shop', '[]', NULL, 'zhang');",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let store = SqlStore::open(&url).await.unwrap();
+    let claimed = store
+        .claim_actions(T0, T0.plus(std::time::Duration::from_secs(30)), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].key.as_str(), "a1");
+    assert_eq!(claimed[0].message.as_ref().unwrap().as_str(), "m1");
+    let config = store.config().await.unwrap();
+    assert_eq!(config.groups[0].id, GroupRef::new(Platform::WeCom, "g1"));
+    assert!(config.groups[0].admins.is_empty());
+}

@@ -185,6 +185,11 @@ pub enum Outcome {
         /// Groups now.
         groups: usize,
     },
+    /// A setting changed.
+    SettingsChanged {
+        /// What it does now, in a sentence.
+        what: String,
+    },
     /// Help text.
     Help(String),
 }
@@ -592,13 +597,7 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
                 .iter()
                 .find(|g| g.id == id)
                 .cloned()
-                .unwrap_or(GroupConfig {
-                    id: id.clone(),
-                    name: None,
-                    tags: Vec::new(),
-                    home_org: None,
-                    owner: None,
-                });
+                .unwrap_or_else(|| GroupConfig::new(id.clone()));
             if invocation.command != C::GroupTagList {
                 edit_list(
                     &mut group.tags,
@@ -814,6 +813,31 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
             }
             Ok(Outcome::Undone(Box::new(entry)))
         }
+        C::SettingsManualRemovals => {
+            let policy = args
+                .text("policy")
+                .and_then(|p| p.parse::<crate::rule::ManualRemovals>().ok())
+                .ok_or_else(|| CommandError::Refused("say off, org or personal".to_owned()))?;
+            let mut settings = ctx.store.config().await?.settings;
+            settings.blacklist_manual_removals = policy;
+            ctx.store.put_settings(settings, &ctx.edit()).await?;
+            reload_config(ctx).await?;
+            Ok(Outcome::SettingsChanged {
+                what: match policy {
+                    crate::rule::ManualRemovals::Off => {
+                        "members kicked or banned by hand are no longer blacklisted".to_owned()
+                    }
+                    crate::rule::ManualRemovals::Org => {
+                        "members kicked or banned by an admin by hand now go on the org-wide blacklist"
+                            .to_owned()
+                    }
+                    crate::rule::ManualRemovals::Personal => {
+                        "members kicked or banned by an admin by hand now go on the group owner's blacklist"
+                            .to_owned()
+                    }
+                },
+            })
+        }
         C::ConfigExport => {
             let config = ctx.store.config().await?;
             Ok(Outcome::File {
@@ -989,11 +1013,20 @@ async fn reload(ctx: &Context<'_>) -> Result<(), CommandError> {
 /// Recompiles the stored configuration around the running blacklist index, which a rule
 /// change leaves alone: milliseconds, however long the blacklist.
 async fn reload_config(ctx: &Context<'_>) -> Result<(), CommandError> {
-    let config = ctx.store.config().await?;
-    let compiled = ctx.rules.load().recompile(config).map_err(|errors| {
+    reload_configuration(ctx.store, ctx.rules).await
+}
+
+/// Swaps the stored configuration (rules, groups, settings, whitelist) into the running
+/// engine, around its blacklist index.
+pub async fn reload_configuration(
+    store: &dyn Store,
+    rules: &RulesHandle,
+) -> Result<(), CommandError> {
+    let config = store.config().await?;
+    let compiled = rules.load().recompile(config).map_err(|errors| {
         CommandError::Invalid(errors.iter().map(ToString::to_string).collect())
     })?;
-    ctx.rules.store(Arc::new(compiled));
+    rules.store(Arc::new(compiled));
     Ok(())
 }
 

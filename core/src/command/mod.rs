@@ -15,9 +15,11 @@ mod parse;
 mod render;
 mod slash;
 
-pub use exec::{CommandError, Context, Outcome, RuleSummary, execute, load_rules};
+pub use exec::{
+    CommandError, Context, Outcome, RuleSummary, execute, load_rules, reload_configuration,
+};
 pub use parse::{Args, Invocation, PREFIXES, ParseError, Value, parse};
-pub use render::render;
+pub use render::{render, reply};
 pub use slash::{SlashEntry, SlashKind, SlashOption, SlashSubcommand, from_slash, slash_commands};
 
 use crate::model::Role;
@@ -80,6 +82,7 @@ pub enum CommandId {
     AuditUndo,
     ConfigExport,
     ConfigImport,
+    SettingsManualRemovals,
     Help,
 }
 
@@ -163,6 +166,7 @@ commands! {
     AuditUndo, ADMIN, "audit undo <id:audit>", "Undo a change made in the last 72 hours.";
     ConfigExport, ADMIN, "config export", "The whole configuration as a rule file.";
     ConfigImport, ADMIN, "config import <file:body>", "Replace the configuration with a rule file (pasted after the command line).";
+    SettingsManualRemovals, ADMIN, "settings manual-removals <policy:removals>", "Blacklist members an admin kicks or bans by hand: off, org (org-wide) or personal (the group owner's list).";
     Help, Role::Member, "help [<command:text...>]", "Commands, or the usage of one.";
 }
 

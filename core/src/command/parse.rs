@@ -164,6 +164,7 @@ enum Kind {
     LinkMode,
     Mode,
     Template,
+    Removals,
     Format,
     Rung,
     Domain,
@@ -186,6 +187,7 @@ impl Kind {
             "linkmode" => Kind::LinkMode,
             "mode" => Kind::Mode,
             "template" => Kind::Template,
+            "removals" => Kind::Removals,
             "format" => Kind::Format,
             "rung" => Kind::Rung,
             "domain" => Kind::Domain,
@@ -566,6 +568,13 @@ fn value(kind: Kind, name: &str, token: &str, platform: Platform) -> Result<Valu
             "shadow" => Mode::Shadow,
             _ => return Err(format!("`{token}` is not enforce or shadow")),
         }),
+        Kind::Removals => Value::Text(
+            lower
+                .parse::<crate::rule::ManualRemovals>()
+                .map_err(|e| format!("`{token}` is not {e}"))?
+                .as_str()
+                .to_owned(),
+        ),
         Kind::Template => match lower.as_str() {
             "retail" | "education" | "b2b" | "finance" => Value::Text(lower),
             _ => {

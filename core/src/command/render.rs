@@ -1,62 +1,79 @@
-//! The plain-text renderer: what a command's outcome looks like in a chat without formatting.
-
-use std::fmt::Write as _;
+//! What a command's outcome looks like: a structured [`Reply`] that each platform renders
+//! natively, and its plain-text form.
 
 use crate::command::Outcome;
 use crate::model::Timestamp;
-use crate::ports::DAY_MS;
+use crate::ports::{ActionState, DAY_MS};
+use crate::reply::{Block, Reply, Row};
 use crate::verdict::Outcome as RuleResult;
 
 /// An outcome as plain text.
 pub fn render(outcome: &Outcome) -> String {
-    let mut out = String::new();
-    // Writing to a String cannot fail.
-    let _ = write_outcome(&mut out, outcome);
-    out.trim_end().to_owned()
+    reply(outcome).plain_text()
 }
 
-fn write_outcome(out: &mut String, outcome: &Outcome) -> std::fmt::Result {
+/// A table whose rows read as the given plain lines.
+fn table(columns: &[&str], rows: impl IntoIterator<Item = (Vec<String>, String)>) -> Block {
+    Block::Table {
+        columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+        rows: rows
+            .into_iter()
+            .map(|(cells, plain)| Row { cells, plain })
+            .collect(),
+    }
+}
+
+/// An outcome as a structured reply. What only reads (lists, reports, help) is for the
+/// asker's eyes; a change is shown to the group, so every admin there sees it.
+pub fn reply(outcome: &Outcome) -> Reply {
     match outcome {
         Outcome::RuleChanged {
             rule,
             what,
             version,
-        } => writeln!(out, "rule {rule}: {what} (version {version})"),
-        Outcome::RuleDeleted { rule } => writeln!(
-            out,
+        } => Reply::text(format!("rule {rule}: {what} (version {version})")),
+        Outcome::RuleDeleted { rule } => Reply::text(format!(
             "rule {rule} deleted; !guard audit list shows the change and audit undo restores it within 72 hours"
-        ),
-        Outcome::Rules(rules) if rules.is_empty() => writeln!(
-            out,
-            "no rules yet: !guard rule create <rule> or !guard template apply retail"
-        ),
-        Outcome::Rules(rules) => {
-            for r in rules {
-                let state = if r.enabled {
-                    r.mode.to_string()
-                } else {
-                    "disabled".to_owned()
-                };
-                let checks = if r.checks.is_empty() {
-                    "no checks".to_owned()
-                } else {
-                    r.checks.join(", ")
-                };
-                writeln!(out, "{} [{state}] {} — {checks}", r.id, r.name)?;
-            }
-            Ok(())
+        )),
+        Outcome::Rules(rules) if rules.is_empty() => {
+            Reply::text("no rules yet: !guard rule create <rule> or !guard template apply retail")
+                .private()
         }
-        Outcome::RuleText(text) => writeln!(out, "{text}"),
+        Outcome::Rules(rules) => Reply::default()
+            .with(table(
+                &["rule", "state", "name", "checks"],
+                rules.iter().map(|r| {
+                    let state = if r.enabled {
+                        r.mode.to_string()
+                    } else {
+                        "disabled".to_owned()
+                    };
+                    let checks = if r.checks.is_empty() {
+                        "no checks".to_owned()
+                    } else {
+                        r.checks.join(", ")
+                    };
+                    let plain = format!("{} [{state}] {} — {checks}", r.id, r.name);
+                    (vec![r.id.to_string(), state, r.name.clone(), checks], plain)
+                }),
+            ))
+            .private(),
+        Outcome::RuleText(text) => Reply::default()
+            .with(Block::Code {
+                text: text.trim_end().to_owned(),
+            })
+            .private(),
         Outcome::GroupTags { group, tags } if tags.is_empty() => {
-            writeln!(out, "{group} has no tags")
+            Reply::text(format!("{group} has no tags")).private()
         }
-        Outcome::GroupTags { group, tags } => writeln!(out, "{group} tags: {}", tags.join(", ")),
+        Outcome::GroupTags { group, tags } => {
+            Reply::text(format!("{group} tags: {}", tags.join(", "))).private()
+        }
         Outcome::TemplateApplied {
             template,
             rules,
             tag,
-        } => writeln!(
-            out,
+        } => Reply::text(format!(
             "template {template}: {} rules for groups tagged {tag}: {}",
             rules.len(),
             rules
@@ -64,178 +81,244 @@ fn write_outcome(out: &mut String, outcome: &Outcome) -> std::fmt::Result {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
-        Outcome::ListChanged { what } => writeln!(out, "{what}"),
+        )),
+        Outcome::ListChanged { what } | Outcome::SettingsChanged { what } => {
+            Reply::text(what.clone())
+        }
         Outcome::Blacklist(entries) if entries.is_empty() => {
-            writeln!(out, "the blacklist is empty")
+            Reply::text("the blacklist is empty").private()
         }
-        Outcome::Blacklist(entries) => {
-            for e in entries {
-                let owner = e
-                    .owner
-                    .as_ref()
-                    .map(|o| format!(" (owner {o})"))
-                    .unwrap_or_default();
-                let expiry = e
-                    .expires_at
-                    .map(|t| format!(" until {}", day_and_time(t)))
-                    .unwrap_or_default();
-                writeln!(
-                    out,
-                    "{}{owner}: {} — {}{expiry}",
-                    e.member, e.reason, e.source
-                )?;
-            }
-            Ok(())
-        }
-        Outcome::Whitelist(entries) if entries.is_empty() => {
-            writeln!(out, "the whitelist is empty")
-        }
-        Outcome::Whitelist(entries) => {
-            for e in entries {
-                let rules = if e.rules.is_empty() {
-                    "every rule".to_owned()
-                } else {
-                    e.rules
-                        .iter()
+        Outcome::Blacklist(entries) => Reply::default()
+            .with(table(
+                &["member", "owner", "reason", "source", "until"],
+                entries.iter().map(|e| {
+                    let owner = e
+                        .owner
+                        .as_ref()
                         .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                writeln!(out, "{}: {rules} {}", e.member, e.reason)?;
-            }
-            Ok(())
+                        .unwrap_or_default();
+                    let until = e.expires_at.map(day_and_time).unwrap_or_default();
+                    let plain = format!(
+                        "{}{}: {} — {}{}",
+                        e.member,
+                        if owner.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (owner {owner})")
+                        },
+                        e.reason,
+                        e.source,
+                        if until.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" until {until}")
+                        }
+                    );
+                    let cells = vec![
+                        e.member.to_string(),
+                        owner,
+                        e.reason.clone(),
+                        e.source.to_string(),
+                        until,
+                    ];
+                    (cells, plain)
+                }),
+            ))
+            .private(),
+        Outcome::Whitelist(entries) if entries.is_empty() => {
+            Reply::text("the whitelist is empty").private()
         }
-        Outcome::Violations(list) if list.is_empty() => writeln!(out, "no violations"),
-        Outcome::Violations(list) => {
-            for v in list {
-                let r = &v.record;
-                let actions: Vec<String> = v
-                    .outcomes
-                    .iter()
-                    .map(|(a, s)| {
-                        format!(
-                            "{} {}",
-                            a.name(),
-                            serde_json::to_value(s)
-                                .ok()
-                                .and_then(|j| j["state"].as_str().map(str::to_owned))
-                                .unwrap_or_default()
-                        )
-                    })
-                    .collect();
-                writeln!(
-                    out,
-                    "#{} {} {} {} {}: {} {} [{}]",
-                    v.id,
-                    day_and_time(r.at),
-                    r.group,
-                    r.member_name.as_deref().unwrap_or(r.member.as_str()),
-                    r.rule,
-                    r.check,
-                    r.evidence,
-                    actions.join(", ")
-                )?;
-            }
-            Ok(())
-        }
-        Outcome::File { name, content } => writeln!(out, "{name}\n{content}"),
+        Outcome::Whitelist(entries) => Reply::default()
+            .with(table(
+                &["member", "rules", "reason"],
+                entries.iter().map(|e| {
+                    let rules = if e.rules.is_empty() {
+                        "every rule".to_owned()
+                    } else {
+                        e.rules
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let plain = format!("{}: {rules} {}", e.member, e.reason);
+                    (vec![e.member.to_string(), rules, e.reason.clone()], plain)
+                }),
+            ))
+            .private(),
+        Outcome::Violations(list) if list.is_empty() => Reply::text("no violations").private(),
+        Outcome::Violations(list) => Reply::default()
+            .with(table(
+                &[
+                    "#", "at", "group", "member", "rule", "check", "evidence", "actions",
+                ],
+                list.iter().map(|v| {
+                    let r = &v.record;
+                    let actions: Vec<String> = v
+                        .outcomes
+                        .iter()
+                        .map(|(a, s)| format!("{} {}", a.name(), state_name(s)))
+                        .collect();
+                    let cells = vec![
+                        format!("#{}", v.id),
+                        day_and_time(r.at),
+                        r.group.to_string(),
+                        r.member_name
+                            .as_deref()
+                            .unwrap_or(r.member.as_str())
+                            .to_owned(),
+                        r.rule.to_string(),
+                        r.check.to_string(),
+                        r.evidence.to_string(),
+                        actions.join(", "),
+                    ];
+                    let plain = format!(
+                        "{} {} {} {} {}: {} {} [{}]",
+                        cells[0],
+                        cells[1],
+                        cells[2],
+                        cells[3],
+                        cells[4],
+                        cells[5],
+                        cells[6],
+                        cells[7]
+                    );
+                    (cells, plain)
+                }),
+            ))
+            .private(),
+        Outcome::File { name, content } => Reply::default()
+            .with(Block::File {
+                name: name.clone(),
+                content: content.clone(),
+            })
+            .private(),
         Outcome::Stats { days, rows, top } => {
-            writeln!(out, "the last {days} days")?;
+            let mut reply = Reply::default().titled(format!("the last {days} days"));
             if rows.is_empty() {
-                writeln!(out, "no violations")?;
-            }
-            for s in rows {
-                let share = (s.new_violators * 100)
-                    .checked_div(s.violators)
-                    .unwrap_or(0);
-                writeln!(
-                    out,
-                    "{} {}: {} violations by {} members, {share}% of them joined in the last 24 h",
-                    day(s.day),
-                    s.group,
-                    s.violations,
-                    s.violators
-                )?;
+                reply = reply.with(Block::Text {
+                    text: "no violations".to_owned(),
+                });
+            } else {
+                reply = reply.with(table(
+                    &["day", "group", "violations", "violators", "new members"],
+                    rows.iter().map(|s| {
+                        let share = (s.new_violators * 100)
+                            .checked_div(s.violators)
+                            .unwrap_or(0);
+                        let plain = format!(
+                            "{} {}: {} violations by {} members, {share}% of them joined in the last 24 h",
+                            day(s.day),
+                            s.group,
+                            s.violations,
+                            s.violators
+                        );
+                        let cells = vec![
+                            day(s.day),
+                            s.group.to_string(),
+                            s.violations.to_string(),
+                            s.violators.to_string(),
+                            format!("{share}%"),
+                        ];
+                        (cells, plain)
+                    }),
+                ));
             }
             if !top.is_empty() {
                 let top: Vec<String> = top.iter().map(|(c, n)| format!("{c} {n}")).collect();
-                writeln!(out, "top checks: {}", top.join(", "))?;
+                reply = reply.with(Block::Text {
+                    text: format!("top checks: {}", top.join(", ")),
+                });
             }
-            Ok(())
+            reply.private()
         }
         Outcome::Why(verdict) => {
-            writeln!(
-                out,
-                "event {} by {} in {} at {}",
-                verdict.event,
-                verdict.member,
-                verdict.group,
-                day_and_time(verdict.at)
-            )?;
+            let mut lines = Vec::new();
             for o in &verdict.outcomes {
-                match &o.result {
+                lines.push(match &o.result {
                     RuleResult::Matched(m) => {
                         let hits: Vec<String> = m
                             .hits
                             .iter()
                             .map(|h| format!("{} {}", h.check, h.evidence))
                             .collect();
-                        writeln!(
-                            out,
+                        format!(
                             "  {}: matched {} — violation {}, {}",
                             o.rule,
                             hits.join("; "),
                             m.count_after,
                             m.rung
-                        )?;
+                        )
                     }
-                    RuleResult::NotMatched => writeln!(out, "  {}: not matched", o.rule)?,
-                    RuleResult::Skipped(reason) => {
-                        writeln!(out, "  {}: skipped, {reason}", o.rule)?
-                    }
-                }
+                    RuleResult::NotMatched => format!("  {}: not matched", o.rule),
+                    RuleResult::Skipped(reason) => format!("  {}: skipped, {reason}", o.rule),
+                });
             }
             for a in &verdict.actions {
-                writeln!(
-                    out,
+                lines.push(format!(
                     "  action: {} [{}] by rule {}",
                     a.action.name(),
                     a.mode,
                     a.rule
-                )?;
+                ));
             }
-            Ok(())
+            Reply::default()
+                .titled(format!(
+                    "event {} by {} in {} at {}",
+                    verdict.event,
+                    verdict.member,
+                    verdict.group,
+                    day_and_time(verdict.at)
+                ))
+                .with(Block::Code {
+                    text: lines.join("\n"),
+                })
+                .private()
         }
-        Outcome::Audit(entries) if entries.is_empty() => writeln!(out, "no changes yet"),
-        Outcome::Audit(entries) => {
-            for e in entries {
-                let undone = e
-                    .undone_by
-                    .map(|u| format!(" (undone by #{u})"))
-                    .unwrap_or_default();
-                writeln!(
-                    out,
-                    "#{} {} {}: {}{undone}",
-                    e.id,
-                    day_and_time(e.at),
-                    e.by,
-                    describe(&e.change)
-                )?;
-            }
-            Ok(())
-        }
-        Outcome::Undone(entry) => writeln!(
-            out,
+        Outcome::Audit(entries) if entries.is_empty() => Reply::text("no changes yet").private(),
+        Outcome::Audit(entries) => Reply::default()
+            .with(table(
+                &["#", "at", "by", "change"],
+                entries.iter().map(|e| {
+                    let undone = e
+                        .undone_by
+                        .map(|u| format!(" (undone by #{u})"))
+                        .unwrap_or_default();
+                    let cells = vec![
+                        format!("#{}", e.id),
+                        day_and_time(e.at),
+                        e.by.to_string(),
+                        format!("{}{undone}", describe(&e.change)),
+                    ];
+                    let plain = format!("{} {} {}: {}", cells[0], cells[1], cells[2], cells[3]);
+                    (cells, plain)
+                }),
+            ))
+            .private(),
+        Outcome::Undone(entry) => Reply::text(format!(
             "undone as change #{}: {}",
             entry.id,
             describe(&entry.change)
-        ),
-        Outcome::ConfigImported { rules, groups } => writeln!(
-            out,
+        )),
+        Outcome::ConfigImported { rules, groups } => Reply::text(format!(
             "configuration replaced: {rules} rules, {groups} groups"
-        ),
-        Outcome::Help(text) => writeln!(out, "{text}"),
+        )),
+        Outcome::Help(text) => Reply::default()
+            .with(Block::Code {
+                text: text.trim_end().to_owned(),
+            })
+            .private(),
+    }
+}
+
+/// `done`, `pending`, `failed`, `replaced` or `shadow`.
+fn state_name(state: &ActionState) -> &'static str {
+    match state {
+        ActionState::Pending => "pending",
+        ActionState::Done => "done",
+        ActionState::Failed { .. } => "failed",
+        ActionState::Replaced { .. } => "replaced",
+        ActionState::Shadow => "shadow",
     }
 }
 

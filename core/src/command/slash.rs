@@ -114,6 +114,7 @@ fn describe(kind: &str, many: bool) -> String {
         "linkmode" => "deny-listed, allow-listed-only or off",
         "mode" => "enforce or shadow",
         "template" => "retail, education, b2b or finance",
+        "removals" => "off, org or personal",
         "format" => "csv or json",
         "rung" => "ladder rung such as delete+warn",
         "domain" => "domain such as example.com",

@@ -183,6 +183,10 @@ const EXAMPLES: &[(&str, CommandId)] = &[
         "!guard config import\n[[rules]]\nid = \"x\"",
         CommandId::ConfigImport,
     ),
+    (
+        "!guard settings manual-removals org",
+        CommandId::SettingsManualRemovals,
+    ),
     ("!guard help rule set", CommandId::Help),
 ];
 
@@ -307,6 +311,10 @@ fn bad_input_is_refused_with_what_to_type() {
     assert_eq!(
         err("!guard template apply gaming"),
         "`gaming` is not a template: retail, education, b2b or finance: usage: !guard template apply <template> [--tag <tag>]"
+    );
+    assert_eq!(
+        err("!guard settings manual-removals sometimes"),
+        "`sometimes` is not off, org or personal: usage: !guard settings manual-removals <policy>"
     );
     assert_eq!(
         err("!guard blacklist import"),

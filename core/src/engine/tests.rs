@@ -912,7 +912,17 @@ fn arbitrary_kind() -> impl Strategy<Value = EventKind> {
             }
         }),
         Just(EventKind::MemberLeft),
-        "\\PC{0,30}".prop_map(|text| EventKind::Command { text }),
+        Just(EventKind::MemberRemoved {
+            by: None,
+            banned: true
+        }),
+        Just(EventKind::GroupChanged(
+            crate::model::GroupChange::Dismissed
+        )),
+        "\\PC{0,30}".prop_map(|text| EventKind::Command {
+            reply_to: crate::model::ReplyTo::in_group("g1".into(), "u".into(), None),
+            text
+        }),
     ]
 }
 

@@ -1,0 +1,47 @@
+//! A platform adapter as the binary runs it: its executors, its event task, the routes it
+//! needs on the one HTTP server, and whether it is connected. Which adapters exist is
+//! [`crate::platforms`]' business.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::Router;
+use groupguard_core::platform::{ActionExecutor, EventSink};
+use tokio::sync::watch;
+
+/// Whether an adapter is connected to its platform, for `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    not(feature = "testing"),
+    expect(
+        dead_code,
+        reason = "the test platform is the only adapter built so far"
+    )
+)]
+pub enum Readiness {
+    /// Connected, taking events.
+    Ready,
+    /// Not (yet, or no longer), and why.
+    NotReady(String),
+}
+
+/// A running platform adapter.
+#[async_trait]
+pub trait Adapter: Send + Sync {
+    /// Its name, as in the configuration section.
+    fn name(&self) -> &'static str;
+
+    /// The executors for the platforms it serves.
+    fn executors(&self) -> Vec<Arc<dyn ActionExecutor>>;
+
+    /// Routes it needs on the bot's HTTP server (the WeCom callback), if any.
+    fn routes(&self) -> Option<Router> {
+        None
+    }
+
+    /// Whether it is connected.
+    fn readiness(&self) -> Readiness;
+
+    /// Pushes the platform's events into `sink` until `stop` turns true.
+    async fn run(self: Arc<Self>, sink: Arc<dyn EventSink>, stop: watch::Receiver<bool>);
+}

@@ -1,0 +1,325 @@
+//! The event task: judges events in arrival order and stores what they lead to.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use groupguard_core::command::{Context, execute, parse, reload_configuration, reply};
+use groupguard_core::delivery::backoff;
+use groupguard_core::engine::Engine;
+use groupguard_core::model::{
+    Event, EventKind, GroupChange, GroupRef, Member, MemberRef, Platform, ReplyTo,
+};
+use groupguard_core::platform::AdapterErrorKind;
+use groupguard_core::ports::{Edit, Recorded, StoreError};
+use groupguard_core::raid::RaidDetector;
+use groupguard_core::reply::Reply;
+use groupguard_core::rule::{BlacklistEntry, GroupConfig, ManualRemovals, Source};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::Shared;
+use crate::metrics::{CheckLabels, EventLabels, OutcomeLabels};
+
+/// Attempts at delivering a command's answer before it is given up.
+const REPLY_ATTEMPTS: u32 = 4;
+
+/// Judges events in arrival order until every sender is gone and the queue is empty, then
+/// waits for the answers still being delivered.
+pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Receiver<Event>) {
+    let mut raids = RaidDetector::default();
+    let mut replies = JoinSet::new();
+    while let Some(event) = events.recv().await {
+        handle(&shared, &mut engine, &mut raids, &mut replies, &event).await;
+        while replies.try_join_next().is_some() {}
+    }
+    while replies.join_next().await.is_some() {}
+    tracing::info!("event queue drained");
+}
+
+/// The command in an event and where its answer goes: a command event, or a message that
+/// starts with `!guard` (answered in the group, replying to the message).
+fn command(event: &Event) -> Option<(&str, ReplyTo)> {
+    match &event.kind {
+        EventKind::Command { text, reply_to } => Some((text, reply_to.clone())),
+        EventKind::MessagePosted(m) => {
+            let text = m.text.trim_start();
+            let is_command = groupguard_core::command::PREFIXES.iter().any(|p| {
+                text.get(..p.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(p))
+            });
+            is_command.then(|| {
+                let to = ReplyTo::in_group(
+                    event.group.clone(),
+                    event.member.id.clone(),
+                    event.message_id(),
+                );
+                (text, to)
+            })
+        }
+        _ => None,
+    }
+}
+
+async fn handle(
+    shared: &Arc<Shared>,
+    engine: &mut Engine,
+    raids: &mut RaidDetector,
+    replies: &mut JoinSet<()>,
+    event: &Event,
+) {
+    shared
+        .metrics
+        .events
+        .get_or_create(&EventLabels {
+            platform: event.platform.to_string(),
+            kind: event.kind.name().to_owned(),
+        })
+        .inc();
+    match shared.store.seen(event.platform, event.id.as_str()).await {
+        Ok(true) => {
+            shared.metrics.duplicates.inc();
+            tracing::debug!(event = %event.id, "redelivered event dropped");
+            return;
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "cannot check for redelivery; judging anyway"),
+    }
+    match &event.kind {
+        EventKind::GroupChanged(change) => sync_group(shared, event, change).await,
+        EventKind::MemberRemoved {
+            by: Some(by),
+            banned,
+        } => blacklist_removal(shared, event, by, *banned).await,
+        _ => {}
+    }
+    if let Some((text, reply_to)) = command(event) {
+        let answer = run_command(shared, event, text).await;
+        replies.spawn(deliver_reply(
+            Arc::clone(shared),
+            event.platform,
+            reply_to,
+            answer,
+        ));
+    }
+    let now = shared.clock.now();
+    let started = Instant::now();
+    let mut verdict = engine.evaluate(event, now);
+    shared
+        .metrics
+        .evaluate_seconds
+        .observe(started.elapsed().as_secs_f64());
+    if let Some(alert) = raids.observe(&shared.raid, &verdict) {
+        shared.metrics.raid_alerts.inc();
+        tracing::warn!(group = %event.group, platform = %event.platform, "raid alert");
+        verdict.actions.extend(alert);
+    }
+    match shared.store.record(&verdict).await {
+        Ok(Recorded::Duplicate) => {
+            shared.metrics.duplicates.inc();
+            return;
+        }
+        Ok(Recorded::New { actions, .. }) => {
+            if !actions.is_empty() {
+                shared.outbox_wake.notify_one();
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, event = %event.id, "the decision could not be stored; its actions are lost");
+            return;
+        }
+    }
+    let outcome = if verdict.violations.is_empty() {
+        "clean"
+    } else {
+        "violation"
+    };
+    shared
+        .metrics
+        .decisions
+        .get_or_create(&OutcomeLabels {
+            outcome: outcome.to_owned(),
+        })
+        .inc();
+    for record in &verdict.violations {
+        shared
+            .metrics
+            .violations
+            .get_or_create(&CheckLabels {
+                check: record.check.to_string(),
+            })
+            .inc();
+        tracing::info!(
+            rule = %record.rule, check = %record.check, group = %record.group, member = %record.member,
+            mode = %record.mode, "violation"
+        );
+    }
+}
+
+/// Runs a command and returns its answer (a refusal says why).
+async fn run_command(shared: &Shared, event: &Event, text: &str) -> Reply {
+    let answer = match parse(text, event.platform) {
+        Err(e) => Err(e.to_string()),
+        Ok(invocation) => {
+            let ctx = Context {
+                store: shared.store.as_ref(),
+                rules: &shared.rules,
+                platform: event.platform,
+                group: &event.group,
+                actor: &event.member,
+                now: shared.clock.now(),
+            };
+            shared
+                .own_change(async { Ok::<_, StoreError>(execute(&invocation, &ctx).await) })
+                .await
+                .unwrap_or_else(|e| Err(e.into()))
+                .map_err(|e| e.to_string())
+        }
+    };
+    let result = if answer.is_ok() { "ok" } else { "refused" };
+    shared
+        .metrics
+        .commands
+        .get_or_create(&OutcomeLabels {
+            outcome: result.to_owned(),
+        })
+        .inc();
+    match answer {
+        Ok(outcome) => reply(&outcome),
+        Err(refusal) => Reply::text(refusal).private(),
+    }
+}
+
+/// Delivers a command's answer where `to` points: retried a few times while the platform is
+/// busy, never past the handle's expiry; an expired or refused answer is logged and dropped.
+async fn deliver_reply(shared: Arc<Shared>, platform: Platform, to: ReplyTo, answer: Reply) {
+    let count = |result: &str| {
+        shared
+            .metrics
+            .replies
+            .get_or_create(&OutcomeLabels {
+                outcome: result.to_owned(),
+            })
+            .inc();
+    };
+    let Some(executor) = shared.executors.get(&platform) else {
+        tracing::warn!(%platform, "no adapter to answer a command");
+        count("failed");
+        return;
+    };
+    for attempt in 1..=REPLY_ATTEMPTS {
+        if to.expired(shared.clock.now()) {
+            tracing::warn!(group = %to.group, sender = %to.sender, "a command's answer was dropped: its reply handle had expired");
+            count("expired");
+            return;
+        }
+        let wait = match executor.reply(&to, &answer).await {
+            Ok(()) => {
+                count("done");
+                return;
+            }
+            Err(e) => match e.kind {
+                AdapterErrorKind::RateLimited { retry_after } => retry_after,
+                AdapterErrorKind::Transient => backoff(attempt),
+                AdapterErrorKind::Expired => {
+                    tracing::warn!(group = %to.group, sender = %to.sender, error = %e, "a command's answer was dropped: its reply handle had expired");
+                    count("expired");
+                    return;
+                }
+                _ => {
+                    tracing::warn!(group = %to.group, error = %e, "a command's answer could not be delivered");
+                    count("failed");
+                    return;
+                }
+            },
+        };
+        if attempt < REPLY_ATTEMPTS {
+            tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
+        }
+    }
+    tracing::warn!(group = %to.group, "a command's answer was given up after {REPLY_ATTEMPTS} attempts");
+    count("failed");
+}
+
+/// Stores what the platform says about a group (registration, name, owner, admins), so
+/// admin notices reach the right people and tags can be added to it.
+async fn sync_group(shared: &Shared, event: &Event, change: &GroupChange) {
+    let id = GroupRef::new(event.platform, event.group.clone());
+    let rules = shared.rules.load();
+    let current = rules.group(&id);
+    let next = GroupConfig::changed(current, &id, change);
+    if next.as_ref() == current {
+        return;
+    }
+    let edit = Edit::new(Source::Platform(event.platform), shared.clock.now());
+    let store = shared.store.as_ref();
+    let result = shared
+        .own_change(async {
+            match next {
+                Some(group) => store.put_group(group, &edit).await?,
+                None => store.delete_group(&id, &edit).await?,
+            }
+            reload_configuration(store, &shared.rules)
+                .await
+                .map_err(|e| StoreError::Refused(e.to_string()))
+        })
+        .await;
+    match result {
+        Ok(()) => {
+            shared.metrics.group_changes.inc();
+            tracing::info!(group = %id, ?change, "group updated from the platform");
+        }
+        Err(e) => tracing::error!(group = %id, error = %e, "cannot store a group change"),
+    }
+}
+
+/// With `blacklist_manual_removals` on, a member an admin removed by hand goes on the
+/// blacklist with that admin as the source, so the removal holds in every group. Removals
+/// by bots (groupguard's own kicks included) are left to the ladders.
+async fn blacklist_removal(shared: &Shared, event: &Event, by: &Member, banned: bool) {
+    let rules = shared.rules.load();
+    let policy = rules.config().settings.blacklist_manual_removals;
+    if policy == ManualRemovals::Off || by.is_bot {
+        return;
+    }
+    let group = GroupRef::new(event.platform, event.group.clone());
+    let owner = match policy {
+        ManualRemovals::Personal => match rules.group(&group).and_then(|g| g.owner.clone()) {
+            Some(owner) => Some(owner),
+            None => {
+                tracing::warn!(%group, "a manual removal is not blacklisted: the group has no known owner for a personal list");
+                return;
+            }
+        },
+        _ => None,
+    };
+    let now = shared.clock.now();
+    let member = MemberRef::new(event.platform, event.member.id.clone());
+    if rules
+        .blacklisted(&member, owner.as_ref())
+        .is_some_and(|entry| entry.is_active(now))
+    {
+        return;
+    }
+    let admin = MemberRef::new(event.platform, by.id.clone());
+    let entry = BlacklistEntry {
+        member: member.clone(),
+        owner,
+        reason: format!(
+            "{} by {} in {}",
+            if banned { "banned" } else { "kicked" },
+            by.label(),
+            group
+        ),
+        source: Source::Moderator(admin.clone()),
+        created_at: now,
+        expires_at: None,
+    };
+    drop(rules);
+    match shared
+        .blacklist(entry, &Edit::new(Source::Moderator(admin), now))
+        .await
+    {
+        Ok(()) => tracing::info!(%member, %group, "manual removal blacklisted"),
+        Err(e) => tracing::error!(%member, error = %e, "cannot blacklist a manual removal"),
+    }
+}

@@ -1,0 +1,207 @@
+//! The dispatcher: events in, decisions stored, actions out.
+//!
+//! Adapters push events into a bounded channel ([`Sink`]). One task judges them in order
+//! ([`events::run`]): redelivered events are dropped, `!guard` commands run and are answered
+//! where their `ReplyTo` points, group changes are stored, removals by admins are blacklisted
+//! when the settings say so, the engine decides, a raid alert joins the verdict's actions,
+//! and the verdict, its violation records and its enforce actions are stored in one
+//! transaction. Another task ([`outbox::run`]) claims stored actions and carries them out
+//! through each platform's executor with their idempotency key: within a per-platform
+//! budget, retried, or handed to the group's admins as the core's delivery rules say.
+//! Because actions live in the store until they are finished, a restart resumes them.
+
+pub mod events;
+pub mod outbox;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use groupguard_core::command::load_rules;
+use groupguard_core::engine::RulesHandle;
+use groupguard_core::model::{Event, Platform};
+use groupguard_core::platform::{ActionExecutor, EventSink, PushError, SinkClosed};
+use groupguard_core::ports::{Clock, Edit, Store, StoreError};
+use groupguard_core::raid::RaidPolicy;
+use groupguard_core::rule::BlacklistEntry;
+use tokio::sync::{Mutex, Notify, mpsc, watch};
+
+use crate::config::DispatcherConfig;
+use crate::metrics::Metrics;
+
+/// Adapters' way in: a bounded queue to the event task.
+#[derive(Debug, Clone)]
+pub struct Sink(pub mpsc::Sender<Event>);
+
+#[async_trait]
+impl EventSink for Sink {
+    async fn push(&self, event: Event) -> Result<(), SinkClosed> {
+        self.0.send(event).await.map_err(|_| SinkClosed)
+    }
+
+    async fn push_within(&self, event: Event, wait: Duration) -> Result<(), PushError> {
+        match tokio::time::timeout(wait, self.0.send(event)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(PushError::Closed),
+            Err(_) => Err(PushError::Full),
+        }
+    }
+}
+
+/// What the dispatcher's tasks share.
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub rules: RulesHandle,
+    pub executors: HashMap<Platform, Arc<dyn ActionExecutor>>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub dispatcher: DispatcherConfig,
+    pub raid: RaidPolicy,
+    pub limits: HashMap<Platform, RateLimiter>,
+    /// Woken when new actions are stored.
+    pub outbox_wake: Notify,
+    /// The store's configuration revision the running rules reflect.
+    pub revision: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("dispatcher", &self.dispatcher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Runs a change to the stored configuration made by this instance, then marks the new
+    /// revision as seen, unless the running rules were already behind (then the reloader
+    /// catches up as usual).
+    async fn own_change<T>(
+        &self,
+        change: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let before = self.store.revision().await.ok();
+        let result = change.await;
+        if let (Some(before), Ok(after)) = (before, self.store.revision().await) {
+            let _ =
+                self.revision
+                    .compare_exchange(before, after, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Adds a blacklist entry to the store and to the running index.
+    async fn blacklist(&self, entry: BlacklistEntry, edit: &Edit) -> Result<(), StoreError> {
+        self.own_change(async {
+            self.store.add_blacklist(entry.clone(), edit).await?;
+            let next = self.rules.load().with_blacklist_changes(&[entry], &[]);
+            self.rules.store(Arc::new(next));
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Spaces out calls to one platform: at most `rate` per second. A global budget per
+/// platform; per-route limits are the adapters' and their SDKs'.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    next: Mutex<tokio::time::Instant>,
+}
+
+impl RateLimiter {
+    pub fn per_second(rate: f64) -> RateLimiter {
+        RateLimiter {
+            interval: Duration::from_secs_f64(1.0 / rate),
+            next: Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits for this call's turn.
+    async fn acquire(&self) {
+        let at = {
+            let mut next = self.next.lock().await;
+            let at = (*next).max(tokio::time::Instant::now());
+            *next = at + self.interval;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// Follows configuration changes made by other instances sharing the database.
+pub async fn run_reloader(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(shared.dispatcher.reload_every) => {}
+            _ = stop.changed() => return,
+        }
+        let Ok(revision) = shared.store.revision().await else {
+            continue;
+        };
+        if revision == shared.revision.load(Ordering::Relaxed) {
+            continue;
+        }
+        match load_rules(shared.store.as_ref()).await {
+            Ok(rules) => {
+                shared.rules.store(Arc::new(rules));
+                shared.revision.store(revision, Ordering::Relaxed);
+                tracing::info!(revision, "configuration reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the stored configuration does not compile; keeping the running rules")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limiter_spaces_calls_evenly() {
+        let limiter = RateLimiter::per_second(4.0);
+        let start = tokio::time::Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..5 {
+            limiter.acquire().await;
+            at.push(start.elapsed().as_millis());
+        }
+        assert_eq!(at, [0, 250, 500, 750, 1000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_answers_busy_after_the_wait_instead_of_hanging() {
+        use groupguard_core::testing::{EventFactory, member};
+        let (sender, mut receiver) = mpsc::channel(1);
+        let sink = Sink(sender);
+        let mut events = EventFactory::new(Platform::WeCom, "g1");
+        let first = events.text(&member("a"), "one");
+        let second = events.text(&member("a"), "two");
+        sink.push_within(first.clone(), Duration::from_secs(1))
+            .await
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            sink.push_within(second.clone(), Duration::from_secs(4))
+                .await,
+            Err(PushError::Full)
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(4));
+        assert_eq!(receiver.recv().await, Some(first));
+        sink.push_within(second.clone(), Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(receiver.recv().await, Some(second));
+        drop(receiver);
+        let third = events.text(&member("a"), "three");
+        assert_eq!(
+            sink.push_within(third, Duration::from_secs(1)).await,
+            Err(PushError::Closed)
+        );
+    }
+}

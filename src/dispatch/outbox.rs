@@ -1,0 +1,235 @@
+//! The outbox task: carries out stored actions through the platforms' executors.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use groupguard_core::delivery::{
+    Disposition, RetryPolicy, fallback_notice, replaced_note, unreachable_note,
+};
+use groupguard_core::model::{GroupRef, MemberRef};
+use groupguard_core::platform::{
+    ActionExecutor, ActionRequest, Capabilities, Capability, Lacking, Recipients,
+};
+use groupguard_core::ports::{ActionResult, Edit, OutboxAction};
+use groupguard_core::rule::{BlacklistEntry, Source};
+use groupguard_core::verdict::Action;
+use tokio::sync::watch;
+
+use super::Shared;
+
+/// Carries out stored actions until `stop` turns true, then finishes those already due.
+pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let now = shared.clock.now();
+        let lease = now.plus(shared.dispatcher.lease);
+        let claimed = match shared.store.claim_actions(now, lease, 32).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the outbox");
+                Vec::new()
+            }
+        };
+        let idle = claimed.is_empty();
+        for action in claimed {
+            carry_out(&shared, action).await;
+        }
+        if let Ok(depth) = shared.store.outbox_depth().await {
+            shared.metrics.outbox_depth.set(depth as i64);
+        }
+        if !idle {
+            continue;
+        }
+        if *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = shared.outbox_wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    tracing::info!("outbox drained");
+}
+
+async fn finish(shared: &Shared, action: &OutboxAction, result: ActionResult) {
+    let label = match &result {
+        ActionResult::Done => "done",
+        ActionResult::Retry { .. } => "retry",
+        ActionResult::Failed { .. } => "failed",
+        ActionResult::Replaced { .. } => "replaced",
+    };
+    shared.metrics.action(action.action.name(), label);
+    if let ActionResult::Failed { error } = &result {
+        tracing::warn!(action = action.action.name(), member = %action.member, %error, "action failed");
+    }
+    if let Err(e) = shared.store.finish_action(action.id, result).await {
+        tracing::error!(error = %e, id = action.id, "cannot record how an action ended");
+    }
+}
+
+/// What the executor is asked: the stored action with who to tell, and a review request
+/// as the notice that reaches moderators.
+fn request(shared: &Shared, action: &OutboxAction) -> ActionRequest {
+    let group = GroupRef::new(action.platform, action.group.clone());
+    let notify = shared
+        .rules
+        .load()
+        .group(&group)
+        .map(|g| Recipients {
+            owner: g.owner.clone(),
+            admins: g.admins.clone(),
+        })
+        .unwrap_or_default();
+    let what = match &action.action {
+        Action::QueueReview { summary } => Action::NotifyAdmins {
+            text: format!("please review: {summary}"),
+        },
+        other => other.clone(),
+    };
+    ActionRequest {
+        key: action.key.clone(),
+        platform: action.platform,
+        group: action.group.clone(),
+        member: action.member.clone(),
+        message: action.message.clone(),
+        action: what,
+        rule: action.rule.clone(),
+        notify,
+    }
+}
+
+async fn carry_out(shared: &Shared, action: OutboxAction) {
+    if let Action::Blacklist {
+        owner,
+        reason,
+        expires_at,
+    } = &action.action
+    {
+        let now = shared.clock.now();
+        let entry = BlacklistEntry {
+            member: MemberRef::new(action.platform, action.member.clone()),
+            owner: owner.clone(),
+            reason: reason.clone(),
+            source: Source::Rule(action.rule.clone()),
+            created_at: now,
+            expires_at: *expires_at,
+        };
+        let edit = Edit::new(Source::Rule(action.rule.clone()), now);
+        let result = match shared.blacklist(entry, &edit).await {
+            Ok(()) => ActionResult::Done,
+            Err(e) => ActionResult::Failed {
+                error: e.to_string(),
+            },
+        };
+        return finish(shared, &action, result).await;
+    }
+    let Some(executor) = shared.executors.get(&action.platform) else {
+        let error = format!("no {} adapter is running", action.platform);
+        return finish(shared, &action, ActionResult::Failed { error }).await;
+    };
+    let request = request(shared, &action);
+    let capabilities = executor.capabilities(&action.group).await;
+    if let Err(lacking) = capabilities.check(&request.action) {
+        return fall_back(
+            shared,
+            executor.as_ref(),
+            &action,
+            &request,
+            &capabilities,
+            lacking,
+        )
+        .await;
+    }
+    let result = attempt(shared, executor.as_ref(), &request).await;
+    let policy = RetryPolicy {
+        max_attempts: shared.dispatcher.max_attempts,
+    };
+    let result = match Disposition::of(
+        &request.action,
+        result.as_ref().map(drop),
+        action.attempts,
+        &policy,
+        shared.clock.now(),
+    ) {
+        Disposition::Done => ActionResult::Done,
+        Disposition::Retry { error, at } => ActionResult::Retry { error, at },
+        Disposition::Fail { error } => ActionResult::Failed { error },
+        Disposition::FallBack(lacking) => {
+            return fall_back(
+                shared,
+                executor.as_ref(),
+                &action,
+                &request,
+                &capabilities,
+                lacking,
+            )
+            .await;
+        }
+    };
+    finish(shared, &action, result).await;
+}
+
+/// One call to the platform, within its budget.
+async fn attempt(
+    shared: &Shared,
+    executor: &dyn ActionExecutor,
+    request: &ActionRequest,
+) -> Result<(), groupguard_core::platform::AdapterError> {
+    if let Some(limiter) = shared.limits.get(&request.platform) {
+        limiter.acquire().await;
+    }
+    let started = Instant::now();
+    let result = executor.execute(request).await;
+    shared
+        .metrics
+        .action_seconds
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// The platform will not do it: ask the group's admins to, and record that. The notice has
+/// its own key derived from the action's, so a retried fallback is posted once.
+async fn fall_back(
+    shared: &Shared,
+    executor: &dyn ActionExecutor,
+    action: &OutboxAction,
+    request: &ActionRequest,
+    capabilities: &Capabilities,
+    lacking: Lacking,
+) {
+    let is_notice = Capability::needed_for(&request.action) == Some(Capability::Notify);
+    if is_notice || !capabilities.has(Capability::Notify) {
+        let error = unreachable_note(request, &lacking);
+        return finish(shared, action, ActionResult::Failed { error }).await;
+    }
+    let notice = ActionRequest {
+        key: request.key.derived("fallback"),
+        action: Action::NotifyAdmins {
+            text: fallback_notice(request, &lacking),
+        },
+        ..request.clone()
+    };
+    let result = attempt(shared, executor, &notice).await;
+    let policy = RetryPolicy {
+        max_attempts: shared.dispatcher.max_attempts,
+    };
+    let result = match Disposition::of(
+        &notice.action,
+        result.as_ref().map(drop),
+        action.attempts,
+        &policy,
+        shared.clock.now(),
+    ) {
+        Disposition::Done => ActionResult::Replaced {
+            note: replaced_note(request, &lacking),
+        },
+        Disposition::Retry { error, at } => ActionResult::Retry { error, at },
+        Disposition::Fail { error } => ActionResult::Failed {
+            error: format!("the admins could not be asked to act: {error}"),
+        },
+        Disposition::FallBack(refused) => ActionResult::Failed {
+            error: unreachable_note(&notice, &refused),
+        },
+    };
+    finish(shared, action, result).await;
+}

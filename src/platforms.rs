@@ -1,0 +1,45 @@
+//! The adapters this build knows.
+//!
+//! Each adapter owns its configuration section (`[wecom]`, `[matrix]`, `[discord]`, and
+//! `[testing]` in test builds) with its own raw → checked step; [`AdapterConfig`] holds the
+//! checked settings of every configured one, and [`AdapterConfig::start`] turns them into a
+//! running [`Adapter`]. `run` loops over adapters; adding a platform adds a variant here and
+//! a field to the raw configuration, nothing else.
+
+use std::sync::Arc;
+
+use groupguard_core::ports::Clock;
+
+use crate::adapter::Adapter;
+
+/// The checked settings of one configured adapter.
+#[derive(Debug)]
+pub enum AdapterConfig {
+    /// The in-process test platform.
+    #[cfg(feature = "testing")]
+    Testing(crate::testing::TestingConfig),
+}
+
+impl AdapterConfig {
+    /// Starts the adapter (opens what it needs; connecting happens in [`Adapter::run`]).
+    pub fn start(&self, clock: &Arc<dyn Clock>) -> anyhow::Result<Arc<dyn Adapter>> {
+        #[cfg(not(feature = "testing"))]
+        let _ = clock;
+        match *self {
+            #[cfg(feature = "testing")]
+            AdapterConfig::Testing(ref config) => Ok(Arc::new(crate::testing::TestPlatform::open(
+                config.clone(),
+                Arc::clone(clock),
+            )?)),
+        }
+    }
+}
+
+/// The adapters this build can run, for the message that says none is configured.
+pub fn in_build() -> &'static str {
+    if cfg!(feature = "testing") {
+        "testing"
+    } else {
+        "none yet"
+    }
+}
