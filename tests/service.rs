@@ -21,6 +21,11 @@ keywords = { substrings = [\"代购\", \"加微信\"] }
 ladder = [\"delete+warn\", \"kick\"]
 ";
 
+/// [`RULES`] with another ladder.
+fn with_ladder(rungs: &str) -> String {
+    RULES.replace("\"delete+warn\", \"kick\"", rungs)
+}
+
 /// A running bot with its own directory, database and port.
 struct Bot {
     child: Option<Child>,
@@ -358,10 +363,7 @@ async fn a_429_is_retried_after_its_retry_after() {
 async fn what_a_platform_cannot_do_is_handed_to_its_admins() {
     let mut bot = Bot::start("", "capabilities = [\"delete\", \"warn\", \"notify\"]");
     bot.push(&[
-        admin_says(
-            "c1",
-            &RULES.replace("\"delete+warn\", \"kick\"", "\"kick\""),
-        ),
+        admin_says("c1", &with_ladder("\"kick\"")),
         says("m1", "spammer", "g1", "代购"),
     ]);
     let lines = bot.wait_for("the admins' notice", |l| {
@@ -545,10 +547,7 @@ async fn records_go_to_postgresql_when_database_url_says_so() {
 #[tokio::test]
 async fn a_warning_carried_out_just_before_a_crash_is_not_shown_twice() {
     let mut bot = Bot::start("", "crash_after_execute = true");
-    bot.push(&[admin_says(
-        "c1",
-        &RULES.replace("\"delete+warn\", \"kick\"", "\"warn\""),
-    )]);
+    bot.push(&[admin_says("c1", &with_ladder("\"warn\""))]);
     bot.wait_for("the import's answer", |l| replies(l).len() == 1);
     bot.push(&[says("m1", "spammer", "g1", "代购")]);
     bot.wait_for("the warning", |l| !done(l, "warn").is_empty());
@@ -572,10 +571,7 @@ async fn a_warning_carried_out_just_before_a_crash_is_not_shown_twice() {
 async fn a_forbidden_kick_becomes_one_notice_naming_the_permission() {
     let mut bot = Bot::start("", "forbidden = { kick = \"Kick Members\" }");
     bot.push(&[
-        admin_says(
-            "c1",
-            &RULES.replace("\"delete+warn\", \"kick\"", "\"kick\""),
-        ),
+        admin_says("c1", &with_ladder("\"kick\"")),
         says("m1", "spammer", "g1", "代购"),
     ]);
     let lines = bot.wait_for("the admins' notice", |l| {
@@ -613,10 +609,7 @@ async fn one_violation_kicks_in_one_group_and_asks_the_owner_in_another() {
         "[testing.groups]\ng2 = [\"delete\", \"warn\", \"notify\"]",
     );
     bot.push(&[
-        admin_says(
-            "c1",
-            &RULES.replace("\"delete+warn\", \"kick\"", "\"kick\""),
-        ),
+        admin_says("c1", &with_ladder("\"kick\"")),
         event(
             "g2-created",
             json!({"id": "zhang"}),

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::model::Timestamp;
 use crate::platform::{ActionRequest, AdapterError, AdapterErrorKind, Capability, Lacking};
+use crate::ports::ActionResult;
 use crate::verdict::Action;
 
 /// How often and how long to try.
@@ -42,6 +43,18 @@ pub enum Disposition {
     },
     /// The platform will not do it: tell the admins instead.
     FallBack(Lacking),
+}
+
+impl Disposition {
+    /// What to record, or what is lacking when the admins must be asked instead.
+    pub fn outcome(self) -> Result<ActionResult, Lacking> {
+        match self {
+            Disposition::Done => Ok(ActionResult::Done),
+            Disposition::Retry { error, at } => Ok(ActionResult::Retry { error, at }),
+            Disposition::Fail { error } => Ok(ActionResult::Failed { error }),
+            Disposition::FallBack(lacking) => Err(lacking),
+        }
+    }
 }
 
 /// The wait before attempt `attempts + 1` after a passing failure: 1 s, 2 s, 4 s, … 128 s.

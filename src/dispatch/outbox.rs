@@ -8,7 +8,7 @@ use groupguard_core::delivery::{
 };
 use groupguard_core::model::{GroupRef, MemberRef};
 use groupguard_core::platform::{
-    ActionExecutor, ActionRequest, Capabilities, Capability, Lacking, Recipients,
+    ActionExecutor, ActionRequest, AdapterError, Capabilities, Capability, Lacking, Recipients,
 };
 use groupguard_core::ports::{ActionResult, Edit, OutboxAction};
 use groupguard_core::rule::{BlacklistEntry, Source};
@@ -129,44 +129,46 @@ async fn carry_out(shared: &Shared, action: OutboxAction) {
     };
     let request = request(shared, &action);
     let capabilities = executor.capabilities(&action.group).await;
-    if let Err(lacking) = capabilities.check(&request.action) {
-        return fall_back(
-            shared,
-            executor.as_ref(),
-            &action,
-            &request,
-            &capabilities,
-            lacking,
-        )
-        .await;
-    }
-    let result = attempt(shared, executor.as_ref(), &request).await;
+    let lacking = match capabilities.check(&request.action) {
+        Err(lacking) => lacking,
+        Ok(()) => {
+            let result = attempt(shared, executor.as_ref(), &request).await;
+            match disposition(shared, &request, result.as_ref().map(drop), action.attempts)
+                .outcome()
+            {
+                Ok(result) => return finish(shared, &action, result).await,
+                Err(lacking) => lacking,
+            }
+        }
+    };
+    fall_back(
+        shared,
+        executor.as_ref(),
+        &action,
+        &request,
+        &capabilities,
+        lacking,
+    )
+    .await;
+}
+
+/// What follows an attempt, by the core's delivery rules.
+fn disposition(
+    shared: &Shared,
+    request: &ActionRequest,
+    result: Result<(), &AdapterError>,
+    attempts: u32,
+) -> Disposition {
     let policy = RetryPolicy {
         max_attempts: shared.dispatcher.max_attempts,
     };
-    let result = match Disposition::of(
+    Disposition::of(
         &request.action,
-        result.as_ref().map(drop),
-        action.attempts,
+        result,
+        attempts,
         &policy,
         shared.clock.now(),
-    ) {
-        Disposition::Done => ActionResult::Done,
-        Disposition::Retry { error, at } => ActionResult::Retry { error, at },
-        Disposition::Fail { error } => ActionResult::Failed { error },
-        Disposition::FallBack(lacking) => {
-            return fall_back(
-                shared,
-                executor.as_ref(),
-                &action,
-                &request,
-                &capabilities,
-                lacking,
-            )
-            .await;
-        }
-    };
-    finish(shared, &action, result).await;
+    )
 }
 
 /// One call to the platform, within its budget.
@@ -174,7 +176,7 @@ async fn attempt(
     shared: &Shared,
     executor: &dyn ActionExecutor,
     request: &ActionRequest,
-) -> Result<(), groupguard_core::platform::AdapterError> {
+) -> Result<(), AdapterError> {
     if let Some(limiter) = shared.limits.get(&request.platform) {
         limiter.acquire().await;
     }
@@ -210,26 +212,18 @@ async fn fall_back(
         ..request.clone()
     };
     let result = attempt(shared, executor, &notice).await;
-    let policy = RetryPolicy {
-        max_attempts: shared.dispatcher.max_attempts,
-    };
-    let result = match Disposition::of(
-        &notice.action,
-        result.as_ref().map(drop),
-        action.attempts,
-        &policy,
-        shared.clock.now(),
-    ) {
-        Disposition::Done => ActionResult::Replaced {
-            note: replaced_note(request, &lacking),
-        },
-        Disposition::Retry { error, at } => ActionResult::Retry { error, at },
-        Disposition::Fail { error } => ActionResult::Failed {
-            error: format!("the admins could not be asked to act: {error}"),
-        },
-        Disposition::FallBack(refused) => ActionResult::Failed {
-            error: unreachable_note(&notice, &refused),
-        },
-    };
+    let result =
+        match disposition(shared, &notice, result.as_ref().map(drop), action.attempts).outcome() {
+            Ok(ActionResult::Done) => ActionResult::Replaced {
+                note: replaced_note(request, &lacking),
+            },
+            Ok(ActionResult::Failed { error }) => ActionResult::Failed {
+                error: format!("the admins could not be asked to act: {error}"),
+            },
+            Ok(retry) => retry,
+            Err(refused) => ActionResult::Failed {
+                error: unreachable_note(&notice, &refused),
+            },
+        };
     finish(shared, action, result).await;
 }
