@@ -158,6 +158,20 @@ impl Bot {
         );
     }
 
+    /// Waits until `/metrics` has `line`, up to 20 seconds.
+    fn wait_metric(&self, line: &str) {
+        let started = Instant::now();
+        let mut metrics = String::new();
+        while started.elapsed() < Duration::from_secs(20) {
+            metrics = http_get(self.port, "/metrics").unwrap_or_default();
+            if metrics.contains(line) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for `{line}` in\n{metrics}");
+    }
+
     /// Stops with SIGTERM and waits for a clean exit.
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -468,17 +482,17 @@ async fn metrics_count_what_happened() {
         says("m2", "friend", "g1", "hi"),
     ]);
     bot.wait_for("the warning", |l| !actions(l, "warn").is_empty());
-    let metrics = http_get(bot.port, "/metrics").unwrap();
     for line in [
         "groupguard_events_total{platform=\"wecom\",kind=\"message\"} 3",
         "groupguard_decisions_total{outcome=\"violation\"} 1",
         "groupguard_violations_total{check=\"keyword\"} 1",
         "groupguard_actions_total{action=\"warn\",result=\"done\"} 1",
         "groupguard_commands_total{outcome=\"ok\"} 1",
+        "groupguard_replies_total{outcome=\"done\"} 1",
         "groupguard_evaluate_seconds_count 3",
         "groupguard_outbox_depth 0",
     ] {
-        assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
+        bot.wait_metric(line);
     }
     assert!(http_get(bot.port, "/healthz").unwrap().ends_with("ok\n"));
     bot.stop();
@@ -713,12 +727,11 @@ async fn answers_reach_their_reply_to_and_expired_ones_are_dropped() {
         !log.contains("tok-1") && !log.contains("tok-3"),
         "handles never reach the log"
     );
-    let metrics = http_get(bot.port, "/metrics").unwrap();
     for line in [
         "groupguard_replies_total{outcome=\"done\"} 3",
         "groupguard_replies_total{outcome=\"expired\"} 2",
     ] {
-        assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
+        bot.wait_metric(line);
     }
     bot.stop();
 }
@@ -797,11 +810,7 @@ async fn groups_register_themselves_and_rules_follow_their_tags() {
         "untagged, the group's first message was fine"
     );
     bot.wait_for("both answers", |l| replies(l).len() == 2);
-    let metrics = http_get(bot.port, "/metrics").unwrap();
-    assert!(
-        metrics.contains("groupguard_group_changes_total 2"),
-        "{metrics}"
-    );
+    bot.wait_metric("groupguard_group_changes_total 2");
     bot.stop();
     let store = bot.store().await;
     let config = store.config().await.unwrap();

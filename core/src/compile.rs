@@ -17,7 +17,7 @@ use crate::detect::links::{DomainSet, normalize_domain};
 use crate::keys;
 use crate::lists::{BlacklistIndex, ListMeta};
 use crate::model::{GroupRef, MemberRef, OrgId, Platform, Role, RuleId, UserId, duration_millis};
-use crate::normalize::{is_word_char, normalize};
+use crate::normalize::{is_letter_or_digit, is_word_char, normalize};
 use crate::rule::{
     BlacklistCheck, BlacklistEntry, DuplicateCheck, FloodCheck, GroupConfig, InviteCheck, LinkMode,
     PhoneKind, Rule, RuleSet,
@@ -633,14 +633,22 @@ fn compile_rule(
                     );
                 } else {
                     has_keywords = true;
-                    keywords.add(
-                        normalized,
-                        KeywordOwner {
-                            rule: index,
-                            keyword,
-                            whole_word,
-                        },
-                    );
+                    let owner = KeywordOwner {
+                        rule: index,
+                        keyword,
+                        whole_word,
+                    };
+                    // A keyword with separators inside (`free gift`, `lucky888.example`) also
+                    // matches when spelled out letter by letter, which collapses to no
+                    // separators at all (`f r e e g i f t`).
+                    let joined: String = normalized
+                        .chars()
+                        .filter(|c| is_letter_or_digit(*c))
+                        .collect();
+                    if !joined.is_empty() && joined != normalized {
+                        keywords.add(joined, owner);
+                    }
+                    keywords.add(normalized, owner);
                 }
                 keyword += 1;
             }

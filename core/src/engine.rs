@@ -33,7 +33,8 @@ use crate::model::{
     duration_millis,
 };
 use crate::normalize::{
-    Mapped, collapse_into, fold, fold_into, fold_mapped, is_letter_or_digit, normalize_mapped,
+    Mapped, collapse_into, fold_into, fold_literal, fold_literal_mapped, fold_mapped,
+    is_letter_or_digit, normalize_mapped,
 };
 use crate::rule::{LinkMode, ListScope, Mode, PhoneKind, Rung, Source, Step};
 use crate::verdict::{
@@ -454,12 +455,17 @@ struct Context<'a> {
 /// The event's text, normalized once and searched once for all rules.
 struct TextAnalysis<'a> {
     raw: &'a str,
+    /// Folded with look-alikes mapped: what regexes see.
     folded: String,
+    /// Folded as written, for links and phone numbers, when look-alikes made it differ.
+    literal: Option<String>,
+    /// Collapsed: what keywords see.
     collapsed: String,
     keyword_hits: Vec<(KeywordOwner, usize, usize)>,
     links: OnceCell<Vec<LinkHit>>,
     phones: OnceCell<Vec<PhoneHit>>,
     folded_map: OnceCell<Mapped>,
+    literal_map: OnceCell<Mapped>,
     collapsed_map: OnceCell<Mapped>,
 }
 
@@ -473,7 +479,7 @@ impl<'a> TextAnalysis<'a> {
     ) -> TextAnalysis<'a> {
         let mut folded = std::mem::take(&mut scratch.folded);
         folded.clear();
-        fold_into(raw, &mut folded);
+        let literal = fold_into(raw, &mut folded).then(|| fold_literal(raw));
         let mut collapsed = std::mem::take(&mut scratch.collapsed);
         collapsed.clear();
         collapse_into(&folded, &mut collapsed);
@@ -487,11 +493,13 @@ impl<'a> TextAnalysis<'a> {
         TextAnalysis {
             raw,
             folded,
+            literal,
             collapsed,
             keyword_hits,
             links: OnceCell::new(),
             phones: OnceCell::new(),
             folded_map: OnceCell::new(),
+            literal_map: OnceCell::new(),
             collapsed_map: OnceCell::new(),
         }
     }
@@ -508,6 +516,23 @@ impl<'a> TextAnalysis<'a> {
         let span = self
             .folded_map
             .get_or_init(|| fold_mapped(self.raw))
+            .source_span(start, end);
+        self.term(term, span)
+    }
+
+    /// The text links and phone numbers are searched in.
+    fn literal(&self) -> &str {
+        self.literal.as_deref().unwrap_or(&self.folded)
+    }
+
+    /// Evidence for a span of [`Self::literal`].
+    fn literal_term(&self, term: String, start: usize, end: usize) -> Evidence {
+        if self.literal.is_none() {
+            return self.folded_term(term, start, end);
+        }
+        let span = self
+            .literal_map
+            .get_or_init(|| fold_literal_mapped(self.raw))
             .source_span(start, end);
         self.term(term, span)
     }
@@ -530,13 +555,13 @@ impl<'a> TextAnalysis<'a> {
     }
 
     fn links(&self) -> &[LinkHit] {
-        self.links.get_or_init(|| find_links(&self.folded))
+        self.links.get_or_init(|| find_links(self.literal()))
     }
 
     fn phones(&self) -> &[PhoneHit] {
         self.phones.get_or_init(|| {
             find_phones(
-                &self.folded,
+                self.literal(),
                 &[
                     PhoneKind::Mobile,
                     PhoneKind::Landline,
@@ -633,7 +658,7 @@ impl Context<'_> {
             {
                 hit(
                     CheckKind::Phone,
-                    text.folded_term(p.number.clone(), p.span.start, p.span.end),
+                    text.literal_term(p.number.clone(), p.span.start, p.span.end),
                 );
             }
             if let Some(links) = &rule.links {
@@ -645,13 +670,13 @@ impl Context<'_> {
                 if let Some(l) = text.links().iter().find(|l| violates(&l.host)) {
                     hit(
                         CheckKind::Link,
-                        text.folded_term(l.host.clone(), l.span.start, l.span.end),
+                        text.literal_term(l.host.clone(), l.span.start, l.span.end),
                     );
                 } else if let Some(host) = event
                     .message()
                     .into_iter()
                     .flat_map(|m| &m.links)
-                    .flat_map(|url| find_links(&fold(url)))
+                    .flat_map(|url| find_links(&fold_literal(url)))
                     .map(|l| l.host)
                     .find(|h| violates(h))
                 {

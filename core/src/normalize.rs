@@ -13,8 +13,13 @@
 //! | diacritics and stacked marks (combining marks are dropped) | `wéchàt`, `s̷p̷a̷m̷` | `wechat`, `spam` |
 //! | zero-width and invisible characters removed | `微\u{200B}信`, `we\u{2060}chat` | `微信`, `wechat` |
 //! | traditional → simplified Chinese (OpenCC table) | `加微信號`, `賺錢` | `加微信号`, `赚钱` |
+//! | Cyrillic and Greek look-alikes of Latin letters (Unicode confusables), before case folding | `саsinо`, `ΝΙΚΕ` | `casino`, `nike` |
 //!
-//! Links, phone numbers and regexes run on the folded text.
+//! Look-alikes are mapped only inside words that also have a Latin letter (`саsinо`), or whose
+//! every letter looks Latin (`саѕіnо`); Russian or Greek words stay as written. Hosts never get
+//! this mapping ([`fold_literal`]): `аpple.com` with a Cyrillic `а` is another domain, and must
+//! count as one. Phone numbers and links run on the literal fold; regexes and keywords on the
+//! fold with look-alikes mapped.
 //!
 //! **Stage 2, separator collapse** ([`collapse`]), for keywords: separators (anything that is
 //! not a letter or digit) are removed where they split a word apart:
@@ -26,8 +31,13 @@
 //! * a CJK character next to a single letter (`加 v`) counts as both, and a letter glued to
 //!   CJK text counts as single (`加v x` → `加vx`).
 //!
-//! Ordinary spacing between words (`hello world`, `我爱 rust`) is kept, so whole-word matching
-//! still works. Both stages are idempotent.
+//! Where the line is: a separator run between two words of two or more letters (`we chat`,
+//! `替代，购买`) is never removed, so ordinary sentences and lists are not glued into keywords.
+//! What stays is written in one canonical form, a space, or `,` where the run held a sentence
+//! break, so `free gift`, `free-gift`, `free.gift` and `free / gift` read alike. Separators
+//! are anything but letters and digits: spaces, dots, dashes, slashes, tildes, middle dots of
+//! every width (`·`, `・`, `･`), CJK commas (`，`, `、`), emoji and symbols. Both stages are
+//! idempotent.
 
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -40,16 +50,26 @@ pub fn normalize(input: &str) -> String {
     collapse(&fold(input))
 }
 
-/// Stage 1: compatibility mapping, lower case, no marks, no invisibles, simplified Chinese.
+/// Stage 1: compatibility mapping, look-alikes, lower case, no marks, no invisibles,
+/// simplified Chinese.
 pub fn fold(input: &str) -> String {
     let mut out = String::with_capacity(input.len());
     fold_into(input, &mut out);
     out
 }
 
-/// [`fold`] appending to a buffer the caller reuses.
-pub fn fold_into(input: &str, out: &mut String) {
-    fold_chars(input, |c, _| out.push(c));
+/// [`fold`] appending to a buffer the caller reuses. Returns whether a look-alike was mapped
+/// (then [`fold_literal`] differs).
+pub fn fold_into(input: &str, out: &mut String) -> bool {
+    fold_chars(input, true, |c, _| out.push(c))
+}
+
+/// Stage 1 without the look-alike mapping: the fold for hosts, where a look-alike letter
+/// makes another name.
+pub fn fold_literal(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    fold_chars(input, false, |c, _| out.push(c));
+    out
 }
 
 /// Stage 2: removes separators that split words apart. Expects folded text.
@@ -61,7 +81,10 @@ pub fn collapse(folded: &str) -> String {
 
 /// [`collapse`] appending to a buffer the caller reuses.
 pub fn collapse_into(folded: &str, out: &mut String) {
-    collapse_ranges(folded, |range| out.push_str(&folded[range]));
+    collapse_ranges(folded, |range, canonical| match canonical {
+        Some(c) => out.push(c),
+        None => out.push_str(&folded[range]),
+    });
 }
 
 /// Normalized text with, for every output byte, the input byte range it came from.
@@ -94,9 +117,18 @@ impl Mapped {
 
 /// [`fold`] with a map back to the input.
 pub fn fold_mapped(input: &str) -> Mapped {
+    fold_mapped_with(input, true)
+}
+
+/// [`fold_literal`] with a map back to the input.
+pub fn fold_literal_mapped(input: &str) -> Mapped {
+    fold_mapped_with(input, false)
+}
+
+fn fold_mapped_with(input: &str, lookalikes: bool) -> Mapped {
     let mut text = String::with_capacity(input.len());
     let mut origins = Vec::with_capacity(input.len());
-    fold_chars(input, |c, (start, end)| {
+    fold_chars(input, lookalikes, |c, (start, end)| {
         origins.push((text.len() as u32, start as u32, end as u32));
         text.push(c);
     });
@@ -110,46 +142,238 @@ pub fn normalize_mapped(input: &str) -> Mapped {
     let mut origins = Vec::with_capacity(folded.origins.len());
     // Origins are in output order, so a cursor finds each kept char's origin.
     let mut cursor = 0;
-    collapse_ranges(&folded.text, |range| {
+    collapse_ranges(&folded.text, |range, canonical| {
         while folded.origins[cursor].0 < range.start as u32 {
             cursor += 1;
         }
-        for c in folded.text[range].chars() {
-            let (_, start, end) = folded.origins[cursor];
-            origins.push((text.len() as u32, start, end));
-            text.push(c);
-            cursor += 1;
+        match canonical {
+            Some(c) => {
+                let (_, start, _) = folded.origins[cursor];
+                let end = folded
+                    .origins
+                    .get(cursor + folded.text[range.clone()].chars().count() - 1)
+                    .map_or(start, |o| o.2);
+                origins.push((text.len() as u32, start, end));
+                text.push(c);
+                cursor += folded.text[range].chars().count();
+            }
+            None => {
+                for c in folded.text[range].chars() {
+                    let (_, start, end) = folded.origins[cursor];
+                    origins.push((text.len() as u32, start, end));
+                    text.push(c);
+                    cursor += 1;
+                }
+            }
         }
     });
     Mapped { text, origins }
 }
 
-/// Calls `emit(char, input_range)` for each folded character.
-fn fold_chars(input: &str, mut emit: impl FnMut(char, (usize, usize))) {
+/// Calls `emit(char, input_range)` for each folded character; with `lookalikes`, Cyrillic
+/// and Greek look-alikes of Latin letters are mapped where their word qualifies (see the
+/// module documentation). Returns whether any was.
+fn fold_chars(input: &str, lookalikes: bool, mut emit: impl FnMut(char, (usize, usize))) -> bool {
     let t2s = t2s();
+    let mut word = LookalikeWord::default();
     for (start, c) in input.char_indices() {
         let span = (start, start + c.len_utf8());
-        if c.is_ascii() {
-            emit(c.to_ascii_lowercase(), span);
-        } else if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
-            // The common CJK block has no compatibility forms and no case.
-            emit(t2s.simplify(c), span);
-        } else if is_invisible(c) {
-        } else if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
-            // Hangul syllables stay whole rather than decomposing into jamo.
-            emit(c, span);
-        } else {
-            decompose_compatible(c, |d| {
-                for lower in d.to_lowercase() {
-                    decompose_compatible(lower, |x| {
-                        if !is_combining_mark(x) && !is_invisible(x) {
-                            emit(t2s.simplify(x), span);
-                        }
-                    });
-                }
-            });
+        if !word.active {
+            // The common cases, kept cheap: ASCII and common CJK, no look-alike word open.
+            if c.is_ascii() {
+                emit(c.to_ascii_lowercase(), span);
+                continue;
+            }
+            if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+                emit(t2s.simplify(c), span);
+                continue;
+            }
+        }
+        fold_char(c, t2s, lookalikes, |x, lookalike| {
+            if word.active {
+                word.next(x, lookalike, span, &mut emit);
+            } else if lookalike.is_some() {
+                word.open(word_before(input, start, t2s));
+                word.next(x, lookalike, span, &mut emit);
+            } else {
+                emit(x, span);
+            }
+        });
+    }
+    word.end(&mut emit);
+    word.mapped_any
+}
+
+/// Folds one character: calls `out(folded, latin_lookalike)` for each character it becomes.
+fn fold_char(c: char, t2s: &T2s, lookalikes: bool, mut out: impl FnMut(char, Option<char>)) {
+    if c.is_ascii() {
+        out(c.to_ascii_lowercase(), None);
+    } else if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+        // The common CJK block has no compatibility forms and no case.
+        out(t2s.simplify(c), None);
+    } else if is_invisible(c) {
+    } else if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+        // Hangul syllables stay whole rather than decomposing into jamo.
+        out(c, None);
+    } else {
+        decompose_compatible(c, |d| {
+            let lookalike = if lookalikes { latin_lookalike(d) } else { None };
+            for lower in d.to_lowercase() {
+                decompose_compatible(lower, |x| {
+                    if !is_combining_mark(x) && !is_invisible(x) {
+                        out(t2s.simplify(x), lookalike);
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// What the letters of a word so far say about mapping its look-alikes.
+#[derive(Debug, Default, Clone, Copy)]
+struct WordSoFar {
+    /// A Latin letter: the word's look-alikes are mapped.
+    latin: bool,
+    /// A letter that looks like no Latin one: unless a Latin letter comes, nothing is mapped.
+    unlike: bool,
+}
+
+impl WordSoFar {
+    /// Notes a folded character that has no look-alike.
+    fn note(&mut self, c: char) {
+        if !is_word_char(c) {
+            *self = WordSoFar::default();
+        } else if c.is_ascii_alphabetic() {
+            self.latin = true;
+        } else if c.is_alphabetic() {
+            self.unlike = true;
         }
     }
+}
+
+/// The part of the word that ends at byte `end` of `input`, folded, as [`WordSoFar`] sees it.
+/// Read backwards only when a look-alike appears, so ordinary text pays nothing for it.
+fn word_before(input: &str, end: usize, t2s: &T2s) -> WordSoFar {
+    let mut so_far = WordSoFar::default();
+    for c in input[..end].chars().rev() {
+        let mut folded: smallvec::SmallVec<[char; 4]> = smallvec::SmallVec::new();
+        fold_char(c, t2s, false, |x, _| folded.push(x));
+        for &x in folded.iter().rev() {
+            if !is_word_char(x) {
+                return so_far;
+            }
+            so_far.note(x);
+        }
+    }
+    so_far
+}
+
+/// A word with a look-alike in it, held back while it is unclear whether its look-alikes are
+/// mapped: from its first look-alike until a Latin letter (map) or its end (map if every
+/// letter has a Latin look-alike).
+#[derive(Default)]
+struct LookalikeWord {
+    active: bool,
+    so_far: WordSoFar,
+    pending: Vec<(char, Option<char>, (usize, usize))>,
+    mapped_any: bool,
+}
+
+impl LookalikeWord {
+    fn open(&mut self, so_far: WordSoFar) {
+        self.active = true;
+        self.so_far = so_far;
+    }
+
+    fn next(
+        &mut self,
+        c: char,
+        lookalike: Option<char>,
+        span: (usize, usize),
+        emit: &mut impl FnMut(char, (usize, usize)),
+    ) {
+        if !is_word_char(c) {
+            self.end(emit);
+            emit(c, span);
+            return;
+        }
+        if c.is_ascii_alphabetic() {
+            if !self.so_far.latin {
+                self.so_far.latin = true;
+                self.flush(true, emit);
+            }
+        } else if lookalike.is_none() && c.is_alphabetic() {
+            self.so_far.unlike = true;
+        }
+        match lookalike {
+            Some(latin) if self.so_far.latin => {
+                self.mapped_any = true;
+                emit(latin, span);
+            }
+            _ if !self.pending.is_empty() || lookalike.is_some() => {
+                self.pending.push((c, lookalike, span));
+            }
+            _ => emit(c, span),
+        }
+    }
+
+    fn end(&mut self, emit: &mut impl FnMut(char, (usize, usize))) {
+        if self.active {
+            self.flush(!self.so_far.unlike, emit);
+            self.active = false;
+        }
+    }
+
+    fn flush(&mut self, map: bool, emit: &mut impl FnMut(char, (usize, usize))) {
+        for (c, lookalike, span) in self.pending.drain(..) {
+            match lookalike {
+                Some(latin) if map => {
+                    self.mapped_any = true;
+                    emit(latin, span);
+                }
+                _ => emit(c, span),
+            }
+        }
+    }
+}
+
+/// The lower-case Latin letter a Cyrillic or Greek letter looks like, from the Unicode
+/// confusables data: the ASCII letter of the same case with the same skeleton (`Ι` looks
+/// like `I`, `ν` like `v`), marks aside (`ό` looks like `o`). A capital without one takes its
+/// small letter's, so folding twice maps the same letters.
+fn latin_lookalike(c: char) -> Option<char> {
+    if !matches!(c, '\u{0370}'..='\u{052F}' | '\u{1F00}'..='\u{1FFF}') {
+        return None;
+    }
+    static TABLE: OnceLock<FxHashMap<char, char>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let skeleton = |c: char| -> String {
+            let mut buf = [0u8; 4];
+            unicode_security::confusable_detection::skeleton(c.encode_utf8(&mut buf))
+                .filter(|x| !is_combining_mark(*x))
+                .collect()
+        };
+        let latin: Vec<(char, String)> = ('A'..='Z')
+            .chain('a'..='z')
+            .map(|l| (l, skeleton(l)))
+            .collect();
+        let same_case = |c: char| {
+            let shape = skeleton(c);
+            let mut candidates = latin.iter().filter(|(_, s)| *s == shape).map(|(l, _)| *l);
+            let first = candidates.clone().next()?;
+            let matching = candidates.find(|l| l.is_ascii_uppercase() == c.is_uppercase());
+            Some(matching.unwrap_or(first).to_ascii_lowercase())
+        };
+        ('\u{0370}'..='\u{052F}')
+            .chain('\u{1F00}'..='\u{1FFF}')
+            .filter(|c| c.is_alphabetic())
+            .filter_map(|c| {
+                let small = c.to_lowercase().next().unwrap_or(c);
+                same_case(c).or_else(|| same_case(small)).map(|l| (c, l))
+            })
+            .collect()
+    });
+    table.get(&c).copied()
 }
 
 /// Characters that render as nothing: zero-width spaces and joiners, bidi controls, variation
@@ -163,11 +387,18 @@ fn is_invisible(c: char) -> bool {
         | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
-/// Han ideographs and kana: scripts written without spaces between words.
+/// Han ideographs and kana: scripts written without spaces between words. The kana block's
+/// punctuation (`゠`, the middle dot `・`) is not.
+#[inline]
 pub fn is_cjk(c: char) -> bool {
-    matches!(c,
-        '\u{3040}'..='\u{30FF}' | '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}'
-        | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{3134F}')
+    // The common block first: nearly every CJK character in chat is there.
+    if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+        return true;
+    }
+    c >= '\u{3040}'
+        && matches!(c,
+            '\u{3040}'..='\u{309F}' | '\u{30A1}'..='\u{30FA}' | '\u{30FC}'..='\u{30FF}'
+            | '\u{3400}'..='\u{4DBF}' | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{3134F}')
 }
 
 /// A letter or digit of any script; quick for ASCII and CJK, which is nearly all chat text.
@@ -193,15 +424,16 @@ fn is_separator(c: char) -> bool {
 }
 
 /// Separators that end a clause; collapsed only between single characters.
-fn is_sentence_break(c: char) -> bool {
+pub fn is_sentence_break(c: char) -> bool {
     matches!(
         c,
         ',' | '!' | '?' | ';' | ':' | '\n' | '\r' | '\u{2028}' | '\u{2029}' | '。' | '、'
     )
 }
 
-/// Calls `keep(i)` for each index of `chars` that survives separator collapse.
-fn collapse_ranges(text: &str, mut keep: impl FnMut(Range<usize>)) {
+/// Calls `keep(range, canonical)` for each part of `text` that survives separator collapse:
+/// words as they are, and separator runs between words as one canonical character.
+fn collapse_ranges(text: &str, mut keep: impl FnMut(Range<usize>, Option<char>)) {
     let mut chars = text.char_indices().peekable();
     // Length (capped at 2) of the last one-script run before the separator run, and its last char.
     let mut left: Option<(usize, char)> = None;
@@ -218,7 +450,7 @@ fn collapse_ranges(text: &str, mut keep: impl FnMut(Range<usize>)) {
                 (last, end) = (c, i + c.len_utf8());
                 chars.next();
             }
-            keep(start..end);
+            keep(start..end, None);
             left = Some((run.min(2), last));
             continue;
         }
@@ -233,17 +465,16 @@ fn collapse_ranges(text: &str, mut keep: impl FnMut(Range<usize>)) {
             let single = next.is_none_or(|n| is_separator(n) || is_cjk(n) != is_cjk(c));
             (if single { 1 } else { 2 }, c)
         });
-        let remove = match (left, right) {
+        match (left, right) {
             (Some((left_len, left_char)), Some((right_len, right_char))) => {
                 let both_single = left_len == 1 && right_len == 1;
                 let joins_word =
                     (is_cjk(left_char) || left_len == 1) && (is_cjk(right_char) || right_len == 1);
-                both_single || (joins_word && !has_break)
+                if !(both_single || (joins_word && !has_break)) {
+                    keep(start..end, Some(if has_break { ',' } else { ' ' }));
+                }
             }
-            _ => false,
-        };
-        if !remove {
-            keep(start..end);
+            _ => keep(start..end, None),
         }
     }
 }

@@ -1,11 +1,26 @@
 //! Links and bare domains in folded text.
 //!
-//! Finds `http(s)://` URLs (including internationalized hosts such as `例子.中国`) and bare
-//! domains such as `t.me/x` or `shop.example.co.uk`, also when the dot is disguised as `。`,
-//! `点`, `(.)`, `[.]` or `(dot)` or padded with spaces (`baidu 。com`). Zero-width tricks are
-//! already gone after folding. Bare domains count only when their suffix is on the public
-//! suffix list, so `file.txt` and `v1.2` are not links. Hosts are reported in ASCII (punycode)
-//! together with their registrable domain, which is what allow and deny lists match.
+//! A URL with a scheme (`http://`, `https://`) is read by the `url` crate, so the host is what
+//! a browser would open: after the last `@` of the authority (`https://shop.allowed.example@
+//! other.test` goes to `other.test`), before a port, with percent-escapes decoded (`evil%2ecom`)
+//! and a trailing dot dropped; a backslash ends the authority as browsers treat it as `/`.
+//!
+//! Bare domains (no scheme) are found too: `t.me/x`, `shop.example.co.uk`, internationalized
+//! ones (`例子.中国`, `购物.商城`) and domains with a disguised dot: `。`, `点`, `．`, `(.)`,
+//! `[.]`, `(dot)` or a spaced ` dot `, padded with spaces or not (`baidu 。com`). A bare domain
+//! counts only when its suffix is on the public suffix list, so `v1.2` is not a link, and:
+//!
+//! - a disguised dot counts only between domain-like labels: the label before it has two or
+//!   more characters and is not an hour (`下午3点TV直播` and `13点tv` are times, not domains);
+//! - a bare name whose suffix is a common file extension (`md`, `rs`, `py`, `sh`, `zip`,
+//!   `mov`, `ps`, `java`, `mobi`, `cab`) is a file name (`notes.md`, `build.sh`), unless it
+//!   has `www.` or a path (`notes.md/x`); with a scheme it is always a link;
+//! - an address after `@` without a scheme (`bob@example.com`) is mail, not a link.
+//!
+//! Zero-width tricks are already gone after folding. Hosts are reported in ASCII (punycode)
+//! together with their registrable domain, which is what allow and deny lists match. The text
+//! searched is folded without the look-alike mapping, so `аllowed.example` with a Cyrillic
+//! `а` is the other domain it is.
 
 use std::ops::Range;
 
@@ -24,8 +39,15 @@ pub struct LinkHit {
     pub span: Range<usize>,
 }
 
-/// Disguised dots, longest first.
-const DOT_TOKENS: [&str; 8] = ["(dot)", "[dot]", "(.)", "[.]", "{.}", "。", "点", "."];
+/// Disguised dots, longest first. A plain `.` is the last.
+const DOT_TOKENS: [&str; 9] = [
+    "(dot)", "[dot]", " dot ", "(.)", "[.]", "{.}", "。", "点", ".",
+];
+
+/// Public suffixes that are also common file extensions: a bare `name.ext` is a file.
+const FILE_EXTENSIONS: [&str; 10] = [
+    "md", "rs", "py", "sh", "zip", "mov", "ps", "java", "mobi", "cab",
+];
 
 /// Every link in `text`.
 pub fn find_links(text: &str) -> Vec<LinkHit> {
@@ -38,56 +60,88 @@ pub fn find_links(text: &str) -> Vec<LinkHit> {
     let mut i = 0;
     while i < chars.len() {
         let scheme_len = scheme_at(chars, i);
-        let host_start = i + scheme_len;
-        // An internationalized host is only taken after a scheme, where it cannot be confused
-        // with the surrounding CJK text.
-        let idn = scheme_len > 0 && chars.get(host_start).is_some_and(|c| !c.0.is_ascii());
-        let is_host_char = |c: char| {
-            c.is_ascii_alphanumeric() || c == '-' || c == '.' || (idn && is_letter_or_digit(c))
-        };
-        let starts_host = host_start < chars.len()
-            && is_letter_or_digit(chars[host_start].0)
-            && (scheme_len > 0 || chars[host_start].0.is_ascii())
-            && (scheme_len > 0 || i == 0 || !continues_word(chars[i - 1].0));
-        if !starts_host {
+        if scheme_len > 0 {
+            let authority_end = authority_end(chars, i + scheme_len);
+            let authority: String = chars[i + scheme_len..authority_end]
+                .iter()
+                .map(|c| c.0)
+                .collect();
+            match url_host(&authority) {
+                Some((host, domain)) => {
+                    hits.push(LinkHit {
+                        host,
+                        domain,
+                        span: chars[i].1..chars[authority_end - 1].2,
+                    });
+                    i = skip_url_tail(chars, authority_end);
+                }
+                None => i += scheme_len,
+            }
+            continue;
+        }
+        if !starts_bare_host(chars, i) {
             i += 1;
             continue;
         }
-        let mut end = host_start;
-        while end < chars.len() && is_host_char(chars[end].0) {
-            end += 1;
+        let end = bare_host_end(chars, i);
+        if !chars[i..end].iter().any(|c| c.0 == '.') {
+            i = end.max(i + 1);
+            continue;
         }
-        let raw: String = chars[host_start..end].iter().map(|c| c.0).collect();
+        let raw: String = chars[i..end].iter().map(|c| c.0).collect();
         let raw = raw.trim_end_matches(['.', '-']);
-        let host_end = host_start + raw.chars().count();
-        if let Some((host, domain)) = validate_host(raw, scheme_len > 0) {
-            hits.push(LinkHit {
-                host,
-                domain,
-                span: chars[i].1..chars[host_end - 1].2,
-            });
-            end = skip_url_tail(chars, host_end);
+        let host_end = i + raw.chars().count();
+        let with_path = has_path(chars, host_end);
+        match validate_bare_host(raw, with_path) {
+            Some((host, domain)) => {
+                hits.push(LinkHit {
+                    host,
+                    domain,
+                    span: chars[i].1..chars[host_end - 1].2,
+                });
+                i = skip_url_tail(chars, host_end);
+            }
+            None => i = end.max(i + 1),
         }
-        i = end.max(i + 1);
     }
     hits
 }
 
-/// Whether there is a scheme, or a dot (or disguised dot) after a letter or digit of a Latin
-/// label, allowing for spaces: a quick test that spares most chat messages the full scan.
+/// Whether there is a scheme, a dot after a letter or digit, or a disguised dot after a
+/// Latin label (allowing for spaces): a quick test that spares most chat messages the scan.
 fn may_contain_link(text: &str) -> bool {
-    if text.contains("://") {
+    use memchr::memmem::Finder;
+    use std::sync::OnceLock;
+    static FINDERS: OnceLock<[Finder<'static>; 4]> = OnceLock::new();
+    let [scheme, spaced_dot, circle_dot, dian] = FINDERS.get_or_init(|| {
+        [
+            Finder::new("://"),
+            Finder::new(" dot "),
+            Finder::new("。"),
+            Finder::new("点"),
+        ]
+    });
+    let bytes = text.as_bytes();
+    if scheme.find(bytes).is_some() || spaced_dot.find(bytes).is_some() {
         return true;
     }
-    let mut after_label = false;
-    for c in text.chars() {
-        match c {
-            '.' | '。' | '点' | '(' | '[' | '{' if after_label => return true,
-            ' ' => {}
-            c => after_label = c.is_ascii_alphanumeric(),
-        }
-    }
-    false
+    let latin_before = |i: usize| {
+        bytes[..i]
+            .iter()
+            .rev()
+            .find(|&&b| b != b' ')
+            .is_some_and(u8::is_ascii_alphanumeric)
+    };
+    let other_letter = |c: Option<char>| c.is_some_and(|c| !c.is_ascii() && is_letter_or_digit(c));
+    // A dot after a Latin label, or between letters of other scripts (`例子.中国`).
+    let dot = memchr::memchr_iter(b'.', bytes).any(|i| {
+        latin_before(i)
+            || (other_letter(text[..i].chars().next_back())
+                && other_letter(text[i + 1..].chars().next()))
+    });
+    dot || memchr::memchr3_iter(b'(', b'[', b'{', bytes).any(latin_before)
+        || circle_dot.find_iter(bytes).any(latin_before)
+        || dian.find_iter(bytes).any(latin_before)
 }
 
 /// A character that makes the next one part of the same token: `user@host`, `a_b.c`.
@@ -106,6 +160,119 @@ fn scheme_at(chars: &[(char, usize, usize)], i: usize) -> usize {
     0
 }
 
+/// Where a URL's authority (`user:pass@host:port`) ends: at a path, query, fragment or
+/// backslash, or at anything no authority holds. A host that starts in Latin letters ends
+/// where other letters start (`example.com了解`).
+fn authority_end(chars: &[(char, usize, usize)], start: usize) -> usize {
+    let mut end = start;
+    while end < chars.len() {
+        let c = chars[end].0;
+        let allowed = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                '-' | '.'
+                    | '_'
+                    | '~'
+                    | '%'
+                    | '!'
+                    | '$'
+                    | '&'
+                    | '*'
+                    | '+'
+                    | '='
+                    | ':'
+                    | '@'
+                    | '['
+                    | ']'
+            )
+            || (!c.is_ascii() && is_letter_or_digit(c));
+        if !allowed {
+            break;
+        }
+        end += 1;
+    }
+    let host_start = (start..end)
+        .rev()
+        .find(|&k| chars[k].0 == '@')
+        .map_or(start, |at| at + 1);
+    if chars.get(host_start).is_some_and(|c| c.0.is_ascii()) {
+        end = (host_start..end)
+            .find(|&k| !chars[k].0.is_ascii())
+            .unwrap_or(end);
+    }
+    end
+}
+
+/// The host a browser would open for `authority`, in ASCII, with its registrable domain.
+fn url_host(authority: &str) -> Option<(String, String)> {
+    let url = url::Url::parse(&format!("http://{authority}/")).ok()?;
+    let host = url.host_str()?.trim_end_matches('.').to_owned();
+    match url.host()? {
+        url::Host::Domain(_) if host.contains('.') => {
+            let domain = registrable_domain(&host);
+            Some((host, domain))
+        }
+        url::Host::Domain(_) => None,
+        url::Host::Ipv4(_) | url::Host::Ipv6(_) => Some((host.clone(), host)),
+    }
+}
+
+/// Whether a bare host may start at `i`: a letter or digit that does not continue a word,
+/// an address (`bob@…`) or a path.
+fn starts_bare_host(chars: &[(char, usize, usize)], i: usize) -> bool {
+    let c = chars[i].0;
+    if !is_letter_or_digit(c) {
+        return false;
+    }
+    match i.checked_sub(1).map(|p| chars[p].0) {
+        None => true,
+        // A Latin host may follow letters of another script (`访问example.com`); any host
+        // starts where its script's letters start.
+        Some(p) => {
+            let same_word = is_letter_or_digit(p) && latinish(p) == latinish(c);
+            !continues_word(p) && !same_word
+        }
+    }
+}
+
+/// Latin, Greek and Cyrillic letters, which mix within one label (a look-alike host such as
+/// `аpple.com` is one name), as opposed to scripts written without spaces.
+fn latinish(c: char) -> bool {
+    matches!(c, '\0'..='\u{052F}' | '\u{1E00}'..='\u{1FFF}')
+}
+
+/// Where a bare host starting at `start` ends: labels of letters, digits and `-` joined by
+/// dots, each label in one kind of script, so `example.com了解` ends before `了`.
+fn bare_host_end(chars: &[(char, usize, usize)], start: usize) -> usize {
+    let mut end = start;
+    let mut label_latin: Option<bool> = None;
+    while end < chars.len() {
+        let c = chars[end].0;
+        if c == '.' {
+            label_latin = None;
+        } else if c == '-' || is_letter_or_digit(c) {
+            let latin = latinish(c);
+            if c != '-' && *label_latin.get_or_insert(latin) != latin {
+                break;
+            }
+        } else {
+            break;
+        }
+        end += 1;
+    }
+    end
+}
+
+/// Whether a path, port, query or fragment follows a host ending at `i`.
+fn has_path(chars: &[(char, usize, usize)], i: usize) -> bool {
+    match (chars.get(i).map(|c| c.0), chars.get(i + 1).map(|c| c.0)) {
+        (Some('/'), _) => true,
+        (Some(':'), Some(d)) => d.is_ascii_digit(),
+        (Some('?' | '#'), Some(n)) => n.is_ascii_graphic(),
+        _ => false,
+    }
+}
+
 /// Skips a path, query or port after a host.
 fn skip_url_tail(chars: &[(char, usize, usize)], mut i: usize) -> usize {
     if i < chars.len() && matches!(chars[i].0, '/' | ':' | '?' | '#') {
@@ -119,8 +286,9 @@ fn skip_url_tail(chars: &[(char, usize, usize)], mut i: usize) -> usize {
     i
 }
 
-/// Checks a candidate host and returns it in ASCII with its registrable domain.
-fn validate_host(raw: &str, has_scheme: bool) -> Option<(String, String)> {
+/// Checks a bare host candidate: a known public suffix with a label of its own before it,
+/// and not a file name. Returns it in ASCII with its registrable domain.
+fn validate_bare_host(raw: &str, with_path: bool) -> Option<(String, String)> {
     if !raw.contains('.') {
         return None;
     }
@@ -128,16 +296,21 @@ fn validate_host(raw: &str, has_scheme: bool) -> Option<(String, String)> {
         .ok()?
         .host_str()?
         .to_owned();
-    let is_ip = ascii.bytes().all(|b| b.is_ascii_digit() || b == b'.') || ascii.starts_with('[');
-    if is_ip {
-        return has_scheme.then(|| (ascii.clone(), ascii));
+    if ascii.bytes().all(|b| b.is_ascii_digit() || b == b'.') || ascii.starts_with('[') {
+        // Bare IP addresses are version numbers as often as not.
+        return None;
     }
-    if !has_scheme {
-        let suffix = psl::suffix(ascii.as_bytes())?;
-        // The host must have a label of its own before a known public suffix.
-        if !suffix.is_known() || suffix.as_bytes().len() >= ascii.len() {
-            return None;
-        }
+    let suffix = psl::suffix(ascii.as_bytes())?;
+    if !suffix.is_known() || suffix.as_bytes().len() >= ascii.len() {
+        return None;
+    }
+    let is_file_name = !with_path
+        && !ascii.starts_with("www.")
+        && FILE_EXTENSIONS
+            .iter()
+            .any(|ext| suffix.as_bytes() == ext.as_bytes());
+    if is_file_name {
+        return None;
     }
     let domain = registrable_domain(&ascii);
     Some((ascii, domain))
@@ -149,21 +322,19 @@ pub fn registrable_domain(host: &str) -> String {
 }
 
 /// Normalizes a domain written in a rule (`Example.COM`, `*.example.com`,
-/// `https://例子.中国/path`) to a lower-case ASCII host.
+/// `https://例子.中国/path`) to a lower-case ASCII host, as the `url` crate reads it.
 pub fn normalize_domain(entry: &str) -> Result<String, String> {
     let trimmed = entry.trim();
-    let without_scheme = trimmed.split_once("://").map_or(trimmed, |(_, rest)| rest);
-    let host = without_scheme
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or_default()
-        .trim_start_matches("*.")
-        .trim_end_matches('.');
-    let parsed = url::Url::parse(&format!("http://{host}/"))
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .filter(|h| !host.is_empty() && !h.is_empty());
-    parsed.ok_or_else(|| format!("`{entry}` is not a domain (write it like example.com)"))
+    let trimmed = trimmed.strip_prefix("*.").unwrap_or(trimmed);
+    let url = if trimmed.contains("://") {
+        url::Url::parse(trimmed)
+    } else {
+        url::Url::parse(&format!("http://{trimmed}"))
+    };
+    url.ok()
+        .and_then(|u| u.host_str().map(|h| h.trim_end_matches('.').to_owned()))
+        .filter(|h| !h.is_empty() && !trimmed.contains(char::is_whitespace))
+        .ok_or_else(|| format!("`{entry}` is not a domain (write it like example.com)"))
 }
 
 /// A set of domains where an entry also covers its subdomains.
@@ -207,20 +378,33 @@ impl DotView {
         let mut chars: Vec<(char, usize, usize)> = Vec::with_capacity(text.len());
         let mut at = 0;
         while at < text.len() {
-            if let Some(token) = DOT_TOKENS.iter().find(|t| text[at..].starts_with(**t)) {
+            // Every token starts with one of these bytes (`。` and `点` with 0xE3 and 0xE7).
+            let may_start_token = matches!(
+                text.as_bytes()[at],
+                b'.' | b'(' | b'[' | b'{' | b' ' | 0xE3 | 0xE7
+            );
+            if may_start_token
+                && let Some(token) = DOT_TOKENS.iter().find(|t| text[at..].starts_with(**t))
+            {
                 let after = at + token.len();
                 let next_label = text[after..].trim_start_matches(' ');
-                let left_is_label = chars
+                let left = chars
                     .iter()
                     .rev()
-                    .find(|c| c.0 != ' ')
-                    .is_some_and(|c| c.0.is_ascii_alphanumeric());
+                    .skip_while(|c| c.0 == ' ')
+                    .take_while(|c| c.0.is_ascii_alphanumeric() || c.0 == '-')
+                    .count();
+                let left_is_label = left > 0;
                 let right_is_label = next_label.starts_with(|c: char| c.is_ascii_alphanumeric());
-                // A plain dot with a space after but not before ends a sentence (`Hi. Me too`).
-                let space_before = chars.last().is_some_and(|c| c.0 == ' ');
-                let space_after = next_label.len() < text.len() - after;
-                let sentence_end = *token == "." && space_before != space_after;
-                if left_is_label && right_is_label && !sentence_end {
+                let is_dot = if *token == "." {
+                    // A plain dot with a space after but not before ends a sentence (`Hi. Me`).
+                    let space_before = chars.last().is_some_and(|c| c.0 == ' ');
+                    let space_after = next_label.len() < text.len() - after;
+                    left_is_label && right_is_label && space_before == space_after
+                } else {
+                    left_is_label && right_is_label && domain_like(&chars[chars.len() - left..])
+                };
+                if is_dot {
                     while chars.last().is_some_and(|c| c.0 == ' ') {
                         chars.pop();
                     }
@@ -237,13 +421,20 @@ impl DotView {
     }
 }
 
+/// Whether the label before a disguised dot can start a domain: two characters or more, and
+/// not an hour (`3点`, `13点` are times of day).
+fn domain_like(label: &[(char, usize, usize)]) -> bool {
+    let is_hour = label.len() <= 2 && label.iter().all(|c| c.0.is_ascii_digit());
+    label.len() >= 2 && !is_hour
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::fold;
+    use crate::normalize::fold_literal;
 
     fn hosts(text: &str) -> Vec<String> {
-        find_links(&fold(text))
+        find_links(&fold_literal(text))
             .into_iter()
             .map(|h| h.host)
             .collect()
@@ -279,6 +470,86 @@ mod tests {
         assert_eq!(hosts("baidu . com"), ["baidu.com"]);
         assert_eq!(hosts("ｅｘａｍｐｌｅ．ｃｏｍ"), ["example.com"]);
         assert_eq!(hosts("exa\u{200B}mple.c\u{200C}om"), ["example.com"]);
+    }
+
+    #[test]
+    fn the_host_is_what_a_browser_opens() {
+        // What follows the last `@` of the authority is the host.
+        assert_eq!(
+            hosts("https://shop.allowed.example@other.test/x"),
+            ["other.test"]
+        );
+        assert_eq!(hosts("https://allowed.example@evil.com"), ["evil.com"]);
+        assert_eq!(hosts("https://allowed.example:443@evil.com/"), ["evil.com"]);
+        assert_eq!(hosts("https://a@b@evil.com/"), ["evil.com"]);
+        assert_eq!(
+            hosts("https://user:pw@allowed.example/x"),
+            ["allowed.example"]
+        );
+        // A backslash ends the authority, as browsers read it.
+        assert_eq!(
+            hosts("https://allowed.example\\@evil.com/"),
+            ["allowed.example"]
+        );
+        assert_eq!(hosts("https://evil.com\\allowed.example"), ["evil.com"]);
+        // Percent-escapes in hosts are decoded.
+        assert_eq!(hosts("https://evil%2ecom/"), ["evil.com"]);
+        assert_eq!(
+            hosts("https://allowed.example%2eevil.com/"),
+            ["allowed.example.evil.com"]
+        );
+        // A trailing dot is the same host; an `@` in the path is path.
+        assert_eq!(hosts("https://allowed.example./x"), ["allowed.example"]);
+        assert_eq!(hosts("https://evil.com/@allowed.example"), ["evil.com"]);
+        assert_eq!(hosts("https://evil.com:8443/x"), ["evil.com"]);
+        assert_eq!(hosts("http://0x7f.1/"), ["127.0.0.1"]);
+        assert_eq!(
+            hosts("http://allowed.example.evil.com/"),
+            ["allowed.example.evil.com"]
+        );
+        assert_eq!(hosts("(see https://a.example.com)"), ["a.example.com"]);
+    }
+
+    #[test]
+    fn look_alike_hosts_are_other_hosts() {
+        assert_eq!(
+            hosts("https://аllowed.example/x"),
+            ["xn--llowed-2nf.example"]
+        );
+        assert_eq!(hosts("аllowed.com"), ["xn--llowed-2nf.com"]);
+    }
+
+    #[test]
+    fn file_names_are_not_domains() {
+        assert!(hosts("see notes.md and build.sh, then run main.py").is_empty());
+        assert!(hosts("发你 report.zip 和 clip.mov").is_empty());
+        assert_eq!(hosts("https://notes.md/x"), ["notes.md"]);
+        assert_eq!(hosts("notes.md/x"), ["notes.md"]);
+        assert_eq!(hosts("www.notes.md"), ["www.notes.md"]);
+        assert_eq!(hosts("setup.zip:8080"), ["setup.zip"]);
+        assert_eq!(hosts("bun.com"), ["bun.com"], "other suffixes are domains");
+    }
+
+    #[test]
+    fn disguised_dots_only_between_domain_like_labels() {
+        assert!(hosts("下午3点TV直播开始").is_empty());
+        assert!(hosts("晚上13点tv见").is_empty());
+        assert!(hosts("a点com").is_empty());
+        assert_eq!(hosts("163点com"), ["163.com"]);
+        assert_eq!(hosts("baidu dot com"), ["baidu.com"]);
+        assert_eq!(hosts("qq(dot)com"), ["qq.com"]);
+        assert!(hosts("polka dot dress").is_empty());
+    }
+
+    #[test]
+    fn bare_internationalized_domains() {
+        assert_eq!(hosts("购物.商城"), ["xn--g2xx48c.xn--czru2d"]);
+        assert_eq!(hosts("访问 例子.中国 吧"), ["xn--fsqu00a.xn--fiqs8s"]);
+        assert_eq!(hosts("shop.中国"), ["shop.xn--fiqs8s"]);
+        assert!(hosts("我们明天见.中国队加油").is_empty());
+        assert!(hosts("好的.谢谢").is_empty());
+        let hit = &find_links(&fold_literal("看 例子.中国 吧"))[0];
+        assert_eq!(hit.domain, "xn--fsqu00a.xn--fiqs8s");
     }
 
     #[test]
@@ -325,5 +596,10 @@ mod tests {
             "xn--fsqu00a.xn--fiqs8s"
         );
         assert!(normalize_domain("not a domain").is_err());
+        assert_eq!(
+            normalize_domain("https://allowed.example@evil.com/").unwrap(),
+            "evil.com"
+        );
+        assert_eq!(normalize_domain("example.com.").unwrap(), "example.com");
     }
 }

@@ -1,12 +1,15 @@
 //! Phone numbers in folded text, however they are spelled out.
 //!
 //! Digits may be ASCII (full-width digits are already folded), Chinese numerals (`一三八`,
-//! `壹叁捌`, `幺`, `两`), and separated by spaces, dashes, dots, brackets or slashes. A run of
-//! digits ends at any other character; the whole run must be a number of a known shape, so
-//! order numbers and dates do not count.
+//! `壹叁捌`, `幺`, `两`), and separated by up to three of anything that is neither a letter
+//! nor a sentence break: spaces, dashes, dots, brackets, slashes, tildes, middle dots, emoji
+//! and symbols (`139🍀8888🍀0000`). A run of digits ends at a letter or a sentence break
+//! (`，`, `。`, a line break), so two numbers in a list stay two; the whole run must be a
+//! number of a known shape, so order numbers and dates do not count.
 
 use std::ops::Range;
 
+use crate::normalize::{is_letter_or_digit, is_sentence_break};
 use crate::rule::PhoneKind;
 
 /// A phone number found in text.
@@ -39,10 +42,7 @@ fn digit_value(c: char) -> Option<u8> {
 }
 
 fn is_digit_separator(c: char) -> bool {
-    matches!(
-        c,
-        ' ' | '\t' | '-' | '.' | '(' | ')' | '/' | '_' | '·' | '~' | '—' | '–' | '*'
-    )
+    !is_letter_or_digit(c) && !is_sentence_break(c) && c != '+'
 }
 
 /// The fewest digits of any number [`classify`] accepts.
@@ -216,6 +216,25 @@ mod tests {
             numbers("138\u{200B}1234\u{200B}5678"),
             mobile("+8613812345678")
         );
+    }
+
+    #[test]
+    fn symbols_and_emoji_between_digits() {
+        for text in [
+            "139🍀8888🍀0000",
+            "139~8888~0000",
+            "139・8888・0000",
+            "139★8888★0000",
+            "1·3·9·8·8·8·8·0·0·0·0",
+        ] {
+            assert_eq!(numbers(text), mobile("+8613988880000"), "{text}");
+        }
+        assert_eq!(
+            numbers("13988880000，13999990000"),
+            [mobile("+8613988880000"), mobile("+8613999990000")].concat(),
+            "a sentence break ends a number"
+        );
+        assert!(numbers("139a8888b0000").is_empty(), "letters end a number");
     }
 
     #[test]

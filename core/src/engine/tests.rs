@@ -232,6 +232,74 @@ fn allow_listed_only_refuses_every_other_link() {
 }
 
 #[test]
+fn an_allowed_name_before_the_at_does_not_allow_a_link() {
+    let mut engine = build(LINKS);
+    let mut f = EventFactory::new(Platform::WeCom, "g1");
+    for (text, host) in [
+        ("https://help.corp.example.cn@other.test/x", "other.test"),
+        ("https://corp.example.cn:443@evil.com/", "evil.com"),
+        ("https://evil%2ecom/", "evil.com"),
+        ("https://сorp.example.cn/", "xn--orp-3ed.example.cn"),
+    ] {
+        let v = judge(&mut engine, &f.text(&member("u1"), text));
+        match first_evidence(&v, "allow-only") {
+            Evidence::Term { term, matched, .. } => {
+                assert_eq!(term, host, "{text}");
+                assert!(text.contains(&matched), "{matched} in {text}");
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+        engine.state.ladder.clear();
+    }
+    for fine in [
+        "https://corp.example.cn./a",
+        "https://user:pw@corp.example.cn/",
+        "notes.md 和 build.sh 在群文件里",
+        "下午3点TV直播开始",
+    ] {
+        let v = judge(&mut engine, &f.text(&member("u1"), fine));
+        assert_eq!(
+            v.outcome("allow-only"),
+            Some(&Outcome::NotMatched),
+            "{fine}"
+        );
+    }
+}
+
+#[test]
+fn phrases_and_look_alikes_match_however_they_are_spelled() {
+    let mut engine = build(
+        r#"
+[[rules]]
+id = "spam"
+keywords = { substrings = ["free gift", "lucky888.example"], words = ["casino"] }
+"#,
+    );
+    let mut f = EventFactory::new(Platform::Discord, "g1");
+    for (text, matched) in [
+        ("get your f r e e g i f t", "f r e e g i f t"),
+        ("FREE-GIFT now", "FREE-GIFT"),
+        ("freegift", "freegift"),
+        (
+            "l.u.c.k.y.8.8.8 . e x a m p l e",
+            "l.u.c.k.y.8.8.8 . e x a m p l e",
+        ),
+        ("саsinо night", "саsinо"),
+    ] {
+        let v = judge(&mut engine, &f.text(&member("u1"), text));
+        match first_evidence(&v, "spam") {
+            Evidence::Term { matched: m, .. } => assert_eq!(m, matched, "{text}"),
+            other => panic!("{text}: {other:?}"),
+        }
+        engine.state.ladder.clear();
+    }
+    for fine in ["free of charge, a gift", "we chat daily", "казино"] {
+        let v = judge(&mut engine, &f.text(&member("u1"), fine));
+        assert_eq!(v.outcome("spam"), Some(&Outcome::NotMatched), "{fine}");
+    }
+}
+
+#[test]
 fn mini_programs_outside_the_allow_list_and_banned_kinds() {
     let mut engine = build(
         r#"

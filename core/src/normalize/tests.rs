@@ -51,7 +51,7 @@ fn separators_between_single_letters_collapse() {
     assert_eq!(normalize("加v x"), "加vx");
     assert_eq!(normalize("请联系w e c h a t号"), "请联系wechat号");
     assert_eq!(normalize("q.q: 1 2 3"), "qq123");
-    assert_eq!(normalize("qq: 12 34"), "qq: 12 34");
+    assert_eq!(normalize("qq: 12 34"), "qq,12 34");
 }
 
 #[test]
@@ -59,7 +59,59 @@ fn ordinary_spacing_and_sentence_breaks_survive() {
     assert_eq!(normalize("hello world"), "hello world");
     assert_eq!(normalize("我爱 rust"), "我爱 rust");
     assert_eq!(normalize("我喜欢微，信任你"), "我喜欢微,信任你");
-    assert_eq!(normalize("好的。谢谢"), "好的。谢谢");
+    assert_eq!(normalize("好的。谢谢"), "好的,谢谢");
+}
+
+#[test]
+fn latin_look_alikes_inside_latin_words_become_latin() {
+    assert_eq!(fold("саsinо night"), "casino night");
+    assert_eq!(fold("ΝΙΚΕ"), "nike", "mapped before case folding");
+    assert_eq!(fold("саѕіnо"), "casino", "every letter looks Latin");
+    assert_eq!(
+        fold("ИКЕА"),
+        "икеа",
+        "a word with a letter of its own stays"
+    );
+    assert_eq!(fold("привет мир"), "привет мир");
+    assert_eq!(fold("καλημέρα"), "καλημερα");
+    assert_eq!(
+        fold_literal("саsinо"),
+        "саsinо",
+        "hosts keep every letter as written"
+    );
+    let mut out = String::new();
+    assert!(fold_into("cаsino", &mut out));
+    assert!(!fold_into("casino 加微信", &mut out));
+}
+
+#[test]
+fn more_separators_between_single_characters() {
+    for s in [
+        "加，微，信",
+        "加、微、信",
+        "加·微·信",
+        "加・微・信",
+        "加･微･信",
+        "加/微/信",
+        "加~微~信",
+        "加🍀微🍀信",
+        "加★微★信",
+    ] {
+        assert_eq!(normalize(s), "加微信", "{s}");
+    }
+    assert_eq!(normalize("w/e/c/h/a/t"), "wechat");
+}
+
+#[test]
+fn separators_between_words_stay_in_one_canonical_form() {
+    assert_eq!(normalize("free gift"), "free gift");
+    assert_eq!(normalize("free-gift"), "free gift");
+    assert_eq!(normalize("FREE . GIFT"), "free gift");
+    assert_eq!(normalize("free / gift"), "free gift");
+    assert_eq!(normalize("free, gift"), "free,gift");
+    assert_eq!(normalize("we chat daily"), "we chat daily");
+    assert_eq!(normalize("替代，购买"), "替代,购买");
+    assert_eq!(normalize("f r e e gift"), "free gift");
 }
 
 #[test]
@@ -80,7 +132,16 @@ fn mapped_spans_point_back_into_the_input() {
 
 #[test]
 fn mapped_and_plain_normalization_agree() {
-    for s in ["ＶＸ 微信", "a b c", "ﬁne", "賺錢!!", ""] {
+    for s in [
+        "ＶＸ 微信",
+        "a b c",
+        "ﬁne",
+        "賺錢!!",
+        "",
+        "free - gift",
+        "саsinо",
+        "好的。谢谢",
+    ] {
         assert_eq!(normalize_mapped(s).text, normalize(s));
         assert_eq!(fold_mapped(s).text, fold(s));
     }
