@@ -159,3 +159,113 @@ async fn actions_queued_before_the_platform_port_migration_still_run() {
     assert_eq!(config.groups[0].id, GroupRef::new(Platform::WeCom, "g1"));
     assert!(config.groups[0].admins.is_empty());
 }
+
+/// Rows holding the JSON shapes groupguard stores (`core/tests/fixtures/stored`), written
+/// straight into the tables, read back through the store: rules and settings, `why`, the
+/// violation list and `audit undo` keep working on data written before any change of code.
+#[tokio::test]
+async fn stored_json_rows_read_back_through_the_store() {
+    use groupguard_core::model::{Platform, Timestamp};
+    use groupguard_core::ports::{AuditStore, Change, ViolationQuery, ViolationStore};
+    use groupguard_core::rule::{Rule, Settings};
+    use groupguard_core::verdict::{Action, Evidence, Verdict};
+    use sqlx::Connection as _;
+
+    let fixture = |name: &str| -> serde_json::Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../core/tests/fixtures/stored")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let rule: Rule = serde_json::from_value(fixture("rule.json")).unwrap();
+    let settings: Settings = serde_json::from_value(fixture("settings.json")).unwrap();
+    let changes = fixture("changes.json");
+    let verdict: Verdict = serde_json::from_value(fixture("verdicts.json")[0].clone()).unwrap();
+    let evidence = &fixture("evidence.json")[0];
+    let actions = fixture("actions.json");
+
+    let path = fresh_path();
+    let url = format!("sqlite://{}", path.display());
+    SqlStore::open(&url).await.unwrap().close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut body = fixture("rule.json");
+    body["scope"]["groups"] = serde_json::json!([]);
+    let now = Timestamp(verdict.at.millis() + 3_600_000);
+    let rows: [(&str, Vec<String>); 6] = [
+        (
+            "INSERT INTO rules (id, position, version, body) VALUES ('all', 0, 1, ?)",
+            vec![body.to_string()],
+        ),
+        (
+            "INSERT INTO rule_groups (rule_id, position, platform, group_id) VALUES ('all', 0, 'wecom', 'g1')",
+            vec![],
+        ),
+        (
+            "INSERT INTO settings (id, body) VALUES (1, ?)",
+            vec![fixture("settings.json").to_string()],
+        ),
+        (
+            "INSERT INTO audit_log (at, by_source, change) VALUES (?, 'moderator:wecom:admin', ?)",
+            vec![verdict.at.millis().to_string(), changes[1].to_string()],
+        ),
+        (
+            "INSERT INTO processed_events (platform, event_id, at, message_id, verdict) VALUES ('wecom', 'e1', ?, 'e1', ?)",
+            vec![
+                verdict.at.millis().to_string(),
+                fixture("verdicts.json")[0].to_string(),
+            ],
+        ),
+        (
+            "INSERT INTO violations (event_id, at, platform, group_id, member, rule_id, check_kind, evidence, excerpt, mode, actions) \
+             VALUES ('e1', ?, 'wecom', 'g1', 'spammer', 'all', 'keyword', ?, '请加 微 信', 'enforce', ?)",
+            vec![
+                verdict.at.millis().to_string(),
+                evidence.to_string(),
+                actions.to_string(),
+            ],
+        ),
+    ];
+    for (sql, binds) in rows {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = match b.parse::<i64>() {
+                Ok(n) => query.bind(n),
+                Err(_) => query.bind(b),
+            };
+        }
+        query.execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = SqlStore::open(&url).await.unwrap();
+    let config = store.config().await.unwrap();
+    assert_eq!(config.rules, [rule]);
+    assert_eq!(config.settings, settings);
+    assert_eq!(
+        store.verdict(Platform::WeCom, "e1").await.unwrap(),
+        Some(verdict)
+    );
+    let listed = &store.violations(&ViolationQuery::default()).await.unwrap()[0];
+    assert_eq!(
+        listed.record.evidence,
+        serde_json::from_value::<Evidence>(evidence.clone()).unwrap()
+    );
+    assert_eq!(
+        listed.record.actions,
+        serde_json::from_value::<Vec<Action>>(actions).unwrap()
+    );
+    let audit = store.audit_page(None, 10).await.unwrap();
+    assert!(matches!(audit[0].change, Change::Rule { .. }));
+    let undone = store
+        .undo(
+            audit[0].id,
+            &Edit::new("moderator:wecom:admin".parse().unwrap(), now),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(undone.change, Change::Rule { after: None, .. }));
+    assert!(
+        store.config().await.unwrap().rules.is_empty(),
+        "undoing the creation deletes it"
+    );
+}
