@@ -512,7 +512,7 @@ fn configuration_errors_are_all_listed() {
     assert_eq!(
         String::from_utf8(out.stderr).unwrap(),
         "the configuration has 3 problems:\n  http.listen: `nowhere` is not an address like 127.0.0.1:8080\n  \
-         log.format: `xml` is not text or json\n  testing.capabilities: unknown capability `teleport`\n"
+         log.format: `xml` is not text or json\n  testing.capabilities: unknown capability `teleport`: expected delete, warn, timeout, kick, notify or lockdown\n"
     );
 }
 

@@ -32,6 +32,7 @@ use crate::model::{
     Attachment, Event, EventId, EventKind, GroupChange, GroupId, JoinScene, KindName, Member,
     Message, MessageId, MessageKind, Platform, ReplyHandle, ReplyTo, Timestamp, UserId,
 };
+use crate::names::named;
 
 /// The wire form of [`Event`].
 #[derive(Debug, Serialize, Deserialize)]
@@ -78,19 +79,41 @@ struct ReplyLine {
     expires_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum EventType {
-    Message,
-    Edit,
-    Join,
-    Leave,
-    Remove,
-    Group,
-    Command,
+named! {
+    /// The `type` of an event line.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum EventType as "event type" {
+        /// [`EventKind::MessagePosted`]
+        Message = "message",
+        /// [`EventKind::MessageEdited`]
+        Edit = "edit",
+        /// [`EventKind::MemberJoined`]
+        Join = "join",
+        /// [`EventKind::MemberLeft`]
+        Leave = "leave",
+        /// [`EventKind::MemberRemoved`]
+        Remove = "remove",
+        /// [`EventKind::GroupChanged`]
+        Group = "group",
+        /// [`EventKind::Command`]
+        Command = "command",
+    }
 }
 
 impl EventType {
+    /// The type of an event.
+    pub(crate) fn of(kind: &EventKind) -> EventType {
+        match kind {
+            EventKind::MessagePosted(_) => EventType::Message,
+            EventKind::MessageEdited(_) => EventType::Edit,
+            EventKind::MemberJoined { .. } => EventType::Join,
+            EventKind::MemberLeft => EventType::Leave,
+            EventKind::MemberRemoved { .. } => EventType::Remove,
+            EventKind::GroupChanged(_) => EventType::Group,
+            EventKind::Command { .. } => EventType::Command,
+        }
+    }
+
     /// The optional fields an event of this type may carry.
     fn fields(self) -> &'static [&'static str] {
         match self {
@@ -136,10 +159,7 @@ impl TryFrom<EventLine> for Event {
             };
             return Err(format!(
                 "field `{field}` does not belong to a `{}` event{hint}",
-                serde_json::to_value(line.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
+                line.kind
             ));
         }
         let EventLine {
@@ -212,7 +232,7 @@ impl From<Event> for EventLine {
             platform: event.platform,
             group: event.group,
             member: event.member,
-            kind: EventType::Leave,
+            kind: EventType::of(&event.kind),
             message: None,
             inviter: None,
             scene: None,
@@ -224,30 +244,24 @@ impl From<Event> for EventLine {
         };
         match event.kind {
             EventKind::MessagePosted(m) => {
-                line.kind = EventType::Message;
                 line.message = Some(m);
             }
             EventKind::MessageEdited(m) => {
-                line.kind = EventType::Edit;
                 line.message = Some(m);
             }
             EventKind::MemberJoined { inviter, scene } => {
-                line.kind = EventType::Join;
                 line.inviter = inviter;
                 line.scene = Some(scene);
             }
             EventKind::MemberLeft => {}
             EventKind::MemberRemoved { by, banned } => {
-                line.kind = EventType::Remove;
                 line.by = by;
                 line.banned = banned.then_some(true);
             }
             EventKind::GroupChanged(change) => {
-                line.kind = EventType::Group;
                 line.change = Some(change);
             }
             EventKind::Command { text, reply_to } => {
-                line.kind = EventType::Command;
                 line.text = Some(text);
                 let reply = ReplyLine {
                     group: Some(reply_to.group).filter(|g| *g != line.group),

@@ -19,6 +19,7 @@ mod keys;
 pub mod lists;
 pub mod memory;
 pub mod model;
+pub mod names;
 pub mod normalize;
 pub mod platform;
 pub mod ports;

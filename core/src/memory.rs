@@ -647,7 +647,8 @@ impl ViolationStore for MemoryStore {
         to: Timestamp,
     ) -> Result<Vec<DayStats>, StoreError> {
         let inner = self.lock();
-        let mut days: BTreeMap<(i64, String, String), (u64, BTreeMap<String, bool>)> =
+        // Keyed by the platform's name, so groups sort as the SQL stores sort them.
+        let mut days: BTreeMap<(i64, &str, String), (Platform, u64, BTreeMap<String, bool>)> =
             BTreeMap::new();
         for (_, r) in &inner.violations {
             let in_group = group.is_none_or(|g| g.platform == r.platform && g.id == r.group);
@@ -656,22 +657,24 @@ impl ViolationStore for MemoryStore {
             }
             let day = r.at.millis().div_euclid(DAY_MS);
             let entry = days
-                .entry((day, r.platform.as_str().to_owned(), r.group.to_string()))
-                .or_default();
-            entry.0 += 1;
+                .entry((day, r.platform.as_str(), r.group.to_string()))
+                .or_insert_with(|| (r.platform, 0, BTreeMap::new()));
+            entry.1 += 1;
             let new = joined_recently(r);
-            let seen = entry.1.entry(r.member.to_string()).or_insert(false);
+            let seen = entry.2.entry(r.member.to_string()).or_insert(false);
             *seen |= new;
         }
         Ok(days
             .into_iter()
-            .map(|((day, platform, group), (violations, members))| DayStats {
-                day,
-                group: GroupRef::new(platform.parse().unwrap_or(Platform::WeCom), group.as_str()),
-                violations,
-                violators: members.len() as u64,
-                new_violators: members.values().filter(|&&new| new).count() as u64,
-            })
+            .map(
+                |((day, _, group), (platform, violations, members))| DayStats {
+                    day,
+                    group: GroupRef::new(platform, group.as_str()),
+                    violations,
+                    violators: members.len() as u64,
+                    new_violators: members.values().filter(|&&new| new).count() as u64,
+                },
+            )
             .collect())
     }
 

@@ -10,53 +10,19 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The chat platforms groupguard moderates. Exhaustive on purpose: adding one must break
-/// every `match` that has to handle it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Platform {
-    /// Enterprise WeChat.
-    #[serde(rename = "wecom")]
-    WeCom,
-    /// Matrix.
-    Matrix,
-    /// Discord.
-    Discord,
-}
+use crate::names::{UnknownName, named};
 
-impl Platform {
-    /// Every platform, in a stable order.
-    pub const ALL: [Platform; 3] = [Platform::WeCom, Platform::Matrix, Platform::Discord];
-
-    /// The lower-case name used in files and commands.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::WeCom => "wecom",
-            Platform::Matrix => "matrix",
-            Platform::Discord => "discord",
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An unknown platform name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown platform `{0}`: expected wecom, matrix or discord")]
-pub struct UnknownPlatform(pub String);
-
-impl FromStr for Platform {
-    type Err = UnknownPlatform;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Platform::ALL
-            .into_iter()
-            .find(|p| p.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| UnknownPlatform(s.to_owned()))
+named! {
+    /// The chat platforms groupguard moderates. Exhaustive on purpose: adding one must break
+    /// every `match` that has to handle it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Platform as "platform" {
+        /// Enterprise WeChat.
+        WeCom = "wecom",
+        /// Matrix.
+        Matrix = "matrix",
+        /// Discord.
+        Discord = "discord",
     }
 }
 
@@ -213,50 +179,21 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-/// What a member is to the group. Ordered: a higher role can do what a lower one can.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// An external member (a customer, a guest, anyone not of the home organisation).
-    #[default]
-    Member,
-    /// An internal member of the home organisation.
-    Staff,
-    /// A moderator.
-    Moderator,
-    /// An administrator.
-    Admin,
-    /// The group's owner.
-    Owner,
-}
-
-impl Role {
-    /// Every role, lowest first.
-    pub const ALL: [Role; 5] = [
-        Role::Member,
-        Role::Staff,
-        Role::Moderator,
-        Role::Admin,
-        Role::Owner,
-    ];
-
-    /// The lower-case name used in files and commands.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Member => "member",
-            Role::Staff => "staff",
-            Role::Moderator => "moderator",
-            Role::Admin => "admin",
-            Role::Owner => "owner",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+named! {
+    /// What a member is to the group. Ordered: a higher role can do what a lower one can.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    pub enum Role as "role" {
+        /// An external member (a customer, a guest, anyone not of the home organisation).
+        #[default]
+        Member = "member",
+        /// An internal member of the home organisation.
+        Staff = "staff",
+        /// A moderator.
+        Moderator = "moderator",
+        /// An administrator.
+        Admin = "admin",
+        /// The group's owner.
+        Owner = "owner",
     }
 }
 
@@ -338,97 +275,41 @@ pub enum MessageKind {
     Other,
 }
 
-/// The name of a [`MessageKind`], used to ban kinds in rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KindName {
-    /// [`MessageKind::Text`]
-    Text,
-    /// [`MessageKind::Image`]
-    Image,
-    /// [`MessageKind::Voice`]
-    Voice,
-    /// [`MessageKind::Video`]
-    Video,
-    /// [`MessageKind::File`]
-    File,
-    /// [`MessageKind::Link`]
-    Link,
-    /// [`MessageKind::MiniProgram`]
-    MiniProgram,
-    /// [`MessageKind::ChatRecord`]
-    ChatRecord,
-    /// [`MessageKind::ContactCard`]
-    ContactCard,
-    /// [`MessageKind::Sticker`]
-    Sticker,
-    /// [`MessageKind::Location`]
-    Location,
-    /// [`MessageKind::Other`]
-    Other,
+named! {
+    /// The name of a [`MessageKind`], used to ban kinds in rules.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum KindName as "message kind" {
+        /// [`MessageKind::Text`]
+        Text = "text",
+        /// [`MessageKind::Image`]
+        Image = "image",
+        /// [`MessageKind::Voice`]
+        Voice = "voice",
+        /// [`MessageKind::Video`]
+        Video = "video",
+        /// [`MessageKind::File`]
+        File = "file",
+        /// [`MessageKind::Link`]
+        Link = "link",
+        /// [`MessageKind::MiniProgram`]
+        MiniProgram = "mini_program",
+        /// [`MessageKind::ChatRecord`]
+        ChatRecord = "chat_record",
+        /// [`MessageKind::ContactCard`]
+        ContactCard = "contact_card",
+        /// [`MessageKind::Sticker`]
+        Sticker = "sticker",
+        /// [`MessageKind::Location`]
+        Location = "location",
+        /// [`MessageKind::Other`]
+        Other = "other",
+    }
 }
 
 impl KindName {
-    /// Every kind.
-    pub const ALL: [KindName; 12] = [
-        KindName::Text,
-        KindName::Image,
-        KindName::Voice,
-        KindName::Video,
-        KindName::File,
-        KindName::Link,
-        KindName::MiniProgram,
-        KindName::ChatRecord,
-        KindName::ContactCard,
-        KindName::Sticker,
-        KindName::Location,
-        KindName::Other,
-    ];
-
-    /// The snake-case name used in files and commands.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KindName::Text => "text",
-            KindName::Image => "image",
-            KindName::Voice => "voice",
-            KindName::Video => "video",
-            KindName::File => "file",
-            KindName::Link => "link",
-            KindName::MiniProgram => "mini_program",
-            KindName::ChatRecord => "chat_record",
-            KindName::ContactCard => "contact_card",
-            KindName::Sticker => "sticker",
-            KindName::Location => "location",
-            KindName::Other => "other",
-        }
-    }
-
     /// A bit for kind sets.
     pub(crate) fn bit(self) -> u16 {
         1 << (self as u16)
-    }
-}
-
-impl fmt::Display for KindName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for KindName {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        KindName::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let all: Vec<_> = KindName::ALL.iter().map(|k| k.as_str()).collect();
-                format!(
-                    "unknown message kind `{s}`: expected one of {}",
-                    all.join(", ")
-                )
-            })
     }
 }
 
@@ -541,19 +422,20 @@ impl Message {
     }
 }
 
-/// How a member came to join a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JoinScene {
-    /// Invited directly by a member.
-    DirectInvite,
-    /// Through an invite link shared by a member.
-    InviteLink,
-    /// By scanning the group's QR code.
-    QrCode,
-    /// The platform did not say.
-    #[default]
-    Unknown,
+named! {
+    /// How a member came to join a group.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub enum JoinScene as "join scene" {
+        /// Invited directly by a member.
+        DirectInvite = "direct_invite",
+        /// Through an invite link shared by a member.
+        InviteLink = "invite_link",
+        /// By scanning the group's QR code.
+        QrCode = "qr_code",
+        /// The platform did not say.
+        #[default]
+        Unknown = "unknown",
+    }
 }
 
 /// What happened.
@@ -594,15 +476,7 @@ impl EventKind {
     /// The event type's name in chat logs: `message`, `edit`, `join`, `leave`, `remove`,
     /// `group` or `command`.
     pub fn name(&self) -> &'static str {
-        match self {
-            EventKind::MessagePosted(_) => "message",
-            EventKind::MessageEdited(_) => "edit",
-            EventKind::MemberJoined { .. } => "join",
-            EventKind::MemberLeft => "leave",
-            EventKind::MemberRemoved { .. } => "remove",
-            EventKind::GroupChanged(_) => "group",
-            EventKind::Command { .. } => "command",
-        }
+        crate::eventlog::EventType::of(self).as_str()
     }
 }
 
@@ -787,7 +661,7 @@ pub enum RefError {
     Shape(String),
     /// The platform part is unknown.
     #[error(transparent)]
-    Platform(#[from] UnknownPlatform),
+    Platform(#[from] UnknownName),
 }
 
 fn split_ref(s: &str) -> Result<(Platform, &str), RefError> {

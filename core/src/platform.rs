@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::model::{
     Event, EventId, GroupId, MessageId, Platform, ReplyTo, RuleId, Timestamp, UserId,
 };
+use crate::names::named;
 use crate::reply::Reply;
 use crate::verdict::Action;
 
@@ -145,46 +146,26 @@ impl ActionRequest {
     }
 }
 
-/// Something a platform may be able to do in a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Capability {
-    /// Delete (recall, redact) messages.
-    Delete,
-    /// Post warnings in the group.
-    Warn,
-    /// Mute members for a while.
-    Timeout,
-    /// Remove members from the group.
-    Kick,
-    /// Tell the group's admins.
-    Notify,
-    /// Lock the group down during a raid.
-    Lockdown,
+named! {
+    /// Something a platform may be able to do in a group.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Capability as "capability" {
+        /// Delete (recall, redact) messages.
+        Delete = "delete",
+        /// Post warnings in the group.
+        Warn = "warn",
+        /// Mute members for a while.
+        Timeout = "timeout",
+        /// Remove members from the group.
+        Kick = "kick",
+        /// Tell the group's admins.
+        Notify = "notify",
+        /// Lock the group down during a raid.
+        Lockdown = "lockdown",
+    }
 }
 
 impl Capability {
-    /// Every capability.
-    pub const ALL: [Capability; 6] = [
-        Capability::Delete,
-        Capability::Warn,
-        Capability::Timeout,
-        Capability::Kick,
-        Capability::Notify,
-        Capability::Lockdown,
-    ];
-
-    /// The name used in configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Capability::Delete => "delete",
-            Capability::Warn => "warn",
-            Capability::Timeout => "timeout",
-            Capability::Kick => "kick",
-            Capability::Notify => "notify",
-            Capability::Lockdown => "lockdown",
-        }
-    }
-
     /// What an action needs of the platform; none for what groupguard does itself
     /// (blacklisting). A review request reaches moderators as an admin notice.
     pub fn needed_for(action: &Action) -> Option<Capability> {
@@ -201,17 +182,6 @@ impl Capability {
 
     fn bit(self) -> u8 {
         1 << self as u8
-    }
-}
-
-impl std::str::FromStr for Capability {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Capability, String> {
-        Capability::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown capability `{s}`"))
     }
 }
 

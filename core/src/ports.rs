@@ -368,6 +368,35 @@ pub enum ActionState {
     Shadow,
 }
 
+impl ActionState {
+    /// Every state's name, as stored and shown.
+    pub const NAMES: [&'static str; 5] = ["pending", "done", "failed", "replaced", "shadow"];
+
+    /// The state's name (the serde tag).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActionState::Pending => "pending",
+            ActionState::Done => "done",
+            ActionState::Failed { .. } => "failed",
+            ActionState::Replaced { .. } => "replaced",
+            ActionState::Shadow => "shadow",
+        }
+    }
+
+    /// A state stored as its name and detail; none for a name that is no state's.
+    pub fn from_stored(name: &str, detail: Option<String>) -> Option<ActionState> {
+        let detail = detail.unwrap_or_default();
+        Some(match name {
+            "pending" => ActionState::Pending,
+            "done" => ActionState::Done,
+            "failed" => ActionState::Failed { error: detail },
+            "replaced" => ActionState::Replaced { note: detail },
+            "shadow" => ActionState::Shadow,
+            _ => return None,
+        })
+    }
+}
+
 /// An action in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxAction {
@@ -555,3 +584,39 @@ pub trait ViolationStore: Send + Sync {
 pub trait Store: ConfigStore + ListStore + AuditStore + ViolationStore {}
 
 impl<T: ConfigStore + ListStore + AuditStore + ViolationStore> Store for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_state_names_are_the_serde_tags() {
+        let states = [
+            ActionState::Pending,
+            ActionState::Done,
+            ActionState::Failed {
+                error: "e".to_owned(),
+            },
+            ActionState::Replaced {
+                note: "n".to_owned(),
+            },
+            ActionState::Shadow,
+        ];
+        for state in &states {
+            let json = serde_json::to_value(state).unwrap();
+            assert_eq!(json["state"], state.name());
+            let detail = json
+                .get("error")
+                .or(json.get("note"))
+                .and_then(|d| d.as_str())
+                .map(str::to_owned);
+            assert_eq!(
+                ActionState::from_stored(state.name(), detail).as_ref(),
+                Some(state)
+            );
+        }
+        let names: Vec<&str> = states.iter().map(ActionState::name).collect();
+        assert_eq!(names, ActionState::NAMES);
+        assert_eq!(ActionState::from_stored("lost", None), None);
+    }
+}

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::names::named;
+
 use crate::model::{
     GroupChange, GroupRef, KindName, MemberRef, OrgId, Platform, Role, RuleId, Timestamp, UserId,
     duration_text, is_false,
@@ -57,51 +59,17 @@ fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
 
-/// What a removal by an admin by hand does to the blacklist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ManualRemovals {
-    /// Nothing: the platform's own kick or ban is all.
-    #[default]
-    Off,
-    /// The member goes on the org-wide blacklist.
-    Org,
-    /// The member goes on the group owner's personal blacklist.
-    Personal,
-}
-
-impl ManualRemovals {
-    /// Every choice.
-    pub const ALL: [ManualRemovals; 3] = [
-        ManualRemovals::Off,
-        ManualRemovals::Org,
-        ManualRemovals::Personal,
-    ];
-
-    /// The name used in files and commands.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ManualRemovals::Off => "off",
-            ManualRemovals::Org => "org",
-            ManualRemovals::Personal => "personal",
-        }
-    }
-}
-
-impl FromStr for ManualRemovals {
-    type Err = &'static str;
-
-    fn from_str(s: &str) -> Result<ManualRemovals, &'static str> {
-        ManualRemovals::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or("off, org or personal")
-    }
-}
-
-impl fmt::Display for ManualRemovals {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+named! {
+    /// What a removal by an admin by hand does to the blacklist.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub enum ManualRemovals as "manual removal policy" {
+        /// Nothing: the platform's own kick or ban is all.
+        #[default]
+        Off = "off",
+        /// The member goes on the org-wide blacklist.
+        Org = "org",
+        /// The member goes on the group owner's personal blacklist.
+        Personal = "personal",
     }
 }
 
@@ -186,23 +154,15 @@ impl GroupConfig {
     }
 }
 
-/// Whether a rule's actions are carried out or only recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Actions are executed.
-    #[default]
-    Enforce,
-    /// Actions are recorded, never executed: try a rule on live traffic first.
-    Shadow,
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::Enforce => "enforce",
-            Mode::Shadow => "shadow",
-        })
+named! {
+    /// Whether a rule's actions are carried out or only recorded.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub enum Mode as "mode" {
+        /// Actions are executed.
+        #[default]
+        Enforce = "enforce",
+        /// Actions are recorded, never executed: try a rule on live traffic first.
+        Shadow = "shadow",
     }
 }
 
@@ -439,26 +399,16 @@ pub struct RegexCheck {
     pub patterns: Vec<String>,
 }
 
-/// Kinds of phone numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PhoneKind {
-    /// Mainland China mobile (`1[3-9]` + 9 digits), with or without `+86`/`0086`.
-    Mobile,
-    /// Mainland China landline with area code, and 400/800 service numbers.
-    Landline,
-    /// Any other number written in E.164 form (`+` and 8 to 15 digits).
-    International,
-}
-
-impl PhoneKind {
-    /// The snake-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PhoneKind::Mobile => "mobile",
-            PhoneKind::Landline => "landline",
-            PhoneKind::International => "international",
-        }
+named! {
+    /// Kinds of phone numbers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum PhoneKind as "phone kind" {
+        /// Mainland China mobile (`1[3-9]` + 9 digits), with or without `+86`/`0086`.
+        Mobile = "mobile",
+        /// Mainland China landline with area code, and 400/800 service numbers.
+        Landline = "landline",
+        /// Any other number written in E.164 form (`+` and 8 to 15 digits).
+        International = "international",
     }
 }
 
@@ -487,15 +437,16 @@ impl Default for PhoneCheck {
     }
 }
 
-/// Which links violate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LinkMode {
-    /// Only links to a denied domain.
-    #[default]
-    DenyListed,
-    /// Every link except to an allowed domain.
-    AllowListedOnly,
+named! {
+    /// Which links violate.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub enum LinkMode as "link mode" {
+        /// Only links to a denied domain.
+        #[default]
+        DenyListed = "deny_listed",
+        /// Every link except to an allowed domain.
+        AllowListedOnly = "allow_listed_only",
+    }
 }
 
 /// Links and bare domains, matched by registrable domain and its subdomains.
@@ -618,14 +569,15 @@ impl Default for BlacklistCheck {
     }
 }
 
-/// Which blacklist an entry or a ladder step writes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ListScope {
-    /// The organisation-wide list.
-    Org,
-    /// The group owner's personal list.
-    Personal,
+named! {
+    /// Which blacklist an entry or a ladder step writes to.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum ListScope as "list" {
+        /// The organisation-wide list.
+        Org = "org",
+        /// The group owner's personal list.
+        Personal = "personal",
+    }
 }
 
 /// One step of a rung.
@@ -794,7 +746,7 @@ impl FromStr for Source {
             Some(("platform", platform)) => platform
                 .parse()
                 .map(Source::Platform)
-                .map_err(|e: crate::model::UnknownPlatform| e.to_string()),
+                .map_err(|e: crate::names::UnknownName| e.to_string()),
             _ => Err(format!(
                 "unknown source `{s}`: expected rule:ID, moderator:PLATFORM:ID, platform:PLATFORM or import"
             )),

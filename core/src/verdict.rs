@@ -10,6 +10,7 @@ use crate::model::{
     EventId, GroupId, KindName, MessageId, OrgId, Platform, Role, RuleId, Timestamp, UserId,
     duration_text,
 };
+use crate::names::named;
 use crate::platform::IdempotencyKey;
 use crate::rule::{ListScope, Mode, Source};
 
@@ -126,68 +127,40 @@ pub struct Match {
     pub notes: Vec<String>,
 }
 
-/// Which check matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckKind {
-    /// A sensitive word.
-    Keyword,
-    /// A regular expression.
-    Regex,
-    /// A phone number.
-    Phone,
-    /// A link.
-    Link,
-    /// A mini-program not on the allow-list.
-    MiniProgram,
-    /// A banned message kind.
-    BannedKind,
-    /// Too many messages in the window.
-    Flood,
-    /// Too many characters.
-    MaxChars,
-    /// Too many line breaks.
-    MaxLines,
-    /// Too many mentions.
-    MaxMentions,
-    /// The same text from too many members.
-    DuplicateMembers,
-    /// The same text in too many groups.
-    DuplicateGroups,
-    /// A member of another organisation joined.
-    OtherOrganisation,
-    /// Someone who is not staff invited the member.
-    InviterNotStaff,
-    /// A blacklisted member.
-    Blacklist,
-}
-
-impl CheckKind {
-    /// The snake-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckKind::Keyword => "keyword",
-            CheckKind::Regex => "regex",
-            CheckKind::Phone => "phone",
-            CheckKind::Link => "link",
-            CheckKind::MiniProgram => "mini_program",
-            CheckKind::BannedKind => "banned_kind",
-            CheckKind::Flood => "flood",
-            CheckKind::MaxChars => "max_chars",
-            CheckKind::MaxLines => "max_lines",
-            CheckKind::MaxMentions => "max_mentions",
-            CheckKind::DuplicateMembers => "duplicate_members",
-            CheckKind::DuplicateGroups => "duplicate_groups",
-            CheckKind::OtherOrganisation => "other_organisation",
-            CheckKind::InviterNotStaff => "inviter_not_staff",
-            CheckKind::Blacklist => "blacklist",
-        }
-    }
-}
-
-impl fmt::Display for CheckKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+named! {
+    /// Which check matched.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum CheckKind as "check" {
+        /// A sensitive word.
+        Keyword = "keyword",
+        /// A regular expression.
+        Regex = "regex",
+        /// A phone number.
+        Phone = "phone",
+        /// A link.
+        Link = "link",
+        /// A mini-program not on the allow-list.
+        MiniProgram = "mini_program",
+        /// A banned message kind.
+        BannedKind = "banned_kind",
+        /// Too many messages in the window.
+        Flood = "flood",
+        /// Too many characters.
+        MaxChars = "max_chars",
+        /// Too many line breaks.
+        MaxLines = "max_lines",
+        /// Too many mentions.
+        MaxMentions = "max_mentions",
+        /// The same text from too many members.
+        DuplicateMembers = "duplicate_members",
+        /// The same text in too many groups.
+        DuplicateGroups = "duplicate_groups",
+        /// A member of another organisation joined.
+        OtherOrganisation = "other_organisation",
+        /// Someone who is not staff invited the member.
+        InviterNotStaff = "inviter_not_staff",
+        /// A blacklisted member.
+        Blacklist = "blacklist",
     }
 }
 

@@ -22,17 +22,6 @@ const VIOLATION_COLUMNS: &str = "id, event_id, at, platform, group_id, member, m
 const OUTBOX_COLUMNS: &str = "id, violation_id, rule_id, platform, group_id, member, message_id, \
                               action, idem_key, state, detail, attempts";
 
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Enforce => "enforce",
-        Mode::Shadow => "shadow",
-    }
-}
-
-fn check_from(name: &str) -> Result<CheckKind, StoreError> {
-    from_json(&to_json(&name)?)
-}
-
 fn violation_from_row(row: &AnyRow) -> Result<(i64, ViolationRecord), StoreError> {
     let record = ViolationRecord {
         event: col::<String>(row, "event_id")?.into(),
@@ -43,27 +32,22 @@ fn violation_from_row(row: &AnyRow) -> Result<(i64, ViolationRecord), StoreError
         member_name: col(row, "member_name")?,
         member_joined_at: col::<Option<i64>>(row, "member_joined_at")?.map(Timestamp),
         rule: col::<String>(row, "rule_id")?.into(),
-        check: check_from(&col::<String>(row, "check_kind")?)?,
+        check: parse(&col::<String>(row, "check_kind")?)?,
         evidence: from_json(&col::<String>(row, "evidence")?)?,
         excerpt: col(row, "excerpt")?,
         actions: from_json(&col::<String>(row, "actions")?)?,
-        mode: if col::<String>(row, "mode")? == "shadow" {
-            Mode::Shadow
-        } else {
-            Mode::Enforce
-        },
+        mode: parse(&col::<String>(row, "mode")?)?,
     };
     Ok((col(row, "id")?, record))
 }
 
-fn state_from(state: &str, detail: Option<String>) -> ActionState {
-    let detail = detail.unwrap_or_default();
-    match state {
-        "done" => ActionState::Done,
-        "failed" => ActionState::Failed { error: detail },
-        "replaced" => ActionState::Replaced { note: detail },
-        _ => ActionState::Pending,
-    }
+/// An action's state from its stored name and detail; a name that is no state's is corrupt.
+fn state_from(state: &str, detail: Option<String>) -> Result<ActionState, StoreError> {
+    ActionState::from_stored(state, detail).ok_or_else(|| {
+        StoreError::backend(std::io::Error::other(format!(
+            "corrupt stored action state `{state}`"
+        )))
+    })
 }
 
 fn outbox_from_row(row: &AnyRow) -> Result<OutboxAction, StoreError> {
@@ -77,7 +61,7 @@ fn outbox_from_row(row: &AnyRow) -> Result<OutboxAction, StoreError> {
         message: col::<Option<String>>(row, "message_id")?.map(MessageId::from),
         action: from_json(&col::<String>(row, "action")?)?,
         key: IdempotencyKey::from_stored(col::<String>(row, "idem_key")?),
-        state: state_from(&col::<String>(row, "state")?, col(row, "detail")?),
+        state: state_from(&col::<String>(row, "state")?, col(row, "detail")?)?,
         attempts: col::<i64>(row, "attempts")? as u32,
     })
 }
@@ -119,7 +103,7 @@ impl ViolationStore for SqlStore {
             .bind(r.check.as_str())
             .bind(to_json(&r.evidence)?)
             .bind(r.excerpt.clone())
-            .bind(mode_name(r.mode))
+            .bind(r.mode.as_str())
             .bind(to_json(&r.actions)?)
             .fetch_one(&mut *tx)
             .await
@@ -226,8 +210,10 @@ impl ViolationStore for SqlStore {
 
     async fn finish_action(&self, id: ActionId, result: ActionResult) -> Result<(), StoreError> {
         let (state, detail, due) = match result {
-            ActionResult::Done => ("done", None, None),
-            ActionResult::Retry { error, at } => ("pending", Some(error), Some(at.millis())),
+            ActionResult::Done => (ActionState::Done.name(), None, None),
+            ActionResult::Retry { error, at } => {
+                (ActionState::Pending.name(), Some(error), Some(at.millis()))
+            }
             ActionResult::Failed { error } => ("failed", Some(error), None),
             ActionResult::Replaced { note } => ("replaced", Some(note), None),
         };
@@ -321,7 +307,7 @@ impl ViolationStore for SqlStore {
                     .or_default()
                     .push((
                         from_json(&col::<String>(&row, "action")?)?,
-                        state_from(&col::<String>(&row, "state")?, col(&row, "detail")?),
+                        state_from(&col::<String>(&row, "state")?, col(&row, "detail")?)?,
                     ));
             }
         }
@@ -405,7 +391,7 @@ impl ViolationStore for SqlStore {
         rows.iter()
             .map(|row| {
                 Ok((
-                    check_from(&col::<String>(row, "check_kind")?)?,
+                    parse(&col::<String>(row, "check_kind")?)?,
                     col::<i64>(row, "n")? as u64,
                 ))
             })

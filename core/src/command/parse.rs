@@ -552,7 +552,7 @@ fn value(kind: Kind, name: &str, token: &str, platform: Platform) -> Result<Valu
             "off" | "no" | "false" => Value::Bool(false),
             _ => return Err(format!("`{token}` is not on or off")),
         },
-        Kind::Message => Value::Kind(token.parse::<KindName>()?),
+        Kind::Message => Value::Kind(token.parse::<KindName>().map_err(|e| e.to_string())?),
         Kind::LinkMode => Value::LinkMode(match lower.as_str() {
             "deny-listed" | "deny_listed" => Some(LinkMode::DenyListed),
             "allow-listed-only" | "allow_listed_only" => Some(LinkMode::AllowListedOnly),
@@ -571,7 +571,7 @@ fn value(kind: Kind, name: &str, token: &str, platform: Platform) -> Result<Valu
         Kind::Removals => Value::Text(
             lower
                 .parse::<crate::rule::ManualRemovals>()
-                .map_err(|e| format!("`{token}` is not {e}"))?
+                .map_err(|e| e.to_string())?
                 .as_str()
                 .to_owned(),
         ),

@@ -3,7 +3,7 @@
 
 use crate::command::Outcome;
 use crate::model::Timestamp;
-use crate::ports::{ActionState, DAY_MS};
+use crate::ports::DAY_MS;
 use crate::reply::{Block, Reply, Row};
 use crate::verdict::Outcome as RuleResult;
 
@@ -157,7 +157,7 @@ pub fn reply(outcome: &Outcome) -> Reply {
                     let actions: Vec<String> = v
                         .outcomes
                         .iter()
-                        .map(|(a, s)| format!("{} {}", a.name(), state_name(s)))
+                        .map(|(a, s)| format!("{} {}", a.name(), s.name()))
                         .collect();
                     let cells = vec![
                         format!("#{}", v.id),
@@ -308,17 +308,6 @@ pub fn reply(outcome: &Outcome) -> Reply {
                 text: text.trim_end().to_owned(),
             })
             .private(),
-    }
-}
-
-/// `done`, `pending`, `failed`, `replaced` or `shadow`.
-fn state_name(state: &ActionState) -> &'static str {
-    match state {
-        ActionState::Pending => "pending",
-        ActionState::Done => "done",
-        ActionState::Failed { .. } => "failed",
-        ActionState::Replaced { .. } => "replaced",
-        ActionState::Shadow => "shadow",
     }
 }
 

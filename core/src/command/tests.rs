@@ -314,7 +314,7 @@ fn bad_input_is_refused_with_what_to_type() {
     );
     assert_eq!(
         err("!guard settings manual-removals sometimes"),
-        "`sometimes` is not off, org or personal: usage: !guard settings manual-removals <policy>"
+        "unknown manual removal policy `sometimes`: expected off, org or personal: usage: !guard settings manual-removals <policy>"
     );
     assert_eq!(
         err("!guard blacklist import"),
