@@ -448,14 +448,6 @@ impl Default for CompiledRules {
     }
 }
 
-fn valid_rule_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 fn validate_template(template: &str, path: &[PathSeg], errors: &mut Errors) {
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -590,7 +582,7 @@ fn compile_rule(
     errors: &mut Errors,
 ) -> CompiledRule {
     let at = |more: &[PathSeg]| -> Vec<PathSeg> { path.iter().chain(more).cloned().collect() };
-    if !valid_rule_id(rule.id.as_str()) {
+    if !RuleId::is_valid(rule.id.as_str()) {
         errors.push(
             &at(&[key("id")]),
             format!(

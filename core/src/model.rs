@@ -94,6 +94,17 @@ string_id!(
     RuleId
 );
 
+impl RuleId {
+    /// Whether `id` can name a rule: 1 to 64 letters, digits, `-` or `_`.
+    pub fn is_valid(id: &str) -> bool {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+}
+
 /// Milliseconds since the Unix epoch. The engine never reads a clock: callers pass one in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Timestamp(pub i64);

@@ -199,7 +199,7 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
     let spec = spec(invocation.command);
     if ctx.actor.role < spec.role {
         return Err(CommandError::Forbidden {
-            command: literal_path(spec.usage),
+            command: literal_path(spec),
             required: spec.role,
             role: ctx.actor.role,
         });
@@ -619,7 +619,10 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
         C::TemplateApply => {
             let template = args.text("template").unwrap_or_default();
             let tag = args.text("tag").unwrap_or_else(|| template.clone());
-            let set = rulefile::parse(template_text(&template)).map_err(|e| {
+            let text = crate::command::template(&template).ok_or_else(|| {
+                CommandError::Refused(format!("there is no template `{template}`"))
+            })?;
+            let set = rulefile::parse(text).map_err(|e| {
                 CommandError::Refused(format!("template {template} is broken: {}", e[0]))
             })?;
             let mut config = ctx.store.config().await?;
@@ -814,10 +817,10 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Outco
             Ok(Outcome::Undone(Box::new(entry)))
         }
         C::SettingsManualRemovals => {
-            let policy = args
-                .text("policy")
-                .and_then(|p| p.parse::<crate::rule::ManualRemovals>().ok())
-                .ok_or_else(|| CommandError::Refused("say off, org or personal".to_owned()))?;
+            let policy = match args.get("policy") {
+                Some(Value::Removals(policy)) => *policy,
+                _ => return Err(CommandError::Refused("say off, org or personal".to_owned())),
+            };
             let mut settings = ctx.store.config().await?.settings;
             settings.blacklist_manual_removals = policy;
             ctx.store.put_settings(settings, &ctx.edit()).await?;
@@ -1052,13 +1055,4 @@ pub async fn load_rules(store: &dyn Store) -> Result<CompiledRules, CommandError
     }
     CompiledRules::compile(set)
         .map_err(|errors| CommandError::Invalid(errors.iter().map(ToString::to_string).collect()))
-}
-
-fn template_text(name: &str) -> &'static str {
-    match name {
-        "retail" => include_str!("../../../examples/templates/retail.toml"),
-        "education" => include_str!("../../../examples/templates/education.toml"),
-        "b2b" => include_str!("../../../examples/templates/b2b.toml"),
-        _ => include_str!("../../../examples/templates/finance.toml"),
-    }
 }

@@ -8,12 +8,13 @@
 //!
 //! Usage patterns are words, `<name:kind>` (one value), `<name:kind...>` (one or more),
 //! `[<name:kind>]` and `[<name:kind...>]` (optional), `[--option <name:kind>]` and
-//! `<name:body>` (the lines after the command line).
+//! `<name:body>` (the lines after the command line); [`usage`] parses them once.
 
 mod exec;
 mod parse;
 mod render;
 mod slash;
+mod usage;
 
 pub use exec::{
     CommandError, Context, Outcome, RuleSummary, execute, load_rules, reload_configuration,
@@ -21,6 +22,7 @@ pub use exec::{
 pub use parse::{Args, Invocation, PREFIXES, ParseError, Value, parse};
 pub use render::{render, reply};
 pub use slash::{SlashEntry, SlashKind, SlashOption, SlashSubcommand, from_slash, slash_commands};
+pub use usage::{display_usage, literal_path};
 
 use crate::model::Role;
 
@@ -183,7 +185,7 @@ pub fn help(prefix: &str) -> String {
     let prefix = prefix.trim().to_lowercase();
     let matching: Vec<&CommandSpec> = COMMANDS
         .iter()
-        .filter(|c| literal_path(c.usage).starts_with(&prefix))
+        .filter(|c| literal_path(c).starts_with(&prefix))
         .collect();
     if matching.is_empty() {
         return format!("no command starts with `{prefix}`: type `!guard help` for the list");
@@ -192,7 +194,7 @@ pub fn help(prefix: &str) -> String {
     for c in matching {
         out.push_str(&format!(
             "!guard {}\n    {} ({}+)\n",
-            display_usage(c.usage),
+            display_usage(c),
             c.summary,
             c.role
         ));
@@ -200,33 +202,29 @@ pub fn help(prefix: &str) -> String {
     out
 }
 
-/// A usage as people read it: `<rule>` instead of `<rule:rule>`.
-pub fn display_usage(usage: &str) -> String {
-    usage
-        .split_whitespace()
-        .map(|word| match (word.find(':'), word.find('>')) {
-            (Some(colon), Some(end)) if colon < end => {
-                let dots = if word[colon..end].ends_with("...") {
-                    "..."
-                } else {
-                    ""
-                };
-                format!("{}{dots}{}", &word[..colon], &word[end..])
-            }
-            _ => word.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+/// The rule templates `template apply` offers, by name.
+pub const TEMPLATES: [(&str, &str); 4] = [
+    (
+        "retail",
+        include_str!("../../../examples/templates/retail.toml"),
+    ),
+    (
+        "education",
+        include_str!("../../../examples/templates/education.toml"),
+    ),
+    ("b2b", include_str!("../../../examples/templates/b2b.toml")),
+    (
+        "finance",
+        include_str!("../../../examples/templates/finance.toml"),
+    ),
+];
 
-/// The words of a usage before its first parameter that is not a literal
-/// (`rule set keywords add` for `rule set <rule> keywords add …`).
-pub fn literal_path(usage: &str) -> String {
-    usage
-        .split_whitespace()
-        .filter(|w| !w.starts_with('<') && !w.starts_with('['))
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A template's rule file, by name.
+pub fn template(name: &str) -> Option<&'static str> {
+    TEMPLATES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
 }
 
 #[cfg(test)]

@@ -3,11 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::command::{COMMANDS, CommandId, CommandSpec, display_usage};
-use crate::compile::first_line_of_regex_error;
-use crate::detect::links::normalize_domain;
-use crate::model::{GroupRef, KindName, MemberRef, Platform, RuleId, duration_text};
-use crate::rule::{LinkMode, Mode, Rung};
+use crate::command::usage::{Element, Kind, elements};
+use crate::command::{COMMANDS, CommandId, CommandSpec, display_usage, literal_path};
+use crate::model::{GroupRef, KindName, MemberRef, Platform, RuleId};
+use crate::rule::{LinkMode, ManualRemovals, Mode, Rung};
 
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +42,8 @@ pub enum Value {
     Mode(Mode),
     /// How links are judged; `None` turns the link check off.
     LinkMode(Option<LinkMode>),
+    /// What a manual removal does to the blacklist.
+    Removals(ManualRemovals),
     /// Several values (`<name:kind...>`).
     List(Vec<Value>),
 }
@@ -148,115 +149,6 @@ impl Args {
 #[error("{0}")]
 pub struct ParseError(pub String);
 
-/// The kinds of values a pattern can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Rule,
-    Text,
-    Int,
-    Duration,
-    Member,
-    Group,
-    Tag,
-    OnOff,
-    Audit,
-    Message,
-    LinkMode,
-    Mode,
-    Template,
-    Removals,
-    Format,
-    Rung,
-    Domain,
-    Regex,
-    Body,
-}
-
-impl Kind {
-    fn of(name: &str) -> Kind {
-        match name {
-            "rule" => Kind::Rule,
-            "int" => Kind::Int,
-            "duration" => Kind::Duration,
-            "member" => Kind::Member,
-            "group" => Kind::Group,
-            "tag" => Kind::Tag,
-            "onoff" => Kind::OnOff,
-            "audit" => Kind::Audit,
-            "kind" => Kind::Message,
-            "linkmode" => Kind::LinkMode,
-            "mode" => Kind::Mode,
-            "template" => Kind::Template,
-            "removals" => Kind::Removals,
-            "format" => Kind::Format,
-            "rung" => Kind::Rung,
-            "domain" => Kind::Domain,
-            "regex" => Kind::Regex,
-            "body" => Kind::Body,
-            _ => Kind::Text,
-        }
-    }
-}
-
-/// A pattern element.
-#[derive(Debug, Clone, Copy)]
-enum Element {
-    Word(&'static str),
-    Param {
-        name: &'static str,
-        kind: Kind,
-        many: bool,
-        optional: bool,
-    },
-    Option {
-        flag: &'static str,
-        name: &'static str,
-        kind: Kind,
-    },
-}
-
-fn elements(usage: &'static str) -> Vec<Element> {
-    let mut out = Vec::new();
-    let mut words = usage.split_whitespace().peekable();
-    while let Some(word) = words.next() {
-        if let Some(flag) = word.strip_prefix("[--") {
-            let param = words.next().unwrap_or_default();
-            let (name, kind, _) = param_parts(param.trim_end_matches(']'));
-            out.push(Element::Option { flag, name, kind });
-        } else if let Some(param) = word.strip_prefix('[') {
-            let (name, kind, many) = param_parts(param.trim_end_matches(']'));
-            out.push(Element::Param {
-                name,
-                kind,
-                many,
-                optional: true,
-            });
-        } else if word.starts_with('<') {
-            let (name, kind, many) = param_parts(word);
-            out.push(Element::Param {
-                name,
-                kind,
-                many,
-                optional: false,
-            });
-        } else {
-            out.push(Element::Word(word));
-        }
-    }
-    out
-}
-
-/// `<name:kind...>` → (name, kind, many).
-fn param_parts(param: &'static str) -> (&'static str, Kind, bool) {
-    let inner = param.trim_start_matches('<').trim_end_matches('>');
-    let (inner, many) = match inner.strip_suffix("...") {
-        Some(stripped) => (stripped, true),
-        None => (inner, false),
-    };
-    let (name, kind) = inner.split_once(':').unwrap_or((inner, "text"));
-    (name, Kind::of(kind), many)
-}
-
 /// Splits a command line into words; quotes ("…", '…', “…”) keep spaces inside a word.
 fn tokenize(line: &str) -> Result<Vec<String>, ParseError> {
     let mut tokens = Vec::new();
@@ -341,15 +233,14 @@ pub fn parse(text: &str, platform: Platform) -> Result<Invocation, ParseError> {
         return Err(unknown(&tokens, matched));
     }
     Err(ParseError(match failure {
-        Failure::Missing(name) => format!(
-            "missing <{name}>: usage: !guard {}",
-            display_usage(spec.usage)
-        ),
+        Failure::Missing(name) => {
+            format!("missing <{name}>: usage: !guard {}", display_usage(spec))
+        }
         Failure::Extra(token) => format!(
             "unexpected `{token}`: usage: !guard {}",
-            display_usage(spec.usage)
+            display_usage(spec)
         ),
-        Failure::Bad(message) => format!("{message}: usage: !guard {}", display_usage(spec.usage)),
+        Failure::Bad(message) => format!("{message}: usage: !guard {}", display_usage(spec)),
         Failure::Word => unknown(&tokens, matched).0,
     }))
 }
@@ -368,8 +259,8 @@ fn unknown(tokens: &[String], matched_words: usize) -> ParseError {
     let prefix = tokens[..matched_words].join(" ").to_lowercase();
     let similar: Vec<String> = COMMANDS
         .iter()
-        .filter(|c| crate::command::literal_path(c.usage).starts_with(&prefix))
-        .map(|c| display_usage(c.usage))
+        .filter(|c| literal_path(c).starts_with(&prefix))
+        .map(display_usage)
         .collect();
     ParseError(format!(
         "unknown command `{typed}`: did you mean\n{}",
@@ -402,7 +293,7 @@ fn match_spec(
     body: &str,
     platform: Platform,
 ) -> Result<Args, (usize, Failure)> {
-    let elements = elements(spec.usage);
+    let elements = elements(spec);
     let all_words = elements
         .iter()
         .filter(|e| matches!(e, Element::Word(_)))
@@ -415,7 +306,7 @@ fn match_spec(
         .iter()
         .position(|t| t.starts_with("--"))
         .unwrap_or(tokens.len());
-    for element in &elements {
+    for element in elements {
         match *element {
             Element::Word(w) => {
                 if tokens.get(i).is_some_and(|t| t.eq_ignore_ascii_case(w)) {
@@ -455,7 +346,7 @@ fn match_spec(
                 }
                 let values = taken
                     .iter()
-                    .map(|t| value(kind, name, t, platform))
+                    .map(|t| kind.parse(name, t, platform))
                     .collect::<Result<Vec<_>, _>>();
                 let values = match values {
                     Ok(v) => v,
@@ -491,110 +382,11 @@ fn match_spec(
         let Some(raw) = tokens.get(i + 1) else {
             return Err((full(words), Failure::Missing(name)));
         };
-        let parsed =
-            value(kind, name, raw, platform).map_err(|m| (full(words), Failure::Bad(m)))?;
+        let parsed = kind
+            .parse(name, raw, platform)
+            .map_err(|m| (full(words), Failure::Bad(m)))?;
         args.0.insert(name, parsed);
         i += 2;
     }
     Ok(args)
-}
-
-fn value(kind: Kind, name: &str, token: &str, platform: Platform) -> Result<Value, String> {
-    let lower = token.to_lowercase();
-    Ok(match kind {
-        Kind::Rule => {
-            let valid = !token.is_empty()
-                && token.len() <= 64
-                && token
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid {
-                return Err(format!(
-                    "`{token}` is not a rule id (letters, digits, - and _)"
-                ));
-            }
-            Value::Rule(RuleId::new(token))
-        }
-        Kind::Text | Kind::Body => Value::Text(token.to_owned()),
-        Kind::Tag => {
-            if token.trim().is_empty() {
-                return Err(format!("<{name}> cannot be empty"));
-            }
-            Value::Text(token.to_owned())
-        }
-        Kind::Int | Kind::Audit => match token.parse::<i64>() {
-            Ok(n) if n >= 0 => Value::Int(n),
-            _ => return Err(format!("`{token}` is not a number for <{name}>")),
-        },
-        Kind::Duration => Value::Duration(duration_text::parse(token)?),
-        Kind::Member => Value::Member(match token.parse::<MemberRef>() {
-            Ok(m)
-                if token
-                    .split_once(':')
-                    .is_some_and(|(p, _)| p.parse::<Platform>().is_ok()) =>
-            {
-                m
-            }
-            _ => MemberRef::new(platform, token),
-        }),
-        Kind::Group => Value::Group(match token.parse::<GroupRef>() {
-            Ok(g)
-                if token
-                    .split_once(':')
-                    .is_some_and(|(p, _)| p.parse::<Platform>().is_ok()) =>
-            {
-                g
-            }
-            _ => GroupRef::new(platform, token),
-        }),
-        Kind::OnOff => match lower.as_str() {
-            "on" | "yes" | "true" => Value::Bool(true),
-            "off" | "no" | "false" => Value::Bool(false),
-            _ => return Err(format!("`{token}` is not on or off")),
-        },
-        Kind::Message => Value::Kind(token.parse::<KindName>().map_err(|e| e.to_string())?),
-        Kind::LinkMode => Value::LinkMode(match lower.as_str() {
-            "deny-listed" | "deny_listed" => Some(LinkMode::DenyListed),
-            "allow-listed-only" | "allow_listed_only" => Some(LinkMode::AllowListedOnly),
-            "off" => None,
-            _ => {
-                return Err(format!(
-                    "`{token}` is not deny-listed, allow-listed-only or off"
-                ));
-            }
-        }),
-        Kind::Mode => Value::Mode(match lower.as_str() {
-            "enforce" => Mode::Enforce,
-            "shadow" => Mode::Shadow,
-            _ => return Err(format!("`{token}` is not enforce or shadow")),
-        }),
-        Kind::Removals => Value::Text(
-            lower
-                .parse::<crate::rule::ManualRemovals>()
-                .map_err(|e| e.to_string())?
-                .as_str()
-                .to_owned(),
-        ),
-        Kind::Template => match lower.as_str() {
-            "retail" | "education" | "b2b" | "finance" => Value::Text(lower),
-            _ => {
-                return Err(format!(
-                    "`{token}` is not a template: retail, education, b2b or finance"
-                ));
-            }
-        },
-        Kind::Format => match lower.as_str() {
-            "csv" | "json" => Value::Text(lower),
-            _ => return Err(format!("`{token}` is not csv or json")),
-        },
-        Kind::Rung => Value::Rung(token.parse::<Rung>()?),
-        Kind::Domain => Value::Text(normalize_domain(token)?),
-        Kind::Regex => {
-            regex::RegexBuilder::new(token)
-                .case_insensitive(true)
-                .build()
-                .map_err(|e| format!("bad pattern `{token}`: {}", first_line_of_regex_error(&e)))?;
-            Value::Text(token.to_owned())
-        }
-    })
 }

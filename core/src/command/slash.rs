@@ -6,6 +6,7 @@
 //! remaining words (`/guard rule-set keywords-add`). Single-word commands (`stats`, `why`,
 //! `help`) are subcommands of `/guard` itself.
 
+use crate::command::usage::{Element, Kind, elements, words};
 use crate::command::{COMMANDS, CommandSpec, Invocation, ParseError, parse};
 use crate::model::Platform;
 
@@ -60,11 +61,7 @@ pub enum SlashEntry {
 
 /// The group and subcommand names of a spec.
 fn names(spec: &CommandSpec) -> (Option<String>, String) {
-    let words: Vec<&str> = spec
-        .usage
-        .split_whitespace()
-        .filter(|w| !w.starts_with('<') && !w.starts_with('['))
-        .collect();
+    let words: Vec<&str> = words(spec).collect();
     match words.as_slice() {
         [single] => (None, (*single).to_owned()),
         ["rule", "set", rest @ ..] => (Some("rule-set".to_owned()), rest.join("-")),
@@ -73,79 +70,32 @@ fn names(spec: &CommandSpec) -> (Option<String>, String) {
     }
 }
 
-/// Parameters of a usage: (name, kind, many, required, option flag).
-fn params(
-    usage: &'static str,
-) -> Vec<(&'static str, &'static str, bool, bool, Option<&'static str>)> {
-    let mut out = Vec::new();
-    let mut words = usage.split_whitespace();
-    while let Some(word) = words.next() {
-        let (flag, param, required) = if let Some(flag) = word.strip_prefix("[--") {
-            (Some(flag), words.next().unwrap_or_default(), false)
-        } else if let Some(param) = word.strip_prefix('[') {
-            (None, param, false)
-        } else if word.starts_with('<') {
-            (None, word, true)
-        } else {
-            continue;
-        };
-        let inner = param
-            .trim_end_matches(']')
-            .trim_start_matches('<')
-            .trim_end_matches('>');
-        let (inner, many) = match inner.strip_suffix("...") {
-            Some(stripped) => (stripped, true),
-            None => (inner, false),
-        };
-        let (name, kind) = inner.split_once(':').unwrap_or((inner, "text"));
-        out.push((name, kind, many, required, flag));
-    }
-    out
-}
-
-fn describe(kind: &str, many: bool) -> String {
-    let what = match kind {
-        "rule" => "rule id",
-        "member" => "member id (or platform:id)",
-        "group" => "group id (or platform:id)",
-        "duration" => "duration such as 30s, 10m, 24h, 7d",
-        "onoff" => "on or off",
-        "kind" => "message kind: text, image, voice, file, …",
-        "linkmode" => "deny-listed, allow-listed-only or off",
-        "mode" => "enforce or shadow",
-        "template" => "retail, education, b2b or finance",
-        "removals" => "off, org or personal",
-        "format" => "csv or json",
-        "rung" => "ladder rung such as delete+warn",
-        "domain" => "domain such as example.com",
-        "regex" => "regular expression",
-        "body" => "the text, one entry per line",
-        "int" | "audit" => "number",
-        _ => "text",
-    };
-    if many {
-        format!("{what}, several separated by spaces")
-    } else {
-        what.to_owned()
-    }
-}
-
 /// Every command as slash subcommands.
 pub fn slash_commands() -> Vec<SlashEntry> {
     let mut entries: Vec<SlashEntry> = Vec::new();
     for spec in COMMANDS {
         let (group, name) = names(spec);
-        let mut options: Vec<SlashOption> = params(spec.usage)
-            .into_iter()
-            .map(|(name, kind, many, required, _)| SlashOption {
-                name,
-                description: describe(kind, many),
-                kind: if matches!(kind, "int" | "audit") && !many {
-                    SlashKind::Integer
-                } else {
-                    SlashKind::String
-                },
-                required,
+        let mut options: Vec<SlashOption> = elements(spec)
+            .iter()
+            .filter_map(|e| match *e {
+                Element::Word(_) => None,
+                Element::Param {
+                    name,
+                    kind,
+                    many,
+                    optional,
+                } => Some(SlashOption {
+                    name,
+                    description: kind.describe(many),
+                    kind: kind.slash_kind(many),
+                    required: !optional,
+                }),
+                Element::Option { name, kind, .. } => Some(SlashOption {
+                    name,
+                    description: kind.describe(false),
+                    kind: kind.slash_kind(false),
+                    required: false,
+                }),
             })
             .collect();
         // Discord wants required options before optional ones.
@@ -197,30 +147,33 @@ pub fn from_slash(
     let value = |name: &str| options.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
     let mut line = String::from("!guard");
     let mut body = String::new();
-    let mut words = spec.usage.split_whitespace();
-    while let Some(word) = words.next() {
-        let (flag, param) = if let Some(flag) = word.strip_prefix("[--") {
-            (Some(flag), words.next().unwrap_or_default())
-        } else if word.starts_with('<') || word.starts_with('[') {
-            (None, word)
-        } else {
-            line.push(' ');
-            line.push_str(word);
-            continue;
-        };
-        let inner = param.trim_start_matches('[').trim_start_matches('<');
-        let (name, rest) = inner.split_once(':').unwrap_or((inner, ""));
-        let Some(given) = value(name) else { continue };
-        if rest.starts_with("body") {
-            body = given.to_owned();
-        } else if let Some(flag) = flag {
-            line.push_str(&format!(" --{flag} {}", quote(given)));
-        } else if rest.contains("...") {
-            line.push(' ');
-            line.push_str(given);
-        } else {
-            line.push(' ');
-            line.push_str(&quote(given));
+    for element in elements(spec) {
+        match *element {
+            Element::Word(word) => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            Element::Param {
+                name,
+                kind: Kind::Body,
+                ..
+            } => {
+                if let Some(given) = value(name) {
+                    body = given.to_owned();
+                }
+            }
+            Element::Param { name, many, .. } => {
+                if let Some(given) = value(name) {
+                    line.push(' ');
+                    // Several values are typed as several words.
+                    line.push_str(&if many { given.to_owned() } else { quote(given) });
+                }
+            }
+            Element::Option { flag, name, .. } => {
+                if let Some(given) = value(name) {
+                    line.push_str(&format!(" --{flag} {}", quote(given)));
+                }
+            }
         }
     }
     if !body.is_empty() {

@@ -208,7 +208,7 @@ fn help_lists_every_command_with_its_role() {
     let text = help("");
     for c in COMMANDS {
         assert!(
-            text.contains(&format!("!guard {}", display_usage(c.usage))),
+            text.contains(&format!("!guard {}", display_usage(c))),
             "{}",
             c.usage
         );
