@@ -1042,6 +1042,27 @@ pub async fn undo_restores_a_deleted_rule(store: &impl Store) {
 pub async fn commands_explain_what_went_wrong(store: &impl Store) {
     let rules = handle();
     let boss = admin();
+    // An invocation the parser would never make: the handler says so, and changes nothing.
+    let group = crate::model::GroupId::new("g1");
+    let ctx = crate::command::Context {
+        store,
+        rules: &rules,
+        platform: Platform::WeCom,
+        group: &group,
+        actor: &boss,
+        now: T0,
+    };
+    let invocation = crate::command::Invocation {
+        command: crate::command::CommandId::RuleDelete,
+        args: crate::command::Args::default(),
+    };
+    assert_eq!(
+        crate::command::execute(&invocation, &ctx)
+            .await
+            .unwrap_err()
+            .to_string(),
+        "internal error: the command has no <rule>; please report it"
+    );
     assert_eq!(
         run(store, &rules, &boss, "!guard rule enable ghost")
             .await

@@ -17,7 +17,7 @@ mod slash;
 mod usage;
 
 pub use exec::{
-    CommandError, Context, Outcome, RuleSummary, execute, load_rules, reload_configuration,
+    Answer, CommandError, Context, RuleSummary, execute, load_rules, reload_configuration,
 };
 pub use parse::{Args, Invocation, PREFIXES, ParseError, Value, parse};
 pub use render::{render, reply};

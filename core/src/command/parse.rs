@@ -142,6 +142,74 @@ impl Args {
             _ => None,
         }
     }
+
+    /// enforce / shadow.
+    pub fn mode(&self, name: &str) -> Option<Mode> {
+        match self.0.get(name)? {
+            Value::Mode(m) => Some(*m),
+            _ => None,
+        }
+    }
+
+    /// A link mode; `Some(None)` turns the link check off.
+    pub fn link_mode(&self, name: &str) -> Option<Option<LinkMode>> {
+        match self.0.get(name)? {
+            Value::LinkMode(m) => Some(*m),
+            _ => None,
+        }
+    }
+
+    /// What a manual removal does.
+    pub fn removals(&self, name: &str) -> Option<ManualRemovals> {
+        match self.0.get(name)? {
+            Value::Removals(r) => Some(*r),
+            _ => None,
+        }
+    }
+
+    /// Every ladder rung of a list argument.
+    pub fn rungs(&self, name: &str) -> Vec<Rung> {
+        self.list(name)
+            .iter()
+            .filter_map(|v| match v {
+                Value::Rung(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every message kind of a list argument.
+    pub fn kinds(&self, name: &str) -> Vec<KindName> {
+        self.list(name)
+            .iter()
+            .filter_map(|v| match v {
+                Value::Kind(k) => Some(*k),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every group of a list argument.
+    pub fn groups(&self, name: &str) -> Vec<GroupRef> {
+        self.list(name)
+            .iter()
+            .filter_map(|v| match v {
+                Value::Group(g) => Some(g.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A value the command table promises a command but the parse did not give: the table and
+/// the command's handler disagree, which is never the member's fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("internal error: the command has no <{0}>; please report it")]
+pub struct MissingArg(pub &'static str);
+
+/// A required argument, or the mismatch that it is missing.
+pub fn need<T>(value: Option<T>, name: &'static str) -> Result<T, MissingArg> {
+    value.ok_or(MissingArg(name))
 }
 
 /// Why a command line was refused. The message says what to type instead.

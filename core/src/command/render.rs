@@ -1,15 +1,15 @@
 //! What a command's outcome looks like: a structured [`Reply`] that each platform renders
 //! natively, and its plain-text form.
 
-use crate::command::Outcome;
+use crate::command::Answer;
 use crate::model::Timestamp;
 use crate::ports::DAY_MS;
 use crate::reply::{Block, Reply, Row};
 use crate::verdict::Outcome as RuleResult;
 
-/// An outcome as plain text.
-pub fn render(outcome: &Outcome) -> String {
-    reply(outcome).plain_text()
+/// An answer as plain text.
+pub fn render(answer: &Answer) -> String {
+    reply(answer).plain_text()
 }
 
 /// A table whose rows read as the given plain lines.
@@ -23,23 +23,23 @@ fn table(columns: &[&str], rows: impl IntoIterator<Item = (Vec<String>, String)>
     }
 }
 
-/// An outcome as a structured reply. What only reads (lists, reports, help) is for the
+/// An answer as a structured reply. What only reads (lists, reports, help) is for the
 /// asker's eyes; a change is shown to the group, so every admin there sees it.
-pub fn reply(outcome: &Outcome) -> Reply {
-    match outcome {
-        Outcome::RuleChanged {
+pub fn reply(answer: &Answer) -> Reply {
+    match answer {
+        Answer::RuleChanged {
             rule,
             what,
             version,
         } => Reply::text(format!("rule {rule}: {what} (version {version})")),
-        Outcome::RuleDeleted { rule } => Reply::text(format!(
+        Answer::RuleDeleted { rule } => Reply::text(format!(
             "rule {rule} deleted; !guard audit list shows the change and audit undo restores it within 72 hours"
         )),
-        Outcome::Rules(rules) if rules.is_empty() => {
+        Answer::Rules(rules) if rules.is_empty() => {
             Reply::text("no rules yet: !guard rule create <rule> or !guard template apply retail")
                 .private()
         }
-        Outcome::Rules(rules) => Reply::default()
+        Answer::Rules(rules) => Reply::default()
             .with(table(
                 &["rule", "state", "name", "checks"],
                 rules.iter().map(|r| {
@@ -58,18 +58,18 @@ pub fn reply(outcome: &Outcome) -> Reply {
                 }),
             ))
             .private(),
-        Outcome::RuleText(text) => Reply::default()
+        Answer::RuleText(text) => Reply::default()
             .with(Block::Code {
                 text: text.trim_end().to_owned(),
             })
             .private(),
-        Outcome::GroupTags { group, tags } if tags.is_empty() => {
+        Answer::GroupTags { group, tags } if tags.is_empty() => {
             Reply::text(format!("{group} has no tags")).private()
         }
-        Outcome::GroupTags { group, tags } => {
+        Answer::GroupTags { group, tags } => {
             Reply::text(format!("{group} tags: {}", tags.join(", "))).private()
         }
-        Outcome::TemplateApplied {
+        Answer::TemplateApplied {
             template,
             rules,
             tag,
@@ -82,13 +82,13 @@ pub fn reply(outcome: &Outcome) -> Reply {
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
-        Outcome::ListChanged { what } | Outcome::SettingsChanged { what } => {
+        Answer::ListChanged { what } | Answer::SettingsChanged { what } => {
             Reply::text(what.clone())
         }
-        Outcome::Blacklist(entries) if entries.is_empty() => {
+        Answer::Blacklist(entries) if entries.is_empty() => {
             Reply::text("the blacklist is empty").private()
         }
-        Outcome::Blacklist(entries) => Reply::default()
+        Answer::Blacklist(entries) => Reply::default()
             .with(table(
                 &["member", "owner", "reason", "source", "until"],
                 entries.iter().map(|e| {
@@ -125,10 +125,10 @@ pub fn reply(outcome: &Outcome) -> Reply {
                 }),
             ))
             .private(),
-        Outcome::Whitelist(entries) if entries.is_empty() => {
+        Answer::Whitelist(entries) if entries.is_empty() => {
             Reply::text("the whitelist is empty").private()
         }
-        Outcome::Whitelist(entries) => Reply::default()
+        Answer::Whitelist(entries) => Reply::default()
             .with(table(
                 &["member", "rules", "reason"],
                 entries.iter().map(|e| {
@@ -146,8 +146,8 @@ pub fn reply(outcome: &Outcome) -> Reply {
                 }),
             ))
             .private(),
-        Outcome::Violations(list) if list.is_empty() => Reply::text("no violations").private(),
-        Outcome::Violations(list) => Reply::default()
+        Answer::Violations(list) if list.is_empty() => Reply::text("no violations").private(),
+        Answer::Violations(list) => Reply::default()
             .with(table(
                 &[
                     "#", "at", "group", "member", "rule", "check", "evidence", "actions",
@@ -187,13 +187,13 @@ pub fn reply(outcome: &Outcome) -> Reply {
                 }),
             ))
             .private(),
-        Outcome::File { name, content } => Reply::default()
+        Answer::File { name, content } => Reply::default()
             .with(Block::File {
                 name: name.clone(),
                 content: content.clone(),
             })
             .private(),
-        Outcome::Stats { days, rows, top } => {
+        Answer::Stats { days, rows, top } => {
             let mut reply = Reply::default().titled(format!("the last {days} days"));
             if rows.is_empty() {
                 reply = reply.with(Block::Text {
@@ -232,7 +232,7 @@ pub fn reply(outcome: &Outcome) -> Reply {
             }
             reply.private()
         }
-        Outcome::Why(verdict) => {
+        Answer::Why(verdict) => {
             let mut lines = Vec::new();
             for o in &verdict.outcomes {
                 lines.push(match &o.result {
@@ -275,8 +275,8 @@ pub fn reply(outcome: &Outcome) -> Reply {
                 })
                 .private()
         }
-        Outcome::Audit(entries) if entries.is_empty() => Reply::text("no changes yet").private(),
-        Outcome::Audit(entries) => Reply::default()
+        Answer::Audit(entries) if entries.is_empty() => Reply::text("no changes yet").private(),
+        Answer::Audit(entries) => Reply::default()
             .with(table(
                 &["#", "at", "by", "change"],
                 entries.iter().map(|e| {
@@ -295,15 +295,15 @@ pub fn reply(outcome: &Outcome) -> Reply {
                 }),
             ))
             .private(),
-        Outcome::Undone(entry) => Reply::text(format!(
+        Answer::Undone(entry) => Reply::text(format!(
             "undone as change #{}: {}",
             entry.id,
             describe(&entry.change)
         )),
-        Outcome::ConfigImported { rules, groups } => Reply::text(format!(
+        Answer::ConfigImported { rules, groups } => Reply::text(format!(
             "configuration replaced: {rules} rules, {groups} groups"
         )),
-        Outcome::Help(text) => Reply::default()
+        Answer::Help(text) => Reply::default()
             .with(Block::Code {
                 text: text.trim_end().to_owned(),
             })

@@ -1,0 +1,136 @@
+//! `group tag …`, `template apply`, `audit undo`, `settings …`, `config export|import`.
+
+use super::{Answer, CommandError, Context, edit_list, reload, reload_config, swap, validate};
+use crate::command::parse::{Args, need};
+use crate::compile::CompiledRules;
+use crate::ports::Change;
+use crate::rule::{GroupConfig, ManualRemovals};
+use crate::rulefile;
+
+/// `group tag add|remove` (`Some(add)`) or `group tag list` (`None`).
+pub(super) async fn group_tags(
+    ctx: &Context<'_>,
+    args: &Args,
+    add: Option<bool>,
+) -> Result<Answer, CommandError> {
+    let id = args.group("group").cloned().unwrap_or_else(|| ctx.here());
+    let config = ctx.store.config().await?;
+    let mut group = config
+        .groups
+        .iter()
+        .find(|g| g.id == id)
+        .cloned()
+        .unwrap_or_else(|| GroupConfig::new(id.clone()));
+    if let Some(add) = add {
+        edit_list(&mut group.tags, args.texts("tags"), add);
+        let mut candidate = config;
+        candidate.groups.retain(|g| g.id != id);
+        candidate.groups.push(group.clone());
+        validate(&candidate)?;
+        ctx.store.put_group(group.clone(), &ctx.edit()).await?;
+        reload_config(ctx).await?;
+    }
+    Ok(Answer::GroupTags {
+        group: id,
+        tags: group.tags,
+    })
+}
+
+pub(super) async fn template(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
+    let template = need(args.text("template"), "template")?;
+    let tag = args.text("tag").unwrap_or_else(|| template.clone());
+    let text = crate::command::template(&template)
+        .ok_or_else(|| CommandError::Refused(format!("there is no template `{template}`")))?;
+    let set = rulefile::parse(text)
+        .map_err(|e| CommandError::Refused(format!("template {template} is broken: {}", e[0])))?;
+    let mut config = ctx.store.config().await?;
+    let mut ids = Vec::new();
+    let mut rules = Vec::new();
+    for mut rule in set.rules {
+        rule.scope.tags = vec![tag.clone()];
+        rule.scope.groups.clear();
+        config.rules.retain(|r| r.id != rule.id);
+        config.rules.push(rule.clone());
+        ids.push(rule.id.clone());
+        rules.push(rule);
+    }
+    validate(&config)?;
+    let edit = ctx.edit();
+    for rule in rules {
+        ctx.store.put_rule(rule, &edit).await?;
+    }
+    reload_config(ctx).await?;
+    Ok(Answer::TemplateApplied {
+        template,
+        rules: ids,
+        tag,
+    })
+}
+
+pub(super) async fn undo(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
+    let id = need(args.int("id"), "id")?;
+    let entry = ctx.store.undo(id, &ctx.edit()).await?;
+    match &entry.change {
+        Change::Blacklist {
+            member,
+            owner,
+            after,
+            ..
+        } => swap(ctx, |current| match after {
+            Some(restored) => current.with_blacklist_changes(std::slice::from_ref(restored), &[]),
+            None => current.with_blacklist_changes(&[], &[(member.clone(), owner.clone())]),
+        }),
+        _ => reload_config(ctx).await?,
+    }
+    Ok(Answer::Undone(Box::new(entry)))
+}
+
+pub(super) async fn manual_removals(
+    ctx: &Context<'_>,
+    args: &Args,
+) -> Result<Answer, CommandError> {
+    let policy = need(args.removals("policy"), "policy")?;
+    let mut settings = ctx.store.config().await?.settings;
+    settings.blacklist_manual_removals = policy;
+    ctx.store.put_settings(settings, &ctx.edit()).await?;
+    reload_config(ctx).await?;
+    let what = match policy {
+        ManualRemovals::Off => "members kicked or banned by hand are no longer blacklisted",
+        ManualRemovals::Org => {
+            "members kicked or banned by an admin by hand now go on the org-wide blacklist"
+        }
+        ManualRemovals::Personal => {
+            "members kicked or banned by an admin by hand now go on the group owner's blacklist"
+        }
+    };
+    Ok(Answer::SettingsChanged {
+        what: what.to_owned(),
+    })
+}
+
+pub(super) async fn export(ctx: &Context<'_>) -> Result<Answer, CommandError> {
+    let config = ctx.store.config().await?;
+    Ok(Answer::File {
+        name: "groupguard.toml".to_owned(),
+        content: rulefile::export(&config),
+    })
+}
+
+pub(super) async fn import(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
+    let text = need(args.text("file"), "file")?;
+    let set = rulefile::parse(&text).map_err(|errors| {
+        CommandError::Invalid(errors.iter().map(ToString::to_string).collect())
+    })?;
+    CompiledRules::compile(set.clone()).map_err(|errors| {
+        CommandError::Invalid(
+            rulefile::locate_config_errors(&text, errors)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        )
+    })?;
+    let (rules, groups) = (set.rules.len(), set.groups.len());
+    ctx.store.replace_config(set, &ctx.edit()).await?;
+    reload(ctx).await?;
+    Ok(Answer::ConfigImported { rules, groups })
+}

@@ -1,0 +1,407 @@
+//! Running commands against a store.
+//!
+//! Every change is checked by compiling the configuration it would produce before anything
+//! is saved, saved with the actor for the audit log, then the new rule set is compiled from
+//! the store and swapped into the running engine: the next event is judged by it.
+//!
+//! [`execute`] checks the member's role and dispatches; each area has its module of
+//! handlers, which read their typed arguments once, at the top: `rules` (create, list, show,
+//! delete, enable, mode, ladder, scope), `checks` (`rule set …`), `lists` (blacklist and
+//! whitelist), `reports` (violations, stats, why, audit list) and `config` (group tags,
+//! templates, undo, settings, import and export, help).
+
+mod checks;
+mod config;
+mod lists;
+mod reports;
+mod rules;
+
+use std::sync::Arc;
+
+use crate::command::parse::{MissingArg, need};
+use crate::command::{CommandId, Invocation, literal_path, spec};
+use crate::compile::CompiledRules;
+use crate::engine::RulesHandle;
+use crate::model::{GroupId, GroupRef, Member, MemberRef, Platform, RuleId, Timestamp};
+use crate::ports::{AuditEntry, DayStats, Edit, Store, StoreError, StoredViolation};
+use crate::rule::{BlacklistEntry, Mode, Rule, RuleSet, Source, WhitelistEntry};
+use crate::verdict::{CheckKind, Verdict};
+
+/// Who runs a command, where and when, and what it acts on.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// The store.
+    pub store: &'a dyn Store,
+    /// The running engine's rules, swapped after every change.
+    pub rules: &'a RulesHandle,
+    /// The platform the command came from.
+    pub platform: Platform,
+    /// The group it was typed in.
+    pub group: &'a GroupId,
+    /// Who typed it, with the role the adapter determined.
+    pub actor: &'a Member,
+    /// Now.
+    pub now: Timestamp,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("platform", &self.platform)
+            .field("group", &self.group)
+            .field("actor", &self.actor.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context<'_> {
+    fn edit(&self) -> Edit {
+        Edit::new(
+            Source::Moderator(MemberRef::new(self.platform, self.actor.id.clone())),
+            self.now,
+        )
+    }
+
+    fn here(&self) -> GroupRef {
+        GroupRef::new(self.platform, self.group.clone())
+    }
+}
+
+/// Why a command did nothing. Messages say what to do instead and never show internals.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The member's role is too low.
+    #[error("only {required}s and above can run `{command}`; you are a {role}")]
+    Forbidden {
+        /// The command's words.
+        command: String,
+        /// The role it needs.
+        required: crate::model::Role,
+        /// The member's role.
+        role: crate::model::Role,
+    },
+    /// No such rule.
+    #[error("unknown rule `{0}`: !guard rule list shows the rules")]
+    UnknownRule(RuleId),
+    /// The change would leave the configuration invalid; nothing was saved.
+    #[error("nothing was changed: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// The request cannot be carried out.
+    #[error("{0}")]
+    Refused(String),
+    /// The store failed or refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The command table and the command's handler disagree.
+    #[error(transparent)]
+    Mismatch(#[from] MissingArg),
+}
+
+/// A rule in a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSummary {
+    /// Its id.
+    pub id: RuleId,
+    /// Its name.
+    pub name: String,
+    /// Whether it runs.
+    pub enabled: bool,
+    /// enforce or shadow.
+    pub mode: Mode,
+    /// Its checks, by name.
+    pub checks: Vec<&'static str>,
+}
+
+/// What a command did or found, for the platform to render.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Answer {
+    /// A rule was created, changed, enabled, … (`what` says how).
+    RuleChanged {
+        /// The rule.
+        rule: RuleId,
+        /// What changed.
+        what: String,
+        /// Its new version.
+        version: u64,
+    },
+    /// A rule was deleted.
+    RuleDeleted {
+        /// The rule.
+        rule: RuleId,
+    },
+    /// The rules.
+    Rules(Vec<RuleSummary>),
+    /// One rule, as rule-file TOML.
+    RuleText(String),
+    /// A group's tags.
+    GroupTags {
+        /// The group.
+        group: GroupRef,
+        /// Its tags.
+        tags: Vec<String>,
+    },
+    /// A template's rules were added.
+    TemplateApplied {
+        /// The template.
+        template: String,
+        /// The rules added or replaced.
+        rules: Vec<RuleId>,
+        /// The tag they apply to.
+        tag: String,
+    },
+    /// A list changed.
+    ListChanged {
+        /// What happened, in a sentence.
+        what: String,
+    },
+    /// Blacklist entries.
+    Blacklist(Vec<BlacklistEntry>),
+    /// Whitelist entries.
+    Whitelist(Vec<WhitelistEntry>),
+    /// Violations, newest first.
+    Violations(Vec<StoredViolation>),
+    /// A file to hand over (export).
+    File {
+        /// Suggested file name.
+        name: String,
+        /// Its contents.
+        content: String,
+    },
+    /// Statistics.
+    Stats {
+        /// Days covered.
+        days: i64,
+        /// Per group and day.
+        rows: Vec<DayStats>,
+        /// The checks that matched most.
+        top: Vec<(CheckKind, u64)>,
+    },
+    /// A stored verdict.
+    Why(Box<Verdict>),
+    /// Audit entries, newest first.
+    Audit(Vec<AuditEntry>),
+    /// An undo was applied.
+    Undone(Box<AuditEntry>),
+    /// The configuration was replaced.
+    ConfigImported {
+        /// Rules now.
+        rules: usize,
+        /// Groups now.
+        groups: usize,
+    },
+    /// A setting changed.
+    SettingsChanged {
+        /// What it does now, in a sentence.
+        what: String,
+    },
+    /// Help text.
+    Help(String),
+}
+
+/// Runs a parsed command.
+pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Answer, CommandError> {
+    let spec = spec(invocation.command);
+    if ctx.actor.role < spec.role {
+        return Err(CommandError::Forbidden {
+            command: literal_path(spec),
+            required: spec.role,
+            role: ctx.actor.role,
+        });
+    }
+    let args = &invocation.args;
+    use CommandId as C;
+    match invocation.command {
+        C::RuleCreate => rules::create(ctx, args).await,
+        C::RuleList => rules::list(ctx).await,
+        C::RuleShow => rules::show(ctx, args).await,
+        C::RuleDelete => rules::delete(ctx, args).await,
+        C::RuleEnable => rules::enable(ctx, args, true).await,
+        C::RuleDisable => rules::enable(ctx, args, false).await,
+        C::RuleMode => rules::mode(ctx, args).await,
+        C::RuleLadder => rules::ladder(ctx, args).await,
+        C::RuleScopeAddGroup => rules::scope_groups(ctx, args, true).await,
+        C::RuleScopeRemoveGroup => rules::scope_groups(ctx, args, false).await,
+        C::RuleScopeAddTag => rules::scope_tags(ctx, args, true).await,
+        C::RuleScopeRemoveTag => rules::scope_tags(ctx, args, false).await,
+        C::RuleSetKeywordsAdd => {
+            checks::keywords(ctx, args, checks::KeywordList::Substrings, true).await
+        }
+        C::RuleSetKeywordsRemove => {
+            checks::keywords(ctx, args, checks::KeywordList::Substrings, false).await
+        }
+        C::RuleSetWordsAdd => checks::keywords(ctx, args, checks::KeywordList::Words, true).await,
+        C::RuleSetWordsRemove => {
+            checks::keywords(ctx, args, checks::KeywordList::Words, false).await
+        }
+        C::RuleSetRegexAdd => checks::regex(ctx, args, true).await,
+        C::RuleSetRegexRemove => checks::regex(ctx, args, false).await,
+        C::RuleSetPhone => checks::phone(ctx, args).await,
+        C::RuleSetLinksMode => checks::links_mode(ctx, args).await,
+        C::RuleSetLinksAllowAdd => {
+            checks::domains(ctx, args, checks::DomainList::Allow, true).await
+        }
+        C::RuleSetLinksAllowRemove => {
+            checks::domains(ctx, args, checks::DomainList::Allow, false).await
+        }
+        C::RuleSetLinksDenyAdd => checks::domains(ctx, args, checks::DomainList::Deny, true).await,
+        C::RuleSetLinksDenyRemove => {
+            checks::domains(ctx, args, checks::DomainList::Deny, false).await
+        }
+        C::RuleSetMiniProgramAdd => checks::mini_programs(ctx, args, true).await,
+        C::RuleSetMiniProgramRemove => checks::mini_programs(ctx, args, false).await,
+        C::RuleSetKinds => checks::kinds(ctx, args).await,
+        C::RuleSetFlood => checks::flood(ctx, args).await,
+        C::RuleSetMaxLength => checks::limit(ctx, args, checks::Limit::Chars).await,
+        C::RuleSetMaxLines => checks::limit(ctx, args, checks::Limit::Lines).await,
+        C::RuleSetMaxMentions => checks::limit(ctx, args, checks::Limit::Mentions).await,
+        C::RuleSetDuplicates => checks::duplicates(ctx, args).await,
+        C::RuleSetInviteBan => checks::invite_ban(ctx, args).await,
+        C::RuleSetOrgsAdd => checks::orgs(ctx, args, true).await,
+        C::RuleSetOrgsRemove => checks::orgs(ctx, args, false).await,
+        C::GroupTagAdd => config::group_tags(ctx, args, Some(true)).await,
+        C::GroupTagRemove => config::group_tags(ctx, args, Some(false)).await,
+        C::GroupTagList => config::group_tags(ctx, args, None).await,
+        C::TemplateApply => config::template(ctx, args).await,
+        C::BlacklistAdd => lists::blacklist_add(ctx, args).await,
+        C::BlacklistRemove => lists::blacklist_remove(ctx, args).await,
+        C::BlacklistList => lists::blacklist_list(ctx, args).await,
+        C::BlacklistImport => lists::blacklist_import(ctx, args).await,
+        C::WhitelistAdd => lists::whitelist_add(ctx, args).await,
+        C::WhitelistRemove => lists::whitelist_remove(ctx, args).await,
+        C::WhitelistList => lists::whitelist_list(ctx).await,
+        C::ViolationsList => reports::violations(ctx, args, None).await,
+        C::ViolationsExport => {
+            let format = need(args.text("format"), "format")?;
+            reports::violations(ctx, args, Some(&format)).await
+        }
+        C::Stats => reports::stats(ctx, args).await,
+        C::Why => reports::why(ctx, args).await,
+        C::AuditList => reports::audit(ctx).await,
+        C::AuditUndo => config::undo(ctx, args).await,
+        C::ConfigExport => config::export(ctx).await,
+        C::ConfigImport => config::import(ctx, args).await,
+        C::SettingsManualRemovals => config::manual_removals(ctx, args).await,
+        C::Help => Ok(Answer::Help(crate::command::help(
+            &args.text("command").unwrap_or_default(),
+        ))),
+    }
+}
+
+/// `added` or `removed`.
+fn verb(add: bool) -> &'static str {
+    if add { "added" } else { "removed" }
+}
+
+/// Adds missing values or removes present ones, keeping order.
+fn edit_list<T: PartialEq>(list: &mut Vec<T>, values: Vec<T>, add: bool) {
+    for value in values {
+        let present = list.contains(&value);
+        if add && !present {
+            list.push(value);
+        } else if !add {
+            list.retain(|v| v != &value);
+        }
+    }
+}
+
+/// A rule of the configuration, or the error that names it unknown.
+fn find<'a>(config: &'a RuleSet, id: &RuleId) -> Result<&'a Rule, CommandError> {
+    config
+        .rules
+        .iter()
+        .find(|r| &r.id == id)
+        .ok_or_else(|| CommandError::UnknownRule(id.clone()))
+}
+
+/// Refuses a configuration the engine could not run.
+fn validate(candidate: &RuleSet) -> Result<(), CommandError> {
+    CompiledRules::compile(candidate.clone())
+        .map(drop)
+        .map_err(|errors| CommandError::Invalid(errors.iter().map(ToString::to_string).collect()))
+}
+
+/// Applies `change` to a stored rule, checks the result, saves it and reloads.
+async fn change_rule(
+    ctx: &Context<'_>,
+    id: &RuleId,
+    change: impl FnOnce(&mut Rule) -> Result<String, CommandError>,
+) -> Result<Answer, CommandError> {
+    let config = ctx.store.config().await?;
+    let mut rule = find(&config, id)?.clone();
+    let what = change(&mut rule)?;
+    save_rule(ctx, config, rule, what).await
+}
+
+async fn save_rule(
+    ctx: &Context<'_>,
+    mut config: RuleSet,
+    rule: Rule,
+    what: String,
+) -> Result<Answer, CommandError> {
+    match config.rules.iter_mut().find(|r| r.id == rule.id) {
+        Some(slot) => *slot = rule.clone(),
+        None => config.rules.push(rule.clone()),
+    }
+    validate(&config)?;
+    let id = rule.id.clone();
+    let version = ctx.store.put_rule(rule, &ctx.edit()).await?;
+    reload_config(ctx).await?;
+    Ok(Answer::RuleChanged {
+        rule: id,
+        what,
+        version,
+    })
+}
+
+/// Compiles the stored configuration and blacklist and swaps it into the running engine.
+async fn reload(ctx: &Context<'_>) -> Result<(), CommandError> {
+    let compiled = load_rules(ctx.store).await?;
+    ctx.rules.store(Arc::new(compiled));
+    Ok(())
+}
+
+/// Recompiles the stored configuration around the running blacklist index, which a rule
+/// change leaves alone: milliseconds, however long the blacklist.
+async fn reload_config(ctx: &Context<'_>) -> Result<(), CommandError> {
+    reload_configuration(ctx.store, ctx.rules).await
+}
+
+/// Swaps the stored configuration (rules, groups, settings, whitelist) into the running
+/// engine, around its blacklist index.
+pub async fn reload_configuration(
+    store: &dyn Store,
+    rules: &RulesHandle,
+) -> Result<(), CommandError> {
+    let config = store.config().await?;
+    let compiled = rules.load().recompile(config).map_err(|errors| {
+        CommandError::Invalid(errors.iter().map(ToString::to_string).collect())
+    })?;
+    rules.store(Arc::new(compiled));
+    Ok(())
+}
+
+/// Swaps in a rule set derived from the running one (a blacklist change).
+fn swap(ctx: &Context<'_>, change: impl FnOnce(&CompiledRules) -> CompiledRules) {
+    let next = change(&ctx.rules.load());
+    ctx.rules.store(Arc::new(next));
+}
+
+/// Compiles the stored configuration with every blacklist entry.
+pub async fn load_rules(store: &dyn Store) -> Result<CompiledRules, CommandError> {
+    let mut set = store.config().await?;
+    let mut after: Option<BlacklistEntry> = None;
+    loop {
+        let key = after.as_ref().map(|e| (&e.member, e.owner.as_ref()));
+        let page = store.blacklist_page(key, 10_000).await?;
+        let done = page.len() < 10_000;
+        after = page.last().cloned();
+        set.blacklist.extend(page);
+        if done {
+            break;
+        }
+    }
+    CompiledRules::compile(set)
+        .map_err(|errors| CommandError::Invalid(errors.iter().map(ToString::to_string).collect()))
+}
