@@ -1,7 +1,7 @@
 //! The wall clock: read here at the edge; everything else gets the time passed in.
 
-use groupguard_core::model::{Timestamp, duration_millis};
 use groupguard_core::ports::Clock;
+use groupguard_core::time::{Timestamp, duration_millis};
 
 /// The system's clock.
 #[derive(Debug, Default, Clone, Copy)]

@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use groupguard_core::model::{Platform, duration_text};
+use groupguard_core::model::Platform;
 use groupguard_core::raid::RaidPolicy;
+use groupguard_core::time::duration_text;
 use serde::Deserialize;
 
 use crate::platforms::AdapterConfig;

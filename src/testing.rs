@@ -13,13 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use groupguard_core::model::{Event, GroupId, Platform, ReplyTo, duration_text};
+use groupguard_core::model::{Event, GroupId, Platform, ReplyTo};
 use groupguard_core::platform::{
     ActionExecutor, ActionRequest, AdapterError, AdapterErrorKind, Capabilities, Capability,
     EventSink, Lacking,
 };
 use groupguard_core::ports::Clock;
 use groupguard_core::reply::Reply;
+use groupguard_core::time::duration_text;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;

@@ -21,12 +21,12 @@ use groupguard_core::detect::links::find_links;
 use groupguard_core::detect::phone::find_phones;
 use groupguard_core::engine::Engine;
 use groupguard_core::model::{
-    Event, EventId, EventKind, GroupId, Member, MemberRef, Message, MessageKind, Platform,
-    Timestamp, UserId,
+    Event, EventId, EventKind, GroupId, Member, MemberRef, Message, MessageKind, Platform, UserId,
 };
 use groupguard_core::normalize::{collapse, fold, normalize};
 use groupguard_core::rule::{BlacklistEntry, PhoneKind, RuleSet, Source};
 use groupguard_core::rulefile;
+use groupguard_core::time::Timestamp;
 use groupguard_core::verdict::{CheckKind, Outcome};
 
 struct Counting;

@@ -16,12 +16,13 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::detect::links::{DomainSet, normalize_domain};
 use crate::keys;
 use crate::lists::{BlacklistIndex, ListMeta};
-use crate::model::{GroupRef, MemberRef, OrgId, Platform, Role, RuleId, UserId, duration_millis};
+use crate::model::{GroupRef, MemberRef, OrgId, Platform, Role, RuleId, UserId};
 use crate::normalize::{is_letter_or_digit, is_word_char, normalize};
 use crate::rule::{
     BlacklistCheck, BlacklistEntry, DuplicateCheck, FloodCheck, GroupConfig, InviteCheck, LinkMode,
     PhoneKind, Rule, RuleSet,
 };
+use crate::time::duration_millis;
 
 /// The most messages a flood check may allow in its window.
 pub const MAX_FLOOD_MESSAGES: u32 = 100;

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use crate::compile::CompiledRules;
 use crate::engine::Engine;
-use crate::model::{GroupRef, JoinScene, MemberRef, Platform, RuleId, Timestamp, UserId};
+use crate::model::{GroupRef, JoinScene, MemberRef, Platform, RuleId, UserId};
 use crate::ports::{
     ActionResult, ActionState, Change, Edit, Recorded, Store, StoreError, ViolationQuery,
 };
 use crate::rule::{BlacklistEntry, GroupConfig, Rule, Settings, Source, WhitelistEntry};
 use crate::rulefile;
 use crate::testing::{EventFactory, T0, member};
+use crate::time::Timestamp;
 use crate::verdict::{CheckKind, Verdict};
 
 /// Generates one `#[tokio::test]` per conformance test for the store `$make` builds (an

@@ -12,9 +12,9 @@
 
 use std::time::Duration;
 
-use crate::model::Timestamp;
 use crate::platform::{ActionRequest, AdapterError, AdapterErrorKind, Capability, Lacking};
 use crate::ports::ActionResult;
+use crate::time::Timestamp;
 use crate::verdict::Action;
 
 /// How often and how long to try.

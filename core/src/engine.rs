@@ -28,15 +28,13 @@ use crate::detect::links::{LinkHit, find_links};
 use crate::detect::phone::{PhoneHit, find_phones};
 use crate::keys;
 use crate::lists::ListMeta;
-use crate::model::{
-    Event, EventKind, JoinScene, Member, MemberRef, MessageKind, Role, RuleId, Timestamp,
-    duration_millis,
-};
+use crate::model::{Event, EventKind, JoinScene, Member, MemberRef, MessageKind, Role, RuleId};
 use crate::normalize::{
     Mapped, collapse_into, fold_into, fold_literal, fold_literal_mapped, fold_mapped,
     is_letter_or_digit, normalize_mapped,
 };
 use crate::rule::{LinkMode, ListScope, Mode, PhoneKind, Rung, Source, Step};
+use crate::time::{Timestamp, duration_millis};
 use crate::verdict::{
     Action, CheckHit, CheckKind, Evidence, Match, Outcome, PlannedAction, RuleOutcome, SkipReason,
     Verdict, ViolationRecord,

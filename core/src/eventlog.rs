@@ -30,9 +30,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Attachment, Event, EventId, EventKind, GroupChange, GroupId, JoinScene, KindName, Member,
-    Message, MessageId, MessageKind, Platform, ReplyHandle, ReplyTo, Timestamp, UserId,
+    Message, MessageId, MessageKind, Platform, ReplyHandle, ReplyTo, UserId,
 };
 use crate::names::named;
+use crate::time::Timestamp;
 
 /// The wire form of [`Event`].
 #[derive(Debug, Serialize, Deserialize)]

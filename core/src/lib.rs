@@ -6,6 +6,8 @@
 //! clock: the caller passes `now`, so the same events always give the same decisions, which
 //! is what makes `simulate`, shadow mode and `why` trustworthy.
 
+#![warn(missing_docs)]
+
 pub mod command;
 pub mod compile;
 #[cfg(any(test, feature = "testing"))]
@@ -29,4 +31,5 @@ pub mod rule;
 pub mod rulefile;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod time;
 pub mod verdict;

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::model::{Timestamp, UserId};
+use crate::model::UserId;
 use crate::rule::Source;
+use crate::time::Timestamp;
 
 /// What the index knows about an entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use crate::model::{GroupRef, MemberRef, Platform, RuleId, Timestamp, UserId};
+use crate::model::{GroupRef, MemberRef, Platform, RuleId, UserId};
 use crate::platform::IdempotencyKey;
 use crate::ports::{
     ActionId, ActionResult, ActionState, AuditEntry, AuditId, AuditStore, Change, ConfigStore,
@@ -14,6 +14,7 @@ use crate::ports::{
     StoredViolation, ViolationId, ViolationQuery, ViolationStore,
 };
 use crate::rule::{BlacklistEntry, GroupConfig, Rule, RuleSet, Settings, WhitelistEntry};
+use crate::time::Timestamp;
 use crate::verdict::{CheckKind, Verdict, ViolationRecord};
 
 /// The in-memory store.
@@ -125,7 +126,9 @@ impl Inner {
     }
 
     fn delete_rule(&mut self, id: &RuleId, edit: &Edit) -> Result<(), StoreError> {
-        let i = self.rule_index(id).ok_or_else(|| not_found("rule", id))?;
+        let i = self
+            .rule_index(id)
+            .ok_or_else(|| StoreError::not_found("rule", id))?;
         let before = self.rules.remove(i);
         self.audit(
             edit,
@@ -154,7 +157,7 @@ impl Inner {
         let before = self
             .groups
             .remove(&group_key(id))
-            .ok_or_else(|| not_found("group", id))?;
+            .ok_or_else(|| StoreError::not_found("group", id))?;
         self.audit(
             edit,
             Change::Group {
@@ -184,7 +187,7 @@ impl Inner {
         let before = self
             .whitelist
             .remove(&member_key(member))
-            .ok_or_else(|| not_found("whitelist entry", member))?;
+            .ok_or_else(|| StoreError::not_found("whitelist entry", member))?;
         self.audit(
             edit,
             Change::Whitelist {
@@ -219,7 +222,7 @@ impl Inner {
         let before = self
             .blacklist
             .remove(&blacklist_key(member, owner))
-            .ok_or_else(|| not_found("blacklist entry", member))?;
+            .ok_or_else(|| StoreError::not_found("blacklist entry", member))?;
         self.audit(
             edit,
             Change::Blacklist {
@@ -279,13 +282,6 @@ impl Inner {
             }
         }
         Ok(())
-    }
-}
-
-fn not_found(what: &'static str, key: impl std::fmt::Display) -> StoreError {
-    StoreError::NotFound {
-        what,
-        key: key.to_string(),
     }
 }
 
@@ -465,7 +461,7 @@ impl AuditStore for MemoryStore {
             .audit
             .iter()
             .position(|e| e.id == id)
-            .ok_or_else(|| not_found("audit entry", id))?;
+            .ok_or_else(|| StoreError::not_found("audit entry", id))?;
         let change = inner.audit[index].undo_plan(edit.at)?;
         inner.apply(change, edit)?;
         let new_id = inner.audit.len() as AuditId;
@@ -586,7 +582,7 @@ impl ViolationStore for MemoryStore {
             .outbox
             .iter_mut()
             .find(|s| s.action.id == id)
-            .ok_or_else(|| not_found("action", id))?;
+            .ok_or_else(|| StoreError::not_found("action", id))?;
         if slot.action.state != ActionState::Pending {
             return Err(StoreError::Refused(format!(
                 "action {id} is already finished"

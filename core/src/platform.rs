@@ -16,11 +16,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{
-    Event, EventId, GroupId, MessageId, Platform, ReplyTo, RuleId, Timestamp, UserId,
-};
+use crate::model::{Event, EventId, GroupId, MessageId, Platform, ReplyTo, RuleId, UserId};
 use crate::names::named;
 use crate::reply::Reply;
+use crate::time::Timestamp;
 use crate::verdict::Action;
 
 /// Makes a retried action invisible to members: the same key on every attempt, across

@@ -11,9 +11,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{GroupId, GroupRef, MemberRef, MessageId, Platform, RuleId, Timestamp, UserId};
+use crate::model::{GroupId, GroupRef, MemberRef, MessageId, Platform, RuleId, UserId};
 use crate::platform::IdempotencyKey;
 use crate::rule::{BlacklistEntry, GroupConfig, Rule, RuleSet, Settings, Source, WhitelistEntry};
+use crate::time::Timestamp;
 use crate::verdict::{Action, CheckKind, Verdict, ViolationRecord};
 
 /// How long a deleted rule or list entry can be restored with [`AuditStore::undo`].
@@ -40,6 +41,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The thing `what` named `key` does not exist.
+    pub fn not_found(what: &'static str, key: impl std::fmt::Display) -> StoreError {
+        StoreError::NotFound {
+            what,
+            key: key.to_string(),
+        }
+    }
+
     /// A database failure.
     pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
         StoreError::Backend(Box::new(e))

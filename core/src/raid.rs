@@ -8,9 +8,10 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use crate::model::{GroupId, Platform, Timestamp, UserId, duration_millis};
+use crate::model::{GroupId, Platform, UserId};
 use crate::platform::IdempotencyKey;
 use crate::rule::Mode;
+use crate::time::{Timestamp, duration_millis};
 use crate::verdict::{Action, PlannedAction, Verdict};
 
 /// When violations in a group count as a raid.

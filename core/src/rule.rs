@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::names::named;
 
 use crate::model::{
-    GroupChange, GroupRef, KindName, MemberRef, OrgId, Platform, Role, RuleId, Timestamp, UserId,
-    duration_text, is_false,
+    GroupChange, GroupRef, KindName, MemberRef, OrgId, Platform, Role, RuleId, UserId, is_false,
 };
+use crate::time::{Timestamp, duration_text};
 
 /// Everything a rule file holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

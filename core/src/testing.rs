@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use crate::model::{
     Event, EventId, EventKind, GroupId, JoinScene, Member, Message, MessageKind, OrgId, Platform,
-    Role, Timestamp,
+    Role,
 };
+use crate::time::Timestamp;
 
 /// 2026-11-21T09:00:00Z, the start of every test day.
 pub const T0: Timestamp = Timestamp(1_795_251_600_000);

@@ -6,13 +6,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{
-    EventId, GroupId, KindName, MessageId, OrgId, Platform, Role, RuleId, Timestamp, UserId,
-    duration_text,
-};
+use crate::model::{EventId, GroupId, KindName, MessageId, OrgId, Platform, Role, RuleId, UserId};
 use crate::names::named;
 use crate::platform::IdempotencyKey;
 use crate::rule::{ListScope, Mode, Source};
+use crate::time::{Timestamp, duration_text};
 
 /// Everything the engine concluded about one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

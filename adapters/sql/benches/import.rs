@@ -5,9 +5,10 @@
 
 use std::time::Instant;
 
-use groupguard_core::model::{MemberRef, Platform, Timestamp};
+use groupguard_core::model::{MemberRef, Platform};
 use groupguard_core::ports::{Edit, ListStore};
 use groupguard_core::rule::{BlacklistEntry, Source};
+use groupguard_core::time::Timestamp;
 use groupguard_sql::SqlStore;
 
 fn entries(n: usize) -> Vec<BlacklistEntry> {

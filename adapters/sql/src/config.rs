@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use groupguard_core::model::{GroupRef, MemberRef, OrgId, RuleId, Timestamp, UserId};
+use groupguard_core::model::{GroupRef, MemberRef, OrgId, RuleId, UserId};
 use groupguard_core::ports::{
     AuditEntry, AuditId, AuditStore, Change, ConfigStore, Edit, RuleVersion, StoreError,
 };
 use groupguard_core::rule::{GroupConfig, Rule, RuleSet, Settings, WhitelistEntry};
+use groupguard_core::time::Timestamp;
 use sqlx::AnyConnection;
 
 use crate::lists::{add_blacklist_tx, remove_blacklist_tx, upsert_blacklist};
@@ -15,13 +16,6 @@ use crate::{
     Backend, CHUNK, SqlStore, Statement, Value, audit, audit_entry, col, db, from_json, parse,
     platform_ref, to_json,
 };
-
-fn not_found(what: &'static str, key: impl std::fmt::Display) -> StoreError {
-    StoreError::NotFound {
-        what,
-        key: key.to_string(),
-    }
-}
 
 async fn settings_tx(conn: &mut AnyConnection) -> Result<Settings, StoreError> {
     let row = sqlx::query("SELECT body FROM settings WHERE id = 1")
@@ -193,7 +187,7 @@ async fn delete_rule_tx(
 ) -> Result<AuditId, StoreError> {
     let before = load_rule(conn, id)
         .await?
-        .ok_or_else(|| not_found("rule", id))?;
+        .ok_or_else(|| StoreError::not_found("rule", id))?;
     for statement in [
         "DELETE FROM rule_groups WHERE rule_id = $1",
         "DELETE FROM rules WHERE id = $1",
@@ -277,7 +271,7 @@ async fn delete_group_tx(
 ) -> Result<AuditId, StoreError> {
     let before = load_group(conn, id)
         .await?
-        .ok_or_else(|| not_found("group", id))?;
+        .ok_or_else(|| StoreError::not_found("group", id))?;
     sqlx::query("DELETE FROM groups WHERE platform = $1 AND id = $2")
         .bind(id.platform.as_str())
         .bind(id.id.to_string())
@@ -355,7 +349,7 @@ async fn remove_whitelist_tx(
 ) -> Result<AuditId, StoreError> {
     let before = load_whitelist(conn, member)
         .await?
-        .ok_or_else(|| not_found("whitelist entry", member))?;
+        .ok_or_else(|| StoreError::not_found("whitelist entry", member))?;
     sqlx::query("DELETE FROM whitelist WHERE platform = $1 AND member = $2")
         .bind(member.platform.as_str())
         .bind(member.id.to_string())
@@ -596,7 +590,7 @@ impl AuditStore for SqlStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?
-                .ok_or_else(|| not_found("audit entry", id))?;
+                .ok_or_else(|| StoreError::not_found("audit entry", id))?;
         let change = audit_entry(&row)?.undo_plan(edit.at)?;
         let undo_id = apply(&mut tx, change, edit).await?;
         let row =

@@ -302,7 +302,7 @@ pub(crate) async fn audit(
 pub(crate) fn audit_entry(row: &AnyRow) -> Result<AuditEntry, StoreError> {
     Ok(AuditEntry {
         id: col(row, "id")?,
-        at: groupguard_core::model::Timestamp(col(row, "at")?),
+        at: groupguard_core::time::Timestamp(col(row, "at")?),
         by: parse::<Source>(&col::<String>(row, "by_source")?)?,
         change: from_json(&col::<String>(row, "change")?)?,
         undone_by: col(row, "undone_by")?,

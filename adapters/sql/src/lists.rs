@@ -1,9 +1,10 @@
 //! Blacklists.
 
 use async_trait::async_trait;
-use groupguard_core::model::{MemberRef, Timestamp, UserId};
+use groupguard_core::model::{MemberRef, UserId};
 use groupguard_core::ports::{AuditId, Change, Edit, ListStore, StoreError};
 use groupguard_core::rule::{BlacklistEntry, Source};
+use groupguard_core::time::Timestamp;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
@@ -114,10 +115,7 @@ pub(crate) async fn remove_blacklist_tx(
 ) -> Result<AuditId, StoreError> {
     let before = load(conn, member, owner)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "blacklist entry",
-            key: member.to_string(),
-        })?;
+        .ok_or_else(|| StoreError::not_found("blacklist entry", member))?;
     sqlx::query("DELETE FROM blacklist WHERE platform = $1 AND member = $2 AND owner = $3")
         .bind(member.platform.as_str())
         .bind(member.id.to_string())

@@ -3,13 +3,14 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use groupguard_core::model::{GroupRef, MemberRef, MessageId, Platform, RuleId, Timestamp};
+use groupguard_core::model::{GroupRef, MemberRef, MessageId, Platform, RuleId};
 use groupguard_core::platform::IdempotencyKey;
 use groupguard_core::ports::{
     ActionId, ActionResult, ActionState, DAY_MS, DayStats, OutboxAction, Recorded, StoreError,
     StoredViolation, ViolationQuery, ViolationStore,
 };
 use groupguard_core::rule::Mode;
+use groupguard_core::time::Timestamp;
 use groupguard_core::verdict::{Action, CheckKind, Verdict, ViolationRecord};
 use sqlx::any::AnyRow;
 
@@ -239,10 +240,7 @@ impl ViolationStore for SqlStore {
             .map_err(db)?;
         Err(match exists {
             Some(_) => StoreError::Refused(format!("action {id} is already finished")),
-            None => StoreError::NotFound {
-                what: "action",
-                key: id.to_string(),
-            },
+            None => StoreError::not_found("action", id),
         })
     }
 

@@ -165,9 +165,10 @@ async fn actions_queued_before_the_platform_port_migration_still_run() {
 /// violation list and `audit undo` keep working on data written before any change of code.
 #[tokio::test]
 async fn stored_json_rows_read_back_through_the_store() {
-    use groupguard_core::model::{Platform, Timestamp};
+    use groupguard_core::model::Platform;
     use groupguard_core::ports::{AuditStore, Change, ViolationQuery, ViolationStore};
     use groupguard_core::rule::{Rule, Settings};
+    use groupguard_core::time::Timestamp;
     use groupguard_core::verdict::{Action, Evidence, Verdict};
     use sqlx::Connection as _;
 

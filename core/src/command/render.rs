@@ -2,9 +2,9 @@
 //! natively, and its plain-text form.
 
 use crate::command::Answer;
-use crate::model::Timestamp;
 use crate::ports::DAY_MS;
 use crate::reply::{Block, Reply, Row};
+use crate::time::Timestamp;
 use crate::verdict::Outcome as RuleResult;
 
 /// An answer as plain text.

@@ -13,8 +13,9 @@ use crate::command::slash::SlashKind;
 use crate::command::{COMMANDS, CommandSpec, Value, template};
 use crate::compile::first_line_of_regex_error;
 use crate::detect::links::normalize_domain;
-use crate::model::{GroupRef, KindName, MemberRef, Platform, RuleId, duration_text};
+use crate::model::{GroupRef, KindName, MemberRef, Platform, RuleId};
 use crate::rule::{LinkMode, ManualRemovals, Mode, Rung};
+use crate::time::duration_text;
 
 /// The kinds of values a usage can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

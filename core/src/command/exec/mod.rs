@@ -22,9 +22,10 @@ use crate::command::parse::{MissingArg, need};
 use crate::command::{CommandId, Invocation, literal_path, spec};
 use crate::compile::CompiledRules;
 use crate::engine::RulesHandle;
-use crate::model::{GroupId, GroupRef, Member, MemberRef, Platform, RuleId, Timestamp};
+use crate::model::{GroupId, GroupRef, Member, MemberRef, Platform, RuleId};
 use crate::ports::{AuditEntry, DayStats, Edit, Store, StoreError, StoredViolation};
 use crate::rule::{BlacklistEntry, Mode, Rule, RuleSet, Source, WhitelistEntry};
+use crate::time::Timestamp;
 use crate::verdict::{CheckKind, Verdict};
 
 /// Who runs a command, where and when, and what it acts on.
