@@ -96,7 +96,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("the stored configuration does not compile")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let since = clock.now().minus(compiled.longest_decay());
     tracing::info!(
         rules = compiled.len(),
         blacklist = compiled.blacklist_len(),
@@ -104,13 +103,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let rules = Arc::new(ArcSwap::from_pointee(compiled));
     let mut engine = Engine::with_handle(Arc::clone(&rules));
-    for (member, rule, at) in store
-        .ladder_history(since)
+    let restored = engine
+        .restore_ladders(store.as_ref(), clock.now())
         .await
-        .context("cannot read past violations")?
-    {
-        engine.restore_violation(&member, &rule, at);
-    }
+        .context("cannot read past violations")?;
+    tracing::info!(violations = restored, "ladder counters restored");
 
     let adapters = config
         .adapters

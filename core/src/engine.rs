@@ -33,6 +33,7 @@ use crate::normalize::{
     Mapped, collapse_into, fold_into, fold_literal, fold_literal_mapped, fold_mapped,
     is_letter_or_digit, normalize_mapped,
 };
+use crate::ports::{StoreError, ViolationStore};
 use crate::rule::{LinkMode, ListScope, Mode, PhoneKind, Rung, Source, Step};
 use crate::time::{Timestamp, duration_millis};
 use crate::verdict::{
@@ -105,8 +106,23 @@ impl Engine {
         &self.state
     }
 
+    /// Restores the ladder counters a restart would forget: every violation recorded within
+    /// the longest decay of the running rules before `now`. Returns how many.
+    pub async fn restore_ladders(
+        &mut self,
+        store: &dyn ViolationStore,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let since = now.minus(self.rules.load().longest_decay());
+        let history = store.ladder_history(since).await?;
+        for (member, rule, at) in &history {
+            self.restore_violation(member, rule, *at);
+        }
+        Ok(history.len())
+    }
+
     /// Replays a stored violation so a restart forgets no warning.
-    pub fn restore_violation(&mut self, member: &MemberRef, rule: &RuleId, at: Timestamp) {
+    fn restore_violation(&mut self, member: &MemberRef, rule: &RuleId, at: Timestamp) {
         let key = ladder_key(keys::member(member.platform, member.id.as_str()), rule);
         let times = self.state.ladder.entry(key).or_default();
         let i = times.partition_point(|&t| t <= at.millis());

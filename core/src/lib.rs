@@ -19,6 +19,7 @@ pub mod eventlog;
 pub mod export;
 mod keys;
 pub mod lists;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod model;
 pub mod names;

@@ -1,5 +1,5 @@
-//! A store that keeps everything in memory: for tests, `simulate` and trying things out.
-//! It passes the same conformance suite as the SQL stores.
+//! A store that keeps everything in memory, for tests (feature `testing`): it passes the same
+//! conformance suite as the SQL stores, so tests of other crates can stand on it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};

@@ -92,10 +92,8 @@ async fn a_restart_forgets_no_warning() {
 
     let store = SqlStore::open(&url).await.unwrap();
     let mut restarted = Engine::new(rules());
-    let since = f.now().minus(std::time::Duration::from_secs(24 * 3600));
-    for (member, rule, at) in store.ladder_history(since).await.unwrap() {
-        restarted.restore_violation(&member, &rule, at);
-    }
+    let restored = restarted.restore_ladders(&store, f.now()).await.unwrap();
+    assert_eq!(restored, 3);
     let event = f.text(&member("u"), "代购");
     let verdict = restarted.evaluate(&event, event.at);
     let names: Vec<&str> = verdict.actions.iter().map(|a| a.action.name()).collect();

@@ -162,6 +162,16 @@ phone = { kinds = ["mobile"] }
     let mut f = EventFactory::new(Platform::WeCom, "g1");
     let v = judge(&mut engine, &f.text(&member("u1"), "热线 400-800-1234"));
     assert_eq!(v.outcome("mobiles"), Some(&Outcome::NotMatched));
+    let v = judge(
+        &mut engine,
+        &f.text(&member("u1"), "WhatsApp +44 20 7946 0958"),
+    );
+    assert_eq!(v.outcome("mobiles"), Some(&Outcome::NotMatched));
+    let v = judge(&mut engine, &f.text(&member("u1"), "手机 139 8888 0000"));
+    match first_evidence(&v, "mobiles") {
+        Evidence::Term { term, .. } => assert_eq!(term, "+8613988880000"),
+        other => panic!("{other:?}"),
+    }
 }
 
 const LINKS: &str = r#"
