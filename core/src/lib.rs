@@ -30,6 +30,7 @@ pub mod raid;
 pub mod reply;
 pub mod rule;
 pub mod rulefile;
+pub mod template;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;

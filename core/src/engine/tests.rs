@@ -4,8 +4,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::compile::CompiledRules;
-use crate::model::{GroupId, Message, MessageKind, Platform, Role, UserId};
-use crate::rule::RuleSet;
+use crate::model::{GroupId, JoinScene, Message, MessageKind, Platform, Role, UserId};
+use crate::rule::{ListScope, Mode, RuleSet};
 use crate::testing::{EventFactory, T0, member, of_org, with_role};
 use crate::verdict::{Action, CheckKind, Evidence, Outcome, SkipReason};
 
@@ -625,6 +625,30 @@ fn the_default_ladder_warns_three_times_then_kicks() {
     f.advance(Duration::from_secs(25 * 3600));
     let v = judge(&mut engine, &f.text(&spammer, "加微信"));
     assert_eq!(action_names(&v), ["warn"]);
+}
+
+#[test]
+fn a_display_name_that_looks_like_a_placeholder_stays_as_written() {
+    let mut engine = build(
+        r#"
+[[rules]]
+id = "ads"
+name = "No ads"
+keywords = { substrings = ["代购"] }
+ladder = ["warn"]
+warn_template = "{member}: {rule}"
+"#,
+    );
+    let mut f = EventFactory::new(Platform::WeCom, "g1");
+    let mut sly = member("sly");
+    sly.display_name = Some("{rule} {count}".to_owned());
+    let v = judge(&mut engine, &f.text(&sly, "代购"));
+    assert_eq!(
+        v.actions[0].action,
+        Action::Warn {
+            text: "{rule} {count}: No ads".to_owned()
+        }
+    );
 }
 
 #[test]

@@ -5,24 +5,37 @@
 //! and indexes the blacklist. The result is immutable and shared; a change compiles a new set
 //! that is swapped in atomically (see [`crate::engine::RulesHandle`]).
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use daachorse::CharwiseDoubleArrayAhoCorasick;
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexSet};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::detect::links::{DomainSet, normalize_domain};
 use crate::keys;
 use crate::lists::{BlacklistIndex, ListMeta};
 use crate::model::{GroupRef, MemberRef, OrgId, Platform, Role, RuleId, UserId};
-use crate::normalize::{is_letter_or_digit, is_word_char, normalize};
+use crate::normalize::normalize;
 use crate::rule::{
     BlacklistCheck, BlacklistEntry, DuplicateCheck, FloodCheck, GroupConfig, InviteCheck, LinkMode,
     PhoneKind, Rule, RuleSet,
 };
+use crate::template::Template;
 use crate::time::duration_millis;
+
+mod keywords;
+mod path;
+mod validate;
+
+use keywords::KeywordPatterns;
+pub(crate) use keywords::{KeywordIndex, KeywordOwner};
+use path::Errors;
+pub use path::{ConfigError, ConfigPath, PathSeg};
+pub(crate) use validate::first_line_of_regex_error;
+use validate::{
+    compile_regexes, validate_duplicates, validate_flood, validate_groups, validate_ladder,
+    validate_lists, validate_template,
+};
 
 /// The most messages a flood check may allow in its window.
 pub const MAX_FLOOD_MESSAGES: u32 = 100;
@@ -32,70 +45,14 @@ pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_RUNGS: usize = 8;
 /// The longest decay window.
 pub const MAX_DECAY: Duration = Duration::from_secs(365 * 24 * 3600);
-/// Placeholders a warning template may use.
-pub const TEMPLATE_PLACEHOLDERS: [&str; 5] = ["member", "rule", "check", "count", "next"];
+fn default_warn_template() -> Template {
+    Template::parse(DEFAULT_WARN_TEMPLATE)
+        .unwrap_or_else(|_| unreachable!("the default template parses"))
+}
+
 /// The warning text of rules and settings that set none.
 pub const DEFAULT_WARN_TEMPLATE: &str = "{member}，请遵守群规：{rule}（第 {count} 次）。\
                                          Please follow the group rules: {rule} (violation {count}).";
-
-/// One step in a path into a rule set: a field or an index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathSeg {
-    /// A field.
-    Key(String),
-    /// An array element.
-    Index(usize),
-}
-
-/// Where in a rule set something is: `rules[2].regex.patterns[1]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigPath(pub Vec<PathSeg>);
-
-impl ConfigPath {
-    fn of(parts: &[PathSeg]) -> ConfigPath {
-        ConfigPath(parts.to_vec())
-    }
-}
-
-impl fmt::Display for ConfigPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, seg) in self.0.iter().enumerate() {
-            match seg {
-                PathSeg::Key(k) if i == 0 => f.write_str(k)?,
-                PathSeg::Key(k) => write!(f, ".{k}")?,
-                PathSeg::Index(n) => write!(f, "[{n}]")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A problem in a rule set, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct ConfigError {
-    /// Where.
-    pub path: ConfigPath,
-    /// What is wrong, and what to write instead.
-    pub message: String,
-}
-
-fn key(k: &str) -> PathSeg {
-    PathSeg::Key(k.to_owned())
-}
-
-struct Errors {
-    list: Vec<ConfigError>,
-}
-
-impl Errors {
-    fn push(&mut self, path: &[PathSeg], message: impl Into<String>) {
-        self.list.push(ConfigError {
-            path: ConfigPath::of(path),
-            message: message.into(),
-        });
-    }
-}
 
 /// A compiled rule.
 #[derive(Debug)]
@@ -114,7 +71,7 @@ pub(crate) struct CompiledRule {
     pub duplicates: Option<DuplicateCheck>,
     pub invites: Option<(InviteCheck, FxHashSet<OrgId>)>,
     pub blacklist: Option<BlacklistCheck>,
-    pub warn_template: String,
+    pub warn_template: Template,
 }
 
 impl CompiledRule {
@@ -148,67 +105,6 @@ pub(crate) struct CompiledLinks {
     pub mode: LinkMode,
     pub allow: DomainSet,
     pub deny: DomainSet,
-}
-
-/// Who owns a keyword pattern.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct KeywordOwner {
-    pub rule: u32,
-    /// Index into the rule's substrings followed by its words.
-    pub keyword: u32,
-    pub whole_word: bool,
-}
-
-/// One automaton over the keywords of every rule: a character-wise double-array Aho-Corasick
-/// automaton, which searches short CJK text several times faster than a byte-wise one.
-#[derive(Default)]
-pub(crate) struct KeywordIndex {
-    automaton: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
-    /// For each pattern, its range in `owners`.
-    ranges: Vec<(u32, u32)>,
-    owners: Vec<KeywordOwner>,
-}
-
-impl KeywordIndex {
-    /// Calls `found(owner, start, end)` for every keyword occurrence in normalized text,
-    /// whole-word keywords only where they stand alone.
-    pub fn find(&self, text: &str, mut found: impl FnMut(KeywordOwner, usize, usize)) {
-        let Some(automaton) = &self.automaton else {
-            return;
-        };
-        for m in automaton.find_overlapping_iter(text) {
-            let (start, end) = (m.start(), m.end());
-            let (lo, hi) = self.ranges[m.value() as usize];
-            let alone = || {
-                let before = text[..start].chars().next_back();
-                let after = text[end..].chars().next();
-                !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char)
-            };
-            for owner in &self.owners[lo as usize..hi as usize] {
-                if !owner.whole_word || alone() {
-                    found(*owner, start, end);
-                }
-            }
-        }
-    }
-
-    /// Heap bytes of the automaton and owner tables.
-    pub fn heap_bytes(&self) -> usize {
-        self.automaton
-            .as_ref()
-            .map_or(0, CharwiseDoubleArrayAhoCorasick::heap_bytes)
-            + self.ranges.len() * 8
-            + self.owners.len() * size_of::<KeywordOwner>()
-    }
-}
-
-impl fmt::Debug for KeywordIndex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeywordIndex")
-            .field("patterns", &self.ranges.len())
-            .field("owners", &self.owners.len())
-            .finish()
-    }
 }
 
 /// What the engine knows about a group.
@@ -309,10 +205,10 @@ impl CompiledRules {
         let mut rules = Vec::with_capacity(set.rules.len());
         let mut seen_ids: FxHashMap<&str, usize> = FxHashMap::default();
         for (i, rule) in set.rules.iter().enumerate() {
-            let path = [key("rules"), PathSeg::Index(i)];
+            let path = ConfigPath::root().join("rules").join(i);
             if let Some(first) = seen_ids.insert(rule.id.as_str(), i) {
                 errors.push(
-                    &[key("rules"), PathSeg::Index(i), key("id")],
+                    &ConfigPath::root().join("rules").join(i).join("id"),
                     format!("rule id `{}` is already used by rules[{first}]", rule.id),
                 );
             }
@@ -332,7 +228,7 @@ impl CompiledRules {
         }
         let keywords = keyword_patterns.build().map_err(|message| {
             vec![ConfigError {
-                path: ConfigPath::of(&[key("rules")]),
+                path: ConfigPath::root().join("rules"),
                 message,
             }]
         })?;
@@ -449,143 +345,17 @@ impl Default for CompiledRules {
     }
 }
 
-fn validate_template(template: &str, path: &[PathSeg], errors: &mut Errors) {
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('}') else {
-            errors.push(path, "a `{` is never closed");
-            return;
-        };
-        let name = &after[..close];
-        if !TEMPLATE_PLACEHOLDERS.contains(&name) {
-            errors.push(
-                path,
-                format!(
-                    "unknown placeholder `{{{name}}}`: use {}",
-                    TEMPLATE_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
-                ),
-            );
-        }
-        rest = &after[close + 1..];
-    }
-}
-
-fn validate_groups(set: &RuleSet, errors: &mut Errors) {
-    if let Some(t) = &set.settings.warn_template {
-        validate_template(t, &[key("settings"), key("warn_template")], errors);
-    }
-    let mut seen = FxHashMap::default();
-    for (i, group) in set.groups.iter().enumerate() {
-        if let Some(first) = seen.insert(&group.id, i) {
-            errors.push(
-                &[key("groups"), PathSeg::Index(i), key("id")],
-                format!(
-                    "group `{}` is already described by groups[{first}]",
-                    group.id
-                ),
-            );
-        }
-        for (t, tag) in group.tags.iter().enumerate() {
-            if tag.trim().is_empty() {
-                errors.push(
-                    &[
-                        key("groups"),
-                        PathSeg::Index(i),
-                        key("tags"),
-                        PathSeg::Index(t),
-                    ],
-                    "tags cannot be empty",
-                );
-            }
-        }
-    }
-}
-
-fn validate_lists(set: &RuleSet, errors: &mut Errors) {
-    for (i, entry) in set.blacklist.iter().enumerate() {
-        if let Some(expires) = entry.expires_at
-            && expires <= entry.created_at
-        {
-            errors.push(
-                &[key("blacklist"), PathSeg::Index(i), key("expires_at")],
-                "expires_at must be after created_at",
-            );
-        }
-    }
-    let rule_ids: FxHashSet<&str> = set.rules.iter().map(|r| r.id.as_str()).collect();
-    for (i, entry) in set.whitelist.iter().enumerate() {
-        for (r, rule) in entry.rules.iter().enumerate() {
-            if !rule_ids.contains(rule.as_str()) {
-                errors.push(
-                    &[
-                        key("whitelist"),
-                        PathSeg::Index(i),
-                        key("rules"),
-                        PathSeg::Index(r),
-                    ],
-                    format!("unknown rule `{rule}`"),
-                );
-            }
-        }
-    }
-}
-
-#[derive(Default)]
-struct KeywordPatterns {
-    by_text: FxHashMap<String, u32>,
-    texts: Vec<String>,
-    owned: Vec<(u32, KeywordOwner)>,
-}
-
-impl KeywordPatterns {
-    fn add(&mut self, normalized: String, owner: KeywordOwner) {
-        let next = self.texts.len() as u32;
-        let id = *self.by_text.entry(normalized).or_insert_with_key(|text| {
-            self.texts.push(text.clone());
-            next
-        });
-        self.owned.push((id, owner));
-    }
-
-    fn build(mut self) -> Result<KeywordIndex, String> {
-        if self.texts.is_empty() {
-            return Ok(KeywordIndex::default());
-        }
-        let patterns = self.texts.iter().zip(0u32..);
-        let automaton = CharwiseDoubleArrayAhoCorasick::with_values(patterns)
-            .map_err(|e| format!("the keyword automaton cannot be built: {e}"))?;
-        self.owned.sort_by_key(|(pattern, _)| *pattern);
-        let mut ranges = vec![(0u32, 0u32); self.texts.len()];
-        let mut owners = Vec::with_capacity(self.owned.len());
-        for (pattern, owner) in self.owned {
-            let range = &mut ranges[pattern as usize];
-            if range.0 == range.1 {
-                range.0 = owners.len() as u32;
-            }
-            owners.push(owner);
-            range.1 = owners.len() as u32;
-        }
-        Ok(KeywordIndex {
-            automaton: Some(automaton),
-            ranges,
-            owners,
-        })
-    }
-}
-
 fn compile_rule(
     set: &RuleSet,
     rule: &Rule,
     index: u32,
-    path: &[PathSeg],
+    path: &ConfigPath,
     keywords: &mut KeywordPatterns,
     errors: &mut Errors,
 ) -> CompiledRule {
-    let at = |more: &[PathSeg]| -> Vec<PathSeg> { path.iter().chain(more).cloned().collect() };
     if !RuleId::is_valid(rule.id.as_str()) {
         errors.push(
-            &at(&[key("id")]),
+            &path.join("id"),
             format!(
                 "rule id `{}` must be 1 to 64 letters, digits, `-` or `_`",
                 rule.id
@@ -607,7 +377,7 @@ fn compile_rule(
     if let Some(kw) = &rule.keywords {
         if kw.substrings.is_empty() && kw.words.is_empty() {
             errors.push(
-                &at(&[key("keywords")]),
+                &path.join("keywords"),
                 "no keywords: add substrings or words",
             );
         }
@@ -621,7 +391,7 @@ fn compile_rule(
                 let normalized = normalize(term);
                 if normalized.trim().is_empty() {
                     errors.push(
-                        &at(&[key("keywords"), key(field), PathSeg::Index(k)]),
+                        &path.join("keywords").join(field).join(k),
                         format!("keyword `{term}` is empty after normalization"),
                     );
                 } else {
@@ -631,17 +401,7 @@ fn compile_rule(
                         keyword,
                         whole_word,
                     };
-                    // A keyword with separators inside (`free gift`, `lucky888.example`) also
-                    // matches when spelled out letter by letter, which collapses to no
-                    // separators at all (`f r e e g i f t`).
-                    let joined: String = normalized
-                        .chars()
-                        .filter(|c| is_letter_or_digit(*c))
-                        .collect();
-                    if !joined.is_empty() && joined != normalized {
-                        keywords.add(joined, owner);
-                    }
-                    keywords.add(normalized, owner);
+                    keywords.add_keyword(normalized, owner);
                 }
                 keyword += 1;
             }
@@ -651,14 +411,14 @@ fn compile_rule(
         compile_regexes(
             &rule.id,
             &r.patterns,
-            &at(&[key("regex"), key("patterns")]),
+            &path.join("regex").join("patterns"),
             errors,
         )
     });
     let phone_kinds = match &rule.phone {
         Some(p) if p.kinds.is_empty() => {
             errors.push(
-                &at(&[key("phone"), key("kinds")]),
+                &path.join("phone").join("kinds"),
                 "choose at least one of mobile, landline, international",
             );
             Vec::new()
@@ -672,7 +432,7 @@ fn compile_rule(
             for (k, entry) in list.iter().enumerate() {
                 match normalize_domain(entry) {
                     Ok(host) => hosts.push(host),
-                    Err(e) => errors.push(&at(&[key("links"), key(field), PathSeg::Index(k)]), e),
+                    Err(e) => errors.push(&path.join("links").join(field).join(k), e),
                 }
             }
             DomainSet::new(hosts)
@@ -688,25 +448,25 @@ fn compile_rule(
         && l.deny.is_empty()
     {
         errors.push(
-            &at(&[key("links")]),
+            &path.join("links"),
             "deny_listed mode with an empty deny list finds nothing: add deny domains or use mode = \"allow_listed_only\"",
         );
     }
     let flood = rule.flood.clone();
     if let Some(f) = &flood {
-        validate_flood(f, &at(&[key("flood")]), errors);
+        validate_flood(f, &path.join("flood"), errors);
     }
     if let Some(d) = &rule.duplicates {
-        validate_duplicates(d, &at(&[key("duplicates")]), errors);
+        validate_duplicates(d, &path.join("duplicates"), errors);
     }
     validate_ladder(rule, path, errors);
     if let Some(t) = &rule.warn_template {
-        validate_template(t, &at(&[key("warn_template")]), errors);
+        validate_template(t, &path.join("warn_template"), errors);
     }
     for (t, tag) in rule.scope.tags.iter().enumerate() {
         if tag.trim().is_empty() {
             errors.push(
-                &at(&[key("scope"), key("tags"), PathSeg::Index(t)]),
+                &path.join("scope").join("tags").join(t),
                 "tags cannot be empty",
             );
         }
@@ -740,160 +500,15 @@ fn compile_rule(
             .as_ref()
             .map(|i| (i.clone(), i.allow_orgs.iter().cloned().collect())),
         blacklist: rule.blacklist.clone(),
+        // Checked above; a template that fails falls back to the default, and the set does
+        // not compile anyway.
         warn_template: rule
             .warn_template
-            .clone()
-            .or_else(|| set.settings.warn_template.clone())
-            .unwrap_or_else(|| DEFAULT_WARN_TEMPLATE.to_owned()),
+            .as_deref()
+            .or(set.settings.warn_template.as_deref())
+            .and_then(|t| Template::parse(t).ok())
+            .unwrap_or_else(default_warn_template),
         rule: rule.clone(),
-    }
-}
-
-/// Regexes run on folded text, which is lower case, so patterns are case-insensitive.
-fn compile_regexes(
-    rule: &RuleId,
-    patterns: &[String],
-    path: &[PathSeg],
-    errors: &mut Errors,
-) -> Option<CompiledRegex> {
-    const SIZE_LIMIT: usize = 8 << 20;
-    if patterns.is_empty() {
-        errors.push(path, "no patterns");
-        return None;
-    }
-    let mut each = Vec::with_capacity(patterns.len());
-    let mut ok = true;
-    for (i, pattern) in patterns.iter().enumerate() {
-        match RegexBuilder::new(pattern)
-            .case_insensitive(true)
-            .size_limit(SIZE_LIMIT)
-            .build()
-        {
-            Ok(r) => each.push(r),
-            Err(e) => {
-                ok = false;
-                let mut at = path.to_vec();
-                at.push(PathSeg::Index(i));
-                errors.push(
-                    &at,
-                    format!(
-                        "bad pattern `{pattern}` in rule `{rule}`: {}",
-                        first_line_of_regex_error(&e)
-                    ),
-                );
-            }
-        }
-    }
-    if !ok {
-        return None;
-    }
-    match RegexSetBuilder::new(patterns)
-        .case_insensitive(true)
-        .size_limit(SIZE_LIMIT * 4)
-        .build()
-    {
-        Ok(set) => Some(CompiledRegex { set, each }),
-        Err(e) => {
-            errors.push(
-                path,
-                format!(
-                    "the patterns together are too large: {}",
-                    first_line_of_regex_error(&e)
-                ),
-            );
-            None
-        }
-    }
-}
-
-/// regex errors draw the pattern with a caret over several lines; the last line says what.
-pub(crate) fn first_line_of_regex_error(e: &regex::Error) -> String {
-    let text = e.to_string();
-    text.lines()
-        .rev()
-        .find(|l| l.starts_with("error:"))
-        .map(|l| l.trim_start_matches("error:").trim().to_owned())
-        .unwrap_or(text)
-}
-
-fn validate_flood(f: &FloodCheck, path: &[PathSeg], errors: &mut Errors) {
-    let with = |k: &str| -> Vec<PathSeg> { path.iter().cloned().chain([key(k)]).collect() };
-    match (f.messages, f.per) {
-        (Some(_), None) => errors.push(
-            &with("per"),
-            "`messages` needs `per`, the window (for example per = \"10s\")",
-        ),
-        (None, Some(_)) => errors.push(
-            &with("messages"),
-            "`per` needs `messages`, the most messages allowed",
-        ),
-        (Some(n), Some(per)) => {
-            if n == 0 || n > MAX_FLOOD_MESSAGES {
-                errors.push(
-                    &with("messages"),
-                    format!("must be between 1 and {MAX_FLOOD_MESSAGES}"),
-                );
-            }
-            if per > MAX_WINDOW {
-                errors.push(&with("per"), "must be at most 24h");
-            }
-        }
-        (None, None) => {}
-    }
-    for (field, value) in [
-        ("max_chars", f.max_chars),
-        ("max_lines", f.max_lines),
-        ("max_mentions", f.max_mentions),
-    ] {
-        if value == Some(0) {
-            errors.push(&with(field), "must be at least 1");
-        }
-    }
-    if f == &FloodCheck::default() {
-        errors.push(
-            path,
-            "set messages and per, max_chars, max_lines or max_mentions",
-        );
-    }
-}
-
-fn validate_duplicates(d: &DuplicateCheck, path: &[PathSeg], errors: &mut Errors) {
-    let with = |k: &str| -> Vec<PathSeg> { path.iter().cloned().chain([key(k)]).collect() };
-    if d.members.is_none() && d.groups.is_none() {
-        errors.push(path, "set `members`, `groups` or both");
-    }
-    for (field, value) in [("members", d.members), ("groups", d.groups)] {
-        if let Some(n) = value
-            && !(2..=64).contains(&n)
-        {
-            errors.push(&with(field), "must be between 2 and 64");
-        }
-    }
-    if d.window > MAX_WINDOW {
-        errors.push(&with("window"), "must be at most 24h");
-    }
-}
-
-fn validate_ladder(rule: &Rule, path: &[PathSeg], errors: &mut Errors) {
-    let at: Vec<PathSeg> = path.iter().cloned().chain([key("ladder")]).collect();
-    if rule.ladder.is_empty() {
-        errors.push(
-            &at,
-            "a ladder needs at least one rung, such as [\"warn\", \"warn\", \"warn\", \"kick\"]",
-        );
-    }
-    if rule.ladder.len() > MAX_RUNGS {
-        errors.push(&at, format!("at most {MAX_RUNGS} rungs"));
-    }
-    if rule.decay > MAX_DECAY {
-        errors.push(
-            &path
-                .iter()
-                .cloned()
-                .chain([key("decay")])
-                .collect::<Vec<_>>(),
-            "must be at most 365 days",
-        );
     }
 }
 

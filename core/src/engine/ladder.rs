@@ -1,0 +1,195 @@
+//! Climbing a rule's ladder and planning the rung's actions.
+
+use super::checks::Context;
+use super::{EXCERPT_CHARS, Engine, LADDER_MEMORY, ladder_key};
+use crate::compile::CompiledRule;
+use crate::keys;
+use crate::lists::ListMeta;
+use crate::model::Member;
+use crate::rule::{ListScope, Mode, Rung, Source, Step};
+use crate::template::{Field, Template, put};
+use crate::time::duration_millis;
+use crate::verdict::{Action, CheckHit, CheckKind, Match, PlannedAction, Verdict, ViolationRecord};
+
+impl Engine {
+    /// Climbs the ladder and plans the rung's actions.
+    pub(super) fn punish(
+        &mut self,
+        ctx: &Context<'_>,
+        rule: &CompiledRule,
+        hits: Vec<CheckHit>,
+        verdict: &mut Verdict,
+        blacklisted: &mut Vec<(u64, ListMeta)>,
+    ) -> Match {
+        let event = ctx.event;
+        let now = ctx.now;
+        let decay_ms = duration_millis(rule.rule.decay);
+        let times = self
+            .state
+            .ladder
+            .entry(ladder_key(ctx.member_key, &rule.rule.id))
+            .or_default();
+        times.retain(|&t| t > now.millis() - decay_ms);
+        let count_before = times.len() as u32;
+        times.push(now.millis());
+        if times.len() > LADDER_MEMORY {
+            times.remove(0);
+        }
+        let ladder = &rule.rule.ladder;
+        let rung_index = (count_before as usize).min(ladder.len() - 1);
+        let rung = &ladder[rung_index];
+        let next = &ladder[(rung_index + 1).min(ladder.len() - 1)];
+        let first = &hits[0];
+        let mode = rule.rule.mode;
+        let mut notes = Vec::new();
+        let mut actions = Vec::new();
+        for step in &rung.steps {
+            let action = match step {
+                Step::Delete => match event.message_id() {
+                    Some(message) => Action::DeleteMessage { message },
+                    None => continue,
+                },
+                Step::Warn => Action::Warn {
+                    text: render_template(
+                        &rule.warn_template,
+                        &event.member,
+                        rule,
+                        first.check,
+                        count_before + 1,
+                        next,
+                    ),
+                },
+                Step::Timeout(duration) => Action::Timeout {
+                    duration: *duration,
+                },
+                Step::Kick => Action::Kick,
+                Step::Blacklist(scope, expiry) => {
+                    let owner = match scope {
+                        ListScope::Org => None,
+                        ListScope::Personal => match ctx.rules.owner(ctx.group_key) {
+                            Some(owner) => Some(owner.clone()),
+                            None => {
+                                notes.push(format!(
+                                    "personal blacklist skipped: group {} has no owner configured",
+                                    event.group
+                                ));
+                                continue;
+                            }
+                        },
+                    };
+                    let reason = format!("{} {}", first.check, first.evidence);
+                    let expires_at = expiry.map(|d| now.plus(d));
+                    if mode == Mode::Enforce {
+                        let key = match &owner {
+                            Some(owner) => keys::personal(
+                                event.platform,
+                                owner.as_str(),
+                                event.member.id.as_str(),
+                            ),
+                            None => ctx.member_key,
+                        };
+                        // Applied after this event, so other rules judge it as it arrived.
+                        blacklisted.push((
+                            key,
+                            ListMeta {
+                                owner: owner.clone(),
+                                reason: reason.as_str().into(),
+                                source: Source::Rule(rule.rule.id.clone()),
+                                expires_at,
+                            },
+                        ));
+                    }
+                    Action::Blacklist {
+                        owner,
+                        reason,
+                        expires_at,
+                    }
+                }
+                Step::Notify => Action::NotifyAdmins {
+                    text: format!(
+                        "{} ({}) broke rule {} in {}: {} {}; action: {}",
+                        event.member.label(),
+                        event.member.id,
+                        rule.rule.label(),
+                        event.group,
+                        first.check,
+                        first.evidence,
+                        rung
+                    ),
+                },
+                Step::Review => Action::QueueReview {
+                    summary: format!(
+                        "{}: {} {} by {} in {}",
+                        rule.rule.label(),
+                        first.check,
+                        first.evidence,
+                        event.member.label(),
+                        event.group
+                    ),
+                },
+            };
+            actions.push(action);
+        }
+        for action in &actions {
+            let duplicate = verdict
+                .actions
+                .iter()
+                .any(|a| a.mode == mode && &a.action == action);
+            if !duplicate {
+                verdict.actions.push(PlannedAction {
+                    rule: rule.rule.id.clone(),
+                    mode,
+                    platform: event.platform,
+                    group: event.group.clone(),
+                    member: event.member.id.clone(),
+                    action: action.clone(),
+                    key: None,
+                });
+            }
+        }
+        verdict.violations.push(ViolationRecord {
+            event: event.id.clone(),
+            at: now,
+            platform: event.platform,
+            group: event.group.clone(),
+            member: event.member.id.clone(),
+            member_name: event.member.display_name.clone(),
+            member_joined_at: event.member.joined_at,
+            rule: rule.rule.id.clone(),
+            check: first.check,
+            evidence: first.evidence.clone(),
+            excerpt: event
+                .text()
+                .unwrap_or_default()
+                .chars()
+                .take(EXCERPT_CHARS)
+                .collect(),
+            actions,
+            mode,
+        });
+        Match {
+            hits,
+            count_before,
+            count_after: count_before + 1,
+            rung: rung.to_string(),
+            notes,
+        }
+    }
+}
+
+fn render_template(
+    template: &Template,
+    member: &Member,
+    rule: &CompiledRule,
+    check: CheckKind,
+    count: u32,
+    next: &Rung,
+) -> String {
+    template.fill(|field, out| match field {
+        Field::Member => out.push_str(member.label()),
+        Field::Rule => out.push_str(rule.rule.label()),
+        Field::Check => out.push_str(check.as_str()),
+        Field::Count => put(out, count),
+        Field::Next => put(out, next),
+    })
+}

@@ -1,0 +1,268 @@
+//! The engine: `evaluate(&event, now) -> Verdict`.
+//!
+//! Synchronous and pure apart from its own state: the rules come from an atomically swapped
+//! [`CompiledRules`], the clock is passed in, and the [`EngineState`] (flood windows, duplicate
+//! hashes, ladder counters, blacklist entries added by ladders) is owned here. Nothing is
+//! executed; actions come back as values.
+//!
+//! # Memory
+//!
+//! State is bounded by activity, not by history: every minute of event time a sweep drops
+//! flood windows older than the longest flood window, duplicate texts older than the longest
+//! duplicate window and ladder counters whose violations have all decayed. Only members who
+//! post in a group with a flood rule get a flood window; only violators get ladder counters.
+//! A flood window costs about 150 bytes per (member, group) for a limit of 10 messages, map
+//! slot included; a text tracked for duplicates with one sender about 100 bytes; a ladder
+//! counter with one violation about 100 bytes (measured: `docs/PERFORMANCE.md`).
+
+mod checks;
+mod ladder;
+mod state;
+mod text;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::compile::{CompiledRule, CompiledRules};
+use crate::keys;
+use crate::model::{Event, EventKind, Member, MemberRef, RuleId};
+use crate::normalize::is_letter_or_digit;
+use crate::ports::{StoreError, ViolationStore};
+use crate::time::Timestamp;
+use crate::verdict::{Outcome, RuleOutcome, SkipReason, Verdict};
+
+use checks::Context;
+use state::ladder_key;
+pub use state::{EngineState, StateStats};
+use text::{Scratch, TextAnalysis};
+
+/// Shared access to the current rule set: clone it to swap rules from another thread while
+/// the engine keeps evaluating. Readers never block.
+pub type RulesHandle = Arc<ArcSwap<CompiledRules>>;
+
+/// How often (in event time) idle state is swept.
+pub(super) const SWEEP_EVERY_MS: i64 = 60_000;
+/// The most violation times kept per (member, rule).
+pub(super) const LADDER_MEMORY: usize = 16;
+/// The most senders remembered per duplicated text.
+pub(super) const DUPLICATE_SENDERS: usize = 64;
+/// The longest excerpt kept in a violation record, in characters.
+pub(super) const EXCERPT_CHARS: usize = 200;
+
+/// The moderation engine.
+#[derive(Debug)]
+pub struct Engine {
+    rules: RulesHandle,
+    state: EngineState,
+    scratch: Scratch,
+}
+
+impl Engine {
+    /// An engine running `rules`.
+    pub fn new(rules: CompiledRules) -> Engine {
+        Engine::with_handle(Arc::new(ArcSwap::from_pointee(rules)))
+    }
+
+    /// An engine reading its rules from a shared handle.
+    pub fn with_handle(rules: RulesHandle) -> Engine {
+        Engine {
+            rules,
+            state: EngineState::default(),
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// The handle through which rules can be swapped.
+    pub fn handle(&self) -> RulesHandle {
+        Arc::clone(&self.rules)
+    }
+
+    /// The rules currently in force.
+    pub fn rules(&self) -> Arc<CompiledRules> {
+        self.rules.load_full()
+    }
+
+    /// Swaps in a new rule set; the next evaluation uses it. State carries over.
+    pub fn swap_rules(&self, rules: CompiledRules) {
+        self.rules.store(Arc::new(rules));
+    }
+
+    /// The engine's state, for inspection.
+    pub fn state(&self) -> &EngineState {
+        &self.state
+    }
+
+    /// Restores the ladder counters a restart would forget: every violation recorded within
+    /// the longest decay of the running rules before `now`. Returns how many.
+    pub async fn restore_ladders(
+        &mut self,
+        store: &dyn ViolationStore,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let since = now.minus(self.rules.load().longest_decay());
+        let history = store.ladder_history(since).await?;
+        for (member, rule, at) in &history {
+            self.restore_violation(member, rule, *at);
+        }
+        Ok(history.len())
+    }
+
+    /// Replays a stored violation so a restart forgets no warning.
+    fn restore_violation(&mut self, member: &MemberRef, rule: &RuleId, at: Timestamp) {
+        let key = ladder_key(keys::member(member.platform, member.id.as_str()), rule);
+        let times = self.state.ladder.entry(key).or_default();
+        let i = times.partition_point(|&t| t <= at.millis());
+        times.insert(i, at.millis());
+        if times.len() > LADDER_MEMORY {
+            times.remove(0);
+        }
+    }
+
+    /// Judges one event at `now`.
+    pub fn evaluate(&mut self, event: &Event, now: Timestamp) -> Verdict {
+        let rules = self.rules.load_full();
+        self.state.sweep_if_due(now, &rules.needs);
+        let member_key = keys::member(event.platform, event.member.id.as_str());
+        let group_key = keys::group(event.platform, event.group.as_str());
+        let mut ctx = Context {
+            event,
+            now,
+            rules: &rules,
+            member_key,
+            group_key,
+            text: None,
+        };
+
+        let in_scope = rules.rules_for(event.platform, group_key);
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; rules.rules.len()];
+        let mut eligible = Vec::with_capacity(in_scope.len());
+        for (i, rule) in rules.rules.iter().enumerate() {
+            let skip = if !rule.rule.enabled {
+                Some(SkipReason::Disabled)
+            } else if in_scope.binary_search(&(i as u32)).is_err() {
+                Some(SkipReason::OutOfScope)
+            } else {
+                skip_reason(rule, &event.member, member_key, &event.kind)
+            };
+            match skip {
+                Some(reason) => outcomes[i] = Some(Outcome::Skipped(reason)),
+                None => eligible.push(i),
+            }
+        }
+
+        let eligible_rules = || eligible.iter().map(|&i| &rules.rules[i]);
+        if let Some(text) = event.text() {
+            let need_keywords = eligible_rules().any(|r| r.has_keywords);
+            ctx.text = Some(TextAnalysis::new(
+                text,
+                &rules,
+                need_keywords,
+                &mut self.scratch,
+            ));
+        }
+        let counts_as_new = matches!(
+            event.kind,
+            EventKind::MessagePosted(_) | EventKind::Command { .. }
+        );
+        let flood_key = (counts_as_new
+            && eligible_rules().any(|r| r.flood.as_ref().is_some_and(|f| f.messages.is_some())))
+        .then(|| {
+            let key = keys::pair(group_key, member_key);
+            self.state.record_message(key, now, &rules.needs);
+            key
+        });
+        let min_chars = eligible_rules()
+            .filter_map(|r| r.duplicates.as_ref().map(|d| d.min_chars))
+            .min();
+        let duplicate_key = match (counts_as_new, min_chars, &ctx.text) {
+            (true, Some(min), Some(text)) => {
+                // Letters and digits only: punctuation and spacing do not make spam new.
+                let skeleton = &mut self.scratch.skeleton;
+                skeleton.clear();
+                skeleton.extend(text.collapsed.chars().filter(|&c| is_letter_or_digit(c)));
+                (skeleton.chars().count() >= min as usize).then(|| {
+                    let key = keys::text(skeleton);
+                    self.state
+                        .record_text(key, member_key, group_key, now, &rules.needs);
+                    key
+                })
+            }
+            _ => None,
+        };
+        if let EventKind::MemberLeft | EventKind::MemberRemoved { .. } = event.kind {
+            self.state.flood.remove(&keys::pair(group_key, member_key));
+        }
+
+        let mut verdict = Verdict {
+            event: event.id.clone(),
+            message: event.message_id(),
+            at: now,
+            platform: event.platform,
+            group: event.group.clone(),
+            member: event.member.id.clone(),
+            outcomes: Vec::with_capacity(rules.rules.len()),
+            actions: Vec::new(),
+            violations: Vec::new(),
+        };
+        let mut blacklisted = Vec::new();
+        for &i in &eligible {
+            let rule = &rules.rules[i];
+            let keys = checks::Keys {
+                rule_index: i as u32,
+                flood: flood_key,
+                duplicate: duplicate_key,
+            };
+            let hits = ctx.check(rule, &keys, &self.state);
+            outcomes[i] = Some(if hits.is_empty() {
+                Outcome::NotMatched
+            } else {
+                Outcome::Matched(self.punish(&ctx, rule, hits, &mut verdict, &mut blacklisted))
+            });
+        }
+        self.state.blacklisted.extend(blacklisted);
+        if let Some(text) = ctx.text.take() {
+            text.recycle(&mut self.scratch);
+        }
+        verdict.outcomes = rules
+            .rules
+            .iter()
+            .zip(outcomes)
+            .map(|(rule, outcome)| RuleOutcome {
+                rule: rule.rule.id.clone(),
+                result: outcome.unwrap_or(Outcome::NotMatched),
+            })
+            .collect();
+        verdict
+    }
+}
+
+fn skip_reason(
+    rule: &CompiledRule,
+    member: &Member,
+    member_key: u64,
+    kind: &EventKind,
+) -> Option<SkipReason> {
+    if rule.exempt_roles & (1 << (member.role as u8)) != 0 {
+        return Some(SkipReason::ExemptRole { role: member.role });
+    }
+    if member.is_bot && rule.rule.exempt.bots {
+        return Some(SkipReason::Bot);
+    }
+    if rule.exempt_members.contains(&member_key) {
+        return Some(SkipReason::Whitelisted);
+    }
+    let applies = match kind {
+        EventKind::MessagePosted(_) | EventKind::MessageEdited(_) | EventKind::Command { .. } => {
+            rule.checks_messages()
+        }
+        EventKind::MemberJoined { .. } => rule.checks_joins(),
+        EventKind::MemberLeft | EventKind::MemberRemoved { .. } | EventKind::GroupChanged(_) => {
+            false
+        }
+    };
+    (!applies).then_some(SkipReason::NotApplicable)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,142 @@
+//! The event's text: folded, collapsed and searched once for every rule.
+
+use std::cell::OnceCell;
+
+use crate::compile::{CompiledRules, KeywordOwner};
+use crate::detect::links::{LinkHit, find_links};
+use crate::detect::phone::{PhoneHit, find_phones};
+use crate::normalize::{
+    Mapped, collapse_into, fold_into, fold_literal, fold_literal_mapped, fold_mapped,
+    normalize_mapped,
+};
+use crate::rule::PhoneKind;
+use crate::verdict::Evidence;
+
+/// Buffers reused from one evaluation to the next, so judging a message rarely allocates.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    pub(super) folded: String,
+    pub(super) collapsed: String,
+    pub(super) skeleton: String,
+    pub(super) keyword_hits: Vec<(KeywordOwner, usize, usize)>,
+}
+
+/// The event's text, normalized once and searched once for all rules.
+pub(super) struct TextAnalysis<'a> {
+    pub(super) raw: &'a str,
+    /// Folded with look-alikes mapped: what regexes see.
+    pub(super) folded: String,
+    /// Folded as written, for links and phone numbers, when look-alikes made it differ.
+    pub(super) literal: Option<String>,
+    /// Collapsed: what keywords see.
+    pub(super) collapsed: String,
+    pub(super) keyword_hits: Vec<(KeywordOwner, usize, usize)>,
+    pub(super) links: OnceCell<Vec<LinkHit>>,
+    pub(super) phones: OnceCell<Vec<PhoneHit>>,
+    pub(super) folded_map: OnceCell<Mapped>,
+    pub(super) literal_map: OnceCell<Mapped>,
+    pub(super) collapsed_map: OnceCell<Mapped>,
+}
+
+impl<'a> TextAnalysis<'a> {
+    /// Normalizes and searches `raw`, in buffers taken from `scratch`.
+    pub(super) fn new(
+        raw: &'a str,
+        rules: &CompiledRules,
+        need_keywords: bool,
+        scratch: &mut Scratch,
+    ) -> TextAnalysis<'a> {
+        let mut folded = std::mem::take(&mut scratch.folded);
+        folded.clear();
+        let literal = fold_into(raw, &mut folded).then(|| fold_literal(raw));
+        let mut collapsed = std::mem::take(&mut scratch.collapsed);
+        collapsed.clear();
+        collapse_into(&folded, &mut collapsed);
+        let mut keyword_hits = std::mem::take(&mut scratch.keyword_hits);
+        keyword_hits.clear();
+        if need_keywords {
+            rules.keywords.find(&collapsed, |owner, start, end| {
+                keyword_hits.push((owner, start, end))
+            });
+        }
+        TextAnalysis {
+            raw,
+            folded,
+            literal,
+            collapsed,
+            keyword_hits,
+            links: OnceCell::new(),
+            phones: OnceCell::new(),
+            folded_map: OnceCell::new(),
+            literal_map: OnceCell::new(),
+            collapsed_map: OnceCell::new(),
+        }
+    }
+
+    /// Gives the buffers back for the next event.
+    pub(super) fn recycle(self, scratch: &mut Scratch) {
+        scratch.folded = self.folded;
+        scratch.collapsed = self.collapsed;
+        scratch.keyword_hits = self.keyword_hits;
+    }
+
+    /// Evidence for a span of the folded text.
+    pub(super) fn folded_term(&self, term: String, start: usize, end: usize) -> Evidence {
+        let span = self
+            .folded_map
+            .get_or_init(|| fold_mapped(self.raw))
+            .source_span(start, end);
+        self.term(term, span)
+    }
+
+    /// The text links and phone numbers are searched in.
+    pub(super) fn literal(&self) -> &str {
+        self.literal.as_deref().unwrap_or(&self.folded)
+    }
+
+    /// Evidence for a span of [`Self::literal`].
+    pub(super) fn literal_term(&self, term: String, start: usize, end: usize) -> Evidence {
+        if self.literal.is_none() {
+            return self.folded_term(term, start, end);
+        }
+        let span = self
+            .literal_map
+            .get_or_init(|| fold_literal_mapped(self.raw))
+            .source_span(start, end);
+        self.term(term, span)
+    }
+
+    /// Evidence for a span of the collapsed text.
+    pub(super) fn collapsed_term(&self, term: String, start: usize, end: usize) -> Evidence {
+        let span = self
+            .collapsed_map
+            .get_or_init(|| normalize_mapped(self.raw))
+            .source_span(start, end);
+        self.term(term, span)
+    }
+
+    pub(super) fn term(&self, term: String, span: std::ops::Range<usize>) -> Evidence {
+        Evidence::Term {
+            term,
+            matched: self.raw.get(span.clone()).unwrap_or_default().to_owned(),
+            span,
+        }
+    }
+
+    pub(super) fn links(&self) -> &[LinkHit] {
+        self.links.get_or_init(|| find_links(self.literal()))
+    }
+
+    pub(super) fn phones(&self) -> &[PhoneHit] {
+        self.phones.get_or_init(|| {
+            find_phones(
+                self.literal(),
+                &[
+                    PhoneKind::Mobile,
+                    PhoneKind::Landline,
+                    PhoneKind::International,
+                ],
+            )
+        })
+    }
+}

@@ -1,0 +1,124 @@
+//! Warning texts with placeholders: `{member}`, `{rule}`, `{check}`, `{count}`, `{next}`.
+//!
+//! A template is parsed once, when rules compile (an unknown placeholder or an unclosed `{`
+//! is a configuration error), and filled in one pass: a member whose display name is
+//! `{rule}` stays `{rule}`, because what is filled in is never read again.
+
+use std::fmt::Write as _;
+
+/// A placeholder of a warning template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The member's display name (or id).
+    Member,
+    /// The rule's name.
+    Rule,
+    /// The check that matched.
+    Check,
+    /// The member's violations of the rule inside its decay window, this one included.
+    Count,
+    /// The next rung of the ladder.
+    Next,
+}
+
+impl Field {
+    const ALL: [(&'static str, Field); 5] = [
+        ("member", Field::Member),
+        ("rule", Field::Rule),
+        ("check", Field::Check),
+        ("count", Field::Count),
+        ("next", Field::Next),
+    ];
+}
+
+/// A parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Field(Field),
+}
+
+impl Template {
+    /// Parses a template, or says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(Part::Text(rest[..open].to_owned()));
+            }
+            let after = &rest[open + 1..];
+            let close = after.find('}').ok_or("a `{` is never closed")?;
+            let name = &after[..close];
+            let field = Field::ALL
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, f)| *f)
+                .ok_or_else(|| {
+                    let known: Vec<String> =
+                        Field::ALL.iter().map(|(n, _)| format!("{{{n}}}")).collect();
+                    format!("unknown placeholder `{{{name}}}`: use {}", known.join(", "))
+                })?;
+            parts.push(Part::Field(field));
+            rest = &after[close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_owned()));
+        }
+        Ok(Template { parts })
+    }
+
+    /// The text with every placeholder filled by `value`, in one pass.
+    pub fn fill(&self, mut value: impl FnMut(Field, &mut String)) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => out.push_str(text),
+                Part::Field(field) => value(*field, &mut out),
+            }
+        }
+        out
+    }
+}
+
+/// Writes `value` into a template being filled.
+pub fn put(out: &mut String, value: impl std::fmt::Display) {
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_in_one_pass() {
+        let template = Template::parse("{member}: {rule} ({check}) #{count}, next {next}").unwrap();
+        let filled = template.fill(|field, out| match field {
+            Field::Member => out.push_str("{rule}"),
+            Field::Rule => out.push_str("No ads"),
+            Field::Check => out.push_str("keyword"),
+            Field::Count => put(out, 2),
+            Field::Next => out.push_str("kick"),
+        });
+        assert_eq!(filled, "{rule}: No ads (keyword) #2, next kick");
+    }
+
+    #[test]
+    fn bad_templates_say_what_is_wrong() {
+        assert_eq!(
+            Template::parse("hi {member").unwrap_err(),
+            "a `{` is never closed"
+        );
+        assert_eq!(
+            Template::parse("hi {name}").unwrap_err(),
+            "unknown placeholder `{name}`: use {member}, {rule}, {check}, {count}, {next}"
+        );
+        assert_eq!(Template::parse("plain").unwrap().fill(|_, _| {}), "plain");
+    }
+}
