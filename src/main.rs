@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use groupguard_core::compile::CompiledRules;
+use groupguard_core::engine::Live;
 use groupguard_core::rulefile;
 
 /// Self-hosted anti-harassment bot for WeCom, Matrix and Discord groups.
@@ -154,7 +154,7 @@ fn main() -> ExitCode {
 }
 
 /// Reads and compiles a rule file, printing each problem as `FILE:LINE:COLUMN: message`.
-fn load_rules(path: &Path) -> anyhow::Result<CompiledRules> {
+fn load_rules(path: &Path) -> anyhow::Result<Live> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read rule file {}", path.display()))?;
     rulefile::load(&text).map_err(|errors| {
@@ -175,7 +175,8 @@ fn load_rules(path: &Path) -> anyhow::Result<CompiledRules> {
 }
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
-    let rules = load_rules(path)?;
+    let live = load_rules(path)?;
+    let rules = live.rules();
     let set = rules.config();
     let keywords: usize = set
         .rules
@@ -189,7 +190,7 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         count(set.rules.len(), "rule"),
         count(set.groups.len(), "group"),
         count(keywords, "keyword"),
-        count(rules.blacklist_len(), "blacklist entry"),
+        count(live.blacklist().len(), "blacklist entry"),
         count(set.whitelist.len(), "whitelist entry"),
     );
     Ok(ExitCode::SUCCESS)

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::Context as _;
-use arc_swap::ArcSwap;
 use groupguard_core::command::load_rules;
 use groupguard_core::engine::Engine;
 use groupguard_core::platform::EventSink;
@@ -92,16 +91,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .revision()
         .await
         .context("cannot read the configuration revision")?;
-    let compiled = load_rules(store.as_ref())
+    let live = load_rules(store.as_ref())
         .await
         .context("the stored configuration does not compile")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     tracing::info!(
-        rules = compiled.len(),
-        blacklist = compiled.blacklist_len(),
+        rules = live.rules().len(),
+        blacklist = live.blacklist().len(),
         "rules loaded"
     );
-    let rules = Arc::new(ArcSwap::from_pointee(compiled));
+    let rules = Arc::new(live);
     let mut engine = Engine::with_handle(Arc::clone(&rules));
     let restored = engine
         .restore_ladders(store.as_ref(), clock.now())

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use groupguard_core::compile::CompiledRules;
 use groupguard_core::detect::links::find_links;
 use groupguard_core::detect::phone::find_phones;
-use groupguard_core::engine::Engine;
+use groupguard_core::engine::{Engine, Live};
+use groupguard_core::lists::BlacklistIndex;
 use groupguard_core::model::{
     Event, EventId, EventKind, GroupId, Member, MemberRef, Message, MessageKind, Platform, UserId,
 };
@@ -323,15 +323,14 @@ fn main() {
 
     let set = rules(&keywords);
     let t = Instant::now();
-    let compiled = CompiledRules::compile(set).expect("bench rules compile");
+    let live = Arc::new(Live::compile(set).expect("bench rules compile"));
     println!(
         "compile (10,000 keywords, 100,000 blacklist entries): {:.0} ms",
         t.elapsed().as_secs_f64() * 1e3
     );
-    let compiled = Arc::new(compiled);
 
     // Throughput: one pass, no per-call timing.
-    let mut engine = Engine::with_handle(Arc::new(arc_swap::ArcSwap::new(Arc::clone(&compiled))));
+    let mut engine = Engine::with_handle(Arc::clone(&live));
     let t = Instant::now();
     let mut keyword_hits = Vec::with_capacity(n);
     for (event, _) in &events {
@@ -351,7 +350,7 @@ fn main() {
     breakdown(&events, &keywords);
 
     // Latency: a second engine, each call timed.
-    let mut engine = Engine::with_handle(Arc::new(arc_swap::ArcSwap::new(Arc::clone(&compiled))));
+    let mut engine = Engine::with_handle(Arc::clone(&live));
     let mut latencies: Vec<u64> = events
         .iter()
         .map(|(event, _)| {
@@ -494,7 +493,7 @@ fn state_memory(n: usize) {
     let per_item =
         |rule: &str, text: &dyn Fn(usize) -> String, count: &dyn Fn(&Engine) -> usize| {
             let set = rulefile::parse(rule).expect("state rule");
-            let mut engine = Engine::new(CompiledRules::compile(set).expect("state rule compiles"));
+            let mut engine = Engine::new(Live::compile(set).expect("state rule compiles"));
             let start = Timestamp(1_795_251_600_000);
             let event = |i: usize| Event {
                 id: EventId::new("e"),
@@ -544,7 +543,7 @@ fn blacklist(entries: usize) {
         ..RuleSet::default()
     };
     let t = Instant::now();
-    let compiled = CompiledRules::compile(set).expect("blacklist compiles");
+    let index = BlacklistIndex::of_entries(&set.blacklist);
     let build = t.elapsed();
     let after = allocated();
     let lookups = 500_000usize;
@@ -555,7 +554,7 @@ fn blacklist(entries: usize) {
         let t = Instant::now();
         let found = probes
             .iter()
-            .filter(|m| compiled.blacklisted(m, None).is_some())
+            .filter(|m| index.entry(m, None).is_some())
             .count();
         (t.elapsed().as_nanos() as f64 / lookups as f64, found)
     };
@@ -564,7 +563,7 @@ fn blacklist(entries: usize) {
     assert_eq!((hits, false_hits), (lookups, 0));
     println!(
         "blacklist: {} entries, compiled in {:.0} ms, {:.1} bytes per entry in memory, lookup incl. hashing the id: {hit_ns:.0} ns (hit), {miss_ns:.0} ns (miss)",
-        compiled.blacklist_len(),
+        index.len(),
         build.as_secs_f64() * 1e3,
         (after - before) as f64 / entries as f64,
     );
@@ -592,7 +591,7 @@ fn evasion_quality(rng: &mut Rng, n: usize) {
         quoted.join(", ")
     ))
     .expect("phrase rules parse");
-    let mut engine = Engine::new(CompiledRules::compile(set).expect("phrase rules compile"));
+    let mut engine = Engine::new(Live::compile(set).expect("phrase rules compile"));
     let spell = |rng: &mut Rng, phrase: &str| -> String {
         let letters_only: String = phrase
             .chars()

@@ -80,7 +80,6 @@ fn describe(state: &ActionState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::CompiledRules;
     use crate::engine::Engine;
     use crate::model::Platform;
     use crate::rulefile;
@@ -88,7 +87,7 @@ mod tests {
 
     fn stored() -> Vec<StoredViolation> {
         let set = rulefile::parse("[[rules]]\nid = \"ads\"\nkeywords = { substrings = [\"代购\"] }\nladder = [\"delete+warn\"]\n").unwrap();
-        let mut engine = Engine::new(CompiledRules::compile(set).unwrap());
+        let mut engine = Engine::new(crate::engine::Live::compile(set).unwrap());
         let event = EventFactory::new(Platform::WeCom, "g1")
             .text(&member("ann"), "代购, \"cheap\"\nline two");
         let verdict = engine.evaluate(&event, event.at);

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::model::UserId;
-use crate::rule::Source;
+use crate::keys;
+use crate::model::{MemberRef, UserId};
+use crate::rule::{BlacklistEntry, Source};
 use crate::time::Timestamp;
 
 /// What the index knows about an entry.
@@ -44,7 +45,59 @@ pub struct BlacklistIndex {
     table: Box<[ListMeta]>,
 }
 
+/// The key of a member on the org-wide list (no owner) or on an owner's personal list.
+pub(crate) fn entry_key(member: &MemberRef, owner: Option<&UserId>) -> u64 {
+    match owner {
+        Some(owner) => keys::personal(member.platform, owner.as_str(), member.id.as_str()),
+        None => keys::member(member.platform, member.id.as_str()),
+    }
+}
+
+fn meta(e: &BlacklistEntry) -> ListMeta {
+    ListMeta {
+        owner: e.owner.clone(),
+        reason: e.reason.as_str().into(),
+        source: e.source.clone(),
+        expires_at: e.expires_at,
+    }
+}
+
 impl BlacklistIndex {
+    /// The index of `entries`.
+    pub fn of_entries<'a>(entries: impl IntoIterator<Item = &'a BlacklistEntry>) -> BlacklistIndex {
+        BlacklistIndex::build(
+            entries
+                .into_iter()
+                .map(|e| (entry_key(&e.member, e.owner.as_ref()), meta(e))),
+        )
+    }
+
+    /// A copy with `upserts` added or replacing entries of the same member and owner, and the
+    /// `removals` (member, owner) gone.
+    pub fn changed(
+        &self,
+        upserts: &[BlacklistEntry],
+        removals: &[(MemberRef, Option<UserId>)],
+    ) -> BlacklistIndex {
+        let removals: Vec<u64> = removals
+            .iter()
+            .map(|(member, owner)| entry_key(member, owner.as_ref()))
+            .collect();
+        self.with_changes(
+            upserts
+                .iter()
+                .map(|e| (entry_key(&e.member, e.owner.as_ref()), meta(e))),
+            &removals,
+        )
+    }
+
+    /// The entry that applies to `member` in a group owned by `owner`, if any (active or
+    /// expired): the org-wide entry first, then the owner's personal one.
+    pub fn entry(&self, member: &MemberRef, owner: Option<&UserId>) -> Option<&ListMeta> {
+        self.get(entry_key(member, None))
+            .or_else(|| owner.and_then(|o| self.get(entry_key(member, Some(o)))))
+    }
+
     /// Builds the index. When a key appears twice, the later entry wins.
     pub fn build(entries: impl IntoIterator<Item = (u64, ListMeta)>) -> BlacklistIndex {
         let mut interner = Interner::default();

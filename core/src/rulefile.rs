@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use crate::compile::{CompiledRules, ConfigError, PathSeg};
+use crate::compile::{ConfigError, PathSeg};
+use crate::engine::Live;
 use crate::rule::{RuleSet, Settings};
 
 /// A problem in a rule file.
@@ -84,9 +85,9 @@ pub fn parse(text: &str) -> Result<RuleSet, Vec<RuleFileError>> {
 }
 
 /// Reads and compiles a rule file.
-pub fn load(text: &str) -> Result<CompiledRules, Vec<RuleFileError>> {
+pub fn load(text: &str) -> Result<Live, Vec<RuleFileError>> {
     let set = parse(text)?;
-    CompiledRules::compile(set).map_err(|errors| locate_config_errors(text, errors))
+    Live::compile(set).map_err(|errors| locate_config_errors(text, errors))
 }
 
 /// Writes a rule set as a rule file that [`parse`] reads back to the same set.

@@ -244,7 +244,7 @@ async fn deliver_reply(shared: Arc<Shared>, platform: Platform, to: ReplyTo, ans
 /// admin notices reach the right people and tags can be added to it.
 async fn sync_group(shared: &Shared, event: &Event, change: &GroupChange) {
     let id = GroupRef::new(event.platform, event.group.clone());
-    let rules = shared.rules.load();
+    let rules = shared.rules.rules();
     let current = rules.group(&id);
     let next = GroupConfig::changed(current, &id, change);
     if next.as_ref() == current {
@@ -276,7 +276,7 @@ async fn sync_group(shared: &Shared, event: &Event, change: &GroupChange) {
 /// blacklist with that admin as the source, so the removal holds in every group. Removals
 /// by bots (groupguard's own kicks included) are left to the ladders.
 async fn blacklist_removal(shared: &Shared, event: &Event, by: &Member, banned: bool) {
-    let rules = shared.rules.load();
+    let rules = shared.rules.rules();
     let policy = rules.config().settings.blacklist_manual_removals;
     if policy == ManualRemovals::Off || by.is_bot {
         return;
@@ -294,8 +294,10 @@ async fn blacklist_removal(shared: &Shared, event: &Event, by: &Member, banned: 
     };
     let now = shared.clock.now();
     let member = MemberRef::new(event.platform, event.member.id.clone());
-    if rules
-        .blacklisted(&member, owner.as_ref())
+    if shared
+        .rules
+        .blacklist()
+        .entry(&member, owner.as_ref())
         .is_some_and(|entry| entry.is_active(now))
     {
         return;

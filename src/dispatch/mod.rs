@@ -96,8 +96,7 @@ impl Shared {
     async fn blacklist(&self, entry: BlacklistEntry, edit: &Edit) -> Result<(), StoreError> {
         self.own_change(async {
             self.store.add_blacklist(entry.clone(), edit).await?;
-            let next = self.rules.load().with_blacklist_changes(&[entry], &[]);
-            self.rules.store(Arc::new(next));
+            self.rules.change_blacklist(&[entry], &[]);
             Ok(())
         })
         .await
@@ -146,8 +145,8 @@ pub async fn run_reloader(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) 
             continue;
         }
         match load_rules(shared.store.as_ref()).await {
-            Ok(rules) => {
-                shared.rules.store(Arc::new(rules));
+            Ok(live) => {
+                shared.rules.replace(live);
                 shared.revision.store(revision, Ordering::Relaxed);
                 tracing::info!(revision, "configuration reloaded");
             }

@@ -73,7 +73,7 @@ fn request(shared: &Shared, action: &OutboxAction) -> ActionRequest {
     let group = GroupRef::new(action.platform, action.group.clone());
     let notify = shared
         .rules
-        .load()
+        .rules()
         .group(&group)
         .map(|g| Recipients {
             owner: g.owner.clone(),

@@ -55,21 +55,21 @@ async fn main() {
         .expect("SQLite opens");
     let secs = import(&store, n).await;
     let t = Instant::now();
-    let compiled = groupguard_core::command::load_rules(&store)
+    let live = groupguard_core::command::load_rules(&store)
         .await
         .expect("the rules load");
     let reload = t.elapsed().as_secs_f64();
-    assert_eq!(compiled.blacklist_len(), n);
+    assert_eq!(live.blacklist().len(), n);
+    let live = std::sync::Arc::new(live);
     let t = Instant::now();
-    let config = groupguard_core::ports::ConfigStore::config(&store)
+    groupguard_core::command::reload_configuration(&store, &live)
         .await
-        .expect("the config");
-    let recompiled = compiled.recompile(config).expect("the config compiles");
+        .expect("the config compiles");
     let rule_change = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let added = recompiled.with_blacklist_changes(&entries(1), &[]);
+    live.change_blacklist(&entries(1), &[]);
     let list_change = t.elapsed().as_secs_f64();
-    assert_eq!(added.blacklist_len(), n);
+    assert_eq!(live.blacklist().len(), n);
     store.close().await;
     let size: u64 = std::fs::read_dir(&dir)
         .expect("the directory")

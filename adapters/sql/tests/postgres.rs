@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use groupguard_core::compile::CompiledRules;
 use groupguard_core::engine::Engine;
 use groupguard_core::model::Platform;
 use groupguard_core::ports::{
@@ -83,7 +82,7 @@ async fn migrations_apply_once_and_rerunning_them_is_a_no_op() {
 async fn concurrent_recordings_of_one_event_write_it_once() {
     let store = Arc::new(fresh().await);
     let set = rulefile::parse("[[rules]]\nid = \"ads\"\nkeywords = { substrings = [\"代购\"] }\nladder = [\"delete+warn\"]\n").unwrap();
-    let mut engine = Engine::new(CompiledRules::compile(set).unwrap());
+    let mut engine = Engine::new(groupguard_core::engine::Live::compile(set).unwrap());
     let event = EventFactory::new(Platform::WeCom, "g").text(&member("u"), "代购");
     let verdict = Arc::new(engine.evaluate(&event, event.at));
     let tasks: Vec<_> = (0..16)
@@ -114,7 +113,7 @@ async fn concurrent_recordings_of_one_event_write_it_once() {
 async fn concurrent_claimers_never_take_the_same_action() {
     let store = Arc::new(fresh().await);
     let set = rulefile::parse("[[rules]]\nid = \"ads\"\nkeywords = { substrings = [\"代购\"] }\nladder = [\"delete+warn\"]\n").unwrap();
-    let mut engine = Engine::new(CompiledRules::compile(set).unwrap());
+    let mut engine = Engine::new(groupguard_core::engine::Live::compile(set).unwrap());
     let mut f = EventFactory::new(Platform::WeCom, "g");
     for i in 0..200 {
         let event = f.text(&member(&format!("u{i}")), "代购");

@@ -62,8 +62,7 @@ async fn bad_urls_are_refused_without_echoing_them() {
 
 #[tokio::test]
 async fn a_restart_forgets_no_warning() {
-    use groupguard_core::compile::CompiledRules;
-    use groupguard_core::engine::Engine;
+    use groupguard_core::engine::{Engine, Live};
     use groupguard_core::model::Platform;
     use groupguard_core::ports::ViolationStore;
     use groupguard_core::rulefile;
@@ -73,7 +72,7 @@ async fn a_restart_forgets_no_warning() {
         let set =
             rulefile::parse("[[rules]]\nid = \"ads\"\nkeywords = { substrings = [\"代购\"] }\n")
                 .unwrap();
-        CompiledRules::compile(set).unwrap()
+        Live::compile(set).unwrap()
     };
     let path = fresh_path();
     let url = format!("sqlite://{}", path.display());

@@ -1,11 +1,11 @@
 //! Validating a [`RuleSet`] and compiling it once into what the engine runs.
 //!
 //! Compilation normalizes every keyword and builds one Aho-Corasick automaton over the
-//! keywords of all rules, compiles regexes, normalizes domains, resolves every group's rules
-//! and indexes the blacklist. The result is immutable and shared; a change compiles a new set
-//! that is swapped in atomically (see [`crate::engine::RulesHandle`]).
+//! keywords of all rules, compiles regexes, normalizes domains and resolves every group's
+//! rules. The result is immutable and shared; a change compiles a new set that is swapped in
+//! atomically (see [`crate::engine::Live`]). Blacklist entries are validated here but indexed
+//! on their own ([`crate::lists::BlacklistIndex`]), so a list change recompiles no rule.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use regex::{Regex, RegexSet};
@@ -13,12 +13,11 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::detect::links::{DomainSet, normalize_domain};
 use crate::keys;
-use crate::lists::{BlacklistIndex, ListMeta};
-use crate::model::{GroupRef, MemberRef, OrgId, Platform, Role, RuleId, UserId};
+use crate::model::{GroupRef, OrgId, Platform, Role, RuleId, UserId};
 use crate::normalize::normalize;
 use crate::rule::{
-    BlacklistCheck, BlacklistEntry, DuplicateCheck, FloodCheck, GroupConfig, InviteCheck, LinkMode,
-    PhoneKind, Rule, RuleSet,
+    BlacklistCheck, DuplicateCheck, FloodCheck, GroupConfig, InviteCheck, LinkMode, PhoneKind,
+    Rule, RuleSet,
 };
 use crate::template::Template;
 use crate::time::duration_millis;
@@ -137,7 +136,6 @@ pub struct CompiledRules {
     /// Per platform: the rules that apply to groups the set does not know.
     unscoped: [Box<[u32]>; 3],
     home_orgs: [Option<OrgId>; 3],
-    pub(crate) blacklist: Arc<BlacklistIndex>,
     pub(crate) needs: StateNeeds,
 }
 
@@ -160,45 +158,6 @@ fn role_bit(r: Role) -> u8 {
 impl CompiledRules {
     /// Validates and compiles `set`, reporting every problem at once.
     pub fn compile(set: RuleSet) -> Result<CompiledRules, Vec<ConfigError>> {
-        let blacklist = Arc::new(index_blacklist(&set));
-        CompiledRules::compile_with(set, blacklist)
-    }
-
-    /// Compiles a changed configuration (its blacklist entries ignored) with this set's
-    /// blacklist index: a rule change need not re-read millions of entries.
-    pub fn recompile(&self, set: RuleSet) -> Result<CompiledRules, Vec<ConfigError>> {
-        CompiledRules::compile_with(set, Arc::clone(&self.blacklist))
-    }
-
-    /// This set with blacklist entries added or replaced and others removed.
-    pub fn with_blacklist_changes(
-        &self,
-        upserts: &[BlacklistEntry],
-        removals: &[(MemberRef, Option<UserId>)],
-    ) -> CompiledRules {
-        let removals: Vec<u64> = removals
-            .iter()
-            .map(|(member, owner)| blacklist_key(member, owner.as_ref()))
-            .collect();
-        let index = self.blacklist.with_changes(
-            upserts.iter().map(|e| {
-                (
-                    blacklist_key(&e.member, e.owner.as_ref()),
-                    blacklist_meta(e),
-                )
-            }),
-            &removals,
-        );
-        match CompiledRules::compile_with(self.config.clone(), Arc::new(index)) {
-            Ok(rules) => rules,
-            Err(_) => unreachable!("the configuration compiled before"),
-        }
-    }
-
-    fn compile_with(
-        set: RuleSet,
-        blacklist: Arc<BlacklistIndex>,
-    ) -> Result<CompiledRules, Vec<ConfigError>> {
         let mut errors = Errors { list: Vec::new() };
         validate_groups(&set, &mut errors);
         let mut keyword_patterns = KeywordPatterns::default();
@@ -258,7 +217,6 @@ impl CompiledRules {
             groups,
             unscoped: unscoped.map(Vec::into_boxed_slice),
             home_orgs,
-            blacklist,
             needs,
         })
     }
@@ -267,20 +225,6 @@ impl CompiledRules {
     /// are not kept here: millions of them live only in the compact index (and in storage).
     pub fn config(&self) -> &RuleSet {
         &self.config
-    }
-
-    /// The blacklist entry that applies to `member` in a group owned by `owner`, if any
-    /// (active or expired): the org-wide entry first, then the owner's personal one.
-    pub fn blacklisted(&self, member: &MemberRef, owner: Option<&UserId>) -> Option<&ListMeta> {
-        let id = member.id.as_str();
-        self.blacklist
-            .get(keys::member(member.platform, id))
-            .or_else(|| {
-                owner.and_then(|o| {
-                    self.blacklist
-                        .get(keys::personal(member.platform, o.as_str(), id))
-                })
-            })
     }
 
     /// The number of rules.
@@ -298,14 +242,9 @@ impl CompiledRules {
         Duration::from_millis(self.needs.decay_ms.max(0) as u64)
     }
 
-    /// The number of blacklist entries indexed.
-    pub fn blacklist_len(&self) -> usize {
-        self.blacklist.len()
-    }
-
-    /// Heap bytes of the keyword automaton and the blacklist index.
+    /// Heap bytes of the keyword automaton.
     pub fn index_bytes(&self) -> usize {
-        self.keywords.heap_bytes() + self.blacklist.heap_bytes()
+        self.keywords.heap_bytes()
     }
 
     /// A group as the set describes it (name, tags, owner, admins), if it does.
@@ -581,31 +520,6 @@ fn resolve_groups(set: &RuleSet, rules: &[CompiledRule]) -> FxHashMap<u64, Group
         resolved.insert(group_key, entry);
     }
     resolved
-}
-
-fn blacklist_key(member: &MemberRef, owner: Option<&UserId>) -> u64 {
-    match owner {
-        Some(owner) => keys::personal(member.platform, owner.as_str(), member.id.as_str()),
-        None => keys::member(member.platform, member.id.as_str()),
-    }
-}
-
-fn blacklist_meta(e: &BlacklistEntry) -> ListMeta {
-    ListMeta {
-        owner: e.owner.clone(),
-        reason: e.reason.as_str().into(),
-        source: e.source.clone(),
-        expires_at: e.expires_at,
-    }
-}
-
-fn index_blacklist(set: &RuleSet) -> BlacklistIndex {
-    BlacklistIndex::build(set.blacklist.iter().map(|e| {
-        (
-            blacklist_key(&e.member, e.owner.as_ref()),
-            blacklist_meta(e),
-        )
-    }))
 }
 
 fn state_needs(rules: &[CompiledRule]) -> StateNeeds {

@@ -35,7 +35,7 @@ fn engine_for(rules: &crate::engine::RulesHandle) -> Engine {
 }
 
 fn handle() -> crate::engine::RulesHandle {
-    std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(CompiledRules::default()))
+    std::sync::Arc::new(crate::engine::Live::default())
 }
 
 fn matched(engine: &mut Engine, text: &str) -> Vec<String> {
@@ -416,7 +416,7 @@ pub async fn settings_change_from_chat(store: &impl Store) {
         ManualRemovals::Personal
     );
     assert_eq!(
-        rules.load().config().settings.blacklist_manual_removals,
+        rules.rules().config().settings.blacklist_manual_removals,
         ManualRemovals::Personal
     );
     let moderator = crate::testing::with_role("mod", crate::model::Role::Moderator);

@@ -11,7 +11,6 @@ pub use store::*;
 
 use std::time::Duration;
 
-use crate::compile::CompiledRules;
 use crate::engine::Engine;
 use crate::model::{GroupRef, JoinScene, MemberRef, Platform, RuleId, UserId};
 use crate::ports::{
@@ -114,7 +113,7 @@ pub(crate) fn verdicts() -> Vec<Verdict> {
         "[settings]\nhome_orgs = {{ wecom = \"wwCorp\" }}\n{RULES}"
     ))
     .unwrap();
-    let mut engine = Engine::new(CompiledRules::compile(set).unwrap());
+    let mut engine = Engine::new(crate::engine::Live::compile(set).unwrap());
     let mut shop = EventFactory::new(Platform::WeCom, "shop");
     let mut out = Vec::new();
     let mut newcomer = member("newcomer");

@@ -5,6 +5,7 @@ use super::text::TextAnalysis;
 use crate::compile::{CompiledRule, CompiledRules, KeywordOwner};
 use crate::detect::links::find_links;
 use crate::keys;
+use crate::lists::BlacklistIndex;
 use crate::model::{Event, EventKind, JoinScene, MessageKind, Role};
 use crate::normalize::fold_literal;
 use crate::rule::{LinkMode, ListScope};
@@ -16,6 +17,7 @@ pub(super) struct Context<'a> {
     pub(super) event: &'a Event,
     pub(super) now: Timestamp,
     pub(super) rules: &'a CompiledRules,
+    pub(super) blacklist: &'a BlacklistIndex,
     pub(super) member_key: u64,
     pub(super) group_key: u64,
     pub(super) text: Option<TextAnalysis<'a>>,
@@ -263,12 +265,7 @@ impl Context<'_> {
                     .blacklisted
                     .get(&key)
                     .filter(|m| m.is_active(self.now))
-                    .or_else(|| {
-                        self.rules
-                            .blacklist
-                            .get(key)
-                            .filter(|m| m.is_active(self.now))
-                    })?;
+                    .or_else(|| self.blacklist.get(key).filter(|m| m.is_active(self.now)))?;
                 Some(Evidence::Blacklisted {
                     list,
                     reason: meta.reason.to_string(),

@@ -24,11 +24,13 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::compile::{CompiledRule, CompiledRules};
+use crate::compile::{CompiledRule, CompiledRules, ConfigError};
 use crate::keys;
-use crate::model::{Event, EventKind, Member, MemberRef, RuleId};
+use crate::lists::BlacklistIndex;
+use crate::model::{Event, EventKind, Member, MemberRef, RuleId, UserId};
 use crate::normalize::is_letter_or_digit;
 use crate::ports::{StoreError, ViolationStore};
+use crate::rule::{BlacklistEntry, RuleSet};
 use crate::time::Timestamp;
 use crate::verdict::{Outcome, RuleOutcome, SkipReason, Verdict};
 
@@ -37,9 +39,70 @@ use state::ladder_key;
 pub use state::{EngineState, StateStats};
 use text::{Scratch, TextAnalysis};
 
-/// Shared access to the current rule set: clone it to swap rules from another thread while
-/// the engine keeps evaluating. Readers never block.
-pub type RulesHandle = Arc<ArcSwap<CompiledRules>>;
+/// What the engine runs, each part swapped on its own while evaluation goes on (readers never
+/// block): the compiled rules, which a rule change recompiles, and the blacklist index,
+/// which a list change patches without touching a rule.
+#[derive(Debug, Default)]
+pub struct Live {
+    rules: ArcSwap<CompiledRules>,
+    blacklist: ArcSwap<BlacklistIndex>,
+}
+
+/// Shared access to what the engine runs: clone it to swap rules or lists from another task.
+pub type RulesHandle = Arc<Live>;
+
+impl Live {
+    /// Compiled rules and a blacklist index.
+    pub fn new(rules: CompiledRules, blacklist: BlacklistIndex) -> Live {
+        Live {
+            rules: ArcSwap::from_pointee(rules),
+            blacklist: ArcSwap::from_pointee(blacklist),
+        }
+    }
+
+    /// Compiles a rule set, its blacklist entries included.
+    pub fn compile(set: RuleSet) -> Result<Live, Vec<ConfigError>> {
+        let blacklist = BlacklistIndex::of_entries(&set.blacklist);
+        Ok(Live::new(CompiledRules::compile(set)?, blacklist))
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<CompiledRules> {
+        self.rules.load_full()
+    }
+
+    /// The blacklist in force.
+    pub fn blacklist(&self) -> Arc<BlacklistIndex> {
+        self.blacklist.load_full()
+    }
+
+    /// Swaps in both parts of `other`.
+    pub fn replace(&self, other: Live) {
+        self.rules.store(other.rules.into_inner());
+        self.blacklist.store(other.blacklist.into_inner());
+    }
+
+    /// Swaps in new rules; the next evaluation uses them. The blacklist stays.
+    pub fn swap_rules(&self, rules: CompiledRules) {
+        self.rules.store(Arc::new(rules));
+    }
+
+    /// Swaps in a new blacklist index. The rules stay.
+    pub fn swap_blacklist(&self, blacklist: BlacklistIndex) {
+        self.blacklist.store(Arc::new(blacklist));
+    }
+
+    /// Adds or replaces `upserts` and drops the `removals` (member, owner) from the running
+    /// blacklist. Concurrent changes are all kept.
+    pub fn change_blacklist(
+        &self,
+        upserts: &[BlacklistEntry],
+        removals: &[(MemberRef, Option<UserId>)],
+    ) {
+        self.blacklist
+            .rcu(|current| current.changed(upserts, removals));
+    }
+}
 
 /// How often (in event time) idle state is swept.
 pub(super) const SWEEP_EVERY_MS: i64 = 60_000;
@@ -59,9 +122,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine running `rules`.
-    pub fn new(rules: CompiledRules) -> Engine {
-        Engine::with_handle(Arc::new(ArcSwap::from_pointee(rules)))
+    /// An engine running `live`.
+    pub fn new(live: Live) -> Engine {
+        Engine::with_handle(Arc::new(live))
     }
 
     /// An engine reading its rules from a shared handle.
@@ -78,16 +141,6 @@ impl Engine {
         Arc::clone(&self.rules)
     }
 
-    /// The rules currently in force.
-    pub fn rules(&self) -> Arc<CompiledRules> {
-        self.rules.load_full()
-    }
-
-    /// Swaps in a new rule set; the next evaluation uses it. State carries over.
-    pub fn swap_rules(&self, rules: CompiledRules) {
-        self.rules.store(Arc::new(rules));
-    }
-
     /// The engine's state, for inspection.
     pub fn state(&self) -> &EngineState {
         &self.state
@@ -100,7 +153,7 @@ impl Engine {
         store: &dyn ViolationStore,
         now: Timestamp,
     ) -> Result<usize, StoreError> {
-        let since = now.minus(self.rules.load().longest_decay());
+        let since = now.minus(self.rules.rules().longest_decay());
         let history = store.ladder_history(since).await?;
         for (member, rule, at) in &history {
             self.restore_violation(member, rule, *at);
@@ -121,7 +174,8 @@ impl Engine {
 
     /// Judges one event at `now`.
     pub fn evaluate(&mut self, event: &Event, now: Timestamp) -> Verdict {
-        let rules = self.rules.load_full();
+        let rules = self.rules.rules.load_full();
+        let blacklist = self.rules.blacklist.load();
         self.state.sweep_if_due(now, &rules.needs);
         let member_key = keys::member(event.platform, event.member.id.as_str());
         let group_key = keys::group(event.platform, event.group.as_str());
@@ -129,6 +183,7 @@ impl Engine {
             event,
             now,
             rules: &rules,
+            blacklist: &blacklist,
             member_key,
             group_key,
             text: None,

@@ -11,7 +11,7 @@ use crate::verdict::{Action, CheckKind, Evidence, Outcome, SkipReason};
 
 fn build(toml: &str) -> Engine {
     let set: RuleSet = toml::from_str(toml).expect("test rules parse");
-    Engine::new(CompiledRules::compile(set).expect("test rules compile"))
+    Engine::new(Live::compile(set).expect("test rules compile"))
 }
 
 fn judge(engine: &mut Engine, event: &Event) -> Verdict {
@@ -904,7 +904,7 @@ keywords = { substrings = ["团购"] }
 "#,
     )
     .unwrap();
-    std::thread::spawn(move || handle.store(Arc::new(CompiledRules::compile(set).unwrap())))
+    std::thread::spawn(move || handle.swap_rules(CompiledRules::compile(set).unwrap()))
         .join()
         .unwrap();
     let v = judge(&mut engine, &f.text(&member("u"), "团购"));
@@ -1087,4 +1087,39 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_list_change_swaps_the_blacklist_alone_and_keeps_every_change() {
+    let live = Arc::new(Live::compile(toml::from_str(EVERYTHING).unwrap()).unwrap());
+    let rules_before = live.rules();
+    let entry = |id: &str| crate::rule::BlacklistEntry {
+        member: MemberRef::new(Platform::WeCom, id),
+        owner: None,
+        reason: "spam".to_owned(),
+        source: crate::rule::Source::Import,
+        created_at: T0,
+        expires_at: None,
+    };
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let live = Arc::clone(&live);
+            let e = entry(&format!("troll{i}"));
+            std::thread::spawn(move || live.change_blacklist(&[e], &[]))
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(
+        Arc::ptr_eq(&live.rules(), &rules_before),
+        "no rule was recompiled"
+    );
+    assert_eq!(live.blacklist().len(), 8, "concurrent changes are all kept");
+    let mut engine = Engine::with_handle(Arc::clone(&live));
+    let mut f = EventFactory::new(Platform::WeCom, "g1");
+    let v = judge(&mut engine, &f.text(&member("troll3"), "hi"));
+    assert!(checks(&v, "all").contains(&CheckKind::Blacklist));
+    live.change_blacklist(&[], &[(MemberRef::new(Platform::WeCom, "troll3"), None)]);
+    assert_eq!(live.blacklist().len(), 7);
 }

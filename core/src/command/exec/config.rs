@@ -1,6 +1,6 @@
 //! `group tag …`, `template apply`, `audit undo`, `settings …`, `config export|import`.
 
-use super::{Answer, CommandError, Context, edit_list, reload, reload_config, swap, validate};
+use super::{Answer, CommandError, Context, edit_list, reload, reload_config, validate};
 use crate::command::parse::{Args, need};
 use crate::compile::CompiledRules;
 use crate::ports::Change;
@@ -76,10 +76,14 @@ pub(super) async fn undo(ctx: &Context<'_>, args: &Args) -> Result<Answer, Comma
             owner,
             after,
             ..
-        } => swap(ctx, |current| match after {
-            Some(restored) => current.with_blacklist_changes(std::slice::from_ref(restored), &[]),
-            None => current.with_blacklist_changes(&[], &[(member.clone(), owner.clone())]),
-        }),
+        } => match after {
+            Some(restored) => ctx
+                .rules
+                .change_blacklist(std::slice::from_ref(restored), &[]),
+            None => ctx
+                .rules
+                .change_blacklist(&[], &[(member.clone(), owner.clone())]),
+        },
         _ => reload_config(ctx).await?,
     }
     Ok(Answer::Undone(Box::new(entry)))

@@ -1,6 +1,6 @@
 //! `blacklist add|remove|list|import` and `whitelist add|remove|list`.
 
-use super::{Answer, CommandError, Context, find, reload_config, swap};
+use super::{Answer, CommandError, Context, find, reload_config};
 use crate::command::parse::{Args, need};
 use crate::model::{RuleId, UserId};
 use crate::rule::{BlacklistEntry, WhitelistEntry};
@@ -50,7 +50,7 @@ pub(super) async fn blacklist_add(ctx: &Context<'_>, args: &Args) -> Result<Answ
         expires_at: expires.map(|d| ctx.now.plus(d)),
     };
     ctx.store.add_blacklist(entry.clone(), &ctx.edit()).await?;
-    swap(ctx, |current| current.with_blacklist_changes(&[entry], &[]));
+    ctx.rules.change_blacklist(&[entry], &[]);
     Ok(Answer::ListChanged {
         what: format!("{member} is on the {} blacklist", list_name(owner.as_ref())),
     })
@@ -69,9 +69,7 @@ pub(super) async fn blacklist_remove(
         "{member} is off the {} blacklist",
         list_name(owner.as_ref())
     );
-    swap(ctx, |current| {
-        current.with_blacklist_changes(&[], &[(member, owner)])
-    });
+    ctx.rules.change_blacklist(&[], &[(member, owner)]);
     Ok(Answer::ListChanged { what })
 }
 
@@ -94,7 +92,7 @@ pub(super) async fn blacklist_import(
         .store
         .import_blacklist(entries.clone(), &ctx.edit())
         .await?;
-    swap(ctx, |current| current.with_blacklist_changes(&entries, &[]));
+    ctx.rules.change_blacklist(&entries, &[]);
     Ok(Answer::ListChanged {
         what: format!("{count} entries imported into the org-wide blacklist"),
     })

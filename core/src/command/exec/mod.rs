@@ -16,12 +16,11 @@ mod lists;
 mod reports;
 mod rules;
 
-use std::sync::Arc;
-
 use crate::command::parse::{MissingArg, need};
 use crate::command::{CommandId, Invocation, literal_path, spec};
 use crate::compile::CompiledRules;
-use crate::engine::RulesHandle;
+use crate::engine::{Live, RulesHandle};
+use crate::lists::BlacklistIndex;
 use crate::model::{GroupId, GroupRef, Member, MemberRef, Platform, RuleId};
 use crate::ports::{AuditEntry, DayStats, Edit, Store, StoreError, StoredViolation};
 use crate::rule::{BlacklistEntry, Mode, Rule, RuleSet, Source, WhitelistEntry};
@@ -356,53 +355,48 @@ async fn save_rule(
     })
 }
 
-/// Compiles the stored configuration and blacklist and swaps it into the running engine.
+/// Compiles the stored configuration and blacklist and swaps both into the running engine.
 async fn reload(ctx: &Context<'_>) -> Result<(), CommandError> {
-    let compiled = load_rules(ctx.store).await?;
-    ctx.rules.store(Arc::new(compiled));
+    ctx.rules.replace(load_rules(ctx.store).await?);
     Ok(())
 }
 
-/// Recompiles the stored configuration around the running blacklist index, which a rule
-/// change leaves alone: milliseconds, however long the blacklist.
+/// Recompiles the stored configuration; the running blacklist index stays as it is, so a
+/// rule change takes milliseconds however long the blacklist.
 async fn reload_config(ctx: &Context<'_>) -> Result<(), CommandError> {
     reload_configuration(ctx.store, ctx.rules).await
 }
 
 /// Swaps the stored configuration (rules, groups, settings, whitelist) into the running
-/// engine, around its blacklist index.
+/// engine; its blacklist index stays.
 pub async fn reload_configuration(
     store: &dyn Store,
     rules: &RulesHandle,
 ) -> Result<(), CommandError> {
-    let config = store.config().await?;
-    let compiled = rules.load().recompile(config).map_err(|errors| {
-        CommandError::Invalid(errors.iter().map(ToString::to_string).collect())
-    })?;
-    rules.store(Arc::new(compiled));
+    let compiled = compile(store.config().await?)?;
+    rules.swap_rules(compiled);
     Ok(())
 }
 
-/// Swaps in a rule set derived from the running one (a blacklist change).
-fn swap(ctx: &Context<'_>, change: impl FnOnce(&CompiledRules) -> CompiledRules) {
-    let next = change(&ctx.rules.load());
-    ctx.rules.store(Arc::new(next));
+fn compile(set: RuleSet) -> Result<CompiledRules, CommandError> {
+    CompiledRules::compile(set)
+        .map_err(|errors| CommandError::Invalid(errors.iter().map(ToString::to_string).collect()))
 }
 
-/// Compiles the stored configuration with every blacklist entry.
-pub async fn load_rules(store: &dyn Store) -> Result<CompiledRules, CommandError> {
-    let mut set = store.config().await?;
+/// Compiles the stored configuration, and indexes the blacklist page by page.
+pub async fn load_rules(store: &dyn Store) -> Result<Live, CommandError> {
+    let rules = compile(store.config().await?)?;
+    let mut entries = Vec::new();
     let mut after: Option<BlacklistEntry> = None;
     loop {
         let key = after.as_ref().map(|e| (&e.member, e.owner.as_ref()));
         let page = store.blacklist_page(key, 10_000).await?;
         let done = page.len() < 10_000;
         after = page.last().cloned();
-        set.blacklist.extend(page);
+        entries.extend(page);
         if done {
             break;
         }
     }
-    CompiledRules::compile(set)
-        .map_err(|errors| CommandError::Invalid(errors.iter().map(ToString::to_string).collect()))
+    Ok(Live::new(rules, BlacklistIndex::of_entries(&entries)))
 }
