@@ -1093,7 +1093,7 @@ proptest! {
 fn a_list_change_swaps_the_blacklist_alone_and_keeps_every_change() {
     let live = Arc::new(Live::compile(toml::from_str(EVERYTHING).unwrap()).unwrap());
     let rules_before = live.rules();
-    let entry = |id: &str| crate::rule::BlacklistEntry {
+    let entry = |id: &str| BlacklistEntry {
         member: MemberRef::new(Platform::WeCom, id),
         owner: None,
         reason: "spam".to_owned(),
