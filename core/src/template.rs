@@ -6,29 +6,23 @@
 
 use std::fmt::Write as _;
 
-/// A placeholder of a warning template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    /// The member's display name (or id).
-    Member,
-    /// The rule's name.
-    Rule,
-    /// The check that matched.
-    Check,
-    /// The member's violations of the rule inside its decay window, this one included.
-    Count,
-    /// The next rung of the ladder.
-    Next,
-}
+use crate::names::named;
 
-impl Field {
-    const ALL: [(&'static str, Field); 5] = [
-        ("member", Field::Member),
-        ("rule", Field::Rule),
-        ("check", Field::Check),
-        ("count", Field::Count),
-        ("next", Field::Next),
-    ];
+named! {
+    /// A placeholder of a warning template.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Field as "placeholder" {
+        /// The member's display name (or id).
+        Member = "member",
+        /// The rule's name.
+        Rule = "rule",
+        /// The check that matched.
+        Check = "check",
+        /// The member's violations of the rule inside its decay window, this one included.
+        Count = "count",
+        /// The next rung of the ladder.
+        Next = "next",
+    }
 }
 
 /// A parsed template.
@@ -55,13 +49,13 @@ impl Template {
             let after = &rest[open + 1..];
             let close = after.find('}').ok_or("a `{` is never closed")?;
             let name = &after[..close];
+            // Exact: `{Member}` is text, not a placeholder.
             let field = Field::ALL
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, f)| *f)
+                .into_iter()
+                .find(|f| f.as_str() == name)
                 .ok_or_else(|| {
                     let known: Vec<String> =
-                        Field::ALL.iter().map(|(n, _)| format!("{{{n}}}")).collect();
+                        Field::NAMES.iter().map(|n| format!("{{{n}}}")).collect();
                     format!("unknown placeholder `{{{name}}}`: use {}", known.join(", "))
                 })?;
             parts.push(Part::Field(field));

@@ -66,29 +66,17 @@ impl Args {
         }
     }
 
-    /// A rule id.
-    pub fn rule(&self, name: &str) -> Option<&RuleId> {
-        match self.0.get(name)? {
-            Value::Rule(r) => Some(r),
-            _ => None,
-        }
-    }
-
     /// Text; a list of words is joined with spaces.
     pub fn text(&self, name: &str) -> Option<String> {
         match self.0.get(name)? {
-            Value::Text(t) => Some(t.clone()),
             Value::List(words) => Some(
                 words
                     .iter()
-                    .filter_map(|w| match w {
-                        Value::Text(t) => Some(t.as_str()),
-                        _ => None,
-                    })
+                    .filter_map(Value::as_text)
                     .collect::<Vec<_>>()
                     .join(" "),
             ),
-            _ => None,
+            value => value.as_text().map(str::to_owned),
         }
     }
 
@@ -96,108 +84,76 @@ impl Args {
     pub fn texts(&self, name: &str) -> Vec<String> {
         self.list(name)
             .iter()
-            .filter_map(|v| match v {
-                Value::Text(t) => Some(t.clone()),
-                _ => None,
-            })
+            .filter_map(Value::as_text)
+            .map(str::to_owned)
             .collect()
     }
+}
 
+/// Typed access to one argument (`rule`, `int`, …) and to every value of a list argument
+/// (`rungs`, `kinds`, `groups`), for each kind of value.
+macro_rules! typed_args {
+    ($(
+        $(#[$doc:meta])* $one:ident $(/ $many:ident)?: $variant:ident -> $ty:ty, $read:expr;
+    )+) => {
+        impl Args {
+            $(
+                $(#[$doc])*
+                pub fn $one(&self, name: &str) -> Option<$ty> {
+                    match self.0.get(name)? {
+                        Value::$variant(v) => Some($read(v)),
+                        _ => None,
+                    }
+                }
+
+                $(
+                    #[doc = concat!("Every value of a list argument, as [`Args::", stringify!($one), "`].")]
+                    pub fn $many(&self, name: &str) -> Vec<$ty> {
+                        self.list(name)
+                            .iter()
+                            .filter_map(|value| match value {
+                                Value::$variant(v) => Some($read(v)),
+                                _ => None,
+                            })
+                            .collect()
+                    }
+                )?
+            )+
+        }
+    };
+}
+
+typed_args! {
+    /// A rule id.
+    rule: Rule -> RuleId, RuleId::clone;
     /// A number.
-    pub fn int(&self, name: &str) -> Option<i64> {
-        match self.0.get(name)? {
-            Value::Int(n) => Some(*n),
-            _ => None,
-        }
-    }
-
+    int: Int -> i64, |n: &i64| *n;
     /// A duration.
-    pub fn duration(&self, name: &str) -> Option<Duration> {
-        match self.0.get(name)? {
-            Value::Duration(d) => Some(*d),
-            _ => None,
-        }
-    }
-
+    duration: Duration -> Duration, |d: &Duration| *d;
     /// A member.
-    pub fn member(&self, name: &str) -> Option<&MemberRef> {
-        match self.0.get(name)? {
-            Value::Member(m) => Some(m),
-            _ => None,
-        }
-    }
-
+    member: Member -> MemberRef, MemberRef::clone;
     /// A group.
-    pub fn group(&self, name: &str) -> Option<&GroupRef> {
-        match self.0.get(name)? {
-            Value::Group(g) => Some(g),
-            _ => None,
-        }
-    }
-
+    group / groups: Group -> GroupRef, GroupRef::clone;
     /// on / off.
-    pub fn flag(&self, name: &str) -> Option<bool> {
-        match self.0.get(name)? {
-            Value::Bool(b) => Some(*b),
-            _ => None,
-        }
-    }
-
+    flag: Bool -> bool, |b: &bool| *b;
     /// enforce / shadow.
-    pub fn mode(&self, name: &str) -> Option<Mode> {
-        match self.0.get(name)? {
-            Value::Mode(m) => Some(*m),
-            _ => None,
-        }
-    }
-
-    /// A link mode; `Some(None)` turns the link check off.
-    pub fn link_mode(&self, name: &str) -> Option<Option<LinkMode>> {
-        match self.0.get(name)? {
-            Value::LinkMode(m) => Some(*m),
-            _ => None,
-        }
-    }
-
+    mode: Mode -> Mode, |m: &Mode| *m;
+    /// A link mode; `None` turns the link check off.
+    link_mode: LinkMode -> Option<LinkMode>, |m: &Option<LinkMode>| *m;
     /// What a manual removal does.
-    pub fn removals(&self, name: &str) -> Option<ManualRemovals> {
-        match self.0.get(name)? {
-            Value::Removals(r) => Some(*r),
+    removals: Removals -> ManualRemovals, |r: &ManualRemovals| *r;
+    /// A ladder rung.
+    rung / rungs: Rung -> Rung, Rung::clone;
+    /// A message kind.
+    kind / kinds: Kind -> KindName, |k: &KindName| *k;
+}
+
+impl Value {
+    fn as_text(&self) -> Option<&str> {
+        match self {
+            Value::Text(t) => Some(t),
             _ => None,
         }
-    }
-
-    /// Every ladder rung of a list argument.
-    pub fn rungs(&self, name: &str) -> Vec<Rung> {
-        self.list(name)
-            .iter()
-            .filter_map(|v| match v {
-                Value::Rung(r) => Some(r.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Every message kind of a list argument.
-    pub fn kinds(&self, name: &str) -> Vec<KindName> {
-        self.list(name)
-            .iter()
-            .filter_map(|v| match v {
-                Value::Kind(k) => Some(*k),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Every group of a list argument.
-    pub fn groups(&self, name: &str) -> Vec<GroupRef> {
-        self.list(name)
-            .iter()
-            .filter_map(|v| match v {
-                Value::Group(g) => Some(g.clone()),
-                _ => None,
-            })
-            .collect()
     }
 }
 

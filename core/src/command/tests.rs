@@ -243,7 +243,7 @@ fn arguments_are_typed() {
     .unwrap();
     assert_eq!(
         inv.args.member("member"),
-        Some(&MemberRef::new(Platform::Matrix, "@bob:example.org"))
+        Some(MemberRef::new(Platform::Matrix, "@bob:example.org"))
     );
     assert_eq!(inv.args.text("reason").as_deref(), Some("flooding"));
     assert_eq!(

@@ -14,64 +14,56 @@ use crate::command::{COMMANDS, CommandSpec, Value, template};
 use crate::compile::first_line_of_regex_error;
 use crate::detect::links::normalize_domain;
 use crate::model::{GroupRef, KindName, MemberRef, Platform, RuleId};
+use crate::names::named;
 use crate::rule::{LinkMode, ManualRemovals, Mode, Rung};
 use crate::time::duration_text;
 
-/// The kinds of values a usage can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Rule,
-    Text,
-    Int,
-    Duration,
-    Member,
-    Group,
-    Tag,
-    OnOff,
-    Audit,
-    Message,
-    LinkMode,
-    Mode,
-    Template,
-    Removals,
-    Format,
-    Rung,
-    Domain,
-    Regex,
-    Body,
+named! {
+    /// The kinds of values a usage can ask for.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Kind as "value kind" {
+        /// A rule id.
+        Rule = "rule",
+        /// Free text.
+        Text = "text",
+        /// A number.
+        Int = "int",
+        /// A duration.
+        Duration = "duration",
+        /// A member.
+        Member = "member",
+        /// A group.
+        Group = "group",
+        /// A group tag.
+        Tag = "tag",
+        /// on or off.
+        OnOff = "onoff",
+        /// An audit entry id.
+        Audit = "audit",
+        /// A message kind.
+        Message = "kind",
+        /// A link mode.
+        LinkMode = "linkmode",
+        /// enforce or shadow.
+        Mode = "mode",
+        /// A template name.
+        Template = "template",
+        /// What manual removals do.
+        Removals = "removals",
+        /// csv or json.
+        Format = "format",
+        /// A ladder rung.
+        Rung = "rung",
+        /// A domain.
+        Domain = "domain",
+        /// A regular expression.
+        Regex = "regex",
+        /// The lines after the command line.
+        Body = "body",
+    }
 }
 
 impl Kind {
-    /// Every kind by its name in usages.
-    const NAMES: [(&'static str, Kind); 19] = [
-        ("rule", Kind::Rule),
-        ("text", Kind::Text),
-        ("int", Kind::Int),
-        ("duration", Kind::Duration),
-        ("member", Kind::Member),
-        ("group", Kind::Group),
-        ("tag", Kind::Tag),
-        ("onoff", Kind::OnOff),
-        ("audit", Kind::Audit),
-        ("kind", Kind::Message),
-        ("linkmode", Kind::LinkMode),
-        ("mode", Kind::Mode),
-        ("template", Kind::Template),
-        ("removals", Kind::Removals),
-        ("format", Kind::Format),
-        ("rung", Kind::Rung),
-        ("domain", Kind::Domain),
-        ("regex", Kind::Regex),
-        ("body", Kind::Body),
-    ];
-
-    fn from_name(name: &str) -> Option<Kind> {
-        Kind::NAMES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, k)| *k)
-    }
-
     /// What to type, for help and slash option descriptions.
     pub(crate) fn describe(self, many: bool) -> String {
         let what = match self {
@@ -279,8 +271,9 @@ fn param_parts(usage: &str, param: &'static str) -> Result<(&'static str, Kind, 
     let (name, kind) = inner
         .split_once(':')
         .ok_or_else(|| format!("`{usage}`: `{param}` has no kind"))?;
-    let kind = Kind::from_name(kind)
-        .ok_or_else(|| format!("`{usage}`: `{param}` has the unknown kind `{kind}`"))?;
+    let kind = kind
+        .parse::<Kind>()
+        .map_err(|_| format!("`{usage}`: `{param}` has the unknown kind `{kind}`"))?;
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
         return Err(format!("`{usage}`: `{param}` has a bad name"));
     }

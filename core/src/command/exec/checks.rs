@@ -49,7 +49,7 @@ pub(super) async fn keywords(
     which: KeywordList,
     add: bool,
 ) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let (field, terms) = match which {
         KeywordList::Substrings => ("keywords", args.texts("keywords")),
         KeywordList::Words => ("words", args.texts("words")),
@@ -76,7 +76,7 @@ pub(super) async fn regex(
     args: &Args,
     add: bool,
 ) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let pattern = need(args.text("pattern"), "pattern")?;
     change_rule(ctx, id, |r| {
         let regex = r.regex.get_or_insert_with(RegexCheck::default);
@@ -96,7 +96,7 @@ pub(super) async fn regex(
 }
 
 pub(super) async fn phone(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let on = need(args.flag("on"), "on")?;
     change_rule(ctx, id, |r| {
         r.phone = on.then(PhoneCheck::default);
@@ -106,7 +106,7 @@ pub(super) async fn phone(ctx: &Context<'_>, args: &Args) -> Result<Answer, Comm
 }
 
 pub(super) async fn links_mode(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let mode = need(args.link_mode("mode"), "mode")?;
     change_rule(ctx, id, |r| {
         match mode {
@@ -130,7 +130,7 @@ pub(super) async fn domains(
     which: DomainList,
     add: bool,
 ) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let domains = args.texts("domains");
     let named = domains.join(", ");
     change_rule(ctx, id, |r| {
@@ -150,7 +150,7 @@ pub(super) async fn mini_programs(
     args: &Args,
     add: bool,
 ) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let apps = args.texts("apps");
     let named = apps.join(", ");
     change_rule(ctx, id, |r| {
@@ -164,7 +164,7 @@ pub(super) async fn mini_programs(
 }
 
 pub(super) async fn kinds(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let kinds = args.kinds("kinds");
     change_rule(ctx, id, |r| {
         let what = if kinds.is_empty() {
@@ -180,7 +180,7 @@ pub(super) async fn kinds(ctx: &Context<'_>, args: &Args) -> Result<Answer, Comm
 }
 
 pub(super) async fn flood(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let messages = count(need(args.int("messages"), "messages")?);
     let per = need(args.duration("per"), "per")?;
     change_rule(ctx, id, |r| {
@@ -200,7 +200,7 @@ pub(super) async fn limit(
     args: &Args,
     which: Limit,
 ) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let (name, what) = match which {
         Limit::Chars => ("chars", "characters"),
         Limit::Lines => ("lines", "line breaks"),
@@ -221,7 +221,7 @@ pub(super) async fn limit(
 }
 
 pub(super) async fn duplicates(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let members = count(need(args.int("members"), "members")?);
     let groups = count(need(args.int("groups"), "groups")?);
     let window: Duration = need(args.duration("window"), "window")?;
@@ -247,7 +247,7 @@ pub(super) async fn duplicates(ctx: &Context<'_>, args: &Args) -> Result<Answer,
 }
 
 pub(super) async fn invite_ban(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let on = need(args.flag("on"), "on")?;
     let staff = args.flag("staff");
     change_rule(ctx, id, |r| {
@@ -274,7 +274,7 @@ pub(super) async fn orgs(
     args: &Args,
     add: bool,
 ) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let orgs: Vec<OrgId> = args.texts("orgs").into_iter().map(OrgId::from).collect();
     let named = orgs
         .iter()

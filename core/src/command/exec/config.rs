@@ -13,7 +13,7 @@ pub(super) async fn group_tags(
     args: &Args,
     add: Option<bool>,
 ) -> Result<Answer, CommandError> {
-    let id = args.group("group").cloned().unwrap_or_else(|| ctx.here());
+    let id = args.group("group").unwrap_or_else(|| ctx.here());
     let config = ctx.store.config().await?;
     let mut group = config
         .groups

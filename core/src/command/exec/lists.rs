@@ -37,7 +37,7 @@ async fn personal_owner(
 }
 
 pub(super) async fn blacklist_add(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
-    let member = need(args.member("member"), "member")?.clone();
+    let member = need(args.member("member"), "member")?;
     let reason = args.text("reason").unwrap_or_default();
     let expires = args.duration("expires");
     let owner = personal_owner(ctx, args.flag("personal")).await?;
@@ -60,7 +60,7 @@ pub(super) async fn blacklist_remove(
     ctx: &Context<'_>,
     args: &Args,
 ) -> Result<Answer, CommandError> {
-    let member = need(args.member("member"), "member")?.clone();
+    let member = need(args.member("member"), "member")?;
     let owner = personal_owner(ctx, args.flag("personal")).await?;
     ctx.store
         .remove_blacklist(&member, owner.as_ref(), &ctx.edit())
@@ -77,7 +77,7 @@ pub(super) async fn blacklist_list(ctx: &Context<'_>, args: &Args) -> Result<Ans
     let after = args.member("after");
     Ok(Answer::Blacklist(
         ctx.store
-            .blacklist_page(after.map(|m| (m, None)), 20)
+            .blacklist_page(after.as_ref().map(|m| (m, None)), 20)
             .await?,
     ))
 }
@@ -99,9 +99,9 @@ pub(super) async fn blacklist_import(
 }
 
 pub(super) async fn whitelist_add(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
-    let member = need(args.member("member"), "member")?.clone();
+    let member = need(args.member("member"), "member")?;
     let reason = args.text("reason").unwrap_or_default();
-    let rules: Vec<RuleId> = args.rule("rule").cloned().into_iter().collect();
+    let rules: Vec<RuleId> = args.rule("rule").into_iter().collect();
     let config = ctx.store.config().await?;
     for rule in &rules {
         find(&config, rule)?;
@@ -125,7 +125,7 @@ pub(super) async fn whitelist_remove(
     args: &Args,
 ) -> Result<Answer, CommandError> {
     let member = need(args.member("member"), "member")?;
-    ctx.store.remove_whitelist(member, &ctx.edit()).await?;
+    ctx.store.remove_whitelist(&member, &ctx.edit()).await?;
     reload_config(ctx).await?;
     Ok(Answer::ListChanged {
         what: format!("{member} is no longer whitelisted"),

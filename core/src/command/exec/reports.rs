@@ -18,9 +18,9 @@ pub(super) async fn violations(
     export: Option<&str>,
 ) -> Result<Answer, CommandError> {
     let query = ViolationQuery {
-        group: args.group("group").cloned(),
-        member: args.member("member").cloned(),
-        rule: args.rule("rule").cloned(),
+        group: args.group("group"),
+        member: args.member("member"),
+        rule: args.rule("rule"),
         from: args.int("days").map(|d| ctx.now.minus(days(d))),
         to: None,
         before_id: None,
@@ -45,7 +45,7 @@ pub(super) async fn stats(ctx: &Context<'_>, args: &Args) -> Result<Answer, Comm
     let group = args.group("group");
     let from = ctx.now.minus(days(n));
     let to = ctx.now.plus(Duration::from_millis(1));
-    let rows = ctx.store.day_stats(group, from, to).await?;
+    let rows = ctx.store.day_stats(group.as_ref(), from, to).await?;
     let top = ctx.store.top_checks(from, to, 5).await?;
     Ok(Answer::Stats { days: n, rows, top })
 }

@@ -9,7 +9,7 @@ use crate::rule::{Rule, RuleSet, Rung};
 use crate::rulefile;
 
 pub(super) async fn create(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?.clone();
+    let id = need(args.rule("rule"), "rule")?;
     let name = args.text("name").unwrap_or_default();
     let config = ctx.store.config().await?;
     if config.rules.iter().any(|r| r.id == id) {
@@ -33,7 +33,7 @@ pub(super) async fn list(ctx: &Context<'_>) -> Result<Answer, CommandError> {
 }
 
 pub(super) async fn show(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let config = ctx.store.config().await?;
     let shown = RuleSet {
         rules: vec![find(&config, id)?.clone()],
@@ -43,7 +43,7 @@ pub(super) async fn show(ctx: &Context<'_>, args: &Args) -> Result<Answer, Comma
 }
 
 pub(super) async fn delete(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?.clone();
+    let id = need(args.rule("rule"), "rule")?;
     let config = ctx.store.config().await?;
     find(&config, &id)?;
     let mut candidate = config;
@@ -63,7 +63,7 @@ pub(super) async fn enable(
     args: &Args,
     enabled: bool,
 ) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     change_rule(ctx, id, |r| {
         r.enabled = enabled;
         Ok(if enabled { "enabled" } else { "disabled" }.to_owned())
@@ -72,7 +72,7 @@ pub(super) async fn enable(
 }
 
 pub(super) async fn mode(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let mode = need(args.mode("mode"), "mode")?;
     change_rule(ctx, id, |r| {
         r.mode = mode;
@@ -82,7 +82,7 @@ pub(super) async fn mode(ctx: &Context<'_>, args: &Args) -> Result<Answer, Comma
 }
 
 pub(super) async fn ladder(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let rungs = args.rungs("rungs");
     change_rule(ctx, id, |r| {
         r.ladder = rungs;
@@ -103,7 +103,7 @@ pub(super) async fn scope_groups(
     args: &Args,
     add: bool,
 ) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let groups = args.groups("groups");
     let changed = groups.len();
     change_rule(ctx, id, |r| {
@@ -122,7 +122,7 @@ pub(super) async fn scope_tags(
     args: &Args,
     add: bool,
 ) -> Result<Answer, CommandError> {
-    let id = need(args.rule("rule"), "rule")?;
+    let id = &need(args.rule("rule"), "rule")?;
     let tags = args.texts("tags");
     let named = tags.join(", ");
     change_rule(ctx, id, |r| {
