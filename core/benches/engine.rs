@@ -535,17 +535,15 @@ fn state_memory(n: usize) {
 
 /// Build time, bytes per entry and lookup time of a large org-wide blacklist.
 fn blacklist(entries: usize) {
+    let list: Vec<_> = (0..entries)
+        .map(|i| blacklist_entry(&format!("u{i}")))
+        .collect();
     let before = allocated();
-    let set = RuleSet {
-        blacklist: (0..entries)
-            .map(|i| blacklist_entry(&format!("u{i}")))
-            .collect(),
-        ..RuleSet::default()
-    };
     let t = Instant::now();
-    let index = BlacklistIndex::of_entries(&set.blacklist);
+    let index = BlacklistIndex::of_entries(&list);
     let build = t.elapsed();
     let after = allocated();
+    drop(list);
     let lookups = 500_000usize;
     let time = |prefix: &str| {
         let probes: Vec<MemberRef> = (0..lookups)
