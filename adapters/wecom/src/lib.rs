@@ -1,0 +1,4 @@
+//! groupguard's WeCom adapter.
+
+pub mod config;
+pub mod crypto;
