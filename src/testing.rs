@@ -317,6 +317,12 @@ impl ActionExecutor for TestExecutor {
             "rule": request.rule,
             "action": request.action,
             "notify": request.notify,
+            "case": request.case.as_ref().map(|c| json!({
+                "member_name": c.member_name,
+                "check": c.check.as_str(),
+                "evidence": c.evidence,
+                "excerpt": c.excerpt,
+            })),
             "result": result,
         }));
         if let Some(e) = failure {

@@ -392,6 +392,11 @@ async fn what_a_platform_cannot_do_is_handed_to_its_admins() {
         notice,
         "rule ads asks to remove spammer from the group, which groupguard cannot do on wecom: please do it by hand"
     );
+    // The admins see the violation to judge it by.
+    assert_eq!(
+        actions(&lines, "notify_admins")[0]["case"],
+        json!({ "member_name": null, "check": "keyword", "evidence": "`代购`", "excerpt": "代购" })
+    );
     bot.stop();
     let store = bot.store().await;
     let violation = &store.violations(&ViolationQuery::default()).await.unwrap()[0];

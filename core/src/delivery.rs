@@ -202,6 +202,7 @@ mod tests {
             action,
             rule: "ads".into(),
             notify: Recipients::default(),
+            case: None,
         }
     }
 

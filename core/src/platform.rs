@@ -20,7 +20,7 @@ use crate::model::{Event, EventId, GroupId, MessageId, Platform, ReplyTo, RuleId
 use crate::names::named;
 use crate::reply::Reply;
 use crate::time::Timestamp;
-use crate::verdict::Action;
+use crate::verdict::{Action, CheckKind, ViolationRecord};
 
 /// Makes a retried action invisible to members: the same key on every attempt, across
 /// retries, restarts and redeliveries, so the platform carries the action out once (a Matrix
@@ -135,6 +135,33 @@ pub struct ActionRequest {
     pub rule: RuleId,
     /// For admin notices: who to tell.
     pub notify: Recipients,
+    /// For admin notices: the violation behind them, so the admins can judge it.
+    pub case: Option<Case>,
+}
+
+/// The violation behind an action, as an admin notice shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    /// The member's display name at the time, when known.
+    pub member_name: Option<String>,
+    /// The check that matched.
+    pub check: CheckKind,
+    /// What it found, in words (`` `代购` ``, `link to spam.example`).
+    pub evidence: String,
+    /// The start of the offending text.
+    pub excerpt: String,
+}
+
+impl Case {
+    /// The case of a stored violation.
+    pub fn of(record: &ViolationRecord) -> Case {
+        Case {
+            member_name: record.member_name.clone(),
+            check: record.check,
+            evidence: record.evidence.to_string(),
+            excerpt: record.excerpt.clone(),
+        }
+    }
 }
 
 impl ActionRequest {

@@ -8,9 +8,10 @@ use groupguard_core::delivery::{
 };
 use groupguard_core::model::{GroupRef, MemberRef};
 use groupguard_core::platform::{
-    ActionExecutor, ActionRequest, AdapterError, Capabilities, Capability, Lacking, Recipients,
+    ActionExecutor, ActionRequest, AdapterError, Capabilities, Capability, Case, Lacking,
+    Recipients,
 };
-use groupguard_core::ports::{ActionResult, Edit, OutboxAction};
+use groupguard_core::ports::{ActionResult, Edit, OutboxAction, ViolationQuery};
 use groupguard_core::rule::{BlacklistEntry, Source};
 use groupguard_core::verdict::Action;
 use tokio::sync::watch;
@@ -95,6 +96,28 @@ fn request(shared: &Shared, action: &OutboxAction) -> ActionRequest {
         action: what,
         rule: action.rule.clone(),
         notify,
+        case: None,
+    }
+}
+
+/// The violation behind an action, for a notice that lets admins judge it.
+async fn case(shared: &Shared, action: &OutboxAction) -> Option<Case> {
+    let query = ViolationQuery {
+        group: Some(GroupRef::new(action.platform, action.group.clone())),
+        member: Some(MemberRef::new(action.platform, action.member.clone())),
+        before_id: Some(action.violation + 1),
+        limit: 1,
+        ..ViolationQuery::default()
+    };
+    match shared.store.violations(&query).await {
+        Ok(found) => found
+            .into_iter()
+            .find(|v| v.id == action.violation)
+            .map(|v| Case::of(&v.record)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the violation behind a notice");
+            None
+        }
     }
 }
 
@@ -127,7 +150,10 @@ async fn carry_out(shared: &Shared, action: OutboxAction) {
         let error = format!("no {} adapter is running", action.platform);
         return finish(shared, &action, ActionResult::Failed { error }).await;
     };
-    let request = request(shared, &action);
+    let mut request = request(shared, &action);
+    if Capability::needed_for(&request.action) == Some(Capability::Notify) {
+        request.case = case(shared, &action).await;
+    }
     let capabilities = executor.capabilities(&action.group).await;
     let lacking = match capabilities.check(&request.action) {
         Err(lacking) => lacking,
@@ -209,6 +235,7 @@ async fn fall_back(
         action: Action::NotifyAdmins {
             text: fallback_notice(request, &lacking),
         },
+        case: case(shared, action).await,
         ..request.clone()
     };
     let result = attempt(shared, executor, &notice).await;

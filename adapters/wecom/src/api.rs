@@ -233,9 +233,13 @@ impl Api {
                 .query(&[("access_token", token.expose())])
                 .query(query);
             let answer = read(request).await?;
-            let status = Status::deserialize(&answer).map_err(|e| ApiError::Protocol(e.to_string()))?;
+            let status =
+                Status::deserialize(&answer).map_err(|e| ApiError::Protocol(e.to_string()))?;
             match status.errcode {
-                0 => return serde_json::from_value(answer).map_err(|e| ApiError::Protocol(format!("{path}: {e}"))),
+                0 => {
+                    return serde_json::from_value(answer)
+                        .map_err(|e| ApiError::Protocol(format!("{path}: {e}")));
+                }
                 // The token was revoked or expired early: one fresh token, one more try.
                 40014 | 42001 | 40001 if !refreshed => {
                     refreshed = true;
@@ -326,7 +330,10 @@ impl Api {
         };
         let value = token.value.clone();
         *cached = Some(token);
-        tracing::debug!(expires_in = fresh.expires_in, "WeCom access token refreshed");
+        tracing::debug!(
+            expires_in = fresh.expires_in,
+            "WeCom access token refreshed"
+        );
         Ok(value)
     }
 

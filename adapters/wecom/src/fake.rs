@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::routing::{any, post};
-use axum::Json;
 use serde_json::{Value, json};
 
 /// The fake's corp id and app secret.
@@ -96,7 +96,11 @@ impl FakeWecom {
 
     /// The members of an app chat now.
     pub fn app_chat(&self, chat_id: &str) -> Vec<String> {
-        self.lock().app_chats.get(chat_id).cloned().unwrap_or_default()
+        self.lock()
+            .app_chats
+            .get(chat_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The next calls of `path` (`message/send`) answer these error codes, in order.
@@ -237,7 +241,10 @@ async fn cgi(
             ok(json!({}))
         }
         "appchat/send" => {
-            if !s.app_chats.contains_key(body["chatid"].as_str().unwrap_or_default()) {
+            if !s
+                .app_chats
+                .contains_key(body["chatid"].as_str().unwrap_or_default())
+            {
                 return error(86003, "chat not exist");
             }
             s.delivered.push(body);
@@ -248,9 +255,12 @@ async fn cgi(
             let content = body.to_string();
             let key = (to, content);
             let now = Instant::now();
-            let interval = Duration::from_secs(body["duplicate_check_interval"].as_u64().unwrap_or(1800));
+            let interval =
+                Duration::from_secs(body["duplicate_check_interval"].as_u64().unwrap_or(1800));
             let duplicate = body["enable_duplicate_check"] == 1
-                && s.recent.get(&key).is_some_and(|at| now.duration_since(*at) < interval);
+                && s.recent
+                    .get(&key)
+                    .is_some_and(|at| now.duration_since(*at) < interval);
             if duplicate {
                 s.suppressed.push(body);
             } else {

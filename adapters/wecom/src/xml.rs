@@ -48,7 +48,9 @@ impl Fields {
                 }
                 Event::End(_) => {
                     match path.len() {
-                        2 => fields.values.push((path[1].clone(), text.trim().to_owned())),
+                        2 => fields
+                            .values
+                            .push((path[1].clone(), text.trim().to_owned())),
                         3 => {
                             let list = path[1].clone();
                             match fields.lists.iter_mut().find(|(n, _)| *n == list) {
@@ -67,16 +69,12 @@ impl Fields {
                 Event::Text(t) => text.push_str(&t.xml10_content()),
                 Event::CData(c) => text.push_str(&c.xml10_content()),
                 Event::GeneralRef(r) => {
-                    if let Some(c) = r
-                        .resolve_char_ref()
-                        .map_err(|e| XmlError(e.to_string()))?
-                    {
+                    if let Some(c) = r.resolve_char_ref().map_err(|e| XmlError(e.to_string()))? {
                         text.push(c);
                     } else {
                         let name = r.xml10_content();
-                        let value = resolve_predefined_entity(&name).ok_or_else(|| {
-                            XmlError(format!("unknown entity &{name};"))
-                        })?;
+                        let value = resolve_predefined_entity(&name)
+                            .ok_or_else(|| XmlError(format!("unknown entity &{name};")))?;
                         text.push_str(value);
                     }
                 }
@@ -150,7 +148,8 @@ mod tests {
     #[test]
     fn a_list_may_be_comma_separated_text() {
         let fields =
-            Fields::parse("<xml><MemChangeList><![CDATA[wmA, wmB]]></MemChangeList></xml>").unwrap();
+            Fields::parse("<xml><MemChangeList><![CDATA[wmA, wmB]]></MemChangeList></xml>")
+                .unwrap();
         assert_eq!(fields.list("MemChangeList"), ["wmA", "wmB"]);
     }
 

@@ -9,14 +9,19 @@ use serde_json::{Value, json};
 
 async fn setup() -> (FakeWecom, Api) {
     let fake = FakeWecom::start().await;
-    fake.put_group(json!({ "chat_id": "wrG1", "owner": "boss", "member_list": [], "member_version": "v1" }));
+    fake.put_group(
+        json!({ "chat_id": "wrG1", "owner": "boss", "member_list": [], "member_version": "v1" }),
+    );
     let api = Api::new(&fake.base, CORP_ID, Secret::new(SECRET));
     (fake, api)
 }
 
 async fn group(api: &Api) -> Result<Value, ApiError> {
-    api.post("externalcontact/groupchat/get", &json!({ "chat_id": "wrG1", "need_name": 1 }))
-        .await
+    api.post(
+        "externalcontact/groupchat/get",
+        &json!({ "chat_id": "wrG1", "need_name": 1 }),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -62,7 +67,11 @@ async fn a_45009_blocks_that_api_for_a_minute_without_calling_it_again() {
     assert_eq!(retry_after.as_secs(), 60);
     let again = group(&api).await.unwrap_err();
     assert!(matches!(again, ApiError::RateLimited { retry_after } if retry_after.as_secs() <= 60));
-    assert_eq!(fake.calls("externalcontact/groupchat/get").len(), 1, "no call while blocked");
+    assert_eq!(
+        fake.calls("externalcontact/groupchat/get").len(),
+        1,
+        "no call while blocked"
+    );
     // Other APIs are not blocked.
     let sent = api
         .send_message(&["boss"], &json!({ "touser": "boss", "msgtype": "text", "agentid": 1, "text": { "content": "hi" } }))
@@ -86,7 +95,8 @@ async fn system_busy_is_retried_with_backoff() {
 #[tokio::test]
 async fn members_get_at_most_thirty_app_messages_a_minute() {
     let (fake, api) = setup().await;
-    let body = json!({ "touser": "boss", "msgtype": "text", "agentid": 1, "text": { "content": "x" } });
+    let body =
+        json!({ "touser": "boss", "msgtype": "text", "agentid": 1, "text": { "content": "x" } });
     for _ in 0..30 {
         api.send_message(&["boss"], &body).await.unwrap();
     }
