@@ -11,13 +11,6 @@ use tokio::sync::watch;
 
 /// Whether an adapter is connected to its platform, for `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(
-    not(feature = "testing"),
-    expect(
-        dead_code,
-        reason = "the test platform is the only adapter built so far"
-    )
-)]
 pub enum Readiness {
     /// Connected, taking events.
     Ready,
@@ -34,8 +27,9 @@ pub trait Adapter: Send + Sync {
     /// The executors for the platforms it serves.
     fn executors(&self) -> Vec<Arc<dyn ActionExecutor>>;
 
-    /// Routes it needs on the bot's HTTP server (the WeCom callback), if any.
-    fn routes(&self) -> Option<Router> {
+    /// Routes it needs on the bot's HTTP server (the WeCom callback), if any, pushing the
+    /// events they receive into `sink`.
+    fn routes(&self, _sink: &Arc<dyn EventSink>) -> Option<Router> {
         None
     }
 

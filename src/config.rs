@@ -29,6 +29,7 @@ pub struct RawConfig {
     dispatcher: Option<RawDispatcher>,
     raid: Option<RawRaid>,
     rate_limits: Option<BTreeMap<String, f64>>,
+    wecom: Option<groupguard_wecom::config::RawWecomConfig>,
     #[cfg(feature = "testing")]
     testing: Option<crate::testing::RawTestingConfig>,
 }
@@ -273,8 +274,12 @@ impl Config {
         }
 
         // Each adapter checks its own section.
-        #[cfg_attr(not(feature = "testing"), allow(unused_mut))]
         let mut adapters = Vec::new();
+        if let Some(wecom) = raw.wecom
+            && let Some(checked) = wecom.check(env, &data_dir, &mut errors)
+        {
+            adapters.push(AdapterConfig::Wecom(checked));
+        }
         #[cfg(feature = "testing")]
         if let Some(testing) = raw.testing {
             adapters.push(AdapterConfig::Testing(testing.check(&mut errors)));

@@ -11,6 +11,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use groupguard_core::platform::EventSink;
+
 use crate::adapter::{Adapter, Readiness};
 use crate::metrics::Metrics;
 
@@ -29,8 +31,8 @@ impl std::fmt::Debug for HttpState {
     }
 }
 
-pub fn router(state: &Arc<HttpState>) -> Router {
-    let routes = state.adapters.iter().filter_map(|a| a.routes());
+pub fn router(state: &Arc<HttpState>, sink: &Arc<dyn EventSink>) -> Router {
+    let routes = state.adapters.iter().filter_map(|a| a.routes(sink));
     routes.fold(
         Router::new()
             .route("/healthz", get(|| async { "ok\n" }))

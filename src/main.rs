@@ -12,6 +12,7 @@ mod run;
 mod simulate;
 #[cfg(feature = "testing")]
 mod testing;
+mod wecom;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -15,6 +15,8 @@ use crate::adapter::Adapter;
 /// The checked settings of one configured adapter.
 #[derive(Debug)]
 pub enum AdapterConfig {
+    /// WeCom: the callback, customer groups, the chat archive, app messages.
+    Wecom(groupguard_wecom::config::WecomConfig),
     /// The in-process test platform.
     #[cfg(feature = "testing")]
     Testing(crate::testing::TestingConfig),
@@ -23,9 +25,10 @@ pub enum AdapterConfig {
 impl AdapterConfig {
     /// Starts the adapter (opens what it needs; connecting happens in [`Adapter::run`]).
     pub fn start(&self, clock: &Arc<dyn Clock>) -> anyhow::Result<Arc<dyn Adapter>> {
-        #[cfg(not(feature = "testing"))]
-        let _ = clock;
         match *self {
+            AdapterConfig::Wecom(ref config) => Ok(Arc::new(crate::wecom::WecomAdapter(
+                groupguard_wecom::Wecom::new(config.clone(), Arc::clone(clock)),
+            ))),
             #[cfg(feature = "testing")]
             AdapterConfig::Testing(ref config) => Ok(Arc::new(crate::testing::TestPlatform::open(
                 config.clone(),
@@ -38,8 +41,8 @@ impl AdapterConfig {
 /// The adapters this build can run, for the message that says none is configured.
 pub fn in_build() -> &'static str {
     if cfg!(feature = "testing") {
-        "testing"
+        "wecom, testing"
     } else {
-        "none yet"
+        "wecom"
     }
 }

@@ -130,9 +130,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.http_listen))?;
     tracing::info!(address = %listener.local_addr()?, "http listening");
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (sender, receiver) = mpsc::channel(config.dispatcher.queue);
+    let sink: Arc<dyn EventSink> = Arc::new(Sink(sender));
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn({
-        let app = router(&http);
+        let app = router(&http, &sink);
         async move {
             let shutdown = async move {
                 let _ = http_stop.wait_for(|stop| *stop).await;
@@ -145,9 +147,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
     });
-
-    let (sender, receiver) = mpsc::channel(config.dispatcher.queue);
-    let sink: Arc<dyn EventSink> = Arc::new(Sink(sender));
     let adapter_tasks: Vec<_> = adapters
         .iter()
         .map(|adapter| {
@@ -155,7 +154,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             tokio::spawn(Arc::clone(adapter).run(Arc::clone(&sink), stop_rx.clone()))
         })
         .collect();
-    // The queue closes when the last adapter is done with it.
+    // The queue closes when the last adapter and the HTTP routes are done with it.
     drop(sink);
 
     let limits = config
@@ -188,11 +187,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for adapter in adapter_tasks {
         let _ = adapter.await;
     }
+    // Callbacks in flight finish before the queue can drain.
+    let _ = http_task.await;
     let _ = events.await;
     shared.outbox_wake.notify_one();
     let _ = outbox.await;
     let _ = reloader.await;
-    let _ = http_task.await;
     tracing::info!("stopped");
     Ok(())
 }

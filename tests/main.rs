@@ -1,6 +1,8 @@
 //! End-to-end tests of the `groupguard` binary.
 
 mod admin;
+mod bot;
 #[cfg(feature = "testing")]
 mod service;
 mod simulate;
+mod wecom;

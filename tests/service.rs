@@ -2,9 +2,7 @@
 //! actions out through the outbox file, records in SQLite (and PostgreSQL).
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use groupguard_core::model::Platform;
@@ -13,6 +11,8 @@ use groupguard_core::ports::{
 };
 use groupguard_sql::SqlStore;
 use serde_json::{Value, json};
+
+use crate::bot::{Bot, fresh_dir, http_get};
 
 const RULES: &str = "!guard config import
 [[rules]]
@@ -26,34 +26,28 @@ fn with_ladder(rungs: &str) -> String {
     RULES.replace("\"delete+warn\", \"kick\"", rungs)
 }
 
-/// A running bot with its own directory, database and port.
-struct Bot {
-    child: Option<Child>,
-    dir: PathBuf,
-    port: u16,
-    config: String,
-    /// Wait for `/readyz` on start (else for `/healthz`).
-    expect_ready: bool,
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().unwrap().port()
-}
-
-fn fresh_dir() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "service-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 impl Bot {
+    /// Waits until `/metrics` has `line`, up to 20 seconds.
+    fn wait_metric(&self, line: &str) {
+        let started = Instant::now();
+        let mut metrics = String::new();
+        while started.elapsed() < Duration::from_secs(20) {
+            metrics = http_get(self.port, "/metrics").unwrap_or_default();
+            if metrics.contains(line) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for `{line}` in\n{metrics}");
+    }
+
+    /// Waits for a crashed process to be gone.
+    fn reap(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
     /// Starts a bot; `extra` is appended to the `[testing]` section, `top` to the top level.
     fn start(top: &str, extra: &str) -> Bot {
         let mut bot = Bot::configured(top, extra);
@@ -64,62 +58,13 @@ impl Bot {
     /// A bot's directory and configuration, not started.
     fn configured(top: &str, extra: &str) -> Bot {
         let dir = fresh_dir();
-        let port = free_port();
-        let config = format!(
-            "data_dir = \"{data}\"\n{top}\n[http]\nlisten = \"127.0.0.1:{port}\"\n[dispatcher]\nlease = \"1s\"\n\
-             [testing]\ninbox = \"{inbox}\"\noutbox = \"{outbox}\"\n{extra}\n",
-            data = dir.join("data").display(),
+        let sections = format!(
+            "[testing]\ninbox = \"{inbox}\"\noutbox = \"{outbox}\"\n{extra}\n",
             inbox = dir.join("inbox.jsonl").display(),
             outbox = dir.join("outbox.jsonl").display(),
         );
-        Bot {
-            child: None,
-            dir,
-            port,
-            config,
-            expect_ready: true,
-        }
+        Bot::new(dir, top, &sections)
     }
-
-    fn spawn(&mut self) {
-        let path = self.dir.join("config.toml");
-        std::fs::write(&path, &self.config).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_groupguard"))
-            .args(["run", "--config", path.to_str().unwrap()])
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the bot starts");
-        self.child = Some(child);
-        self.wait_ready();
-    }
-
-    fn wait_ready(&self) {
-        let path = if self.expect_ready {
-            "/readyz"
-        } else {
-            "/healthz"
-        };
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            if http_get(self.port, path).is_some_and(|r| r.split(' ').nth(1) == Some("200")) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the bot did not become ready:\n{}", self.log());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-    }
-
     fn push(&self, events: &[Value]) {
         let mut inbox = std::fs::OpenOptions::new()
             .create(true)
@@ -157,70 +102,6 @@ impl Bot {
             self.log()
         );
     }
-
-    /// Waits until `/metrics` has `line`, up to 20 seconds.
-    fn wait_metric(&self, line: &str) {
-        let started = Instant::now();
-        let mut metrics = String::new();
-        while started.elapsed() < Duration::from_secs(20) {
-            metrics = http_get(self.port, "/metrics").unwrap_or_default();
-            if metrics.contains(line) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("timed out waiting for `{line}` in\n{metrics}");
-    }
-
-    /// Stops with SIGTERM and waits for a clean exit.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let status = child.wait().unwrap();
-            assert!(
-                status.success(),
-                "the bot exits cleanly on SIGTERM: {status}\n{}",
-                self.log()
-            );
-        }
-    }
-
-    /// Waits for a crashed process to be gone.
-    fn reap(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
-        }
-    }
-
-    async fn store(&self) -> SqlStore {
-        SqlStore::open(&format!(
-            "sqlite://{}",
-            self.dir.join("data").join("groupguard.db").display()
-        ))
-        .await
-        .unwrap()
-    }
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::Read as _;
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
 }
 
 fn admin_says(id: &str, text: &str) -> Value {
@@ -531,7 +412,7 @@ fn without_a_platform_run_says_what_to_configure() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8(out.stderr).unwrap(),
-        "no chat platform is configured: add an adapter section to the config file (adapters in this build: testing). \
+        "no chat platform is configured: add an adapter section to the config file (adapters in this build: wecom, testing). \
          `groupguard simulate` works without one.\n"
     );
 }

@@ -442,7 +442,11 @@ fn joined<'a>(
     }
     match before {
         Some(before) => {
-            let known: HashSet<&str> = before.member_list.iter().map(|m| m.userid.as_str()).collect();
+            let known: HashSet<&str> = before
+                .member_list
+                .iter()
+                .map(|m| m.userid.as_str())
+                .collect();
             now.member_list
                 .iter()
                 .filter(|m| !known.contains(m.userid.as_str()))

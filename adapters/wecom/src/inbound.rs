@@ -59,7 +59,12 @@ impl Context<'_> {
 
 /// A decrypted XML callback (apps and customer contact).
 pub fn from_xml(fields: &Fields, ctx: &Context<'_>) -> Inbound {
-    let at = Timestamp(fields.number("CreateTime").unwrap_or(0).saturating_mul(1000));
+    let at = Timestamp(
+        fields
+            .number("CreateTime")
+            .unwrap_or(0)
+            .saturating_mul(1000),
+    );
     match (fields.get("MsgType"), fields.get("Event")) {
         (Some("event"), Some("change_external_chat")) => external_chat(fields, at),
         (Some("event"), Some("msgaudit_notify")) => Inbound::ArchiveNotify,
@@ -111,12 +116,20 @@ fn app_command(fields: &Fields, ctx: &Context<'_>, at: Timestamp) -> Inbound {
     let (Some(from), Some(content)) = (fields.text("FromUserName"), fields.get("Content")) else {
         return Inbound::Ignored("app text without sender or content".to_owned());
     };
-    let id = fields
-        .text("MsgId")
-        .map_or_else(|| format!("app:{from}:{}", at.millis()), |m| format!("app:{m}"));
+    let id = fields.text("MsgId").map_or_else(
+        || format!("app:{from}:{}", at.millis()),
+        |m| format!("app:{m}"),
+    );
     let group = GroupId::from(APP_GROUP);
     let reply_to = ReplyTo::in_group(group.clone(), UserId::from(from), None);
-    Inbound::Events(vec![command_event(id, at, group, ctx.staff(from), content, reply_to)])
+    Inbound::Events(vec![command_event(
+        id,
+        at,
+        group,
+        ctx.staff(from),
+        content,
+        reply_to,
+    )])
 }
 
 /// A smart bot's decrypted JSON: a message that @-mentions the bot, a command for it.
@@ -128,7 +141,10 @@ pub fn from_bot(body: &Value, ctx: &Context<'_>) -> Inbound {
         return Inbound::Ignored("smart-bot callback without msgid or sender".to_owned());
     };
     let text = match body["msgtype"].as_str() {
-        Some("text") => body["text"]["content"].as_str().unwrap_or_default().to_owned(),
+        Some("text") => body["text"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         Some("mixed") => body["mixed"]["msg_item"]
             .as_array()
             .map(|items| {
@@ -264,15 +280,27 @@ mod tests {
             "{base}<Event>change_external_chat</Event><ChatId>wr1</ChatId><ChangeType>update</ChangeType>\
              <UpdateDetail>del_member</UpdateDetail><QuitScene>1</QuitScene></xml>"
         ));
-        assert!(matches!(removed, Inbound::Chat(ChatChange { detail: ChangeDetail::Left { removed: true }, .. })));
+        assert!(matches!(
+            removed,
+            Inbound::Chat(ChatChange {
+                detail: ChangeDetail::Left { removed: true },
+                ..
+            })
+        ));
         let Inbound::Events(events) = xml(&format!(
             "{base}<Event>change_external_chat</Event><ChatId>wr1</ChatId><ChangeType>dismiss</ChangeType></xml>"
         )) else {
             panic!("a dismissal is an event");
         };
-        assert_eq!(events[0].kind, EventKind::GroupChanged(GroupChange::Dismissed));
+        assert_eq!(
+            events[0].kind,
+            EventKind::GroupChanged(GroupChange::Dismissed)
+        );
         assert_eq!(events[0].id.as_str(), "wr1:dismissed");
-        assert_eq!(xml(&format!("{base}<Event>msgaudit_notify</Event></xml>")), Inbound::ArchiveNotify);
+        assert_eq!(
+            xml(&format!("{base}<Event>msgaudit_notify</Event></xml>")),
+            Inbound::ArchiveNotify
+        );
         assert!(matches!(
             xml(&format!("{base}<Event>change_external_tag</Event></xml>")),
             Inbound::Ignored(_)
@@ -321,19 +349,38 @@ mod tests {
             panic!("{event:?}");
         };
         assert_eq!(text, "!guard stats");
-        assert!(reply_to.handle.as_ref().unwrap().expose().ends_with("response_code=abc"));
+        assert!(
+            reply_to
+                .handle
+                .as_ref()
+                .unwrap()
+                .expose()
+                .ends_with("response_code=abc")
+        );
         assert_eq!(reply_to.expires_at, Some(NOW.plus(RESPONSE_URL_LIFETIME)));
         assert!(matches!(
-            from_bot(&json!({ "msgid": "x", "from": { "userid": "a" }, "msgtype": "image" }), &ctx(&[])),
+            from_bot(
+                &json!({ "msgid": "x", "from": { "userid": "a" }, "msgtype": "image" }),
+                &ctx(&[])
+            ),
             Inbound::Ignored(_)
         ));
-        assert!(matches!(from_bot(&json!({ "text": 1 }), &ctx(&[])), Inbound::Ignored(_)));
+        assert!(matches!(
+            from_bot(&json!({ "text": 1 }), &ctx(&[])),
+            Inbound::Ignored(_)
+        ));
     }
 
     #[test]
     fn mentions_and_prefixes() {
-        assert_eq!(with_prefix(strip_mentions("@groupguard  stats")), "!guard stats");
-        assert_eq!(with_prefix(strip_mentions("@a @b !guard help")), "!guard help");
+        assert_eq!(
+            with_prefix(strip_mentions("@groupguard  stats")),
+            "!guard stats"
+        );
+        assert_eq!(
+            with_prefix(strip_mentions("@a @b !guard help")),
+            "!guard help"
+        );
         assert_eq!(with_prefix(strip_mentions("@groupguard")), "!guard");
         assert_eq!(with_prefix("/guard rule list"), "/guard rule list");
     }
