@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use groupguard_core::model::{GroupId, Platform, ReplyTo, UserId};
+use groupguard_core::model::{GroupId, MessageId, Platform, ReplyTo, UserId};
 use groupguard_core::platform::{
     ActionExecutor, ActionRequest, AdapterError, AdapterErrorKind, Capabilities, Capability,
     Lacking,
@@ -283,14 +283,13 @@ impl ActionExecutor for WecomExecutor {
     }
 
     async fn reply(&self, to: &ReplyTo, reply: &Reply) -> Result<(), AdapterError> {
-        let content = render::reply(reply);
-        let body = json!({ "msgtype": "markdown", "markdown": { "content": content } });
+        let body = |reference: Option<&str>| json!({ "msgtype": "markdown", "markdown": { "content": render::reply(reply, reference) } });
         if let Some(handle) = &to.handle {
             // A smart bot's response_url works once: a refusal means it was used or expired.
             return self
                 .inner
                 .api
-                .post_url(handle.expose(), &body)
+                .post_url(handle.expose(), &body(None))
                 .await
                 .map_err(|e| match e {
                     ApiError::Code { .. } => {
@@ -306,9 +305,15 @@ impl ActionExecutor for WecomExecutor {
             ));
         }
         let sender: &UserId = &to.sender;
-        let mut message = body;
+        // Keyed to the command: a retried answer is not shown twice, while the same answer
+        // to another command is.
+        let mut message = body(to.message.as_ref().map(MessageId::as_str));
         message["touser"] = json!(sender);
         message["agentid"] = json!(self.inner.config.agent_id);
+        if to.message.is_some() {
+            message["enable_duplicate_check"] = json!(1);
+            message["duplicate_check_interval"] = json!(DUPLICATE_CHECK_SECONDS);
+        }
         self.inner
             .api
             .send_message(&[sender.as_str()], &message)

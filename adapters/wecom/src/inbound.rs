@@ -116,12 +116,17 @@ fn app_command(fields: &Fields, ctx: &Context<'_>, at: Timestamp) -> Inbound {
     let (Some(from), Some(content)) = (fields.text("FromUserName"), fields.get("Content")) else {
         return Inbound::Ignored("app text without sender or content".to_owned());
     };
-    let id = fields.text("MsgId").map_or_else(
+    let msg_id = fields.text("MsgId");
+    let id = msg_id.map_or_else(
         || format!("app:{from}:{}", at.millis()),
         |m| format!("app:{m}"),
     );
     let group = GroupId::from(APP_GROUP);
-    let reply_to = ReplyTo::in_group(group.clone(), UserId::from(from), None);
+    let reply_to = ReplyTo::in_group(
+        group.clone(),
+        UserId::from(from),
+        msg_id.map(MessageId::from),
+    );
     Inbound::Events(vec![command_event(
         id,
         at,
@@ -328,6 +333,7 @@ mod tests {
         assert_eq!(text, "!guard rule list");
         assert_eq!(reply_to.sender.as_str(), "zhangsan");
         assert_eq!(reply_to.handle, None);
+        assert_eq!(reply_to.message, Some(MessageId::from("1456453720")));
     }
 
     #[test]

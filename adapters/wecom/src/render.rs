@@ -7,8 +7,8 @@ use groupguard_core::reply::{Block, Reply};
 /// The most an app message's markdown may hold.
 pub const MAX_MARKDOWN: usize = 2048;
 
-/// A command's answer.
-pub fn reply(reply: &Reply) -> String {
+/// A command's answer; `reference` (the command's message) ends it in grey.
+pub fn reply(reply: &Reply, reference: Option<&str>) -> String {
     let mut lines = Vec::new();
     if let Some(title) = &reply.title {
         lines.push(format!("**{}**", plain(title)));
@@ -26,7 +26,7 @@ pub fn reply(reply: &Reply) -> String {
             }
         }
     }
-    cut(&lines.join("\n"))
+    with_footer(&lines.join("\n"), reference.map(|r| format!("re {r}")))
 }
 
 /// An admin notice: what to do, then the member, rule and evidence, and the action's key,
@@ -52,11 +52,15 @@ pub fn notice(request: &ActionRequest, group_name: Option<&str>, text: &str) -> 
         }
         None => lines.push(format!("> rule: {}", request.rule)),
     }
-    lines.push(format!(
-        "<font color=\"comment\">ref {}</font>",
-        request.key
-    ));
-    cut(&lines.join("\n"))
+    with_footer(&lines.join("\n"), Some(format!("ref {}", request.key)))
+}
+
+/// `text` cut to fit with `footer` in grey after it, within [`MAX_MARKDOWN`] bytes.
+fn with_footer(text: &str, footer: Option<String>) -> String {
+    let footer = footer.map_or_else(String::new, |f| {
+        format!("\n<font color=\"comment\">{f}</font>")
+    });
+    format!("{}{footer}", cut(text, MAX_MARKDOWN - footer.len()))
 }
 
 /// Text with markdown's markers defused, on one line per line.
@@ -64,12 +68,12 @@ fn plain(text: &str) -> String {
     text.replace('\r', "").replace(['<', '>'], " ")
 }
 
-/// At most [`MAX_MARKDOWN`] bytes, cut at a character boundary.
-fn cut(text: &str) -> String {
-    if text.len() <= MAX_MARKDOWN {
+/// At most `max` bytes, cut at a character boundary.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
         return text.to_owned();
     }
-    let mut end = MAX_MARKDOWN - "…".len();
+    let mut end = max - "…".len();
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -125,12 +129,12 @@ mod tests {
                 plain: "ads [enforce]".to_owned(),
             }],
         });
-        assert_eq!(reply(&answer), "**Rules**\n2 rules\n> ads [enforce]");
-        let long = reply(&Reply::text("字".repeat(1000)));
+        assert_eq!(reply(&answer, None), "**Rules**\n2 rules\n> ads [enforce]");
+        let long = reply(&Reply::text("字".repeat(1000)), Some("123"));
+        assert!(long.len() <= MAX_MARKDOWN, "{}", long.len());
         assert!(
-            long.len() <= MAX_MARKDOWN && long.ends_with('…'),
-            "{}",
-            long.len()
+            long.ends_with("…\n<font color=\"comment\">re 123</font>"),
+            "{long}"
         );
     }
 }
