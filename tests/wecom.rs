@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use groupguard_core::model::{MemberRef, Platform};
 use groupguard_core::ports::{ListStore, ViolationQuery, ViolationStore};
-use groupguard_wecom::crypto::MsgCrypt;
-use groupguard_wecom::fake::{CORP_ID, FakeWecom, SECRET};
+use groupguard_wecom::fake::{CORP_ID, CallbackClient, FakeWecom, Push, SECRET, now_secs};
 use serde_json::{Value, json};
 
 use crate::bot::{Bot, fresh_dir};
@@ -38,145 +37,17 @@ blacklist = { on_join = true, on_message = true }
 ladder = [\"kick\"]
 ";
 
-/// Sends callbacks to the bot as WeCom does: encrypted, signed, with a fresh nonce each.
-struct WecomClient {
-    crypt: MsgCrypt,
-    url: String,
-    http: reqwest::Client,
-    nonce: std::sync::atomic::AtomicU64,
+/// Delivers a push that must be taken: an empty 200.
+async fn deliver(client: &CallbackClient, push: &Push) {
+    let (status, body) = client.send(push).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, ""),
+        "a good callback is taken with an empty 200"
+    );
 }
 
-/// A callback's query and body, to send (or tamper with).
-#[derive(Debug, Clone)]
-struct Push {
-    timestamp: String,
-    nonce: String,
-    signature: String,
-    body: String,
-}
-
-impl Push {
-    fn query(&self) -> String {
-        format!(
-            "msg_signature={}&timestamp={}&nonce={}",
-            self.signature, self.timestamp, self.nonce
-        )
-    }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-impl WecomClient {
-    fn new(port: u16) -> WecomClient {
-        WecomClient {
-            crypt: MsgCrypt::new(TOKEN, KEY).unwrap(),
-            url: format!("http://127.0.0.1:{port}/wecom/callback"),
-            http: reqwest::Client::new(),
-            nonce: std::sync::atomic::AtomicU64::new(1),
-        }
-    }
-
-    fn next_nonce(&self) -> String {
-        format!(
-            "n{}",
-            self.nonce
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        )
-    }
-
-    /// An XML push of `inner` (the decrypted document) for `receive_id`.
-    fn xml_for(&self, inner: &str, receive_id: &str) -> Push {
-        let encrypted = self.crypt.encrypt(inner, receive_id);
-        let timestamp = now_secs().to_string();
-        let nonce = self.next_nonce();
-        Push {
-            signature: self.crypt.signature(&timestamp, &nonce, &encrypted),
-            body: format!(
-                "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID><![CDATA[1000002]]></AgentID></xml>"
-            ),
-            timestamp,
-            nonce,
-        }
-    }
-
-    fn xml(&self, inner: &str) -> Push {
-        self.xml_for(inner, CORP_ID)
-    }
-
-    /// A smart-bot push (JSON, empty receive id).
-    fn bot(&self, message: &Value) -> Push {
-        let encrypted = self.crypt.encrypt(&message.to_string(), "");
-        let timestamp = now_secs().to_string();
-        let nonce = self.next_nonce();
-        Push {
-            signature: self.crypt.signature(&timestamp, &nonce, &encrypted),
-            body: json!({ "encrypt": encrypted }).to_string(),
-            timestamp,
-            nonce,
-        }
-    }
-
-    async fn send(&self, push: &Push) -> (u16, String) {
-        let response = self
-            .http
-            .post(format!("{}?{}", self.url, push.query()))
-            .body(push.body.clone())
-            .send()
-            .await
-            .expect("the bot answers");
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap_or_default())
-    }
-
-    async fn deliver(&self, push: &Push) {
-        let (status, body) = self.send(push).await;
-        assert_eq!(
-            (status, body.as_str()),
-            (200, ""),
-            "a good callback is taken with an empty 200"
-        );
-    }
-
-    /// A text a member sends to the app.
-    fn app_text(&self, from: &str, msg_id: u64, content: &str) -> Push {
-        self.xml(&format!(
-            "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[{from}]]></FromUserName>\
-             <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>\
-             <MsgId>{msg_id}</MsgId><AgentID>1000002</AgentID></xml>",
-            now_secs()
-        ))
-    }
-
-    /// `change_external_chat` for a member change.
-    fn member_change(&self, detail: &str, listed: &[&str], version: &str, quit_scene: u8) -> Push {
-        let items: String = listed.iter().map(|m| format!("<Item>{m}</Item>")).collect();
-        self.xml(&format!(
-            "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
-             <CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_chat]]></Event>\
-             <ChatId><![CDATA[{GROUP}]]></ChatId><ChangeType><![CDATA[update]]></ChangeType>\
-             <UpdateDetail><![CDATA[{detail}]]></UpdateDetail><JoinScene>0</JoinScene><QuitScene>{quit_scene}</QuitScene>\
-             <MemChangeCnt>{}</MemChangeCnt><MemChangeList>{items}</MemChangeList><CurMemVer>{version}</CurMemVer></xml>",
-            now_secs(),
-            listed.len()
-        ))
-    }
-
-    fn archive_notify(&self) -> Push {
-        self.xml(&format!(
-            "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
-             <CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><AgentID>1000002</AgentID>\
-             <Event><![CDATA[msgaudit_notify]]></Event></xml>",
-            now_secs()
-        ))
-    }
-}
-
-fn member(userid: &str, kind: u8, join_time: u64) -> Value {
+fn member(userid: &str, kind: u8, join_time: i64) -> Value {
     json!({ "userid": userid, "type": kind, "join_time": join_time, "join_scene": 1,
             "invitor": { "userid": OWNER }, "name": userid })
 }
@@ -190,7 +61,7 @@ fn group(members: &[Value], version: &str) -> Value {
 }
 
 /// A bot configured for the fake, with the archive file in its directory.
-fn start(fake: &FakeWecom) -> (Bot, WecomClient) {
+fn start(fake: &FakeWecom) -> (Bot, CallbackClient) {
     let dir = fresh_dir();
     let sections = format!(
         "[wecom]\ncorp_id = \"{CORP_ID}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nagent_id = 1000002\n\
@@ -201,7 +72,12 @@ fn start(fake: &FakeWecom) -> (Bot, WecomClient) {
     );
     let mut bot = Bot::new(dir, "", &sections);
     tokio::task::block_in_place(|| bot.spawn());
-    let client = WecomClient::new(bot.port);
+    let client = CallbackClient::new(
+        &format!("http://127.0.0.1:{}/wecom/callback", bot.port),
+        TOKEN,
+        KEY,
+        CORP_ID,
+    );
     (bot, client)
 }
 
@@ -231,8 +107,8 @@ fn messages_to(fake: &FakeWecom, who: &str, text: &str) -> Vec<Value> {
 }
 
 /// Imports [`RULES`] as the owner, through an app message, and waits for the answer.
-async fn import_rules(fake: &FakeWecom, bot: &Bot, client: &WecomClient) {
-    client.deliver(&client.app_text(OWNER, 1, RULES)).await;
+async fn import_rules(fake: &FakeWecom, bot: &Bot, client: &CallbackClient) {
+    deliver(client, &client.app_text(OWNER, 1, RULES)).await;
     wait_until("the import's answer", bot, || {
         !messages_to(fake, OWNER, "rule").is_empty()
     })
@@ -265,7 +141,7 @@ async fn a_keyword_in_an_archived_customer_message_becomes_one_owner_notice() {
         &bot,
         &text_record("m-1", GROUP, "wmCustomer", "要代购的加我"),
     );
-    client.deliver(&client.archive_notify()).await;
+    deliver(&client, &client.archive_notify()).await;
     wait_until("the owner's notice", &bot, || {
         !messages_to(&fake, OWNER, "wmCustomer").is_empty()
     })
@@ -288,7 +164,7 @@ async fn a_keyword_in_an_archived_customer_message_becomes_one_owner_notice() {
     assert_eq!(notice["enable_duplicate_check"], 1);
 
     // The same notify again, and the archive re-read: nothing new.
-    client.deliver(&client.archive_notify()).await;
+    deliver(&client, &client.archive_notify()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     tokio::task::block_in_place(|| bot.stop());
     let store = bot.store().await;
@@ -305,9 +181,11 @@ async fn another_company_s_member_joining_is_reported_once_though_the_callback_c
     let (mut bot, client) = start(&fake);
     import_rules(&fake, &bot, &client).await;
     // The group as groupguard first sees it.
-    client
-        .deliver(&client.member_change("add_member", &[], "v1", 0))
-        .await;
+    deliver(
+        &client,
+        &client.member_change(GROUP, "add_member", &[], "v1", 0),
+    )
+    .await;
     wait_until("the group's first read", &bot, || {
         !fake.calls("externalcontact/groupchat/get").is_empty()
     })
@@ -324,17 +202,11 @@ async fn another_company_s_member_joining_is_reported_once_though_the_callback_c
         ],
         "v2",
     ));
-    let push = client.member_change("add_member", &["wmRival", "wmFan"], "v2", 0);
-    client.deliver(&push).await;
+    let push = client.member_change(GROUP, "add_member", &["wmRival", "wmFan"], "v2", 0);
+    deliver(&client, &push).await;
     // WeCom's retries of the same push carry new nonces.
     for _ in 0..2 {
-        let mut again = client.member_change("add_member", &["wmRival", "wmFan"], "v2", 0);
-        again.body.clone_from(&push.body);
-        again.signature =
-            client
-                .crypt
-                .signature(&again.timestamp, &again.nonce, &encrypted_of(&push.body));
-        client.deliver(&again).await;
+        deliver(&client, &client.again(&push)).await;
     }
     wait_until("the notice about the outsider", &bot, || {
         !messages_to(&fake, OWNER, "wmRival").is_empty()
@@ -363,22 +235,17 @@ async fn another_company_s_member_joining_is_reported_once_though_the_callback_c
     assert_eq!(violations[0].record.rule.as_str(), "outsiders");
 }
 
-/// The `Encrypt` text of an XML push body.
-fn encrypted_of(body: &str) -> String {
-    let start = body.find("<Encrypt><![CDATA[").unwrap() + "<Encrypt><![CDATA[".len();
-    let end = body[start..].find("]]>").unwrap() + start;
-    body[start..end].to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blacklisted_customer_joining_reaches_the_owner_and_an_owner_removal_is_seen() {
+async fn a_blacklisted_customer_joining_reaches_the_owner_and_an_owner_s_removal_blacklists() {
     let fake = FakeWecom::start().await;
     fake.put_group(group(&[], "v1"));
     let (mut bot, client) = start(&fake);
     import_rules(&fake, &bot, &client).await;
-    client
-        .deliver(&client.app_text(OWNER, 2, "!guard blacklist add wmBad spam in another group"))
-        .await;
+    deliver(
+        &client,
+        &client.app_text(OWNER, 2, "!guard blacklist add wmBad spam in another group"),
+    )
+    .await;
     wait_until("the blacklist answer", &bot, || {
         messages_to(&fake, OWNER, "wmBad").len() == 1
     })
@@ -386,9 +253,11 @@ async fn a_blacklisted_customer_joining_reaches_the_owner_and_an_owner_removal_i
 
     fake.put_group(group(&[member("wmBad", 2, now_secs())], "v2"));
     let started = Instant::now();
-    client
-        .deliver(&client.member_change("add_member", &["wmBad"], "v2", 0))
-        .await;
+    deliver(
+        &client,
+        &client.member_change(GROUP, "add_member", &["wmBad"], "v2", 0),
+    )
+    .await;
     wait_until("the notice about the blacklisted member", &bot, || {
         messages_to(&fake, OWNER, "wmBad").len() == 2
     })
@@ -403,11 +272,45 @@ async fn a_blacklisted_customer_joining_reaches_the_owner_and_an_owner_removal_i
     assert!(content.contains("rule banned asks to remove"), "{content}");
     assert!(content.contains("blacklist"), "{content}");
 
+    // With manual removals blacklisted, the owner removing a member (QuitScene 1) lists them.
+    deliver(
+        &client,
+        &client.app_text(OWNER, 3, "!guard settings manual-removals org"),
+    )
+    .await;
+    fake.put_group(group(
+        &[
+            member("wmBad", 2, now_secs()),
+            member("wmTroll", 2, now_secs()),
+        ],
+        "v3",
+    ));
+    deliver(
+        &client,
+        &client.member_change(GROUP, "add_member", &["wmTroll"], "v3", 0),
+    )
+    .await;
+    fake.put_group(group(&[member("wmBad", 2, now_secs())], "v4"));
+    deliver(
+        &client,
+        &client.member_change(GROUP, "del_member", &["wmTroll"], "v4", 1),
+    )
+    .await;
+    wait_until("the removal blacklisted", &bot, || {
+        bot.log().contains("manual removal blacklisted")
+    })
+    .await;
+
     tokio::task::block_in_place(|| bot.stop());
     let store = bot.store().await;
     let listed = store.blacklist_page(None, 10).await.unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].member, MemberRef::new(Platform::WeCom, "wmBad"));
+    let members: Vec<&str> = listed.iter().map(|e| e.member.id.as_str()).collect();
+    assert_eq!(members, ["wmBad", "wmTroll"]);
+    assert_eq!(listed[1].member, MemberRef::new(Platform::WeCom, "wmTroll"));
+    assert_eq!(
+        listed[1].source.to_string(),
+        format!("moderator:wecom:{OWNER}")
+    );
     let violations = store.violations(&ViolationQuery::default()).await.unwrap();
     assert_eq!(violations.len(), 1);
     assert_eq!(violations[0].record.rule.as_str(), "banned");
@@ -423,13 +326,13 @@ async fn in_a_chat_the_app_created_a_warning_is_posted_and_a_second_offence_kick
         &bot,
         &text_record("a-1", "salesteam", "lisi", "私下代购找我"),
     );
-    client.deliver(&client.archive_notify()).await;
+    deliver(&client, &client.archive_notify()).await;
     wait_until("the warning", &bot, || {
         !fake.calls("appchat/send").is_empty()
     })
     .await;
     append_archive(&bot, &text_record("a-2", "salesteam", "lisi", "加微信 abc"));
-    client.deliver(&client.archive_notify()).await;
+    deliver(&client, &client.archive_notify()).await;
     wait_until("the kick", &bot, || {
         !fake.calls("appchat/update").is_empty()
     })
@@ -449,24 +352,15 @@ async fn a_smart_bot_command_is_answered_at_its_response_url_and_the_url_check_e
     let (mut bot, client) = start(&fake);
     // URL verification, for the app (corp id) and for the smart bot (empty receive id).
     for receive_id in [CORP_ID, ""] {
-        let echo = client.crypt.encrypt("1616140317555161061", receive_id);
-        let timestamp = now_secs().to_string();
-        let signature = client.crypt.signature(&timestamp, "e1", &echo);
-        let url = format!(
-            "{}?msg_signature={signature}&timestamp={timestamp}&nonce=e1&echostr={}",
-            client.url,
-            percent_encode(&echo)
-        );
-        let response = client.http.get(url).send().await.unwrap();
-        assert_eq!(response.status().as_u16(), 200);
-        assert_eq!(response.text().await.unwrap(), "1616140317555161061");
+        let answer = client.verify_url("1616140317555161061", receive_id).await;
+        assert_eq!(answer, (200, "1616140317555161061".to_owned()));
     }
     let message = json!({
         "msgid": "CAIQ16HMjQYY", "aibotid": "AIBOT", "chatid": "wrkInternal1", "chattype": "group",
         "from": { "userid": OWNER }, "response_url": fake.response_url("rc1"),
         "msgtype": "text", "text": { "content": "@groupguard rule list" }
     });
-    client.deliver(&client.bot(&message)).await;
+    deliver(&client, &client.bot(&message)).await;
     wait_until("the answer at the response_url", &bot, || {
         !fake.responses().is_empty()
     })
@@ -484,12 +378,6 @@ async fn a_smart_bot_command_is_answered_at_its_response_url_and_the_url_check_e
     tokio::task::block_in_place(|| bot.stop());
 }
 
-fn percent_encode(text: &str) -> String {
-    text.replace('+', "%2B")
-        .replace('/', "%2F")
-        .replace('=', "%3D")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_callbacks_get_a_4xx_and_nothing_is_queued_or_stored() {
     let fake = FakeWecom::start().await;
@@ -502,13 +390,13 @@ async fn bad_callbacks_get_a_4xx_and_nothing_is_queued_or_stored() {
     bad_signature.signature = "0".repeat(40);
     let mut stale = payload(2);
     stale.timestamp = (now_secs() - 3600).to_string();
-    stale.signature =
-        client
-            .crypt
-            .signature(&stale.timestamp, &stale.nonce, &encrypted_of(&stale.body));
-    let wrong_receiver = client.xml_for(
+    stale.signature = client
+        .crypt
+        .signature(&stale.timestamp, &stale.nonce, &stale.encrypted);
+    let wrong_receiver = client.xml_at(
         &format!("<xml><FromUserName>{OWNER}</FromUserName><MsgType>text</MsgType><Content>!guard blacklist add wmVictim3</Content><MsgId>3</MsgId></xml>"),
         "wwSomeoneElse",
+        now_secs(),
     );
     // Ciphertext of whole blocks that does not unpad.
     let garbage = base64_encode(&[7u8; 64]);
@@ -542,7 +430,7 @@ async fn bad_callbacks_get_a_4xx_and_nothing_is_queued_or_stored() {
     }
     // A good push taken once; its replay refused.
     let good = payload(7);
-    client.deliver(&good).await;
+    deliver(&client, &good).await;
     let (replayed, _) = client.send(&good).await;
     assert_eq!(replayed, 403, "replayed nonce");
     wait_until("the good push's answer", &bot, || {

@@ -1,10 +1,12 @@
 //! A loopback fake of the WeCom API (feature `testing`), speaking the documented JSON:
 //! `gettoken` with expiring tokens, customer groups and external contacts, app chats, app
 //! messages with the duplicate check, and smart-bot `response_url`s that work once. Tests
-//! inject error codes per API and read back every call.
+//! inject error codes per API and read back every call. [`CallbackClient`] sends the bot
+//! callbacks as WeCom does.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::routing::{any, post};
 use serde_json::{Value, json};
+
+use crate::crypto::MsgCrypt;
 
 /// The fake's corp id and app secret.
 pub const CORP_ID: &str = "wwfakecorp0000001";
@@ -285,4 +289,182 @@ async fn respond(
     }
     s.responses.push((code, body));
     ok(json!({}))
+}
+
+/// A push as WeCom sends it: query parameters and body.
+#[derive(Debug, Clone)]
+pub struct Push {
+    /// `timestamp`.
+    pub timestamp: String,
+    /// `nonce`.
+    pub nonce: String,
+    /// `msg_signature`.
+    pub signature: String,
+    /// The ciphertext inside the body.
+    pub encrypted: String,
+    /// The body.
+    pub body: String,
+}
+
+impl Push {
+    /// The query string.
+    pub fn query(&self) -> String {
+        format!(
+            "msg_signature={}&timestamp={}&nonce={}",
+            self.signature, self.timestamp, self.nonce
+        )
+    }
+}
+
+/// Sends callbacks to a bot as WeCom does: encrypted, signed, with a fresh nonce each.
+#[derive(Debug)]
+pub struct CallbackClient {
+    /// The crypto, for tests that tamper with pushes.
+    pub crypt: MsgCrypt,
+    /// The callback URL.
+    pub url: String,
+    corp_id: String,
+    http: reqwest::Client,
+    nonce: AtomicU64,
+}
+
+/// Seconds since the epoch, as callbacks carry them.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl CallbackClient {
+    /// A client of the callback at `url`, with the bot's token and key.
+    pub fn new(url: &str, token: &str, encoding_aes_key: &str, corp_id: &str) -> CallbackClient {
+        CallbackClient {
+            crypt: MsgCrypt::new(token, encoding_aes_key).expect("a valid key"),
+            url: url.to_owned(),
+            corp_id: corp_id.to_owned(),
+            http: reqwest::Client::new(),
+            nonce: AtomicU64::new(1),
+        }
+    }
+
+    /// The push of an encrypted `body` built around `encrypted`, signed at `timestamp`.
+    fn signed(&self, encrypted: String, body: String, timestamp: i64) -> Push {
+        let timestamp = timestamp.to_string();
+        let nonce = format!("n{}", self.nonce.fetch_add(1, Ordering::Relaxed));
+        Push {
+            signature: self.crypt.signature(&timestamp, &nonce, &encrypted),
+            timestamp,
+            nonce,
+            encrypted,
+            body,
+        }
+    }
+
+    /// An XML push of `inner` (the decrypted document) for `receive_id`, sent at `timestamp`.
+    pub fn xml_at(&self, inner: &str, receive_id: &str, timestamp: i64) -> Push {
+        let encrypted = self.crypt.encrypt(inner, receive_id);
+        let body = format!(
+            "<xml><ToUserName><![CDATA[{}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID><![CDATA[1000002]]></AgentID></xml>",
+            self.corp_id
+        );
+        self.signed(encrypted, body, timestamp)
+    }
+
+    /// An XML push of `inner` for the corp, sent now.
+    pub fn xml(&self, inner: &str) -> Push {
+        self.xml_at(inner, &self.corp_id, now_secs())
+    }
+
+    /// A smart-bot push (JSON, empty receive id), sent now.
+    pub fn bot(&self, message: &Value) -> Push {
+        let encrypted = self.crypt.encrypt(&message.to_string(), "");
+        let body = json!({ "encrypt": encrypted }).to_string();
+        self.signed(encrypted, body, now_secs())
+    }
+
+    /// The same push sent again, as WeCom retries: same body, new nonce and signature.
+    pub fn again(&self, push: &Push) -> Push {
+        self.signed(push.encrypted.clone(), push.body.clone(), now_secs())
+    }
+
+    /// Sends a push; the status and body of the answer.
+    pub async fn send(&self, push: &Push) -> (u16, String) {
+        let response = self
+            .http
+            .post(format!("{}?{}", self.url, push.query()))
+            .body(push.body.clone())
+            .send()
+            .await
+            .expect("the bot answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    /// The console's URL check: an encrypted echo for `receive_id`; the answer's status and
+    /// body.
+    pub async fn verify_url(&self, echo: &str, receive_id: &str) -> (u16, String) {
+        let encrypted = self.crypt.encrypt(echo, receive_id);
+        let timestamp = now_secs().to_string();
+        let signature = self.crypt.signature(&timestamp, "e1", &encrypted);
+        // Base64 in a query, percent-encoded as WeCom sends it.
+        let echostr = encrypted
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
+        let response = self
+            .http
+            .get(format!(
+                "{}?msg_signature={signature}&timestamp={timestamp}&nonce=e1&echostr={echostr}",
+                self.url
+            ))
+            .send()
+            .await
+            .expect("the bot answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    /// A text a member sends to the app.
+    pub fn app_text(&self, from: &str, msg_id: u64, content: &str) -> Push {
+        self.xml(&format!(
+            "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[{from}]]></FromUserName>\
+             <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>\
+             <MsgId>{msg_id}</MsgId><AgentID>1000002</AgentID></xml>",
+            self.corp_id,
+            now_secs()
+        ))
+    }
+
+    /// `change_external_chat` for a member change in `chat`.
+    pub fn member_change(
+        &self,
+        chat: &str,
+        detail: &str,
+        listed: &[&str],
+        version: &str,
+        quit_scene: u8,
+    ) -> Push {
+        let items: String = listed.iter().map(|m| format!("<Item>{m}</Item>")).collect();
+        self.xml(&format!(
+            "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
+             <CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_chat]]></Event>\
+             <ChatId><![CDATA[{chat}]]></ChatId><ChangeType><![CDATA[update]]></ChangeType>\
+             <UpdateDetail><![CDATA[{detail}]]></UpdateDetail><JoinScene>0</JoinScene><QuitScene>{quit_scene}</QuitScene>\
+             <MemChangeCnt>{}</MemChangeCnt><MemChangeList>{items}</MemChangeList><CurMemVer>{version}</CurMemVer></xml>",
+            self.corp_id,
+            now_secs(),
+            listed.len()
+        ))
+    }
+
+    /// The chat archive's wake-up.
+    pub fn archive_notify(&self) -> Push {
+        self.xml(&format!(
+            "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
+             <CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><AgentID>1000002</AgentID>\
+             <Event><![CDATA[msgaudit_notify]]></Event></xml>",
+            self.corp_id,
+            now_secs()
+        ))
+    }
 }

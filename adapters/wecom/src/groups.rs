@@ -2,7 +2,7 @@
 //! member's details, and its group data is eventually consistent, so after a change the
 //! adapter waits a moment, reads the group (`externalcontact/groupchat/get`), compares it
 //! with the member list it knew, and emits one event per member who joined or left. A
-//! member version equal to the one already read means nothing changed: no call.
+//! member version equal to the one already read means the group was read since: no call.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -226,14 +226,16 @@ impl Groups {
             change.detail,
             ChangeDetail::Joined | ChangeDetail::Left { .. }
         );
-        if member_change
-            && let (Some(before), Some(version)) = (&before, &change.version)
-            && before.member_version == *version
-        {
-            tracing::debug!(chat = %change.chat_id, "member version unchanged: group not read again");
-            return Ok(Vec::new());
-        }
-        let now = Arc::new(Groups::fetch(api, &change.chat_id).await?);
+        // The group as known already reflects this change (a redelivery, or an earlier read
+        // that saw it): no call. The members WeCom listed still make their events, which
+        // carry the same ids as before, so the store drops repeats.
+        let now = match (&before, &change.version) {
+            (Some(before), Some(version)) if member_change && before.member_version == *version => {
+                tracing::debug!(chat = %change.chat_id, "member version known: group not read again");
+                Arc::clone(before)
+            }
+            _ => Arc::new(Groups::fetch(api, &change.chat_id).await?),
+        };
         let mut events = Vec::new();
         let group = GroupId::from(change.chat_id.as_str());
         let stamp = change.at.millis();

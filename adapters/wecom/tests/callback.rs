@@ -12,8 +12,7 @@ use groupguard_core::ports::Clock;
 use groupguard_core::time::Timestamp;
 use groupguard_wecom::Wecom;
 use groupguard_wecom::config::RawWecomConfig;
-use groupguard_wecom::crypto::MsgCrypt;
-use groupguard_wecom::fake::{CORP_ID, FakeWecom, SECRET};
+use groupguard_wecom::fake::{CORP_ID, CallbackClient, FakeWecom, SECRET};
 
 const TOKEN: &str = "t0ken";
 const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
@@ -51,7 +50,7 @@ impl EventSink for TestSink {
     }
 }
 
-async fn serve(max_age: &str) -> (String, Arc<TestSink>, FakeWecom) {
+async fn serve(max_age: &str) -> (CallbackClient, Arc<TestSink>, FakeWecom) {
     let fake = FakeWecom::start().await;
     let raw: RawWecomConfig = toml::from_str(&format!(
         "corp_id = \"{CORP_ID}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nagent_id = 1\n\
@@ -69,26 +68,15 @@ async fn serve(max_age: &str) -> (String, Arc<TestSink>, FakeWecom) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/wecom/callback", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, sink, fake)
+    (CallbackClient::new(&url, TOKEN, KEY, CORP_ID), sink, fake)
 }
 
-/// A signed push of `inner` sent at `timestamp` with `nonce`.
-async fn push(url: &str, inner: &str, timestamp: i64, nonce: &str) -> u16 {
-    let crypt = MsgCrypt::new(TOKEN, KEY).unwrap();
-    let encrypted = crypt.encrypt(inner, CORP_ID);
-    let signature = crypt.signature(&timestamp.to_string(), nonce, &encrypted);
-    reqwest::Client::new()
-        .post(format!(
-            "{url}?msg_signature={signature}&timestamp={timestamp}&nonce={nonce}"
-        ))
-        .body(format!(
-            "<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
-        ))
-        .send()
+/// Sends a push of `inner` signed at `timestamp`; the status.
+async fn push(client: &CallbackClient, inner: &str, timestamp: i64) -> u16 {
+    client
+        .send(&client.xml_at(inner, CORP_ID, timestamp))
         .await
-        .unwrap()
-        .status()
-        .as_u16()
+        .0
 }
 
 const DISMISS: &str = "<xml><CreateTime>1700000000</CreateTime><MsgType>event</MsgType>\
@@ -96,60 +84,52 @@ const DISMISS: &str = "<xml><CreateTime>1700000000</CreateTime><MsgType>event</M
 
 #[tokio::test]
 async fn a_full_queue_answers_503_and_the_same_push_is_taken_when_sent_again() {
-    let (url, sink, _fake) = serve("5m").await;
+    let (client, sink, _fake) = serve("5m").await;
+    let dismiss = client.xml_at(DISMISS, CORP_ID, NOW);
     *sink.full.lock().unwrap() = true;
-    assert_eq!(push(&url, DISMISS, NOW, "n1").await, 503);
+    assert_eq!(client.send(&dismiss).await.0, 503);
     assert!(sink.taken.lock().unwrap().is_empty());
     *sink.full.lock().unwrap() = false;
-    assert_eq!(
-        push(&url, DISMISS, NOW, "n1").await,
-        200,
-        "the refused nonce was not remembered"
-    );
+    let again = client.send(&dismiss).await.0;
+    assert_eq!(again, 200, "the refused nonce was not remembered");
     let taken = sink.taken.lock().unwrap().clone();
     assert_eq!(taken.len(), 1);
     assert_eq!(
         taken[0].kind,
         EventKind::GroupChanged(GroupChange::Dismissed)
     );
-    assert_eq!(
-        push(&url, DISMISS, NOW, "n1").await,
-        403,
-        "a taken nonce is a replay"
-    );
+    let replay = client.send(&dismiss).await.0;
+    assert_eq!(replay, 403, "a taken nonce is a replay");
 }
 
 #[tokio::test]
 async fn the_timestamp_window_applies_unless_it_is_off() {
-    let (url, sink, _fake) = serve("5m").await;
-    assert_eq!(push(&url, DISMISS, NOW - 301, "a").await, 403);
-    assert_eq!(push(&url, DISMISS, NOW + 301, "b").await, 403);
-    assert_eq!(push(&url, DISMISS, NOW - 299, "c").await, 200);
+    let (client, sink, _fake) = serve("5m").await;
+    assert_eq!(push(&client, DISMISS, NOW - 301).await, 403);
+    assert_eq!(push(&client, DISMISS, NOW + 301).await, 403);
+    assert_eq!(push(&client, DISMISS, NOW - 299).await, 200);
     assert_eq!(sink.taken.lock().unwrap().len(), 1);
-    let (url, sink, _fake) = serve("off").await;
-    assert_eq!(
-        push(&url, DISMISS, 1_409_659_813, "d").await,
-        200,
-        "a recorded callback replays"
-    );
+    let (client, sink, _fake) = serve("off").await;
+    let recorded = push(&client, DISMISS, 1_409_659_813).await;
+    assert_eq!(recorded, 200, "a recorded callback replays");
     assert_eq!(sink.taken.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn events_groupguard_does_not_use_are_acknowledged_and_nothing_is_queued() {
-    let (url, sink, _fake) = serve("5m").await;
+    let (client, sink, _fake) = serve("5m").await;
     for inner in [
         "<xml><MsgType>event</MsgType><Event>change_external_tag</Event></xml>",
         "<xml><MsgType>image</MsgType><FromUserName>a</FromUserName></xml>",
         "<xml><Unexpected>1</Unexpected></xml>",
     ] {
-        assert_eq!(push(&url, inner, NOW, inner).await, 200, "{inner}");
+        assert_eq!(push(&client, inner, NOW).await, 200, "{inner}");
     }
     assert!(sink.taken.lock().unwrap().is_empty());
     // Not XML at all once decrypted: a 400, never a 5xx.
-    assert_eq!(push(&url, "plain text", NOW, "x").await, 400);
+    assert_eq!(push(&client, "plain text", NOW).await, 400);
     let missing = reqwest::Client::new()
-        .post(format!("{url}?timestamp={NOW}&nonce=z"))
+        .post(format!("{}?timestamp={NOW}&nonce=z", client.url))
         .body("<xml/>")
         .send()
         .await

@@ -95,7 +95,8 @@ async fn joins_come_with_role_company_inviter_and_scene_and_an_unchanged_version
         "a WeChat user belongs to no company"
     );
 
-    // A redelivered callback: the version is known, nothing is read.
+    // A redelivered callback: the version is known, nothing is read, and the same events
+    // (same ids: the store drops them) come out.
     let reads = fake.calls("externalcontact/groupchat/get").len();
     let again = groups
         .apply(
@@ -105,10 +106,67 @@ async fn joins_come_with_role_company_inviter_and_scene_and_an_unchanged_version
         )
         .await
         .unwrap();
-    assert!(again.is_empty());
+    assert_eq!(again, joined);
     assert_eq!(fake.calls("externalcontact/groupchat/get").len(), reads);
     // Companies are looked up once per contact.
     assert_eq!(fake.calls("externalcontact/get").len(), 2);
+}
+
+#[tokio::test]
+async fn changes_an_earlier_read_already_saw_still_make_their_events() {
+    let (fake, api, groups) = setup().await;
+    let base = [member("boss", 1, 1_600_000_000)];
+    fake.put_group(group("VIP", "boss", &base, &[], "v1"));
+    groups
+        .apply(&api, CORP_ID, &change(ChangeDetail::Changed, &[], "v1"))
+        .await
+        .unwrap();
+    // Two joins in quick succession: the first callback's read already shows both.
+    let mut both = base.to_vec();
+    both.extend([
+        member("wmFan", 2, 1_700_000_000),
+        member("wmRival", 2, 1_700_000_001),
+    ]);
+    fake.put_group(group("VIP", "boss", &both, &[], "v3"));
+    let first = groups
+        .apply(
+            &api,
+            CORP_ID,
+            &change(ChangeDetail::Joined, &["wmFan"], "v2"),
+        )
+        .await
+        .unwrap();
+    let second = groups
+        .apply(
+            &api,
+            CORP_ID,
+            &change(ChangeDetail::Joined, &["wmRival"], "v3"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(second.len(), 1, "the second join is not lost");
+    assert_eq!(second[0].member.id.as_str(), "wmRival");
+    // A join and a leave: the leave's callback finds its version already read.
+    fake.put_group(group("VIP", "boss", &both[..2], &[], "v4"));
+    let removed = groups
+        .apply(
+            &api,
+            CORP_ID,
+            &change(ChangeDetail::Left { removed: true }, &["wmRival"], "v4"),
+        )
+        .await
+        .unwrap();
+    let again = groups
+        .apply(
+            &api,
+            CORP_ID,
+            &change(ChangeDetail::Left { removed: true }, &["wmRival"], "v4"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(again, removed);
 }
 
 #[tokio::test]
