@@ -175,10 +175,11 @@ async fn run() {
         REQUESTS as f64 / elapsed.as_secs_f64(),
         queued.load(Ordering::Relaxed)
     );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "per request: p50 {:.0?}, p99 {:.0?}, max {:.0?} (server and load generator share the 2 worker threads)",
-        at(0.5),
-        at(0.99),
-        latencies[latencies.len() - 1]
+        "per request: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (server and load generator share the 2 worker threads)",
+        ms(at(0.5)),
+        ms(at(0.99)),
+        ms(latencies[latencies.len() - 1])
     );
 }
