@@ -1,20 +1,9 @@
 //! `groupguard config import|export` and `groupguard blacklist import` on a fresh SQLite store.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-fn fresh_dir() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "admin-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use crate::bot::fresh_dir;
 
 fn groupguard(data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_groupguard"))

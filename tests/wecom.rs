@@ -106,6 +106,14 @@ fn messages_to(fake: &FakeWecom, who: &str, text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// A bot with [`RULES`] imported, the fake serving `group`.
+async fn ready_with(fake: &FakeWecom, group: Value) -> (Bot, CallbackClient) {
+    fake.put_group(group);
+    let (bot, client) = start(fake);
+    import_rules(fake, &bot, &client).await;
+    (bot, client)
+}
+
 /// Imports [`RULES`] as the owner, through an app message, and waits for the answer.
 async fn import_rules(fake: &FakeWecom, bot: &Bot, client: &CallbackClient) {
     deliver(client, &client.app_text(OWNER, 1, RULES)).await;
@@ -133,9 +141,11 @@ fn text_record(msgid: &str, room: &str, from: &str, text: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyword_in_an_archived_customer_message_becomes_one_owner_notice() {
     let fake = FakeWecom::start().await;
-    fake.put_group(group(&[member("wmCustomer", 2, 1_600_000_100)], "v1"));
-    let (mut bot, client) = start(&fake);
-    import_rules(&fake, &bot, &client).await;
+    let (mut bot, client) = ready_with(
+        &fake,
+        group(&[member("wmCustomer", 2, 1_600_000_100)], "v1"),
+    )
+    .await;
 
     append_archive(
         &bot,
@@ -177,9 +187,7 @@ async fn a_keyword_in_an_archived_customer_message_becomes_one_owner_notice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_company_s_member_joining_is_reported_once_though_the_callback_came_three_times() {
     let fake = FakeWecom::start().await;
-    fake.put_group(group(&[], "v1"));
-    let (mut bot, client) = start(&fake);
-    import_rules(&fake, &bot, &client).await;
+    let (mut bot, client) = ready_with(&fake, group(&[], "v1")).await;
     // The group as groupguard first sees it.
     deliver(
         &client,
@@ -238,9 +246,7 @@ async fn another_company_s_member_joining_is_reported_once_though_the_callback_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blacklisted_customer_joining_reaches_the_owner_and_an_owner_s_removal_blacklists() {
     let fake = FakeWecom::start().await;
-    fake.put_group(group(&[], "v1"));
-    let (mut bot, client) = start(&fake);
-    import_rules(&fake, &bot, &client).await;
+    let (mut bot, client) = ready_with(&fake, group(&[], "v1")).await;
     deliver(
         &client,
         &client.app_text(OWNER, 2, "!guard blacklist add wmBad spam in another group"),
