@@ -405,6 +405,23 @@ mod tests {
     }
 
     #[test]
+    fn an_adapter_s_problems_join_the_list() {
+        let raw: RawConfig = toml::from_str(
+            "[log]\nformat = \"xml\"\n[wecom]\ncorp_id = \"ww1\"\ntoken = \"t\"\nagent_id = 1\n\
+             encoding_aes_key = \"too-short\"\n",
+        )
+        .unwrap();
+        let errors = Config::from_raw(raw, &env(&[("GROUPGUARD_WECOM_SECRET", "s")])).unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "log.format: `xml` is not text or json",
+                "wecom.encoding_aes_key: the EncodingAESKey has 9 characters; WeCom's have 43 (-40004)",
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         let err = toml::from_str::<RawConfig>("[http]\nport = 80\n").unwrap_err();
         assert!(err.to_string().contains("unknown field `port`"), "{err}");
