@@ -1,0 +1,4 @@
+//! groupguard's Matrix adapter.
+
+pub mod config;
+pub mod translate;
