@@ -30,6 +30,7 @@ pub struct RawConfig {
     raid: Option<RawRaid>,
     rate_limits: Option<BTreeMap<String, f64>>,
     wecom: Option<groupguard_wecom::config::RawWecomConfig>,
+    matrix: Option<groupguard_matrix::config::RawMatrixConfig>,
     #[cfg(feature = "testing")]
     testing: Option<crate::testing::RawTestingConfig>,
 }
@@ -279,6 +280,11 @@ impl Config {
             && let Some(checked) = wecom.check(env, &data_dir, &mut errors)
         {
             adapters.push(AdapterConfig::Wecom(checked));
+        }
+        if let Some(matrix) = raw.matrix
+            && let Some(checked) = matrix.check(env, &data_dir, &mut errors)
+        {
+            adapters.push(AdapterConfig::Matrix(checked));
         }
         #[cfg(feature = "testing")]
         if let Some(testing) = raw.testing {

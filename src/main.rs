@@ -6,6 +6,7 @@ mod clock;
 mod config;
 mod dispatch;
 mod http;
+mod matrix;
 mod metrics;
 mod platforms;
 mod run;

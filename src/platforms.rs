@@ -17,6 +17,8 @@ use crate::adapter::Adapter;
 pub enum AdapterConfig {
     /// WeCom: the callback, customer groups, the chat archive, app messages.
     Wecom(groupguard_wecom::config::WecomConfig),
+    /// Matrix: sync, power levels, the management room.
+    Matrix(groupguard_matrix::config::MatrixConfig),
     /// The in-process test platform.
     #[cfg(feature = "testing")]
     Testing(crate::testing::TestingConfig),
@@ -28,6 +30,9 @@ impl AdapterConfig {
         match *self {
             AdapterConfig::Wecom(ref config) => Ok(Arc::new(crate::wecom::WecomAdapter(
                 groupguard_wecom::Wecom::new(config.clone(), Arc::clone(clock)),
+            ))),
+            AdapterConfig::Matrix(ref config) => Ok(Arc::new(crate::matrix::MatrixAdapter(
+                groupguard_matrix::Matrix::new(config.clone(), Arc::clone(clock)),
             ))),
             #[cfg(feature = "testing")]
             AdapterConfig::Testing(ref config) => Ok(Arc::new(crate::testing::TestPlatform::open(
@@ -41,8 +46,8 @@ impl AdapterConfig {
 /// The adapters this build can run, for the message that says none is configured.
 pub fn in_build() -> &'static str {
     if cfg!(feature = "testing") {
-        "wecom, testing"
+        "wecom, matrix, testing"
     } else {
-        "wecom"
+        "wecom, matrix"
     }
 }

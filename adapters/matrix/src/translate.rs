@@ -18,7 +18,7 @@ pub struct Context<'a> {
     /// The bot's user id.
     pub bot: &'a str,
     /// A user's role in the room, from its power levels.
-    pub role: &'a dyn Fn(&str) -> Role,
+    pub role: &'a (dyn Fn(&str) -> Role + Sync),
     /// The management room takes commands only: nothing else there is judged.
     pub management: bool,
 }

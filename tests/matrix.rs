@@ -1,0 +1,490 @@
+//! `groupguard run` with the Matrix adapter against a real Synapse (started by `scripts/test`,
+//! which exports `SYNAPSE_URL` and `SYNAPSE_SECRET`): real users made by shared-secret
+//! registration talk in real rooms, and the bot moderates them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+
+use crate::bot::{Bot, fresh_dir};
+
+/// The homeserver of the tests.
+struct Homeserver {
+    url: String,
+    secret: String,
+    http: reqwest::Client,
+}
+
+/// A registered user and their access token.
+struct User {
+    id: String,
+    password: String,
+    token: String,
+    server: Arc<Homeserver>,
+    txn: AtomicU64,
+}
+
+static NAMES: AtomicU64 = AtomicU64::new(0);
+
+impl Homeserver {
+    /// The Synapse `scripts/test` started, or `None` (the test then says it was skipped).
+    fn from_env() -> Option<Arc<Homeserver>> {
+        let (Ok(url), Ok(secret)) = (
+            std::env::var("SYNAPSE_URL"),
+            std::env::var("SYNAPSE_SECRET"),
+        ) else {
+            eprintln!(
+                "skipped: SYNAPSE_URL and SYNAPSE_SECRET are not set (scripts/test starts Synapse)"
+            );
+            return None;
+        };
+        Some(Arc::new(Homeserver {
+            url,
+            secret,
+            http: reqwest::Client::new(),
+        }))
+    }
+
+    /// Registers a fresh user named after `name` with the shared secret.
+    async fn register(self: &Arc<Self>, name: &str) -> User {
+        let username = format!(
+            "{name}{}x{}",
+            std::process::id(),
+            NAMES.fetch_add(1, Ordering::Relaxed)
+        );
+        let password = format!("pw-{username}");
+        let url = format!("{}/_synapse/admin/v1/register", self.url);
+        let nonce: Value = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let nonce = nonce["nonce"].as_str().unwrap();
+        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(self.secret.as_bytes()).unwrap();
+        mac.update(format!("{nonce}\0{username}\0{password}\0notadmin").as_bytes());
+        let mac = hex::encode(mac.finalize().into_bytes());
+        let answer: Value = self
+            .http
+            .post(&url)
+            .json(&json!({ "nonce": nonce, "username": username, "password": password, "admin": false, "mac": mac }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        User {
+            id: answer["user_id"].as_str().expect("a user id").to_owned(),
+            password,
+            token: answer["access_token"].as_str().unwrap().to_owned(),
+            server: Arc::clone(self),
+            txn: AtomicU64::new(0),
+        }
+    }
+}
+
+fn encode(id: &str) -> String {
+    id.replace('!', "%21")
+        .replace(':', "%3A")
+        .replace('$', "%24")
+        .replace('@', "%40")
+        .replace('#', "%23")
+}
+
+impl User {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .server
+            .http
+            .request(
+                method,
+                format!("{}/_matrix/client/v3{path}", self.server.url),
+            )
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    async fn ok(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let (status, answer) = self.call(method, path, body).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+        answer
+    }
+
+    /// Creates a room inviting `invite`, with these power levels for users.
+    async fn create_room(&self, invite: &[&str], levels: Value, version: &str) -> String {
+        let mut users = json!({ &self.id: 100 });
+        for (user, level) in levels.as_object().unwrap() {
+            users[user] = level.clone();
+        }
+        let answer = self
+            .ok(
+                reqwest::Method::POST,
+                "/createRoom",
+                Some(
+                    json!({ "preset": "private_chat", "invite": invite, "room_version": version,
+                             "power_level_content_override": { "users": users } }),
+                ),
+            )
+            .await;
+        answer["room_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn invite(&self, room: &str, user: &str) {
+        self.ok(
+            reqwest::Method::POST,
+            &format!("/rooms/{}/invite", encode(room)),
+            Some(json!({ "user_id": user })),
+        )
+        .await;
+    }
+
+    async fn join(&self, room: &str) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/join/{}", encode(room)),
+            Some(json!({})),
+        )
+        .await
+    }
+
+    async fn send(&self, room: &str, content: Value) -> String {
+        let txn = self.txn.fetch_add(1, Ordering::Relaxed);
+        let answer = self
+            .ok(
+                reqwest::Method::PUT,
+                &format!("/rooms/{}/send/m.room.message/t{txn}", encode(room)),
+                Some(content),
+            )
+            .await;
+        answer["event_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn say(&self, room: &str, text: &str) -> String {
+        self.send(room, json!({ "msgtype": "m.text", "body": text }))
+            .await
+    }
+
+    async fn event(&self, room: &str, id: &str) -> Value {
+        self.ok(
+            reqwest::Method::GET,
+            &format!("/rooms/{}/event/{}", encode(room), encode(id)),
+            None,
+        )
+        .await
+    }
+
+    /// The room's latest events, newest first.
+    async fn messages(&self, room: &str) -> Vec<Value> {
+        let answer = self
+            .ok(
+                reqwest::Method::GET,
+                &format!("/rooms/{}/messages?dir=b&limit=100", encode(room)),
+                None,
+            )
+            .await;
+        answer["chunk"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn membership(&self, room: &str, user: &str) -> Option<String> {
+        let (status, answer) = self
+            .call(
+                reqwest::Method::GET,
+                &format!(
+                    "/rooms/{}/state/m.room.member/{}",
+                    encode(room),
+                    encode(user)
+                ),
+                None,
+            )
+            .await;
+        (status == 200).then(|| answer["membership"].as_str().unwrap_or_default().to_owned())
+    }
+}
+
+fn redacted(event: &Value) -> bool {
+    event["unsigned"]["redacted_because"].is_object()
+}
+
+/// Notices from `bot` in the room's latest events.
+async fn notices(reader: &User, room: &str, bot: &str) -> Vec<Value> {
+    reader
+        .messages(room)
+        .await
+        .into_iter()
+        .filter(|e| e["sender"] == bot && e["content"]["msgtype"] == "m.notice")
+        .collect()
+}
+
+/// Waits until `done` holds, up to 30 seconds.
+async fn wait_until<F, Fut>(what: &str, bot: &Bot, done: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}\nlog:\n{}", bot.log());
+}
+
+const RULES: &str = "[[rules]]
+id = \"ads\"
+keywords = { substrings = [\"代购\", \"buy followers\"] }
+ladder = [\"delete+warn\", \"delete+warn\", \"delete+warn\", \"delete+kick\"]
+
+[[rules]]
+id = \"no-images\"
+banned_kinds = [\"image\"]
+ladder = [\"delete\"]
+";
+
+/// A bot logged in as `bot`, with [`RULES`] imported, `extra` added to `[matrix]`.
+fn start_bot(server: &Homeserver, bot: &User, extra: &str) -> Bot {
+    let dir = fresh_dir();
+    std::fs::write(dir.join("rules.toml"), RULES).unwrap();
+    let imported = std::process::Command::new(env!("CARGO_BIN_EXE_groupguard"))
+        .args(["config", "import", dir.join("rules.toml").to_str().unwrap()])
+        .env("GROUPGUARD_DATA_DIR", dir.join("data"))
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+    let sections = format!(
+        "[matrix]\nhomeserver = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\n{extra}\n",
+        server.url, bot.id, bot.password
+    );
+    let mut process = Bot::new(dir, "", &sections);
+    tokio::task::block_in_place(|| process.spawn());
+    process
+}
+
+/// A room owned by `owner` with the bot (at `bot_level`) and `members` in it.
+async fn room_with(
+    owner: &User,
+    bot: &User,
+    bot_level: u32,
+    members: &[(&User, u32)],
+    process: &Bot,
+) -> String {
+    let mut levels = json!({ &bot.id: bot_level });
+    for (member, level) in members {
+        levels[&member.id] = json!(level);
+    }
+    let room = owner.create_room(&[&bot.id], levels, "10").await;
+    wait_until("the bot to join", process, || async {
+        owner.membership(&room, &bot.id).await.as_deref() == Some("join")
+    })
+    .await;
+    for (member, _) in members {
+        owner.invite(&room, &member.id).await;
+        assert_eq!(member.join(&room).await.0, 200);
+    }
+    room
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyword_is_redacted_and_warned_and_the_fourth_violation_kicks() {
+    let Some(server) = Homeserver::from_env() else {
+        return;
+    };
+    let (owner, bot, eve) = (
+        server.register("owner").await,
+        server.register("guard").await,
+        server.register("eve").await,
+    );
+    let mut process = start_bot(&server, &bot, "");
+    let room = room_with(&owner, &bot, 100, &[(&eve, 0)], &process).await;
+
+    let first = eve.say(&room, "cheap 代购 here").await;
+    wait_until("the redaction", &process, || async {
+        redacted(&owner.event(&room, &first).await)
+    })
+    .await;
+    wait_until("the warning", &process, || async {
+        !notices(&owner, &room, &bot.id).await.is_empty()
+    })
+    .await;
+    let warning = &notices(&owner, &room, &bot.id).await[0];
+    assert_eq!(
+        warning["content"]["m.relates_to"]["m.in_reply_to"]["event_id"],
+        first.as_str()
+    );
+    assert_eq!(
+        warning["content"]["m.mentions"]["user_ids"][0],
+        eve.id.as_str()
+    );
+
+    for text in ["buy followers now", "more 代购", "last 代购"] {
+        eve.say(&room, text).await;
+    }
+    wait_until("the kick", &process, || async {
+        owner.membership(&room, &eve.id).await.as_deref() == Some("leave")
+    })
+    .await;
+    let kick = owner
+        .messages(&room)
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "m.room.member" && e["state_key"] == eve.id.as_str());
+    let kick = kick.expect("the kick event");
+    assert_eq!(kick["sender"], bot.id.as_str());
+    assert_eq!(kick["content"]["reason"], "groupguard: rule ads");
+    tokio::task::block_in_place(|| process.stop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_in_a_room_that_bans_them_and_edits_that_add_a_keyword_are_redacted() {
+    let Some(server) = Homeserver::from_env() else {
+        return;
+    };
+    let (owner, bot, eve) = (
+        server.register("owner").await,
+        server.register("guard").await,
+        server.register("eve").await,
+    );
+    let mut process = start_bot(&server, &bot, "");
+    let room = room_with(&owner, &bot, 100, &[(&eve, 0)], &process).await;
+
+    let image = eve
+        .send(&room, json!({ "msgtype": "m.image", "body": "cat.png", "url": "mxc://localhost/cat", "info": { "mimetype": "image/png", "size": 100 } }))
+        .await;
+    let clean = eve.say(&room, "hello everyone").await;
+    eve.send(
+        &room,
+        json!({ "msgtype": "m.text", "body": "* hello, buy followers here",
+                "m.new_content": { "msgtype": "m.text", "body": "hello, buy followers here" },
+                "m.relates_to": { "rel_type": "m.replace", "event_id": clean } }),
+    )
+    .await;
+    wait_until("the image redacted", &process, || async {
+        redacted(&owner.event(&room, &image).await)
+    })
+    .await;
+    wait_until("the edited message redacted", &process, || async {
+        redacted(&owner.event(&room, &clean).await)
+    })
+    .await;
+    tokio::task::block_in_place(|| process.stop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_s_command_works_and_a_plain_member_s_is_refused() {
+    let Some(server) = Homeserver::from_env() else {
+        return;
+    };
+    let (owner, bot, moderator, eve) = (
+        server.register("owner").await,
+        server.register("guard").await,
+        server.register("mod").await,
+        server.register("eve").await,
+    );
+    let mut process = start_bot(&server, &bot, "");
+    let room = room_with(&owner, &bot, 100, &[(&moderator, 50), (&eve, 0)], &process).await;
+
+    let asked = moderator.say(&room, "!guard rule list").await;
+    wait_until("the answer", &process, || async {
+        !notices(&owner, &room, &bot.id).await.is_empty()
+    })
+    .await;
+    let answer = &notices(&owner, &room, &bot.id).await[0];
+    assert_eq!(
+        answer["content"]["m.relates_to"]["m.in_reply_to"]["event_id"],
+        asked.as_str()
+    );
+    let body = answer["content"]["body"].as_str().unwrap();
+    assert!(body.contains("ads") && body.contains("no-images"), "{body}");
+    assert!(
+        answer["content"]["formatted_body"]
+            .as_str()
+            .unwrap()
+            .contains("ads")
+    );
+
+    eve.say(&room, "!guard rule delete ads").await;
+    wait_until("the refusal", &process, || async {
+        notices(&owner, &room, &bot.id).await.len() == 2
+    })
+    .await;
+    let refusal = notices(&owner, &room, &bot.id).await[0]["content"]["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(refusal.contains("only admins"), "{refusal}");
+    // The rule is still there: a keyword is still redacted.
+    let spam = eve.say(&room, "代购").await;
+    wait_until("the redaction", &process, || async {
+        redacted(&owner.event(&room, &spam).await)
+    })
+    .await;
+    tokio::task::block_in_place(|| process.stop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redact_power_the_management_room_gets_one_notice_naming_the_level() {
+    let Some(server) = Homeserver::from_env() else {
+        return;
+    };
+    let (owner, bot, eve, stranger) = (
+        server.register("owner").await,
+        server.register("guard").await,
+        server.register("eve").await,
+        server.register("stranger").await,
+    );
+    let management = owner.create_room(&[&bot.id], json!({}), "10").await;
+    let mut process = start_bot(
+        &server,
+        &bot,
+        &format!(
+            "management_room = \"{management}\"\ninvite_from = [\"{}\"]",
+            owner.id
+        ),
+    );
+    let room = room_with(&owner, &bot, 0, &[(&eve, 0)], &process).await;
+    let spam = eve.say(&room, "代购代购").await;
+    wait_until("the notice", &process, || async {
+        !notices(&owner, &management, &bot.id).await.is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = notices(&owner, &management, &bot.id).await;
+    let bodies: Vec<&str> = sent
+        .iter()
+        .filter_map(|n| n["content"]["body"].as_str())
+        .collect();
+    let redact: Vec<&&str> = bodies
+        .iter()
+        .filter(|b| b.contains("delete message"))
+        .collect();
+    assert_eq!(redact.len(), 1, "{bodies:#?}");
+    assert!(
+        redact[0].contains("power level 50 (to redact others' messages)"),
+        "{}",
+        redact[0]
+    );
+    assert!(redact[0].contains("evidence: `代购`"), "{}", redact[0]);
+    assert!(!redacted(&owner.event(&room, &spam).await));
+
+    // An invitation from someone not in invite_from is declined.
+    let elsewhere = stranger.create_room(&[&bot.id], json!({}), "10").await;
+    wait_until("the invitation declined", &process, || async {
+        stranger.membership(&elsewhere, &bot.id).await.as_deref() == Some("leave")
+    })
+    .await;
+    tokio::task::block_in_place(|| process.stop());
+}
