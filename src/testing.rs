@@ -323,6 +323,7 @@ impl ActionExecutor for TestExecutor {
                 "evidence": c.evidence,
                 "excerpt": c.excerpt,
             })),
+            "ban": request.ban,
             "result": result,
         }));
         if let Some(e) = failure {

@@ -252,6 +252,11 @@ ladder = [\"delete+warn\", \"delete+warn\", \"delete+warn\", \"delete+kick\"]
 id = \"no-images\"
 banned_kinds = [\"image\"]
 ladder = [\"delete\"]
+
+[[rules]]
+id = \"banned\"
+blacklist = { on_join = true }
+ladder = [\"kick\"]
 ";
 
 /// A bot logged in as `bot`, with [`RULES`] imported, `extra` added to `[matrix]`.
@@ -486,5 +491,38 @@ async fn without_redact_power_the_management_room_gets_one_notice_naming_the_lev
         stranger.membership(&elsewhere, &bot.id).await.as_deref() == Some("leave")
     })
     .await;
+    tokio::task::block_in_place(|| process.stop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blacklisted_user_is_banned_on_join_and_cannot_come_back() {
+    let Some(server) = Homeserver::from_env() else {
+        return;
+    };
+    let (owner, bot, troll) = (
+        server.register("owner").await,
+        server.register("guard").await,
+        server.register("troll").await,
+    );
+    let mut process = start_bot(&server, &bot, "");
+    let room = room_with(&owner, &bot, 100, &[], &process).await;
+    owner
+        .say(
+            &room,
+            &format!("!guard blacklist add matrix:{} raids other rooms", troll.id),
+        )
+        .await;
+    wait_until("the blacklist answer", &process, || async {
+        !notices(&owner, &room, &bot.id).await.is_empty()
+    })
+    .await;
+    owner.invite(&room, &troll.id).await;
+    assert_eq!(troll.join(&room).await.0, 200);
+    wait_until("the ban", &process, || async {
+        owner.membership(&room, &troll.id).await.as_deref() == Some("ban")
+    })
+    .await;
+    let (status, refusal) = troll.join(&room).await;
+    assert_eq!(status, 403, "{refusal}");
     tokio::task::block_in_place(|| process.stop());
 }

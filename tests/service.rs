@@ -734,3 +734,37 @@ async fn readiness_names_an_adapter_that_is_not_connected() {
     );
     bot.stop();
 }
+
+#[tokio::test]
+async fn a_kick_keeps_out_a_blacklisted_member_where_the_platform_can() {
+    let mut bot = Bot::start("", "");
+    let rules = "!guard config import
+[[rules]]
+id = \"ads\"
+keywords = { substrings = [\"代购\"] }
+ladder = [\"kick\", \"kick+blacklist\"]
+
+[[rules]]
+id = \"banned\"
+blacklist = { on_join = true }
+ladder = [\"kick\"]
+";
+    bot.push(&[
+        admin_says("c1", rules),
+        admin_says("c2", "!guard blacklist add wecom:troll known spammer"),
+        event("j1", json!({"id": "troll"}), "g1", json!({"type": "join"})),
+        says("m1", "spammer", "g1", "代购"),
+        says("m2", "spammer", "g1", "代购"),
+    ]);
+    let lines = bot.wait_for("three kicks", |l| done(l, "kick").len() == 3);
+    let bans: Vec<(&str, bool)> = done(&lines, "kick")
+        .iter()
+        .map(|l| (l["member"].as_str().unwrap(), l["ban"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        bans,
+        [("troll", true), ("spammer", false), ("spammer", true)],
+        "blacklisted, a first offence, and the offence that blacklists"
+    );
+    bot.stop();
+}

@@ -203,6 +203,7 @@ mod tests {
             rule: "ads".into(),
             notify: Recipients::default(),
             case: None,
+            ban: false,
         }
     }
 

@@ -137,6 +137,9 @@ pub struct ActionRequest {
     pub notify: Recipients,
     /// For admin notices: the violation behind them, so the admins can judge it.
     pub case: Option<Case>,
+    /// For kicks: the member is blacklisted (or is being, by the same violation), so where
+    /// the platform can keep them out, the kick is a ban (Matrix, Discord).
+    pub ban: bool,
 }
 
 /// The violation behind an action, as an admin notice shows it.

@@ -11,7 +11,7 @@ use groupguard_core::platform::{
     ActionExecutor, ActionRequest, AdapterError, Capabilities, Capability, Case, Lacking,
     Recipients,
 };
-use groupguard_core::ports::{ActionResult, Edit, OutboxAction, ViolationQuery};
+use groupguard_core::ports::{ActionResult, Edit, OutboxAction, StoredViolation, ViolationQuery};
 use groupguard_core::rule::{BlacklistEntry, Source};
 use groupguard_core::verdict::Action;
 use tokio::sync::watch;
@@ -97,11 +97,12 @@ fn request(shared: &Shared, action: &OutboxAction) -> ActionRequest {
         rule: action.rule.clone(),
         notify,
         case: None,
+        ban: false,
     }
 }
 
-/// The violation behind an action, for a notice that lets admins judge it.
-async fn case(shared: &Shared, action: &OutboxAction) -> Option<Case> {
+/// The violation behind an action, as stored.
+async fn violation(shared: &Shared, action: &OutboxAction) -> Option<StoredViolation> {
     let query = ViolationQuery {
         group: Some(GroupRef::new(action.platform, action.group.clone())),
         member: Some(MemberRef::new(action.platform, action.member.clone())),
@@ -110,15 +111,42 @@ async fn case(shared: &Shared, action: &OutboxAction) -> Option<Case> {
         ..ViolationQuery::default()
     };
     match shared.store.violations(&query).await {
-        Ok(found) => found
-            .into_iter()
-            .find(|v| v.id == action.violation)
-            .map(|v| Case::of(&v.record)),
+        Ok(found) => found.into_iter().find(|v| v.id == action.violation),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot read the violation behind a notice");
+            tracing::warn!(error = %e, "cannot read the violation behind an action");
             None
         }
     }
+}
+
+/// The violation behind an action, for a notice that lets admins judge it.
+async fn case(shared: &Shared, action: &OutboxAction) -> Option<Case> {
+    violation(shared, action).await.map(|v| Case::of(&v.record))
+}
+
+/// Whether a kick should keep the member out: they are on the active blacklist, or the same
+/// violation blacklists them.
+async fn keeps_out(shared: &Shared, action: &OutboxAction) -> bool {
+    let member = MemberRef::new(action.platform, action.member.clone());
+    let owner = shared
+        .rules
+        .rules()
+        .group(&GroupRef::new(action.platform, action.group.clone()))
+        .and_then(|g| g.owner.clone());
+    let now = shared.clock.now();
+    if shared
+        .rules
+        .blacklist()
+        .entry(&member, owner.as_ref())
+        .is_some_and(|entry| entry.is_active(now))
+    {
+        return true;
+    }
+    violation(shared, action).await.is_some_and(|v| {
+        v.outcomes
+            .iter()
+            .any(|(a, _)| matches!(a, Action::Blacklist { .. }))
+    })
 }
 
 async fn carry_out(shared: &Shared, action: OutboxAction) {
@@ -151,8 +179,12 @@ async fn carry_out(shared: &Shared, action: OutboxAction) {
         return finish(shared, &action, ActionResult::Failed { error }).await;
     };
     let mut request = request(shared, &action);
-    if Capability::needed_for(&request.action) == Some(Capability::Notify) {
-        request.case = case(shared, &action).await;
+    match request.action {
+        Action::Kick => request.ban = keeps_out(shared, &action).await,
+        _ if Capability::needed_for(&request.action) == Some(Capability::Notify) => {
+            request.case = case(shared, &action).await;
+        }
+        _ => {}
     }
     let capabilities = executor.capabilities(&action.group).await;
     let lacking = match capabilities.check(&request.action) {

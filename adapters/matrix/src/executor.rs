@@ -182,11 +182,12 @@ impl ActionExecutor for MatrixExecutor {
             "to redact others' messages",
             levels.redact,
         );
+        // Kicks of blacklisted members are bans: both levels are needed.
         check(
             Capability::Kick,
-            levels.user_can_kick(&bot),
-            "to kick",
-            levels.kick,
+            levels.user_can_kick(&bot) && levels.user_can_ban(&bot),
+            "to kick and ban",
+            levels.kick.max(levels.ban),
         );
         let message_level = levels
             .events
@@ -266,6 +267,13 @@ impl ActionExecutor for MatrixExecutor {
                         format!("`{}` is not a user id", request.member),
                     )
                 })?;
+                if request.ban {
+                    // Blacklisted: banned, so the homeserver refuses them coming back.
+                    return room
+                        .ban_user(user, Some(&reason))
+                        .await
+                        .map_err(|e| classify(&e));
+                }
                 room.kick_user(user, Some(&reason))
                     .await
                     .map_err(|e| classify(&e))

@@ -108,6 +108,7 @@ mod tests {
                 evidence: "`代购`".to_owned(),
                 excerpt: "代购<b>".to_owned(),
             }),
+            ban: false,
         };
         let text = notice(&request, Some("VIP 客户群"), "please remove 张三");
         assert_eq!(
