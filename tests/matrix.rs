@@ -202,6 +202,18 @@ impl User {
         answer["chunk"].as_array().cloned().unwrap_or_default()
     }
 
+    /// A user's explicit power level in the room, if the power levels name them.
+    async fn power_level(&self, room: &str, user: &str) -> Option<i64> {
+        let levels = self
+            .ok(
+                reqwest::Method::GET,
+                &format!("/rooms/{}/state/m.room.power_levels", encode(room)),
+                None,
+            )
+            .await;
+        levels["users"][user].as_i64()
+    }
+
     async fn membership(&self, room: &str, user: &str) -> Option<String> {
         let (status, answer) = self
             .call(
@@ -262,6 +274,11 @@ ladder = [\"delete\"]
 id = \"banned\"
 blacklist = { on_join = true }
 ladder = [\"kick\"]
+
+[[rules]]
+id = \"calm-down\"
+keywords = { substrings = [\"all caps rage\"] }
+ladder = [\"timeout:3s\"]
 ";
 
 /// A bot logged in as `bot`, with [`RULES`] imported, `extra` added to `[matrix]`.
@@ -612,5 +629,43 @@ async fn a_burst_larger_than_one_sync_is_moderated_in_full() {
         .await;
     }
     assert_eq!(spam.len(), 25);
+    tokio::task::block_in_place(|| process.stop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_mutes_and_a_restart_mid_timeout_still_restores_the_level() {
+    let Some(server) = Homeserver::from_env() else {
+        return;
+    };
+    let (owner, bot, eve) = (
+        server.register("owner").await,
+        server.register("guard").await,
+        server.register("eve").await,
+    );
+    let mut process = start_bot(&server, &bot, "");
+    let room = room_with(&owner, &bot, 100, &[(&eve, 0)], &process).await;
+    eve.say(&room, "ALL CAPS RAGE").await;
+    wait_until("the timeout", &process, || async {
+        owner.power_level(&room, &eve.id).await == Some(-1)
+    })
+    .await;
+    let (status, _) = eve
+        .call(
+            reqwest::Method::PUT,
+            &format!("/rooms/{}/send/m.room.message/muted1", encode(&room)),
+            Some(json!({ "msgtype": "m.text", "body": "can I talk?" })),
+        )
+        .await;
+    assert_eq!(status, 403, "a muted member cannot post");
+    // Down across the end of the timeout: the level comes back when the bot does.
+    tokio::task::block_in_place(|| process.stop());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(owner.power_level(&room, &eve.id).await, Some(-1));
+    tokio::task::block_in_place(|| process.spawn());
+    wait_until("the level restored", &process, || async {
+        owner.power_level(&room, &eve.id).await.is_none()
+    })
+    .await;
+    eve.say(&room, "thanks").await;
     tokio::task::block_in_place(|| process.stop());
 }

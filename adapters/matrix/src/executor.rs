@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::Inner;
 use crate::render;
+use crate::timeouts::Muted;
 
 /// The executor.
 #[derive(Debug)]
@@ -213,9 +214,15 @@ impl ActionExecutor for MatrixExecutor {
             "to change who may join",
             state_level(StateEventType::RoomJoinRules),
         );
+        check(
+            Capability::Timeout,
+            levels.user_can_send_state(&bot, StateEventType::RoomPowerLevels),
+            "to change power levels, for timeouts",
+            state_level(StateEventType::RoomPowerLevels),
+        );
         let notify = self.inner.management_room().is_some()
             || levels.user_can_send_message(&bot, MessageLikeEventType::RoomMessage);
-        caps = if notify {
+        if notify {
             caps.grant(Capability::Notify)
         } else {
             caps.lack(
@@ -224,11 +231,7 @@ impl ActionExecutor for MatrixExecutor {
                     "no management room, and the bot may not post in the room".to_owned(),
                 )),
             )
-        };
-        caps.lack(
-            Capability::Timeout,
-            Lacking::Unsupported(Some("timeouts on Matrix are not supported yet".to_owned())),
-        )
+        }
     }
 
     async fn execute(&self, request: &ActionRequest) -> Result<(), AdapterError> {
@@ -288,6 +291,42 @@ impl ActionExecutor for MatrixExecutor {
                     "notify",
                 )
                 .await
+            }
+            Action::Timeout { duration } => {
+                let room = self.room(&request.group)?;
+                let user = <&UserId>::try_from(request.member.as_str()).map_err(|_| {
+                    AdapterError::new(
+                        AdapterErrorKind::Protocol,
+                        format!("`{}` is not a user id", request.member),
+                    )
+                })?;
+                let levels = room.power_levels().await.map_err(|e| {
+                    AdapterError::new(
+                        AdapterErrorKind::Transient,
+                        format!("cannot read the power levels: {e}"),
+                    )
+                })?;
+                let muted = levels.events_default - Int::from(1);
+                // Saved before the level drops: a crash in between still restores it.
+                let until = self.inner.clock.now().plus(*duration).millis();
+                self.inner
+                    .timeouts
+                    .add(Muted {
+                        room: request.group.to_string(),
+                        user: request.member.to_string(),
+                        previous: levels.users.get(user).map(|l| i64::from(*l)),
+                        until,
+                    })
+                    .map_err(|e| {
+                        AdapterError::new(
+                            AdapterErrorKind::Transient,
+                            format!("cannot record the timeout: {e}"),
+                        )
+                    })?;
+                room.update_power_levels(vec![(user, muted)])
+                    .await
+                    .map_err(|e| classify(&e))?;
+                Ok(())
             }
             Action::Lockdown => {
                 let room = self.room(&request.group)?;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod executor;
 pub mod render;
 pub mod session;
+pub mod timeouts;
 pub mod translate;
 
 use std::collections::{HashMap, HashSet};
@@ -32,6 +33,7 @@ use tokio::sync::watch;
 
 use crate::config::{MatrixConfig, server_of};
 use crate::executor::MatrixExecutor;
+use crate::timeouts::Timeouts;
 
 /// How long one sync waits for news.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,6 +53,8 @@ pub struct Inner {
     management: OnceLock<OwnedRoomId>,
     /// Why the adapter is not connected, while it is not.
     not_ready: Mutex<Option<String>>,
+    /// Members muted, and the levels to give back.
+    timeouts: Timeouts,
 }
 
 impl Inner {
@@ -84,11 +88,12 @@ impl Matrix {
     pub fn new(config: MatrixConfig, clock: Arc<dyn Clock>) -> Matrix {
         Matrix {
             inner: Arc::new(Inner {
-                config,
                 clock,
                 client: OnceLock::new(),
                 management: OnceLock::new(),
                 not_ready: Mutex::new(Some("logging in".to_owned())),
+                timeouts: Timeouts::load(config.store_dir.join("timeouts.json")),
+                config,
             }),
         }
     }
@@ -137,6 +142,7 @@ impl Matrix {
                 Err(e) => tracing::warn!(room, error = %e, "cannot join the management room"),
             }
         }
+        tokio::spawn(restore_timeouts(Arc::clone(inner), stop.clone()));
         let mut syncer = Syncer {
             inner,
             client: &client,
@@ -174,6 +180,48 @@ impl Matrix {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Gives muted members their level back when their timeout ends, including timeouts that
+/// ended while the bot was down.
+async fn restore_timeouts(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+    loop {
+        for muted in inner.timeouts.due(inner.clock.now().millis()) {
+            let Ok(client) = inner.client() else { break };
+            let (Ok(room_id), Ok(user)) = (
+                <&matrix_sdk::ruma::RoomId>::try_from(muted.room.as_str()),
+                <&matrix_sdk::ruma::UserId>::try_from(muted.user.as_str()),
+            ) else {
+                let _ = inner.timeouts.remove(&muted.room, &muted.user);
+                continue;
+            };
+            let Some(room) = client.get_room(room_id) else {
+                continue;
+            };
+            let level = match muted.previous {
+                Some(level) => matrix_sdk::ruma::Int::new(level).unwrap_or_default(),
+                None => match room.power_levels().await {
+                    Ok(levels) => levels.users_default,
+                    Err(_) => continue,
+                },
+            };
+            match room.update_power_levels(vec![(user, level)]).await {
+                Ok(_) => {
+                    if let Err(e) = inner.timeouts.remove(&muted.room, &muted.user) {
+                        tracing::error!(error = %e, "cannot record a restored timeout");
+                    }
+                    tracing::info!(room = %muted.room, user = %muted.user, "timeout ended: power level restored");
+                }
+                Err(e) => {
+                    tracing::warn!(room = %muted.room, user = %muted.user, error = %e, "cannot restore a power level; trying again");
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|s| *s) => return,
         }
     }
 }
