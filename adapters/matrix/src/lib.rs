@@ -7,6 +7,8 @@ pub mod config;
 pub mod executor;
 pub mod render;
 pub mod session;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod timeouts;
 pub mod translate;
 
