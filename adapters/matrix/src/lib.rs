@@ -262,8 +262,10 @@ impl Syncer<'_> {
         for (room_id, invite) in &response.rooms.invited {
             self.invited(room_id, &invite.invite_state.events).await;
         }
+        // Rooms the bot left, or was removed from, stop being groups.
         for room_id in response.rooms.left.keys() {
-            if self.registered.remove(room_id) || !history {
+            self.registered.remove(room_id);
+            if !history {
                 let now = self.inner.clock.now();
                 self.push(Event {
                     id: EventId::new(format!("{room_id}:left:{}", now.millis())),
@@ -307,7 +309,7 @@ impl Syncer<'_> {
         Ok(())
     }
 
-    /// The management room and policy rooms are not moderated.
+    /// The management room is not a group: only commands are taken there.
     fn is_special(&self, room: &OwnedRoomId) -> bool {
         self.inner.management.get() == Some(room)
     }
