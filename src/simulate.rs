@@ -204,6 +204,7 @@ fn describe(kind: &EventKind) -> String {
                 .unwrap_or_default()
         ),
         EventKind::GroupChanged(change) => format!("group changed: {change:?}"),
+        EventKind::ListChanged(change) => format!("ban list changed: {change:?}"),
         _ => String::new(),
     }
 }

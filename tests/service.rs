@@ -768,3 +768,80 @@ ladder = [\"kick\"]
     );
     bot.stop();
 }
+
+fn matrix_event(id: &str, who: &str, group: &str, kind: Value) -> Value {
+    let mut event = event(id, json!({"id": who}), group, kind);
+    event["platform"] = json!("matrix");
+    event
+}
+
+#[tokio::test]
+async fn a_followed_ban_list_bans_servers_by_pattern_and_lifts_only_its_own_entries() {
+    let mut bot = Bot::start("", "");
+    let rules = "!guard config import
+[[rules]]
+id = \"banned\"
+blacklist = { on_join = true }
+ladder = [\"kick\"]
+";
+    let list = |id: &str, change: Value| {
+        matrix_event(
+            id,
+            "@mod:example.org",
+            "!policies:example.org",
+            json!({"type": "list", "list": change}),
+        )
+    };
+    let join =
+        |id: &str, who: &str| matrix_event(id, who, "!room:example.org", json!({"type": "join"}));
+    bot.push(&[
+        admin_says("c1", rules),
+        admin_says(
+            "c2",
+            "!guard blacklist add matrix:@alice:example.org by a moderator",
+        ),
+        list(
+            "l1",
+            json!({"type": "ban", "member": "@*:spam.example", "reason": "spam server"}),
+        ),
+        list(
+            "l2",
+            json!({"type": "ban", "member": "@alice:example.org", "reason": "also listed"}),
+        ),
+        join("j1", "@eve:spam.example"),
+    ]);
+    let lines = bot.wait_for("the kick of a spam-server user", |l| {
+        done(l, "kick").len() == 1
+    });
+    assert_eq!(done(&lines, "kick")[0]["member"], "@eve:spam.example");
+    assert_eq!(done(&lines, "kick")[0]["ban"], true);
+    bot.push(&[
+        list("l3", json!({"type": "lift", "member": "@*:spam.example"})),
+        list(
+            "l4",
+            json!({"type": "lift", "member": "@alice:example.org"}),
+        ),
+        join("j2", "@joe:spam.example"),
+        join("j3", "@alice:example.org"),
+    ]);
+    let lines = bot.wait_for("the moderator's entry still enforced", |l| {
+        done(l, "kick").len() == 2
+    });
+    let kicked: Vec<&str> = done(&lines, "kick")
+        .iter()
+        .map(|l| l["member"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kicked,
+        ["@eve:spam.example", "@alice:example.org"],
+        "the lifted pattern lets @joe in"
+    );
+    bot.stop();
+    let store = bot.store().await;
+    let entries = store.blacklist_page(None, 10).await.unwrap();
+    let sources: Vec<String> = entries
+        .iter()
+        .map(|e| format!("{} {}", e.member, e.source))
+        .collect();
+    assert_eq!(sources, ["matrix:@alice:example.org moderator:wecom:boss"]);
+}

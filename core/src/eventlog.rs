@@ -29,8 +29,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Attachment, Event, EventId, EventKind, GroupChange, GroupId, JoinScene, KindName, Member,
-    Message, MessageId, MessageKind, Platform, ReplyHandle, ReplyTo, UserId,
+    Attachment, Event, EventId, EventKind, GroupChange, GroupId, JoinScene, KindName, ListChange,
+    Member, Message, MessageId, MessageKind, Platform, ReplyHandle, ReplyTo, UserId,
 };
 use crate::names::named;
 use crate::time::Timestamp;
@@ -58,6 +58,8 @@ pub struct EventLine {
     banned: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     change: Option<GroupChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    list: Option<ListChange>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +100,8 @@ named! {
         Group = "group",
         /// [`EventKind::Command`]
         Command = "command",
+        /// [`EventKind::ListChanged`]
+        List = "list",
     }
 }
 
@@ -112,6 +116,7 @@ impl EventType {
             EventKind::MemberRemoved { .. } => EventType::Remove,
             EventKind::GroupChanged(_) => EventType::Group,
             EventKind::Command { .. } => EventType::Command,
+            EventKind::ListChanged(_) => EventType::List,
         }
     }
 
@@ -124,6 +129,7 @@ impl EventType {
             EventType::Remove => &["by", "banned"],
             EventType::Group => &["change"],
             EventType::Command => &["text", "reply_to"],
+            EventType::List => &["list"],
         }
     }
 }
@@ -138,6 +144,7 @@ impl EventLine {
             ("by", self.by.is_some()),
             ("banned", self.banned.is_some()),
             ("change", self.change.is_some()),
+            ("list", self.list.is_some()),
             ("text", self.text.is_some()),
             ("reply_to", self.reply_to.is_some()),
         ]
@@ -176,6 +183,7 @@ impl TryFrom<EventLine> for Event {
             by,
             banned,
             change,
+            list,
             text,
             reply_to,
         } = line;
@@ -199,6 +207,9 @@ impl TryFrom<EventLine> for Event {
             },
             EventType::Group => {
                 EventKind::GroupChanged(change.ok_or("a group event needs a `change` object")?)
+            }
+            EventType::List => {
+                EventKind::ListChanged(list.ok_or("a list event needs a `list` object")?)
             }
             EventType::Command => {
                 let reply = reply_to.unwrap_or_default();
@@ -240,6 +251,7 @@ impl From<Event> for EventLine {
             by: None,
             banned: None,
             change: None,
+            list: None,
             text: None,
             reply_to: None,
         };
@@ -261,6 +273,9 @@ impl From<Event> for EventLine {
             }
             EventKind::GroupChanged(change) => {
                 line.change = Some(change);
+            }
+            EventKind::ListChanged(change) => {
+                line.list = Some(change);
             }
             EventKind::Command { text, reply_to } => {
                 line.text = Some(text);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::keys;
-use crate::model::{MemberRef, UserId};
+use crate::model::{MemberRef, Platform, UserId};
 use crate::rule::{BlacklistEntry, Source};
 use crate::time::Timestamp;
 
@@ -35,7 +35,7 @@ impl ListMeta {
     }
 }
 
-/// An immutable set of keyed entries.
+/// An immutable set of keyed entries, and the few whose member is a pattern.
 #[derive(Debug, Clone, Default)]
 pub struct BlacklistIndex {
     keys: Box<[u64]>,
@@ -43,6 +43,54 @@ pub struct BlacklistIndex {
     directory: Box<[u32]>,
     shift: u32,
     table: Box<[ListMeta]>,
+    patterns: Arc<[Pattern]>,
+}
+
+/// An entry whose member id is a glob (`@*:spam.example`, `@spam*:*`): shared ban lists
+/// (Matrix policy lists) ban whole servers and name patterns. `*` matches any run of
+/// characters, `?` one.
+#[derive(Debug, Clone)]
+struct Pattern {
+    platform: Platform,
+    glob: String,
+    owner: Option<UserId>,
+    matcher: regex::Regex,
+    meta: ListMeta,
+}
+
+/// Whether a member id is a pattern rather than one member.
+pub fn is_pattern(id: &str) -> bool {
+    id.contains(['*', '?'])
+}
+
+impl Pattern {
+    fn of(e: &BlacklistEntry) -> Option<Pattern> {
+        if !is_pattern(e.member.id.as_str()) {
+            return None;
+        }
+        let mut source = String::from("^");
+        for c in e.member.id.as_str().chars() {
+            match c {
+                '*' => source.push_str(".*"),
+                '?' => source.push('.'),
+                c => source.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
+            }
+        }
+        source.push('$');
+        Some(Pattern {
+            platform: e.member.platform,
+            glob: e.member.id.as_str().to_owned(),
+            owner: e.owner.clone(),
+            matcher: regex::Regex::new(&source).ok()?,
+            meta: meta(e),
+        })
+    }
+
+    fn same(&self, member: &MemberRef, owner: Option<&UserId>) -> bool {
+        self.platform == member.platform
+            && self.glob == member.id.as_str()
+            && self.owner.as_ref() == owner
+    }
 }
 
 /// The key of a member on the org-wide list (no owner) or on an owner's personal list.
@@ -65,11 +113,13 @@ fn meta(e: &BlacklistEntry) -> ListMeta {
 impl BlacklistIndex {
     /// The index of `entries`.
     pub fn of_entries<'a>(entries: impl IntoIterator<Item = &'a BlacklistEntry>) -> BlacklistIndex {
-        BlacklistIndex::build(
-            entries
-                .into_iter()
-                .map(|e| (entry_key(&e.member, e.owner.as_ref()), meta(e))),
-        )
+        let mut patterns = Vec::new();
+        let mut index = BlacklistIndex::build(entries.into_iter().map(|e| {
+            patterns.extend(Pattern::of(e));
+            (entry_key(&e.member, e.owner.as_ref()), meta(e))
+        }));
+        index.patterns = patterns.into();
+        index
     }
 
     /// A copy with `upserts` added or replacing entries of the same member and owner, and the
@@ -79,23 +129,54 @@ impl BlacklistIndex {
         upserts: &[BlacklistEntry],
         removals: &[(MemberRef, Option<UserId>)],
     ) -> BlacklistIndex {
-        let removals: Vec<u64> = removals
+        let keys: Vec<u64> = removals
             .iter()
             .map(|(member, owner)| entry_key(member, owner.as_ref()))
             .collect();
-        self.with_changes(
+        let mut index = self.with_changes(
             upserts
                 .iter()
                 .map(|e| (entry_key(&e.member, e.owner.as_ref()), meta(e))),
-            &removals,
-        )
+            &keys,
+        );
+        let replaced = |p: &Pattern| {
+            removals.iter().any(|(m, o)| p.same(m, o.as_ref()))
+                || upserts.iter().any(|e| p.same(&e.member, e.owner.as_ref()))
+        };
+        index.patterns = self
+            .patterns
+            .iter()
+            .filter(|p| !replaced(p))
+            .cloned()
+            .chain(upserts.iter().filter_map(Pattern::of))
+            .collect();
+        index
     }
 
     /// The entry that applies to `member` in a group owned by `owner`, if any (active or
     /// expired): the org-wide entry first, then the owner's personal one.
     pub fn entry(&self, member: &MemberRef, owner: Option<&UserId>) -> Option<&ListMeta> {
         self.get(entry_key(member, None))
-            .or_else(|| owner.and_then(|o| self.get(entry_key(member, Some(o)))))
+            .or_else(|| self.matching(member.platform, member.id.as_str(), None))
+            .or_else(|| {
+                owner.and_then(|o| {
+                    self.get(entry_key(member, Some(o)))
+                        .or_else(|| self.matching(member.platform, member.id.as_str(), Some(o)))
+                })
+            })
+    }
+
+    /// The pattern entry on the org-wide list (or `owner`'s) that `id` matches, if any.
+    pub fn matching(
+        &self,
+        platform: Platform,
+        id: &str,
+        owner: Option<&UserId>,
+    ) -> Option<&ListMeta> {
+        self.patterns
+            .iter()
+            .find(|p| p.platform == platform && p.owner.as_ref() == owner && p.matcher.is_match(id))
+            .map(|p| &p.meta)
     }
 
     /// Builds the index. When a key appears twice, the later entry wins.
@@ -116,6 +197,7 @@ impl BlacklistIndex {
         removals: &[u64],
     ) -> BlacklistIndex {
         let mut interner = Interner::from_table(self.table.to_vec());
+        let patterns = Arc::clone(&self.patterns);
         let removed: rustc_hash::FxHashSet<u64> = removals.iter().copied().collect();
         let mut pairs: Vec<(u64, u32)> = self
             .keys
@@ -129,7 +211,9 @@ impl BlacklistIndex {
                 .into_iter()
                 .map(|(key, meta)| (key, interner.intern(meta))),
         );
-        BlacklistIndex::from_pairs(pairs, interner.table)
+        let mut index = BlacklistIndex::from_pairs(pairs, interner.table);
+        index.patterns = patterns;
+        index
     }
 
     fn from_pairs(mut pairs: Vec<(u64, u32)>, table: Vec<ListMeta>) -> BlacklistIndex {
@@ -163,6 +247,7 @@ impl BlacklistIndex {
             directory: directory.into(),
             shift,
             table: table.into(),
+            patterns: Arc::default(),
         }
     }
 
@@ -279,5 +364,77 @@ mod tests {
         m.expires_at = Some(Timestamp(1_000));
         assert!(m.is_active(Timestamp(999)));
         assert!(!m.is_active(Timestamp(1_000)));
+    }
+
+    #[test]
+    fn patterns_ban_whole_servers_and_name_shapes_and_follow_changes() {
+        let entry = |id: &str, owner: Option<&str>, reason: &str| BlacklistEntry {
+            member: MemberRef::new(Platform::Matrix, id),
+            owner: owner.map(UserId::from),
+            reason: reason.to_owned(),
+            source: Source::Import,
+            created_at: Timestamp(0),
+            expires_at: None,
+        };
+        let member = |id: &str| MemberRef::new(Platform::Matrix, id);
+        let index = BlacklistIndex::of_entries(&[
+            entry("@*:spam.example", None, "spam server"),
+            entry("@bot??:*", Some("boss"), "bot names"),
+            entry("@alice:example.org", None, "alice"),
+        ]);
+        let reason = |m: &MemberRef, owner: Option<&str>| {
+            index
+                .entry(m, owner.map(UserId::from).as_ref())
+                .map(|e| e.reason.to_string())
+        };
+        assert_eq!(
+            reason(&member("@eve:spam.example"), None).as_deref(),
+            Some("spam server")
+        );
+        assert_eq!(
+            reason(&member("@eve:spam.example.org"), None),
+            None,
+            "anchored"
+        );
+        assert_eq!(
+            reason(&member("@alice:example.org"), None).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            reason(&member("@bot42:any.org"), None),
+            None,
+            "a personal pattern needs its owner"
+        );
+        assert_eq!(
+            reason(&member("@bot42:any.org"), Some("boss")).as_deref(),
+            Some("bot names")
+        );
+        assert_eq!(
+            reason(&member("@bot4:any.org"), Some("boss")),
+            None,
+            "? is one character"
+        );
+        assert!(
+            index
+                .matching(Platform::WeCom, "@eve:spam.example", None)
+                .is_none(),
+            "patterns are per platform"
+        );
+        // Lifting the server ban, adding a name pattern.
+        let changed = index.changed(
+            &[entry("@spam*:*", None, "spam names")],
+            &[(member("@*:spam.example"), None)],
+        );
+        let reason = |m: &MemberRef| changed.entry(m, None).map(|e| e.reason.to_string());
+        assert_eq!(reason(&member("@eve:spam.example")), None);
+        assert_eq!(
+            reason(&member("@spammer:x.org")).as_deref(),
+            Some("spam names")
+        );
+        assert_eq!(
+            reason(&member("@alice:example.org")).as_deref(),
+            Some("alice")
+        );
+        assert!(is_pattern("@*:x") && !is_pattern("@a:x"));
     }
 }

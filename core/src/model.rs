@@ -389,6 +389,9 @@ pub enum EventKind {
     },
     /// The group itself changed; [`Event::member`] is who changed it, where known.
     GroupChanged(GroupChange),
+    /// A shared ban list the bot follows changed (a Matrix policy list);
+    /// [`Event::group`] is the list, [`Event::member`] who changed it.
+    ListChanged(ListChange),
     /// The member issued a `!guard` command.
     Command {
         /// The full command text as typed.
@@ -443,6 +446,27 @@ pub enum GroupChange {
     },
     /// The group was dismissed, or the bot left it for good.
     Dismissed,
+}
+
+/// A change to a shared ban list. groupguard's blacklist follows it: the list is the source of
+/// the entries it makes, and only the list lifts them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ListChange {
+    /// Ban the members matching `member`: one id, or a pattern with `*` and `?`
+    /// (`@*:spam.example` bans a whole server).
+    Ban {
+        /// Who.
+        member: UserId,
+        /// Why, as the list says.
+        #[serde(default)]
+        reason: String,
+    },
+    /// The list no longer bans `member`.
+    Lift {
+        /// Who.
+        member: UserId,
+    },
 }
 
 /// A value that only the adapter that made it understands and that must not be logged: a

@@ -719,6 +719,8 @@ pub enum Source {
     Import,
     /// The platform reported it (`platform:wecom`): a group renamed on WeCom, say.
     Platform(Platform),
+    /// A shared ban list the bot follows (`list:matrix:!policies:example.org`).
+    List(GroupRef),
 }
 
 impl fmt::Display for Source {
@@ -728,6 +730,7 @@ impl fmt::Display for Source {
             Source::Moderator(m) => write!(f, "moderator:{m}"),
             Source::Import => f.write_str("import"),
             Source::Platform(p) => write!(f, "platform:{p}"),
+            Source::List(list) => write!(f, "list:{list}"),
         }
     }
 }
@@ -747,8 +750,9 @@ impl FromStr for Source {
                 .parse()
                 .map(Source::Platform)
                 .map_err(|e: crate::names::UnknownName| e.to_string()),
+            Some(("list", list)) => list.parse().map(Source::List).map_err(|e| e.to_string()),
             _ => Err(format!(
-                "unknown source `{s}`: expected rule:ID, moderator:PLATFORM:ID, platform:PLATFORM or import"
+                "unknown source `{s}`: expected rule:ID, moderator:PLATFORM:ID, platform:PLATFORM, list:PLATFORM:ID or import"
             )),
         }
     }

@@ -7,7 +7,7 @@ use groupguard_core::command::{Context, execute, parse, reload_configuration, re
 use groupguard_core::delivery::backoff;
 use groupguard_core::engine::Engine;
 use groupguard_core::model::{
-    Event, EventKind, GroupChange, GroupRef, Member, MemberRef, Platform, ReplyTo,
+    Event, EventKind, GroupChange, GroupRef, ListChange, Member, MemberRef, Platform, ReplyTo,
 };
 use groupguard_core::platform::AdapterErrorKind;
 use groupguard_core::ports::{Edit, Recorded, StoreError};
@@ -86,6 +86,7 @@ async fn handle(
     }
     match &event.kind {
         EventKind::GroupChanged(change) => sync_group(shared, event, change).await,
+        EventKind::ListChanged(change) => follow_list(shared, event, change).await,
         EventKind::MemberRemoved {
             by: Some(by),
             banned,
@@ -269,6 +270,59 @@ async fn sync_group(shared: &Shared, event: &Event, change: &GroupChange) {
             tracing::info!(group = %id, ?change, "group updated from the platform");
         }
         Err(e) => tracing::error!(group = %id, error = %e, "cannot store a group change"),
+    }
+}
+
+/// A shared ban list the bot follows changed: a ban becomes an org-wide blacklist entry with
+/// the list as its source (an entry a moderator or a rule made stays theirs), and a lifted
+/// ban removes the entry only when that list made it.
+async fn follow_list(shared: &Shared, event: &Event, change: &ListChange) {
+    let list = GroupRef::new(event.platform, event.group.clone());
+    let source = Source::List(list.clone());
+    let now = shared.clock.now();
+    let edit = Edit::new(source.clone(), now);
+    let (member, result) = match change {
+        ListChange::Ban { member, reason } => {
+            let member = MemberRef::new(event.platform, member.clone());
+            let reason = if reason.is_empty() {
+                format!("banned by {list}")
+            } else {
+                reason.clone()
+            };
+            // Another source's entry stays theirs; the same ban read again changes nothing.
+            if let Some(entry) = shared.rules.blacklist().entry(&member, None)
+                && entry.is_active(now)
+                && (entry.source != source || *entry.reason == *reason)
+            {
+                return;
+            }
+            let entry = BlacklistEntry {
+                member: member.clone(),
+                owner: None,
+                reason,
+                source,
+                created_at: now,
+                expires_at: None,
+            };
+            (member, shared.blacklist(entry, &edit).await)
+        }
+        ListChange::Lift { member } => {
+            let member = MemberRef::new(event.platform, member.clone());
+            let ours = shared
+                .rules
+                .blacklist()
+                .entry(&member, None)
+                .is_some_and(|entry| entry.source == source);
+            if !ours {
+                return;
+            }
+            let result = shared.unblacklist(&member, &edit).await;
+            (member, result)
+        }
+    };
+    match result {
+        Ok(()) => tracing::info!(%member, %list, ?change, "ban list followed"),
+        Err(e) => tracing::error!(%member, %list, error = %e, "cannot follow a ban list change"),
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use groupguard_core::command::load_rules;
 use groupguard_core::engine::RulesHandle;
-use groupguard_core::model::{Event, Platform};
+use groupguard_core::model::{Event, MemberRef, Platform};
 use groupguard_core::platform::{ActionExecutor, EventSink, PushError, SinkClosed};
 use groupguard_core::ports::{Clock, Edit, Store, StoreError};
 use groupguard_core::raid::RaidPolicy;
@@ -97,6 +97,16 @@ impl Shared {
         self.own_change(async {
             self.store.add_blacklist(entry.clone(), edit).await?;
             self.rules.change_blacklist(&[entry], &[]);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes an org-wide blacklist entry from the store and from the running index.
+    async fn unblacklist(&self, member: &MemberRef, edit: &Edit) -> Result<(), StoreError> {
+        self.own_change(async {
+            self.store.remove_blacklist(member, None, edit).await?;
+            self.rules.change_blacklist(&[], &[(member.clone(), None)]);
             Ok(())
         })
         .await

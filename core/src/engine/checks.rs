@@ -5,7 +5,7 @@ use super::text::TextAnalysis;
 use crate::compile::{CompiledRule, CompiledRules, KeywordOwner};
 use crate::detect::links::find_links;
 use crate::keys;
-use crate::lists::BlacklistIndex;
+use crate::lists::{BlacklistIndex, ListMeta};
 use crate::model::{Event, EventKind, JoinScene, MessageKind, Role};
 use crate::normalize::fold_literal;
 use crate::rule::{LinkMode, ListScope};
@@ -253,19 +253,26 @@ impl Context<'_> {
     /// The blacklist entry that applies to the member here and now, if any.
     pub(super) fn blacklisted(&self, state: &EngineState) -> Option<Evidence> {
         let event = self.event;
-        let personal = self.rules.owner(self.group_key).map(|owner| {
+        let owner = self.rules.owner(self.group_key);
+        let personal = owner.map(|owner| {
             let key = keys::personal(event.platform, owner.as_str(), event.member.id.as_str());
-            (key, ListScope::Personal)
+            (key, ListScope::Personal, Some(owner))
         });
-        [Some((self.member_key, ListScope::Org)), personal]
+        [Some((self.member_key, ListScope::Org, None)), personal]
             .into_iter()
             .flatten()
-            .find_map(|(key, list)| {
+            .find_map(|(key, list, owner)| {
+                let active = |m: &&ListMeta| m.is_active(self.now);
                 let meta = state
                     .blacklisted
                     .get(&key)
-                    .filter(|m| m.is_active(self.now))
-                    .or_else(|| self.blacklist.get(key).filter(|m| m.is_active(self.now)))?;
+                    .filter(active)
+                    .or_else(|| self.blacklist.get(key).filter(active))
+                    .or_else(|| {
+                        self.blacklist
+                            .matching(event.platform, event.member.id.as_str(), owner)
+                            .filter(active)
+                    })?;
                 Some(Evidence::Blacklisted {
                     list,
                     reason: meta.reason.to_string(),

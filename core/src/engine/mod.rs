@@ -312,9 +312,10 @@ fn skip_reason(
             rule.checks_messages()
         }
         EventKind::MemberJoined { .. } => rule.checks_joins(),
-        EventKind::MemberLeft | EventKind::MemberRemoved { .. } | EventKind::GroupChanged(_) => {
-            false
-        }
+        EventKind::MemberLeft
+        | EventKind::MemberRemoved { .. }
+        | EventKind::GroupChanged(_)
+        | EventKind::ListChanged(_) => false,
     };
     (!applies).then_some(SkipReason::NotApplicable)
 }
