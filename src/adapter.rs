@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::Router;
-use groupguard_core::platform::{ActionExecutor, EventSink};
+use groupguard_core::platform::{ActionExecutor, BlacklistMirror, EventSink};
 use tokio::sync::watch;
 
 /// Whether an adapter is connected to its platform, for `/readyz`.
@@ -26,6 +26,11 @@ pub trait Adapter: Send + Sync {
 
     /// The executors for the platforms it serves.
     fn executors(&self) -> Vec<Arc<dyn ActionExecutor>>;
+
+    /// Mirrors of the blacklist it keeps on its platforms, if any.
+    fn mirrors(&self) -> Vec<Arc<dyn BlacklistMirror>> {
+        Vec::new()
+    }
 
     /// Routes it needs on the bot's HTTP server (the WeCom callback), if any, pushing the
     /// events they receive into `sink`.

@@ -118,6 +118,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for executor in adapters.iter().flat_map(|a| a.executors()) {
         executors.insert(executor.platform(), executor);
     }
+    let mirrors = adapters.iter().flat_map(|a| a.mirrors()).collect();
 
     let metrics = Arc::new(Metrics::new());
     let http = Arc::new(HttpState {
@@ -177,6 +178,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let events = tokio::spawn(dispatch::events::run(Arc::clone(&shared), engine, receiver));
     let outbox = tokio::spawn(dispatch::outbox::run(Arc::clone(&shared), stop_rx.clone()));
     let reloader = tokio::spawn(dispatch::run_reloader(Arc::clone(&shared), stop_rx.clone()));
+    let mirror = tokio::spawn(dispatch::mirror::run(
+        Arc::clone(&shared),
+        mirrors,
+        stop_rx.clone(),
+    ));
     http.ready.store(true, Ordering::Relaxed);
     tracing::info!("groupguard is running");
 
@@ -193,6 +199,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     shared.outbox_wake.notify_one();
     let _ = outbox.await;
     let _ = reloader.await;
+    let _ = mirror.await;
     tracing::info!("stopped");
     Ok(())
 }

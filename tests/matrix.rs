@@ -448,3 +448,106 @@ async fn a_timeout_mutes_and_a_restart_mid_timeout_still_restores_the_level() {
     eve.say(&room, "thanks").await;
     tokio::task::block_in_place(|| process.stop());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_policy_list_bans_and_lifts_and_the_own_blacklist_is_published() {
+    let Some(server) = Homeserver::from_env() else {
+        return;
+    };
+    let (owner, bot, spammer, troll) = (
+        server.register("owner").await,
+        server.register("guard").await,
+        server.register("spamwave").await,
+        server.register("troll").await,
+    );
+    // A Draupnir-style list someone else keeps, and the room groupguard publishes to.
+    let follows = owner.create_room(&[&bot.id], json!({}), "10").await;
+    let publishes = owner
+        .create_room(&[&bot.id], json!({ &bot.id: 50 }), "10")
+        .await;
+    let server_name = spammer.id.split_once(':').unwrap().1;
+    let glob = format!("@spamwave{}x*:{server_name}", std::process::id());
+    let rule_key = format!("rule:{glob}");
+    owner
+        .set_state(
+            &follows,
+            "m.policy.rule.user",
+            &rule_key,
+            json!({ "entity": glob, "recommendation": "m.ban", "reason": "spam wave" }),
+        )
+        .await;
+    let mut process = start_bot(
+        &server,
+        &bot,
+        &format!("policy_rooms = [\"{follows}\"]\npolicy_room = \"{publishes}\""),
+    );
+    let room = room_with(&owner, &bot, 100, &[], &process).await;
+
+    // The list's glob bans a user the list never named.
+    owner.invite(&room, &spammer.id).await;
+    assert_eq!(spammer.join(&room).await.0, 200);
+    wait_until("the ban from the followed list", &process, || async {
+        owner.membership(&room, &spammer.id).await.as_deref() == Some("ban")
+    })
+    .await;
+    assert_eq!(spammer.join(&room).await.0, 403);
+
+    // The list withdraws the rule: the bot lifts its ban and the user may come back.
+    owner
+        .set_state(&follows, "m.policy.rule.user", &rule_key, json!({}))
+        .await;
+    wait_until("the ban lifted", &process, || async {
+        owner.membership(&room, &spammer.id).await.as_deref() == Some("leave")
+    })
+    .await;
+    owner.invite(&room, &spammer.id).await;
+    assert_eq!(spammer.join(&room).await.0, 200);
+
+    // groupguard's own entries are published for other bots; followed ones are not.
+    owner
+        .say(
+            &room,
+            &format!("!guard blacklist add matrix:{} raids other rooms", troll.id),
+        )
+        .await;
+    let troll_key = format!("rule:{}", troll.id);
+    wait_until("the published ban", &process, || async {
+        owner
+            .state(&publishes, "m.policy.rule.user", &troll_key)
+            .await
+            .is_some()
+    })
+    .await;
+    assert_eq!(
+        owner
+            .state(&publishes, "m.policy.rule.user", &troll_key)
+            .await
+            .unwrap(),
+        json!({ "entity": troll.id, "recommendation": "m.ban", "reason": "raids other rooms" })
+    );
+    assert_eq!(
+        owner
+            .state(&publishes, "m.policy.rule.user", &rule_key)
+            .await,
+        None
+    );
+    owner
+        .say(
+            &room,
+            &format!("!guard blacklist remove matrix:{}", troll.id),
+        )
+        .await;
+    wait_until("the published ban withdrawn", &process, || async {
+        owner
+            .state(&publishes, "m.policy.rule.user", &troll_key)
+            .await
+            .is_some_and(|content| content == json!({}))
+    })
+    .await;
+    assert_eq!(
+        owner.membership(&room, &spammer.id).await.as_deref(),
+        Some("join"),
+        "the lifted list entry stays lifted"
+    );
+    tokio::task::block_in_place(|| process.stop());
+}

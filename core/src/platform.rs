@@ -10,15 +10,18 @@
 //! platform alike.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::lists::BlacklistIndex;
 use crate::model::{Event, EventId, GroupId, MessageId, Platform, ReplyTo, RuleId, UserId};
 use crate::names::named;
 use crate::reply::Reply;
+use crate::rule::BlacklistEntry;
 use crate::time::Timestamp;
 use crate::verdict::{Action, CheckKind, ViolationRecord};
 
@@ -345,6 +348,32 @@ pub trait ActionExecutor: Send + Sync {
     /// Answers a command where `to` says, rendering `reply` natively (markdown, HTML with a
     /// plain body, an ephemeral interaction response).
     async fn reply(&self, to: &ReplyTo, reply: &Reply) -> Result<(), AdapterError>;
+}
+
+/// groupguard's blacklist as one platform's adapter mirrors it.
+#[derive(Debug, Clone)]
+pub struct BlacklistSnapshot {
+    /// The platform's active org-wide entries that groupguard holds itself, in member order.
+    /// Entries followed from a shared list are that list's to publish, not groupguard's.
+    pub own: Vec<BlacklistEntry>,
+    /// The index in force, to ask whether a member is still kept out anywhere.
+    pub index: Arc<BlacklistIndex>,
+    /// When it was taken.
+    pub now: Timestamp,
+}
+
+/// An adapter that keeps its platform in step with the blacklist: it publishes groupguard's
+/// own entries where other bots read them (a Matrix policy room) and lifts the bans it made
+/// for members no longer listed. Called after every change and now and then, with the whole
+/// picture, so a failed or missed call is made good by the next.
+#[async_trait]
+pub trait BlacklistMirror: Send + Sync {
+    /// The platform whose entries it mirrors.
+    fn platform(&self) -> Platform;
+
+    /// Brings the platform in step with `snapshot`; `false` when part of it must wait a
+    /// moment (then it is called again soon).
+    async fn mirror(&self, snapshot: &BlacklistSnapshot) -> Result<bool, AdapterError>;
 }
 
 /// The dispatcher has stopped taking events.

@@ -11,6 +11,7 @@
 //! Because actions live in the store until they are finished, a restart resumes them.
 
 pub mod events;
+pub mod mirror;
 pub mod outbox;
 
 use std::collections::HashMap;

@@ -82,7 +82,7 @@ fn txn(key: &IdempotencyKey, op: &str) -> OwnedTransactionId {
 
 /// An SDK error as the port's kind: rate limits with their wait, "not in the room" as
 /// already done, a refusal as a missing permission, server and network trouble as passing.
-fn classify(error: &dyn MatrixError) -> AdapterError {
+pub(crate) fn classify(error: &dyn MatrixError) -> AdapterError {
     let message = error.to_string();
     let Some(api) = error.api_error() else {
         return AdapterError::new(AdapterErrorKind::Transient, message);
@@ -127,7 +127,7 @@ fn classify(error: &dyn MatrixError) -> AdapterError {
 }
 
 /// The SDK's two error types, alike for [`classify`].
-trait MatrixError: std::fmt::Display {
+pub(crate) trait MatrixError: std::fmt::Display {
     fn api_error(&self) -> Option<&matrix_sdk::ruma::api::error::Error>;
 }
 

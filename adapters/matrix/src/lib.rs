@@ -5,6 +5,8 @@
 
 pub mod config;
 pub mod executor;
+pub mod mirror;
+pub mod policy;
 pub mod render;
 pub mod session;
 #[cfg(feature = "testing")]
@@ -17,24 +19,32 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use groupguard_core::model::{
-    Event, EventId, EventKind, GroupChange, GroupId, Member, OrgId, Platform, Role, UserId,
+    Event, EventId, EventKind, GroupChange, GroupId, ListChange, Member, OrgId, Platform, Role,
+    UserId,
 };
-use groupguard_core::platform::{ActionExecutor, AdapterError, AdapterErrorKind, EventSink};
+use groupguard_core::platform::{
+    ActionExecutor, AdapterError, AdapterErrorKind, BlacklistMirror, EventSink,
+};
 use groupguard_core::ports::Clock;
 use matrix_sdk::config::SyncSettings;
-use matrix_sdk::deserialized_responses::{TimelineEvent, TimelineEventKind};
+use matrix_sdk::deserialized_responses::{
+    RawAnySyncOrStrippedState, TimelineEvent, TimelineEventKind,
+};
 use matrix_sdk::room::MessagesOptions;
 use matrix_sdk::ruma::api::client::filter::FilterDefinition;
 use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
+use matrix_sdk::ruma::events::StateEventType;
 use matrix_sdk::ruma::events::room::power_levels::{RoomPowerLevels, UserPowerLevel};
 use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId, RoomOrAliasId, UInt, int};
-use matrix_sdk::sync::SyncResponse;
+use matrix_sdk::sync::{State, SyncResponse};
 use matrix_sdk::{Client, Room};
 use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::config::{MatrixConfig, server_of};
 use crate::executor::MatrixExecutor;
+use crate::mirror::MatrixMirror;
+use crate::policy::PolicyRoom;
 use crate::timeouts::Timeouts;
 
 /// How long one sync waits for news.
@@ -53,6 +63,8 @@ pub struct Inner {
     clock: Arc<dyn Clock>,
     client: OnceLock<Client>,
     management: OnceLock<OwnedRoomId>,
+    /// Where the org-wide blacklist is published.
+    publish_room: OnceLock<OwnedRoomId>,
     /// Why the adapter is not connected, while it is not.
     not_ready: Mutex<Option<String>>,
     /// Members muted, and the levels to give back.
@@ -74,6 +86,18 @@ impl Inner {
         self.client.get()?.get_room(id)
     }
 
+    fn publish_room(&self) -> Option<Room> {
+        let id = self.publish_room.get()?;
+        self.client.get()?.get_room(id)
+    }
+
+    fn not_ready(&self) -> Option<String> {
+        self.not_ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn set_not_ready(&self, why: Option<String>) {
         *self.not_ready.lock().unwrap_or_else(|p| p.into_inner()) = why;
     }
@@ -93,6 +117,7 @@ impl Matrix {
                 clock,
                 client: OnceLock::new(),
                 management: OnceLock::new(),
+                publish_room: OnceLock::new(),
                 not_ready: Mutex::new(Some("logging in".to_owned())),
                 timeouts: Timeouts::load(config.store_dir.join("timeouts.json")),
                 config,
@@ -105,15 +130,15 @@ impl Matrix {
         Arc::new(MatrixExecutor::new(Arc::clone(&self.inner)))
     }
 
+    /// The blacklist's mirror on Matrix: the policy room and the bot's bans.
+    pub fn mirror(&self) -> Arc<dyn BlacklistMirror> {
+        Arc::new(MatrixMirror::new(Arc::clone(&self.inner)))
+    }
+
     /// `Ok` while syncing; otherwise why not.
     pub fn readiness(&self) -> Result<(), String> {
-        match &*self
-            .inner
-            .not_ready
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-        {
-            Some(why) => Err(why.clone()),
+        match self.inner.not_ready() {
+            Some(why) => Err(why),
             None => Ok(()),
         }
     }
@@ -144,6 +169,23 @@ impl Matrix {
                 Err(e) => tracing::warn!(room, error = %e, "cannot join the management room"),
             }
         }
+        if let Some(room) = &inner.config.policy_room {
+            match join(&client, room).await {
+                Ok(id) => {
+                    let _ = inner.publish_room.set(id);
+                }
+                Err(e) => tracing::warn!(room, error = %e, "cannot join the policy room"),
+            }
+        }
+        let mut followed = HashMap::new();
+        for room in &inner.config.policy_rooms {
+            match join(&client, room).await {
+                Ok(id) => {
+                    followed.insert(id, PolicyRoom::default());
+                }
+                Err(e) => tracing::warn!(room, error = %e, "cannot join a followed policy room"),
+            }
+        }
         tokio::spawn(restore_timeouts(Arc::clone(inner), stop.clone()));
         let mut syncer = Syncer {
             inner,
@@ -151,8 +193,12 @@ impl Matrix {
             sink: &sink,
             registered: HashSet::new(),
             last_seen: HashMap::new(),
+            followed,
             undecryptable: 0,
         };
+        if syncer.read_known_policies().await.is_err() {
+            return;
+        }
         // A new device's first sync returns history: rooms register, old messages are left.
         let mut history = fresh;
         loop {
@@ -250,6 +296,8 @@ struct Syncer<'a> {
     registered: HashSet<OwnedRoomId>,
     /// The last event judged per room, where back-filling stops.
     last_seen: HashMap<OwnedRoomId, OwnedEventId>,
+    /// Followed policy rooms and the bans they hold.
+    followed: HashMap<OwnedRoomId, PolicyRoom>,
     undecryptable: u64,
 }
 
@@ -279,11 +327,36 @@ impl Syncer<'_> {
             }
         }
         for (room_id, update) in &response.rooms.joined {
+            if self.followed.contains_key(room_id) {
+                // State changes up to the timeline, then the timeline: every rule change in
+                // order, the first sync's full state included.
+                let State::Before(state) = &update.state else {
+                    continue;
+                };
+                let events = state
+                    .iter()
+                    .filter_map(|raw| raw.deserialize_as::<Value>().ok())
+                    .chain(
+                        update
+                            .timeline
+                            .events
+                            .iter()
+                            .filter_map(|e| e.raw().deserialize_as::<Value>().ok()),
+                    );
+                for event in events.collect::<Vec<_>>() {
+                    self.follow(room_id, &event).await?;
+                }
+                continue;
+            }
+            // The bot's own published list is written, not moderated.
+            if self.inner.publish_room.get() == Some(room_id) {
+                continue;
+            }
             let Some(room) = self.client.get_room(room_id) else {
                 continue;
             };
-            let special = self.is_special(room_id);
-            if !special && !self.registered.contains(room_id) {
+            let management = self.inner.management.get() == Some(room_id);
+            if !management && !self.registered.contains(room_id) {
                 self.register(&room).await?;
             }
             let timeline = &update.timeline;
@@ -309,9 +382,60 @@ impl Syncer<'_> {
         Ok(())
     }
 
-    /// The management room is not a group: only commands are taken there.
-    fn is_special(&self, room: &OwnedRoomId) -> bool {
-        self.inner.management.get() == Some(room)
+    /// The rules of followed policy rooms as the last run left them (kept in the SDK's
+    /// store), so changes made while the bot was down are told apart from what was known.
+    /// Pushed again: the dispatcher drops what it already followed.
+    async fn read_known_policies(&mut self) -> Result<(), Stopped> {
+        let rooms: Vec<OwnedRoomId> = self.followed.keys().cloned().collect();
+        for room_id in rooms {
+            let Some(room) = self.client.get_room(&room_id) else {
+                continue;
+            };
+            for kind in policy::RULE_TYPES {
+                let events = match room.get_state_events(StateEventType::from(kind)).await {
+                    Ok(events) => events,
+                    Err(e) => {
+                        tracing::warn!(room = %room_id, error = %e, "cannot read a policy room's rules");
+                        continue;
+                    }
+                };
+                for raw in events {
+                    if let RawAnySyncOrStrippedState::Sync(raw) = raw
+                        && let Ok(event) = raw.deserialize_as::<Value>()
+                    {
+                        self.follow(&room_id, &event).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows one state event or redaction of a policy room.
+    async fn follow(&mut self, room_id: &OwnedRoomId, event: &Value) -> Result<(), Stopped> {
+        let Some(list) = self.followed.get_mut(room_id) else {
+            return Ok(());
+        };
+        let changes = list.apply(event);
+        let event_id = event["event_id"].as_str().unwrap_or_default();
+        let sender = event["sender"].as_str().unwrap_or_default();
+        for change in changes {
+            let what = match &change {
+                ListChange::Ban { .. } => "ban",
+                ListChange::Lift { .. } => "lift",
+            };
+            let now = self.inner.clock.now();
+            self.push(Event {
+                id: EventId::new(format!("{event_id}:{what}")),
+                at: now,
+                platform: Platform::Matrix,
+                group: GroupId::from(room_id.as_str()),
+                member: Member::new(sender),
+                kind: EventKind::ListChanged(change),
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Joins when the inviter is allowed, declines otherwise.

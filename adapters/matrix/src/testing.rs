@@ -229,6 +229,28 @@ impl User {
         levels["users"][user].as_i64()
     }
 
+    /// Sets a state event (a policy rule, say).
+    pub async fn set_state(&self, room: &str, kind: &str, key: &str, content: Value) {
+        self.ok(
+            reqwest::Method::PUT,
+            &format!("/rooms/{}/state/{kind}/{}", encode(room), encode(key)),
+            Some(content),
+        )
+        .await;
+    }
+
+    /// A state event's content, when the room has one.
+    pub async fn state(&self, room: &str, kind: &str, key: &str) -> Option<Value> {
+        let (status, answer) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/rooms/{}/state/{kind}/{}", encode(room), encode(key)),
+                None,
+            )
+            .await;
+        (status == 200).then_some(answer)
+    }
+
     /// A user's membership in the room, when they have one.
     pub async fn membership(&self, room: &str, user: &str) -> Option<String> {
         let (status, answer) = self
