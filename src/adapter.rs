@@ -38,6 +38,11 @@ pub trait Adapter: Send + Sync {
         None
     }
 
+    /// Events it received but could not judge so far, by reason (for `/metrics`).
+    fn unjudged(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
     /// Whether it is connected.
     fn readiness(&self) -> Readiness;
 

@@ -14,7 +14,7 @@ use axum::routing::get;
 use groupguard_core::platform::EventSink;
 
 use crate::adapter::{Adapter, Readiness};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UnjudgedLabels};
 
 /// What the handlers read.
 pub struct HttpState {
@@ -73,6 +73,20 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+    for adapter in &state.adapters {
+        for (reason, total) in adapter.unjudged() {
+            let labels = UnjudgedLabels {
+                platform: adapter.name().to_owned(),
+                reason: reason.to_owned(),
+            };
+            state
+                .metrics
+                .unjudged
+                .get_or_create(&labels)
+                .inner()
+                .store(total, Ordering::Relaxed);
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

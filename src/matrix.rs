@@ -27,6 +27,10 @@ impl Adapter for MatrixAdapter {
         vec![self.0.mirror()]
     }
 
+    fn unjudged(&self) -> Vec<(&'static str, u64)> {
+        vec![("undecryptable", self.0.undecryptable())]
+    }
+
     fn readiness(&self) -> Readiness {
         match self.0.readiness() {
             Ok(()) => Readiness::Ready,

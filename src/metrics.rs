@@ -14,6 +14,12 @@ pub struct EventLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UnjudgedLabels {
+    pub platform: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: String,
 }
@@ -37,6 +43,9 @@ pub struct Metrics {
     pub events: Family<EventLabels, Counter>,
     /// Redelivered events dropped.
     pub duplicates: Counter,
+    /// Events an adapter received but could not judge, by platform and reason (Matrix:
+    /// `undecryptable`), as the adapters count them.
+    pub unjudged: Family<UnjudgedLabels, Counter>,
     /// Decisions, by outcome (`violation`, `clean`).
     pub decisions: Family<OutcomeLabels, Counter>,
     /// Violations, by the check that matched first.
@@ -64,6 +73,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("groupguard");
         let events = Family::<EventLabels, Counter>::default();
         let duplicates = Counter::default();
+        let unjudged = Family::<UnjudgedLabels, Counter>::default();
         let decisions = Family::<OutcomeLabels, Counter>::default();
         let violations = Family::<CheckLabels, Counter>::default();
         let actions = Family::<ActionLabels, Counter>::default();
@@ -80,6 +90,11 @@ impl Metrics {
             "duplicate_events",
             "Redelivered events dropped",
             duplicates.clone(),
+        );
+        registry.register(
+            "unjudged_events",
+            "Events received but not judged, by platform and reason",
+            unjudged.clone(),
         );
         registry.register("decisions", "Decisions by outcome", decisions.clone());
         registry.register(
@@ -119,6 +134,7 @@ impl Metrics {
             registry,
             events,
             duplicates,
+            unjudged,
             decisions,
             violations,
             actions,

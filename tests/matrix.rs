@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use groupguard_matrix::testing::{Homeserver, User, encode};
 use serde_json::{Value, json};
 
-use crate::bot::{Bot, fresh_dir};
+use crate::bot::{Bot, fresh_dir, http_get};
 
 fn redacted(event: &Value) -> bool {
     event["unsigned"]["redacted_because"].is_object()
@@ -52,6 +52,11 @@ ladder = [\"delete\"]
 [[rules]]
 id = \"banned\"
 blacklist = { on_join = true }
+ladder = [\"kick\"]
+
+[[rules]]
+id = \"outsiders\"
+invites = { refuse_other_orgs = true, allow_orgs = [\"partner.example\"] }
 ladder = [\"kick\"]
 
 [[rules]]
@@ -548,6 +553,121 @@ async fn a_followed_policy_list_bans_and_lifts_and_the_own_blacklist_is_publishe
         owner.membership(&room, &spammer.id).await.as_deref(),
         Some("join"),
         "the lifted list entry stays lifted"
+    );
+    tokio::task::block_in_place(|| process.stop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_room_is_moderated_and_what_cannot_be_decrypted_is_logged() {
+    let Some(server) = Homeserver::from_env() else {
+        return;
+    };
+    let (owner, bot, eve) = (
+        server.register("owner").await,
+        server.register("guard").await,
+        server.register("eve").await,
+    );
+    let mut process = start_bot(&server, &bot, "");
+    let room = room_with(&owner, &bot, 100, &[(&eve, 0)], &process).await;
+    owner
+        .set_state(
+            &room,
+            "m.room.encryption",
+            "",
+            json!({ "algorithm": "m.megolm.v1.aes-sha2" }),
+        )
+        .await;
+    let device = eve.encrypting_device(&fresh_dir().join("eve")).await;
+
+    let spam = device.say(&room, "cheap 代购 here").await;
+    let clean = device.say(&room, "see you at lunch").await;
+    assert_eq!(
+        owner.event(&room, &spam).await["type"],
+        "m.room.encrypted",
+        "the homeserver saw only ciphertext"
+    );
+    wait_until("the encrypted spam redacted", &process, || async {
+        redacted(&owner.event(&room, &spam).await)
+    })
+    .await;
+    assert!(!redacted(&owner.event(&room, &clean).await));
+
+    // A message encrypted with a key the bot never got is counted and logged, not dropped
+    // without a word.
+    owner
+        .send_event(
+            &room,
+            "m.room.encrypted",
+            json!({ "algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEnA",
+                     "sender_key": "x", "device_id": "NOPE", "session_id": "unknown-session" }),
+        )
+        .await;
+    wait_until("the undecryptable event logged", &process, || async {
+        process
+            .log()
+            .contains("an encrypted event could not be decrypted and was not judged")
+    })
+    .await;
+    let metrics = http_get(process.port, "/metrics").unwrap();
+    assert!(
+        metrics.contains(
+            r#"groupguard_unjudged_events_total{platform="matrix",reason="undecryptable"} 1"#
+        ),
+        "{metrics}"
+    );
+    tokio::task::block_in_place(|| process.stop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_of_a_homeserver_outside_the_allow_list_is_removed_on_join() {
+    let Some(server) = Homeserver::from_env() else {
+        return;
+    };
+    let (owner, bot, eve) = (
+        server.register("owner").await,
+        server.register("guard").await,
+        server.register("eve").await,
+    );
+    let mut process = start_bot(&server, &bot, "");
+    let room = room_with(&owner, &bot, 100, &[], &process).await;
+    // The room belongs to acme.example; every user of this test homeserver is an outsider.
+    owner.say(&room, "!guard group org acme.example").await;
+    wait_until("the answer", &process, || async {
+        notices(&owner, &room, &bot.id).await.iter().any(|n| {
+            n["content"]["body"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("belongs to acme.example")
+        })
+    })
+    .await;
+    owner.invite(&room, &eve.id).await;
+    assert_eq!(eve.join(&room).await.0, 200);
+    wait_until("the outsider removed", &process, || async {
+        owner.membership(&room, &eve.id).await.as_deref() == Some("leave")
+    })
+    .await;
+
+    // Their homeserver allowed: they may stay.
+    let home = eve.id.split_once(':').unwrap().1;
+    owner
+        .say(
+            &room,
+            &format!("!guard rule set outsiders orgs allow add {home}"),
+        )
+        .await;
+    wait_until("the allow-list changed", &process, || async {
+        notices(&owner, &room, &bot.id).await.len() >= 2
+    })
+    .await;
+    owner.invite(&room, &eve.id).await;
+    assert_eq!(eve.join(&room).await.0, 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        owner.membership(&room, &eve.id).await.as_deref(),
+        Some("join"),
+        "{}",
+        process.log()
     );
     tokio::task::block_in_place(|| process.stop());
 }

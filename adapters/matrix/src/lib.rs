@@ -15,6 +15,7 @@ pub mod timeouts;
 pub mod translate;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -69,6 +70,8 @@ pub struct Inner {
     not_ready: Mutex<Option<String>>,
     /// Members muted, and the levels to give back.
     timeouts: Timeouts,
+    /// Encrypted events the bot could not decrypt, so did not judge.
+    undecryptable: AtomicU64,
 }
 
 impl Inner {
@@ -120,6 +123,7 @@ impl Matrix {
                 publish_room: OnceLock::new(),
                 not_ready: Mutex::new(Some("logging in".to_owned())),
                 timeouts: Timeouts::load(config.store_dir.join("timeouts.json")),
+                undecryptable: AtomicU64::new(0),
                 config,
             }),
         }
@@ -133,6 +137,11 @@ impl Matrix {
     /// The blacklist's mirror on Matrix: the policy room and the bot's bans.
     pub fn mirror(&self) -> Arc<dyn BlacklistMirror> {
         Arc::new(MatrixMirror::new(Arc::clone(&self.inner)))
+    }
+
+    /// How many encrypted events could not be decrypted, so were not judged.
+    pub fn undecryptable(&self) -> u64 {
+        self.inner.undecryptable.load(Ordering::Relaxed)
     }
 
     /// `Ok` while syncing; otherwise why not.
@@ -194,7 +203,6 @@ impl Matrix {
             registered: HashSet::new(),
             last_seen: HashMap::new(),
             followed,
-            undecryptable: 0,
         };
         if syncer.read_known_policies().await.is_err() {
             return;
@@ -298,7 +306,6 @@ struct Syncer<'a> {
     last_seen: HashMap<OwnedRoomId, OwnedEventId>,
     /// Followed policy rooms and the bans they hold.
     followed: HashMap<OwnedRoomId, PolicyRoom>,
-    undecryptable: u64,
 }
 
 impl Syncer<'_> {
@@ -578,13 +585,13 @@ impl Syncer<'_> {
                     event: raw,
                     utd_info,
                 } => {
-                    self.undecryptable += 1;
+                    let count = self.inner.undecryptable.fetch_add(1, Ordering::Relaxed) + 1;
                     let id = raw
                         .get_field::<String>("event_id")
                         .ok()
                         .flatten()
                         .unwrap_or_default();
-                    tracing::warn!(room = %room.room_id(), event = %id, reason = ?utd_info.reason, count = self.undecryptable, "an encrypted event could not be decrypted and was not judged");
+                    tracing::warn!(room = %room.room_id(), event = %id, reason = ?utd_info.reason, count, "an encrypted event could not be decrypted and was not judged");
                     continue;
                 }
                 _ => match event.raw().deserialize_as::<Value>() {

@@ -1,11 +1,17 @@
 //! Real users on a real homeserver, for tests and benchmarks (feature `testing`): users made
 //! by Synapse's shared-secret registration, and the client-server calls a test needs (rooms,
-//! invitations, messages, power levels, memberships), over plain HTTP.
+//! invitations, messages, power levels, memberships), over plain HTTP; and a user on
+//! matrix-sdk with end-to-end encryption, to talk in encrypted rooms.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hmac::{KeyInit, Mac};
+use matrix_sdk::Client;
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::ruma::RoomId;
+use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
 use serde_json::{Value, json};
 
 /// The homeserver of the tests.
@@ -178,11 +184,16 @@ impl User {
 
     /// Sends an `m.room.message`; its event id.
     pub async fn send(&self, room: &str, content: Value) -> String {
+        self.send_event(room, "m.room.message", content).await
+    }
+
+    /// Sends a room event of any type; its event id.
+    pub async fn send_event(&self, room: &str, kind: &str, content: Value) -> String {
         let txn = self.txn.fetch_add(1, Ordering::Relaxed);
         let answer = self
             .ok(
                 reqwest::Method::PUT,
-                &format!("/rooms/{}/send/m.room.message/t{txn}", encode(room)),
+                &format!("/rooms/{}/send/{kind}/t{txn}", encode(room)),
                 Some(content),
             )
             .await;
@@ -265,5 +276,57 @@ impl User {
             )
             .await;
         (status == 200).then(|| answer["membership"].as_str().unwrap_or_default().to_owned())
+    }
+}
+
+/// A user on matrix-sdk with its own device and end-to-end encryption (crypto store in
+/// `store`): its messages in an encrypted room are encrypted for the members' devices.
+#[derive(Debug)]
+pub struct EncryptedUser {
+    client: Client,
+}
+
+impl User {
+    /// Logs this user in on a new encrypting device.
+    pub async fn encrypting_device(&self, store: &Path) -> EncryptedUser {
+        let client = Client::builder()
+            .homeserver_url(&self.server.url)
+            .sqlite_store(store, None)
+            .build()
+            .await
+            .unwrap();
+        client
+            .matrix_auth()
+            .login_username(&self.id, &self.password)
+            .initial_device_display_name("encrypting test device")
+            .send()
+            .await
+            .unwrap();
+        EncryptedUser { client }
+    }
+}
+
+impl EncryptedUser {
+    /// Sends an encrypted text to a room the user is in; its event id.
+    pub async fn say(&self, room: &str, text: &str) -> String {
+        // Catch up: the room, its encryption and its members' devices.
+        self.client
+            .sync_once(SyncSettings::default().timeout(std::time::Duration::ZERO))
+            .await
+            .unwrap();
+        let room = self
+            .client
+            .get_room(<&RoomId>::try_from(room).unwrap())
+            .expect("the user is in the room");
+        assert!(
+            room.latest_encryption_state().await.unwrap().is_encrypted(),
+            "the room is encrypted"
+        );
+        room.send(RoomMessageEventContent::text_plain(text))
+            .await
+            .unwrap()
+            .response
+            .event_id
+            .to_string()
     }
 }

@@ -68,6 +68,7 @@ pub enum CommandId {
     GroupTagAdd,
     GroupTagRemove,
     GroupTagList,
+    GroupOrg,
     TemplateApply,
     BlacklistAdd,
     BlacklistRemove,
@@ -152,6 +153,7 @@ commands! {
     GroupTagAdd, ADMIN, "group tag add <tags:tag...> [--group <group:group>]", "Tag this group (or another).";
     GroupTagRemove, ADMIN, "group tag remove <tags:tag...> [--group <group:group>]", "Remove tags from this group (or another).";
     GroupTagList, MOD, "group tag list [--group <group:group>]", "Show this group's tags.";
+    GroupOrg, ADMIN, "group org <org:text> [--group <group:group>]", "Say which organisation this group belongs to (invite-ban refuses members of others).";
     TemplateApply, ADMIN, "template apply <template:template> [--tag <tag:tag>]", "Add a template's rules (retail, education, b2b, finance), scoped to a tag.";
     BlacklistAdd, MOD, "blacklist add <member:member> [<reason:text...>] [--personal <personal:onoff>] [--expires <expires:duration>]", "Blacklist a member org-wide (or on this group owner's list).";
     BlacklistRemove, MOD, "blacklist remove <member:member> [--personal <personal:onoff>]", "Remove a member from the blacklist.";

@@ -141,6 +141,10 @@ const EXAMPLES: &[(&str, CommandId)] = &[
     ),
     ("!guard group tag list", CommandId::GroupTagList),
     (
+        "!guard group org partner.example --group matrix:!room:x",
+        CommandId::GroupOrg,
+    ),
+    (
         "!guard template apply retail --tag shops",
         CommandId::TemplateApply,
     ),

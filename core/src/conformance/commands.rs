@@ -250,6 +250,22 @@ pub async fn templates_lists_and_reports(store: &impl Store) {
         "wecom:g1 tags: shops"
     );
     assert_eq!(matched(&mut engine, "加微信"), ["retail-ads"]);
+    assert_eq!(
+        run(store, &rules, &boss, "!guard group org wwAcme")
+            .await
+            .unwrap(),
+        "wecom:g1 belongs to wwAcme: invite-ban refuses members of other organisations"
+    );
+    let groups = store.config().await.unwrap().groups;
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        (
+            groups[0].home_org.as_ref().map(|o| o.as_str()),
+            &groups[0].tags
+        ),
+        (Some("wwAcme"), &vec!["shops".to_owned()]),
+        "the tags stay"
+    );
 
     assert_eq!(
         run(

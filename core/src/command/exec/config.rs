@@ -1,8 +1,9 @@
-//! `group tag …`, `template apply`, `audit undo`, `settings …`, `config export|import`.
+//! `group tag …`, `group org`, `template apply`, `audit undo`, `settings …`, `config export|import`.
 
 use super::{Answer, CommandError, Context, edit_list, reload, reload_config, validate};
 use crate::command::parse::{Args, need};
 use crate::compile::CompiledRules;
+use crate::model::GroupRef;
 use crate::ports::Change;
 use crate::rule::{GroupConfig, ManualRemovals};
 use crate::rulefile;
@@ -14,26 +15,62 @@ pub(super) async fn group_tags(
     add: Option<bool>,
 ) -> Result<Answer, CommandError> {
     let id = args.group("group").unwrap_or_else(|| ctx.here());
-    let config = ctx.store.config().await?;
-    let mut group = config
-        .groups
-        .iter()
-        .find(|g| g.id == id)
-        .cloned()
-        .unwrap_or_else(|| GroupConfig::new(id.clone()));
-    if let Some(add) = add {
-        edit_list(&mut group.tags, args.texts("tags"), add);
-        let mut candidate = config;
-        candidate.groups.retain(|g| g.id != id);
-        candidate.groups.push(group.clone());
-        validate(&candidate)?;
-        ctx.store.put_group(group.clone(), &ctx.edit()).await?;
-        reload_config(ctx).await?;
-    }
+    let group = match add {
+        Some(add) => {
+            change_group(ctx, &id, |group| {
+                edit_list(&mut group.tags, args.texts("tags"), add);
+            })
+            .await?
+        }
+        None => stored_group(ctx, &id).await?,
+    };
     Ok(Answer::GroupTags {
         group: id,
         tags: group.tags,
     })
+}
+
+/// `group org`: the organisation the group belongs to, where the platform's guess is wrong
+/// (a Matrix room created by someone on another homeserver).
+pub(super) async fn group_org(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
+    let id = args.group("group").unwrap_or_else(|| ctx.here());
+    let org = need(args.text("org"), "org")?;
+    change_group(ctx, &id, |group| group.home_org = Some(org.as_str().into())).await?;
+    Ok(Answer::SettingsChanged {
+        what: format!("{id} belongs to {org}: invite-ban refuses members of other organisations"),
+    })
+}
+
+/// The stored group, or a new one.
+async fn stored_group(ctx: &Context<'_>, id: &GroupRef) -> Result<GroupConfig, CommandError> {
+    let config = ctx.store.config().await?;
+    Ok(config
+        .groups
+        .into_iter()
+        .find(|g| g.id == *id)
+        .unwrap_or_else(|| GroupConfig::new(id.clone())))
+}
+
+/// Changes a group's configuration, checked against the whole configuration first.
+async fn change_group(
+    ctx: &Context<'_>,
+    id: &GroupRef,
+    change: impl FnOnce(&mut GroupConfig),
+) -> Result<GroupConfig, CommandError> {
+    let mut candidate = ctx.store.config().await?;
+    let mut group = candidate
+        .groups
+        .iter()
+        .find(|g| g.id == *id)
+        .cloned()
+        .unwrap_or_else(|| GroupConfig::new(id.clone()));
+    change(&mut group);
+    candidate.groups.retain(|g| g.id != *id);
+    candidate.groups.push(group.clone());
+    validate(&candidate)?;
+    ctx.store.put_group(group.clone(), &ctx.edit()).await?;
+    reload_config(ctx).await?;
+    Ok(group)
 }
 
 pub(super) async fn template(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
