@@ -459,11 +459,12 @@ async fn a_followed_policy_list_bans_and_lifts_and_the_own_blacklist_is_publishe
     let Some(server) = Homeserver::from_env() else {
         return;
     };
-    let (owner, bot, spammer, troll) = (
+    let (owner, bot, spammer, troll, lurker) = (
         server.register("owner").await,
         server.register("guard").await,
         server.register("spamwave").await,
         server.register("troll").await,
+        server.register("lurker").await,
     );
     // A Draupnir-style list someone else keeps, and the room groupguard publishes to.
     let follows = owner.create_room(&[&bot.id], json!({}), "10").await;
@@ -486,7 +487,21 @@ async fn a_followed_policy_list_bans_and_lifts_and_the_own_blacklist_is_publishe
         &bot,
         &format!("policy_rooms = [\"{follows}\"]\npolicy_room = \"{publishes}\""),
     );
-    let room = room_with(&owner, &bot, 100, &[], &process).await;
+    let room = room_with(&owner, &bot, 100, &[(&lurker, 0)], &process).await;
+
+    // A rule added while the bot runs bans a member who is already in the room.
+    owner
+        .set_state(
+            &follows,
+            "m.policy.rule.user",
+            &format!("rule:{}", lurker.id),
+            json!({ "entity": lurker.id, "recommendation": "m.ban", "reason": "dm spam" }),
+        )
+        .await;
+    wait_until("the member already inside banned", &process, || async {
+        owner.membership(&room, &lurker.id).await.as_deref() == Some("ban")
+    })
+    .await;
 
     // The list's glob bans a user the list never named.
     owner.invite(&room, &spammer.id).await;

@@ -36,7 +36,7 @@ use matrix_sdk::ruma::api::client::filter::FilterDefinition;
 use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
 use matrix_sdk::ruma::events::StateEventType;
 use matrix_sdk::ruma::events::room::power_levels::{RoomPowerLevels, UserPowerLevel};
-use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId, RoomOrAliasId, UInt, int};
+use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId, RoomId, RoomOrAliasId, UInt, int};
 use matrix_sdk::sync::{State, SyncResponse};
 use matrix_sdk::{Client, Room};
 use serde_json::Value;
@@ -66,6 +66,8 @@ pub struct Inner {
     management: OnceLock<OwnedRoomId>,
     /// Where the org-wide blacklist is published.
     publish_room: OnceLock<OwnedRoomId>,
+    /// Followed policy rooms.
+    followed: OnceLock<HashSet<OwnedRoomId>>,
     /// Why the adapter is not connected, while it is not.
     not_ready: Mutex<Option<String>>,
     /// Members muted, and the levels to give back.
@@ -87,6 +89,13 @@ impl Inner {
     fn management_room(&self) -> Option<Room> {
         let id = self.management.get()?;
         self.client.get()?.get_room(id)
+    }
+
+    /// The management room and policy rooms, which are not groups.
+    fn is_special(&self, room: &RoomId) -> bool {
+        self.management.get().is_some_and(|m| m == room)
+            || self.publish_room.get().is_some_and(|p| p == room)
+            || self.followed.get().is_some_and(|f| f.contains(room))
     }
 
     fn publish_room(&self) -> Option<Room> {
@@ -121,6 +130,7 @@ impl Matrix {
                 client: OnceLock::new(),
                 management: OnceLock::new(),
                 publish_room: OnceLock::new(),
+                followed: OnceLock::new(),
                 not_ready: Mutex::new(Some("logging in".to_owned())),
                 timeouts: Timeouts::load(config.store_dir.join("timeouts.json")),
                 undecryptable: AtomicU64::new(0),
@@ -195,6 +205,7 @@ impl Matrix {
                 Err(e) => tracing::warn!(room, error = %e, "cannot join a followed policy room"),
             }
         }
+        let _ = inner.followed.set(followed.keys().cloned().collect());
         tokio::spawn(restore_timeouts(Arc::clone(inner), stop.clone()));
         let mut syncer = Syncer {
             inner,
@@ -247,7 +258,7 @@ async fn restore_timeouts(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         for muted in inner.timeouts.due(inner.clock.now().millis()) {
             let Ok(client) = inner.client() else { break };
             let (Ok(room_id), Ok(user)) = (
-                <&matrix_sdk::ruma::RoomId>::try_from(muted.room.as_str()),
+                <&RoomId>::try_from(muted.room.as_str()),
                 <&matrix_sdk::ruma::UserId>::try_from(muted.user.as_str()),
             ) else {
                 let _ = inner.timeouts.remove(&muted.room, &muted.user);

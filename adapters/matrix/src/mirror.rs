@@ -1,17 +1,19 @@
 //! The blacklist on Matrix: groupguard's own org-wide entries published to `policy_room` as
-//! `m.policy.rule.user` bans (so Mjolnir, Draupnir and Meowlnir can follow groupguard), and
-//! the bans the bot made lifted once the member is no longer listed.
+//! `m.policy.rule.user` bans (so Mjolnir, Draupnir and Meowlnir can follow groupguard), listed
+//! members banned from every room the bot protects, and the bans the bot made lifted once the
+//! member is no longer listed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use groupguard_core::model::{MemberRef, Platform, UserId};
+use groupguard_core::model::{MemberRef, Platform, Role, UserId};
 use groupguard_core::platform::{
     AdapterError, AdapterErrorKind, BlacklistMirror, BlacklistSnapshot,
 };
 use matrix_sdk::deserialized_responses::RawAnySyncOrStrippedState;
 use matrix_sdk::ruma::events::StateEventType;
+use matrix_sdk::ruma::events::room::member::MembershipState;
 use matrix_sdk::{Room, RoomMemberships};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -116,55 +118,77 @@ impl MatrixMirror {
             .collect())
     }
 
-    /// Lifts the bans the bot made in its rooms for members the blacklist no longer keeps
-    /// out; `false` when a ban was too recent to judge yet.
-    async fn lift_bans(&self, snapshot: &BlacklistSnapshot) -> Result<bool, AdapterError> {
+    /// Bans listed members still in the bot's rooms (those with moderator power or more are
+    /// left to humans) and lifts the bans the bot made for members no longer listed; `false`
+    /// when a ban was too recent to judge yet.
+    async fn enforce(&self, snapshot: &BlacklistSnapshot) -> Result<bool, AdapterError> {
         let client = self.inner.client()?;
-        let bot = self.inner.config.user.as_str();
+        let Some(bot) = client.user_id() else {
+            return Ok(false);
+        };
         let mut in_step = true;
         for room in client.joined_rooms() {
-            let banned = match room.members_no_sync(RoomMemberships::BAN).await {
-                Ok(banned) => banned,
+            if self.inner.is_special(room.room_id()) {
+                continue;
+            }
+            let Ok(levels) = room.power_levels().await else {
+                continue;
+            };
+            if !levels.user_can_ban(bot) {
+                continue;
+            }
+            let members = match room
+                .members_no_sync(RoomMemberships::JOIN | RoomMemberships::BAN)
+                .await
+            {
+                Ok(members) => members,
                 Err(e) => {
-                    tracing::warn!(room = %room.room_id(), error = %e, "cannot read a room's bans");
+                    tracing::warn!(room = %room.room_id(), error = %e, "cannot read a room's members");
                     continue;
                 }
             };
-            if banned.is_empty() {
-                continue;
-            }
-            let owner = room
-                .creators()
-                .and_then(|c| c.first().map(|c| UserId::from(c.as_str())));
-            for member in banned {
-                let event = member.event();
-                let settled = event
-                    .origin_server_ts()
-                    .is_some_and(|at| i64::from(at.get()) + SETTLING_MS <= snapshot.now.millis());
-                if event.sender().as_str() != bot {
-                    continue;
-                }
-                let who = MemberRef::new(Platform::Matrix, member.user_id().as_str());
-                let listed = |owner: Option<&UserId>| {
+            let creators = room.creators().unwrap_or_default();
+            let owner = creators.first().map(|c| UserId::from(c.as_str()));
+            for member in members {
+                let user = member.user_id();
+                let who = MemberRef::new(Platform::Matrix, user.as_str());
+                let entry = |owner: Option<&UserId>| {
                     snapshot
                         .index
                         .entry(&who, owner)
-                        .is_some_and(|e| e.is_active(snapshot.now))
+                        .filter(|e| e.is_active(snapshot.now))
                 };
-                if listed(None) || (owner.is_some() && listed(owner.as_ref())) {
-                    continue;
+                let listed = entry(None).or_else(|| owner.as_ref().and_then(|o| entry(Some(o))));
+                let event = member.event();
+                match (member.membership(), listed) {
+                    (MembershipState::Join, Some(entry)) => {
+                        if user == bot
+                            || crate::role_of(Some(&levels), &creators, user.as_str())
+                                >= Role::Moderator
+                        {
+                            continue;
+                        }
+                        let reason = format!("groupguard: blacklisted: {}", entry.reason);
+                        room.ban_user(user, Some(&reason))
+                            .await
+                            .map_err(|e| classify(&e))?;
+                        tracing::info!(room = %room.room_id(), member = %user, "banned: on the blacklist");
+                    }
+                    (MembershipState::Ban, None) if event.sender() == bot => {
+                        let settled = event.origin_server_ts().is_some_and(|at| {
+                            i64::from(at.get()) + SETTLING_MS <= snapshot.now.millis()
+                        });
+                        if !settled {
+                            in_step = false;
+                            continue;
+                        }
+                        room.unban_user(user, Some("groupguard: no longer on the blacklist"))
+                            .await
+                            .map_err(|e| classify(&e))?;
+                        tracing::info!(room = %room.room_id(), member = %user, "unbanned: no longer on the blacklist");
+                    }
+                    _ => {}
                 }
-                if !settled {
-                    in_step = false;
-                    continue;
-                }
-                room.unban_user(
-                    member.user_id(),
-                    Some("groupguard: no longer on the blacklist"),
-                )
-                .await
-                .map_err(|e| classify(&e))?;
-                tracing::info!(room = %room.room_id(), member = %member.user_id(), "unbanned: no longer on the blacklist");
             }
         }
         Ok(in_step)
@@ -185,6 +209,6 @@ impl BlacklistMirror for MatrixMirror {
         if let Some(room) = self.inner.publish_room() {
             self.publish(&room, snapshot).await?;
         }
-        self.lift_bans(snapshot).await
+        self.enforce(snapshot).await
     }
 }
