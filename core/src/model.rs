@@ -282,6 +282,20 @@ pub struct Attachment {
     pub image: Option<Arc<[u8]>>,
 }
 
+impl Attachment {
+    /// The kind its MIME type makes it, when it has one: `image/…`, `video/…`, `audio/…`
+    /// (voice) or another file.
+    pub fn kind(&self) -> Option<KindName> {
+        let mime = self.mime.as_deref()?;
+        Some(match mime.split('/').next().unwrap_or_default() {
+            "image" => KindName::Image,
+            "video" => KindName::Video,
+            "audio" => KindName::Voice,
+            _ => KindName::File,
+        })
+    }
+}
+
 mod base64_bytes {
     use std::sync::Arc;
 

@@ -6,7 +6,7 @@ use crate::compile::{CompiledRule, CompiledRules, KeywordOwner};
 use crate::detect::links::find_links;
 use crate::keys;
 use crate::lists::{BlacklistIndex, ListMeta};
-use crate::model::{Event, EventKind, JoinScene, MessageKind, Role};
+use crate::model::{Attachment, Event, EventKind, JoinScene, MessageKind, Role};
 use crate::normalize::fold_literal;
 use crate::rule::{LinkMode, ListScope};
 use crate::time::{Timestamp, duration_millis};
@@ -149,8 +149,11 @@ impl Context<'_> {
                 },
             });
         }
-        let kind = message.kind.name();
-        if rule.banned_kinds & kind.bit() != 0 {
+        // A message with several attachments (Discord) is each of their kinds too.
+        let banned = std::iter::once(message.kind.name())
+            .chain(message.attachments.iter().filter_map(Attachment::kind))
+            .find(|kind| rule.banned_kinds & kind.bit() != 0);
+        if let Some(kind) = banned {
             hits.push(CheckHit {
                 check: CheckKind::BannedKind,
                 evidence: Evidence::Kind { kind },

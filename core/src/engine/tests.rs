@@ -4,7 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::compile::CompiledRules;
-use crate::model::{GroupId, JoinScene, Message, MessageKind, Platform, Role, UserId};
+use crate::model::{Attachment, GroupId, JoinScene, Message, MessageKind, Platform, Role, UserId};
 use crate::rule::{ListScope, Mode, RuleSet};
 use crate::testing::{EventFactory, T0, member, of_org, with_role};
 use crate::verdict::{Action, CheckKind, Evidence, Outcome, SkipReason};
@@ -340,6 +340,22 @@ banned_kinds = ["voice", "file", "chat_record"]
     }
     let v = judge(&mut engine, &f.kind(&member("u2"), MessageKind::Image));
     assert_eq!(v.outcome("kinds"), Some(&Outcome::NotMatched));
+    // A picture with a recording attached too (Discord): the recording is banned.
+    let mut both = f.kind(&member("u2"), MessageKind::Image);
+    if let EventKind::MessagePosted(m) = &mut both.kind {
+        for mime in ["image/png", "audio/ogg"] {
+            m.attachments.push(Attachment {
+                name: "a".to_owned(),
+                mime: Some(mime.to_owned()),
+                size: None,
+                image: None,
+            });
+        }
+    }
+    assert_eq!(
+        checks(&judge(&mut engine, &both), "kinds"),
+        [CheckKind::BannedKind]
+    );
 }
 
 #[test]
