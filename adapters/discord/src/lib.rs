@@ -1,0 +1,5 @@
+//! groupguard's Discord adapter.
+
+pub mod config;
+pub mod rest;
+pub mod translate;
