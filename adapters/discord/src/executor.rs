@@ -1,0 +1,354 @@
+//! Carrying out actions in guilds with the bot's permissions: deletions, timeouts (at most
+//! the 28 days Discord allows), kicks, bans, warnings and notices to the log channel. What
+//! the bot's permissions do not allow is declared per guild, naming the permission; a member
+//! whose highest role is not below the bot's is refused before Discord is asked. Messages
+//! carry the action's key as `nonce` with `enforce_nonce`, so a retried send shows once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use groupguard_core::model::{GroupId, MessageId, Platform, ReplyTo};
+use groupguard_core::platform::{
+    ActionExecutor, ActionRequest, AdapterError, AdapterErrorKind, Capabilities, Capability,
+    IdempotencyKey, Lacking,
+};
+use groupguard_core::reply::Reply;
+use groupguard_core::verdict::Action;
+use reqwest::Method;
+use serde_json::{Value, json};
+use serenity::all::{GuildId, Permissions, UserId as DiscordUserId};
+
+use crate::render;
+use crate::translate::parse_message_id;
+use crate::{Access, Inner, access};
+
+/// The longest timeout Discord allows.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(28 * 24 * 3_600);
+/// How much of a banned member's recent history the ban deletes.
+pub const BAN_DELETES_SECONDS: u32 = 86_400;
+
+/// The executor.
+#[derive(Debug)]
+pub struct DiscordExecutor {
+    inner: Arc<Inner>,
+}
+
+fn protocol(message: String) -> AdapterError {
+    AdapterError::new(AdapterErrorKind::Protocol, message)
+}
+
+fn snowflake(what: &str, id: &str) -> Result<u64, AdapterError> {
+    id.parse::<u64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| protocol(format!("`{id}` is not a Discord {what} id")))
+}
+
+/// A refusal from Discord, naming the permission the action needs.
+fn needs(permission: &str) -> impl Fn(AdapterError) -> AdapterError + '_ {
+    move |mut e| {
+        if let AdapterErrorKind::Forbidden { permission: named } = &mut e.kind {
+            *named = Some(permission.to_owned());
+        }
+        e
+    }
+}
+
+impl DiscordExecutor {
+    pub(crate) fn new(inner: Arc<Inner>) -> DiscordExecutor {
+        DiscordExecutor { inner }
+    }
+
+    /// The bot's and `member`'s access in the guild, from the cache.
+    fn accesses(&self, guild: u64, member: Option<u64>) -> Option<(Access, Option<Access>)> {
+        let cache = self.inner.cache.get()?;
+        let bot = *self.inner.bot.get()?;
+        let guild = cache.guild(GuildId::new(guild))?;
+        let of = |user: DiscordUserId| {
+            guild
+                .members
+                .get(&user)
+                .map(|m| access(&guild, user, &m.roles))
+        };
+        Some((of(bot)?, member.and_then(|m| of(DiscordUserId::new(m)))))
+    }
+
+    /// Refuses to act on the guild's owner, or on a member the bot's roles do not outrank:
+    /// Discord would refuse too.
+    fn outranks(&self, guild: u64, member: u64) -> Result<(), AdapterError> {
+        let owner = self
+            .inner
+            .cache
+            .get()
+            .and_then(|c| c.guild(GuildId::new(guild)).map(|g| g.owner_id.get()));
+        if owner == Some(member) {
+            return Err(AdapterError::new(
+                AdapterErrorKind::Unsupported,
+                "nobody can kick, ban or time out a guild's owner",
+            ));
+        }
+        let Some((bot, Some(target))) = self.accesses(guild, Some(member)) else {
+            return Ok(());
+        };
+        if target.top_role >= bot.top_role {
+            return Err(AdapterError::new(
+                AdapterErrorKind::Forbidden {
+                    permission: Some(
+                        "groupguard's role placed above the member's highest role".to_owned(),
+                    ),
+                },
+                format!("member {member} is not below the bot's highest role"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Posts a message with the action's key as its nonce.
+    async fn send(
+        &self,
+        channel: u64,
+        mut message: Value,
+        nonce: String,
+    ) -> Result<(), AdapterError> {
+        message["nonce"] = json!(nonce);
+        message["enforce_nonce"] = json!(true);
+        self.inner
+            .rest
+            .call(
+                Method::POST,
+                &format!("/channels/{channel}/messages"),
+                Some(&message),
+                None,
+            )
+            .await
+            .map_err(needs("Send Messages"))?;
+        Ok(())
+    }
+
+    /// The channel a message id names.
+    fn channel_of(message: Option<&MessageId>) -> Result<(u64, Option<u64>), AdapterError> {
+        let message = message.ok_or_else(|| protocol("no message to answer".to_owned()))?;
+        let (channel, id) = parse_message_id(message.as_str())
+            .ok_or_else(|| protocol(format!("`{message}` is not channel/message")))?;
+        Ok((channel.get(), Some(id.get())))
+    }
+
+    fn guild_name(&self, guild: u64) -> Option<String> {
+        let cache = self.inner.cache.get()?;
+        cache.guild(GuildId::new(guild)).map(|g| g.name.clone())
+    }
+}
+
+/// A nonce for one operation of an action: the key (22 characters) and the operation's
+/// letter, within Discord's 25.
+fn nonce(key: &IdempotencyKey, op: char) -> String {
+    format!("{key}{op}")
+}
+
+#[async_trait]
+impl ActionExecutor for DiscordExecutor {
+    fn platform(&self) -> Platform {
+        Platform::Discord
+    }
+
+    async fn capabilities(&self, group: &GroupId) -> Capabilities {
+        let notify = self.inner.config.log_channel.is_some();
+        let with_notify = |caps: Capabilities| {
+            if notify {
+                caps.grant(Capability::Notify)
+            } else {
+                caps.lack(
+                    Capability::Notify,
+                    Lacking::Unsupported(Some(
+                        "no log channel: set [discord] log_channel".to_owned(),
+                    )),
+                )
+            }
+        };
+        let Some((bot, _)) = group
+            .as_str()
+            .parse::<u64>()
+            .ok()
+            .and_then(|g| self.accesses(g, None))
+        else {
+            return with_notify(Capabilities::none());
+        };
+        let has = |p: Permissions| {
+            bot.permissions.contains(Permissions::ADMINISTRATOR) || bot.permissions.contains(p)
+        };
+        let mut caps = Capabilities::none();
+        for (capability, permission, name) in [
+            (
+                Capability::Delete,
+                Permissions::MANAGE_MESSAGES,
+                "Manage Messages",
+            ),
+            (
+                Capability::Timeout,
+                Permissions::MODERATE_MEMBERS,
+                "Moderate Members",
+            ),
+            (
+                Capability::Kick,
+                Permissions::KICK_MEMBERS | Permissions::BAN_MEMBERS,
+                "Kick Members and Ban Members",
+            ),
+            (
+                Capability::Warn,
+                Permissions::SEND_MESSAGES,
+                "Send Messages",
+            ),
+        ] {
+            caps = if has(permission)
+                || (capability == Capability::Warn && self.inner.config.warn_by_dm)
+            {
+                caps.grant(capability)
+            } else {
+                caps.lack(capability, Lacking::Permission(name.to_owned()))
+            };
+        }
+        caps = caps.lack(
+            Capability::Lockdown,
+            Lacking::Unsupported(Some(
+                "a raid lockdown is not carried out on Discord yet".to_owned(),
+            )),
+        );
+        with_notify(caps)
+    }
+
+    async fn execute(&self, request: &ActionRequest) -> Result<(), AdapterError> {
+        let rest = &self.inner.rest;
+        let reason = request.audit_reason();
+        let guild = snowflake("guild", request.group.as_str())?;
+        match &request.action {
+            Action::DeleteMessage { message } => {
+                let (channel, id) = parse_message_id(message.as_str())
+                    .ok_or_else(|| protocol(format!("`{message}` is not channel/message")))?;
+                rest.call(
+                    Method::DELETE,
+                    &format!("/channels/{channel}/messages/{id}"),
+                    None,
+                    Some(&reason),
+                )
+                .await
+                .map_err(needs("Manage Messages"))?;
+                Ok(())
+            }
+            Action::Warn { text } => {
+                let member = snowflake("user", request.member.as_str())?;
+                let content = render::warning(request.member.as_str(), text);
+                let mentions = json!({"users": [request.member.as_str()]});
+                if self.inner.config.warn_by_dm {
+                    let dm = rest
+                        .call(
+                            Method::POST,
+                            "/users/@me/channels",
+                            Some(&json!({"recipient_id": member.to_string()})),
+                            None,
+                        )
+                        .await?;
+                    let channel = snowflake("channel", dm["id"].as_str().unwrap_or_default())?;
+                    return self
+                        .send(
+                            channel,
+                            json!({"content": content}),
+                            nonce(&request.key, 'w'),
+                        )
+                        .await;
+                }
+                let (channel, id) = Self::channel_of(request.message.as_ref())?;
+                let mut message = json!({"content": content, "allowed_mentions": mentions});
+                if let Some(id) = id {
+                    // The warned message may be deleted by now: reply without requiring it.
+                    message["message_reference"] =
+                        json!({"message_id": id.to_string(), "fail_if_not_exists": false});
+                }
+                self.send(channel, message, nonce(&request.key, 'w')).await
+            }
+            Action::Timeout { duration } => {
+                let member = snowflake("user", request.member.as_str())?;
+                self.outranks(guild, member)?;
+                let until = self
+                    .inner
+                    .clock
+                    .now()
+                    .plus((*duration).min(MAX_TIMEOUT))
+                    .millis();
+                let until = serenity::model::Timestamp::from_millis(until)
+                    .ok()
+                    .and_then(|t| t.to_rfc3339())
+                    .ok_or_else(|| protocol(format!("cannot write {until} as a time")))?;
+                rest.call(
+                    Method::PATCH,
+                    &format!("/guilds/{guild}/members/{member}"),
+                    Some(&json!({"communication_disabled_until": until})),
+                    Some(&reason),
+                )
+                .await
+                .map_err(needs("Moderate Members"))?;
+                Ok(())
+            }
+            Action::Kick => {
+                let member = snowflake("user", request.member.as_str())?;
+                self.outranks(guild, member)?;
+                if request.ban {
+                    rest.call(
+                        Method::PUT,
+                        &format!("/guilds/{guild}/bans/{member}"),
+                        Some(&json!({"delete_message_seconds": BAN_DELETES_SECONDS})),
+                        Some(&reason),
+                    )
+                    .await
+                    .map_err(needs("Ban Members"))?;
+                } else {
+                    rest.call(
+                        Method::DELETE,
+                        &format!("/guilds/{guild}/members/{member}"),
+                        None,
+                        Some(&reason),
+                    )
+                    .await
+                    .map_err(needs("Kick Members"))?;
+                }
+                Ok(())
+            }
+            Action::NotifyAdmins { text } => {
+                let channel = self.inner.config.log_channel.ok_or_else(|| {
+                    AdapterError::new(
+                        AdapterErrorKind::Unsupported,
+                        "no log channel: set [discord] log_channel",
+                    )
+                })?;
+                let name = self.guild_name(guild);
+                let content = render::notice(request, name.as_deref(), text);
+                self.send(
+                    channel,
+                    json!({"content": content, "allowed_mentions": {"parse": []}}),
+                    nonce(&request.key, 'n'),
+                )
+                .await
+            }
+            other => Err(AdapterError::new(
+                AdapterErrorKind::Unsupported,
+                format!("Discord cannot {} yet", other.name()),
+            )),
+        }
+    }
+
+    async fn reply(&self, to: &ReplyTo, reply: &Reply) -> Result<(), AdapterError> {
+        let (channel, id) = Self::channel_of(to.message.as_ref())?;
+        let mut message = json!({
+            "content": render::reply(reply),
+            "allowed_mentions": {"users": [to.sender.as_str()]},
+        });
+        if let Some(id) = id {
+            message["message_reference"] =
+                json!({"message_id": id.to_string(), "fail_if_not_exists": false});
+        }
+        // Keyed to the command: a retried answer is sent once.
+        let command = to.message.as_ref().map_or("", |m| m.as_str());
+        let key = IdempotencyKey::for_action(Platform::Discord, &command.into(), 0);
+        self.send(channel, message, nonce(&key, 'r')).await
+    }
+}
