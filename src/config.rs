@@ -31,6 +31,7 @@ pub struct RawConfig {
     rate_limits: Option<BTreeMap<String, f64>>,
     wecom: Option<groupguard_wecom::config::RawWecomConfig>,
     matrix: Option<groupguard_matrix::config::RawMatrixConfig>,
+    discord: Option<groupguard_discord::config::RawDiscordConfig>,
     #[cfg(feature = "testing")]
     testing: Option<crate::testing::RawTestingConfig>,
 }
@@ -285,6 +286,11 @@ impl Config {
             && let Some(checked) = matrix.check(env, &data_dir, &mut errors)
         {
             adapters.push(AdapterConfig::Matrix(checked));
+        }
+        if let Some(discord) = raw.discord
+            && let Some(checked) = discord.check(env, &mut errors)
+        {
+            adapters.push(AdapterConfig::Discord(checked));
         }
         #[cfg(feature = "testing")]
         if let Some(testing) = raw.testing {

@@ -4,6 +4,7 @@ mod adapter;
 mod admin;
 mod clock;
 mod config;
+mod discord;
 mod dispatch;
 mod http;
 mod matrix;

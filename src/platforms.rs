@@ -19,6 +19,8 @@ pub enum AdapterConfig {
     Wecom(groupguard_wecom::config::WecomConfig),
     /// Matrix: sync, power levels, the management room.
     Matrix(groupguard_matrix::config::MatrixConfig),
+    /// Discord: the gateway, permissions, the log channel.
+    Discord(groupguard_discord::config::DiscordConfig),
     /// The in-process test platform.
     #[cfg(feature = "testing")]
     Testing(crate::testing::TestingConfig),
@@ -34,6 +36,9 @@ impl AdapterConfig {
             AdapterConfig::Matrix(ref config) => Ok(Arc::new(crate::matrix::MatrixAdapter(
                 groupguard_matrix::Matrix::new(config.clone(), Arc::clone(clock)),
             ))),
+            AdapterConfig::Discord(ref config) => Ok(Arc::new(crate::discord::DiscordAdapter(
+                groupguard_discord::Discord::new(config.clone(), Arc::clone(clock)),
+            ))),
             #[cfg(feature = "testing")]
             AdapterConfig::Testing(ref config) => Ok(Arc::new(crate::testing::TestPlatform::open(
                 config.clone(),
@@ -46,8 +51,8 @@ impl AdapterConfig {
 /// The adapters this build can run, for the message that says none is configured.
 pub fn in_build() -> &'static str {
     if cfg!(feature = "testing") {
-        "wecom, matrix, testing"
+        "wecom, matrix, discord, testing"
     } else {
-        "wecom, matrix"
+        "wecom, matrix, discord"
     }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod bot;
+mod discord;
 mod matrix;
 #[cfg(feature = "testing")]
 mod service;

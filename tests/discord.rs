@@ -1,0 +1,232 @@
+//! `groupguard run` with the Discord adapter against the loopback Discord (REST + gateway):
+//! the real serenity client, dispatches played by the fake, and exactly the REST calls the
+//! bot makes read back from it.
+
+use std::time::Duration;
+
+use groupguard_discord::fake::{Call, FakeDiscord, FakeGuild, FakeMember, member_json};
+use serde_json::{Value, json};
+
+use crate::bot::{Bot, fresh_dir};
+
+const GUILD: u64 = 1_100_000_000_000_000_001;
+const CHANNEL: u64 = 1_200_000_000_000_000_002;
+const LOG: u64 = 1_200_000_000_000_000_099;
+const OWNER: u64 = 1_300_000_000_000_000_001;
+const MODERATOR: u64 = 1_300_000_000_000_000_002;
+const EVE: u64 = 1_300_000_000_000_000_005;
+const TROLL: u64 = 1_300_000_000_000_000_007;
+/// Manage Messages, Kick, Ban, Moderate Members, Send Messages.
+const MODERATION: u64 = 0x2000 | 0x2 | 0x4 | 0x100_0000_0000 | 0x800;
+
+const RULES: &str = "[[rules]]
+id = \"ads\"
+keywords = { substrings = [\"加我微信\", \"buy followers\"] }
+ladder = [\"delete+warn\", \"delete+warn\", \"delete+kick\"]
+
+[[rules]]
+id = \"no-video\"
+banned_kinds = [\"video\"]
+ladder = [\"delete+notify\"]
+
+[[rules]]
+id = \"banned\"
+blacklist = { on_join = true }
+ladder = [\"kick\"]
+";
+
+fn moderator_role() -> u64 {
+    GUILD.wrapping_add(MODERATOR % 1_000_000).wrapping_add(7)
+}
+
+async fn start() -> (FakeDiscord, Bot) {
+    let fake = FakeDiscord::start(vec![FakeGuild {
+        id: GUILD,
+        name: "club".to_owned(),
+        owner: OWNER,
+        channel: CHANNEL,
+        bot_permissions: MODERATION,
+        members: vec![FakeMember {
+            id: MODERATOR,
+            name: "mod".to_owned(),
+            permissions: 0x2,
+        }],
+    }])
+    .await;
+    let dir = fresh_dir();
+    std::fs::write(dir.join("rules.toml"), RULES).unwrap();
+    let imported = std::process::Command::new(env!("CARGO_BIN_EXE_groupguard"))
+        .args(["config", "import", dir.join("rules.toml").to_str().unwrap()])
+        .env("GROUPGUARD_DATA_DIR", dir.join("data"))
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+    let sections = format!(
+        "[discord]\ntoken = \"fake-token\"\nlog_channel = \"{LOG}\"\napi_base = \"{}\"\ngateway = \"{}\"\n",
+        fake.base, fake.gateway
+    );
+    let mut bot = Bot::new(dir, "", &sections);
+    tokio::task::block_in_place(|| bot.spawn());
+    (fake, bot)
+}
+
+fn author(id: u64) -> Value {
+    json!({"id": id.to_string(), "username": format!("user{id}"), "discriminator": "0",
+           "global_name": null, "avatar": null})
+}
+
+fn message(id: u64, from: u64, roles: &[u64], content: &str) -> Value {
+    json!({
+        "id": id.to_string(), "channel_id": CHANNEL.to_string(), "guild_id": GUILD.to_string(),
+        "author": author(from), "content": content,
+        "timestamp": "2026-11-18T11:06:40.000000+00:00", "edited_timestamp": null, "tts": false,
+        "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [],
+        "embeds": [], "pinned": false, "type": 0,
+        "member": {"roles": roles.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                   "joined_at": "2026-11-01T00:00:00.000000+00:00", "deaf": false,
+                   "mute": false, "flags": 0}
+    })
+}
+
+/// Waits for the calls to satisfy `done`; fails with the calls and the bot's log.
+async fn calls_until(
+    fake: &FakeDiscord,
+    bot: &Bot,
+    what: &str,
+    done: impl Fn(&[Call]) -> bool,
+) -> Vec<Call> {
+    match fake.wait_for_calls(Duration::from_secs(15), done).await {
+        Ok(calls) => calls,
+        Err(calls) => panic!(
+            "timed out waiting for {what}\ncalls: {:#?}\nlog:\n{}",
+            calls.iter().map(Call::route).collect::<Vec<_>>(),
+            bot.log()
+        ),
+    }
+}
+
+fn routes(calls: &[Call]) -> Vec<String> {
+    calls.iter().map(Call::route).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyword_is_deleted_and_warned_once_even_when_dispatched_twice() {
+    let (fake, mut bot) = start().await;
+    let spam = fake.snowflake();
+    let dispatch = message(spam, EVE, &[], "加我微信 for cheap followers");
+    fake.dispatch("MESSAGE_CREATE", dispatch.clone());
+    let calls = calls_until(&fake, &bot, "the deletion and the warning", |c| {
+        c.len() >= 2
+    })
+    .await;
+    let delete = format!("DELETE /channels/{CHANNEL}/messages/{spam}");
+    let post = format!("POST /channels/{CHANNEL}/messages");
+    let mut seen = routes(&calls);
+    seen.sort();
+    assert_eq!(seen, [delete.clone(), post]);
+    let delete_call = calls.iter().find(|c| c.route() == delete).unwrap();
+    assert_eq!(delete_call.reason.as_deref(), Some("groupguard: rule ads"));
+    let warning = &fake.messages()[0];
+    assert!(
+        warning["content"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("<@{EVE}>")),
+        "{warning}"
+    );
+    assert_eq!(warning["enforce_nonce"], true);
+
+    // The same dispatch again (a resumed session replays it): nothing more happens.
+    fake.dispatch("MESSAGE_CREATE", dispatch);
+    let clean = fake.snowflake();
+    fake.dispatch("MESSAGE_CREATE", message(clean, EVE, &[], "hello all"));
+    let video = fake.snowflake();
+    let mut clip = message(video, EVE, &[], "");
+    clip["attachments"] = json!([{"id": "1600000000000000002", "filename": "clip.mp4",
+        "size": 1_048_576, "url": "https://cdn.discordapp.com/clip.mp4",
+        "proxy_url": "https://media.discordapp.net/clip.mp4", "content_type": "video/mp4"}]);
+    fake.dispatch("MESSAGE_CREATE", clip);
+    // The video is deleted and the log channel told; the clean message and the replay not.
+    let calls = calls_until(&fake, &bot, "the video's deletion and notice", |c| {
+        c.len() >= 4
+    })
+    .await;
+    let later: Vec<String> = routes(&calls[2..]);
+    assert!(
+        later.contains(&format!("DELETE /channels/{CHANNEL}/messages/{video}")),
+        "{later:?}"
+    );
+    assert!(
+        later.contains(&format!("POST /channels/{LOG}/messages")),
+        "{later:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fake.actions().len(), 4, "{:?}", routes(&fake.actions()));
+    let notice = fake.messages()[1]["content"].as_str().unwrap().to_owned();
+    assert!(
+        notice.contains("no-video") && notice.contains(&format!("<@{EVE}>")),
+        "{notice}"
+    );
+    tokio::task::block_in_place(|| bot.stop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_blacklists_and_the_member_is_banned_on_join_a_plain_member_is_refused() {
+    let (fake, mut bot) = start().await;
+    let command = fake.snowflake();
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        message(
+            command,
+            MODERATOR,
+            &[moderator_role()],
+            &format!("!guard blacklist add discord:{TROLL} raids other servers"),
+        ),
+    );
+    calls_until(&fake, &bot, "the answer", |c| c.len() == 1).await;
+    let answer = &fake.messages()[0];
+    assert_eq!(
+        answer["message_reference"]["message_id"],
+        command.to_string()
+    );
+    assert!(
+        answer["content"].as_str().unwrap().contains("blacklist"),
+        "{answer}"
+    );
+
+    fake.dispatch(
+        "GUILD_MEMBER_ADD",
+        member_json(TROLL, "troll", None, Some(GUILD)),
+    );
+    let calls = calls_until(&fake, &bot, "the ban", |c| c.len() == 2).await;
+    assert_eq!(
+        calls[1].route(),
+        format!("PUT /guilds/{GUILD}/bans/{TROLL}")
+    );
+    assert_eq!(calls[1].body, json!({"delete_message_seconds": 86_400}));
+
+    let refused = fake.snowflake();
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        message(refused, EVE, &[], "!guard rule delete ads"),
+    );
+    calls_until(&fake, &bot, "the refusal", |c| c.len() == 3).await;
+    let refusal = fake.messages()[1]["content"].as_str().unwrap().to_owned();
+    assert!(
+        refusal.contains("moderator") || refusal.contains("admin"),
+        "{refusal}"
+    );
+    // The rule still holds.
+    let spam = fake.snowflake();
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        message(spam, EVE, &[], "buy followers here"),
+    );
+    calls_until(&fake, &bot, "the rule still enforced", |c| {
+        c.iter()
+            .any(|c| c.route() == format!("DELETE /channels/{CHANNEL}/messages/{spam}"))
+    })
+    .await;
+    tokio::task::block_in_place(|| bot.stop());
+}
