@@ -21,7 +21,9 @@ pub use exec::{
 };
 pub use parse::{Args, Invocation, PREFIXES, ParseError, Value, parse};
 pub use render::{render, reply};
-pub use slash::{SlashEntry, SlashKind, SlashOption, SlashSubcommand, from_slash, slash_commands};
+pub use slash::{
+    SlashEntry, SlashKind, SlashOption, SlashSubcommand, from_slash, slash_commands, slash_text,
+};
 pub use usage::{display_usage, literal_path};
 
 use crate::model::Role;

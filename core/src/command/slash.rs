@@ -30,6 +30,10 @@ pub struct SlashOption {
     pub kind: SlashKind,
     /// Whether it must be given.
     pub required: bool,
+    /// The values to pick from, when there are few (on/off, enforce/shadow, …).
+    pub choices: &'static [&'static str],
+    /// Whether Discord should ask for suggestions as it is typed (rule ids).
+    pub autocomplete: bool,
 }
 
 /// A slash subcommand: one command of the table.
@@ -89,12 +93,16 @@ pub fn slash_commands() -> Vec<SlashEntry> {
                     description: kind.describe(many),
                     kind: kind.slash_kind(many),
                     required: !optional,
+                    choices: if many { &[] } else { kind.choices() },
+                    autocomplete: kind == Kind::Rule && !many,
                 }),
                 Element::Option { name, kind, .. } => Some(SlashOption {
                     name,
                     description: kind.describe(false),
                     kind: kind.slash_kind(false),
                     required: false,
+                    choices: kind.choices(),
+                    autocomplete: kind == Kind::Rule,
                 }),
             })
             .collect();
@@ -132,6 +140,16 @@ pub fn from_slash(
     options: &[(&str, &str)],
     platform: Platform,
 ) -> Result<Invocation, ParseError> {
+    parse(&slash_text(group, subcommand, options)?, platform)
+}
+
+/// The command line a slash interaction stands for (`!guard rule set ads keywords add …`),
+/// for platforms that hand commands on as text.
+pub fn slash_text(
+    group: Option<&str>,
+    subcommand: &str,
+    options: &[(&str, &str)],
+) -> Result<String, ParseError> {
     let spec = COMMANDS
         .iter()
         .find(|spec| {
@@ -180,7 +198,7 @@ pub fn from_slash(
         line.push('\n');
         line.push_str(&body);
     }
-    parse(&line, platform)
+    Ok(line)
 }
 
 /// A value as one command-line word.

@@ -92,6 +92,20 @@ impl Kind {
         }
     }
 
+    /// The values to pick from, for kinds with few.
+    pub(crate) fn choices(self) -> &'static [&'static str] {
+        match self {
+            Kind::OnOff => &["on", "off"],
+            Kind::Mode => &["enforce", "shadow"],
+            Kind::LinkMode => &["deny-listed", "allow-listed-only", "off"],
+            Kind::Template => &["retail", "education", "b2b", "finance"],
+            Kind::Removals => &["off", "org", "personal"],
+            Kind::Format => &["csv", "json"],
+            Kind::Message => &KindName::NAMES,
+            _ => &[],
+        }
+    }
+
     /// The type of a slash option of this kind.
     pub(crate) fn slash_kind(self, many: bool) -> SlashKind {
         match self {
