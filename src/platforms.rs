@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use groupguard_core::engine::RulesHandle;
 use groupguard_core::ports::Clock;
 
 use crate::adapter::Adapter;
@@ -28,7 +29,11 @@ pub enum AdapterConfig {
 
 impl AdapterConfig {
     /// Starts the adapter (opens what it needs; connecting happens in [`Adapter::run`]).
-    pub fn start(&self, clock: &Arc<dyn Clock>) -> anyhow::Result<Arc<dyn Adapter>> {
+    pub fn start(
+        &self,
+        clock: &Arc<dyn Clock>,
+        rules: &RulesHandle,
+    ) -> anyhow::Result<Arc<dyn Adapter>> {
         match *self {
             AdapterConfig::Wecom(ref config) => Ok(Arc::new(crate::wecom::WecomAdapter(
                 groupguard_wecom::Wecom::new(config.clone(), Arc::clone(clock)),
@@ -37,7 +42,11 @@ impl AdapterConfig {
                 groupguard_matrix::Matrix::new(config.clone(), Arc::clone(clock)),
             ))),
             AdapterConfig::Discord(ref config) => Ok(Arc::new(crate::discord::DiscordAdapter(
-                groupguard_discord::Discord::new(config.clone(), Arc::clone(clock)),
+                groupguard_discord::Discord::new(
+                    config.clone(),
+                    Arc::clone(clock),
+                    Arc::clone(rules),
+                ),
             ))),
             #[cfg(feature = "testing")]
             AdapterConfig::Testing(ref config) => Ok(Arc::new(crate::testing::TestPlatform::open(

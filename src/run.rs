@@ -111,7 +111,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let adapters = config
         .adapters
         .iter()
-        .map(|a| a.start(&clock))
+        .map(|a| a.start(&clock, &rules))
         .collect::<anyhow::Result<Vec<_>>>()
         .context("cannot start the platform adapters")?;
     let mut executors = HashMap::new();

@@ -230,3 +230,46 @@ async fn a_moderator_blacklists_and_the_member_is_banned_on_join_a_plain_member_
     .await;
     tokio::task::block_in_place(|| bot.stop());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slash_command_runs_and_a_read_is_answered_privately() {
+    let (fake, mut bot) = start().await;
+    let id = fake.snowflake();
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        json!({
+            "id": id.to_string(), "application_id": "1000000000000000002", "type": 2,
+            "token": "slash-token", "version": 1, "guild_id": GUILD.to_string(),
+            "channel_id": CHANNEL.to_string(), "locale": "en-US", "entitlements": [],
+            "attachment_size_limit": 8_388_608, "authorizing_integration_owners": {},
+            "member": {"user": author(OWNER), "roles": [],
+                       "joined_at": "2026-11-01T00:00:00.000000+00:00", "deaf": false,
+                       "mute": false, "flags": 0, "permissions": "8"},
+            "data": {"id": "6", "name": "guard", "type": 1, "options": [
+                {"type": 2, "name": "rule", "options": [{"type": 1, "name": "list", "options": []}]}]}
+        }),
+    );
+    let calls = calls_until(&fake, &bot, "the answer", |c| {
+        c.iter().any(|c| c.path.contains("slash-token"))
+    })
+    .await;
+    let answer = calls
+        .iter()
+        .find(|c| c.path.contains("slash-token"))
+        .unwrap();
+    assert_eq!(
+        answer.route(),
+        format!("POST /interactions/{id}/slash-token/callback")
+    );
+    assert_eq!(answer.body["type"], 4);
+    assert_eq!(
+        answer.body["data"]["flags"], 64,
+        "a read is for the asker's eyes"
+    );
+    let content = answer.body["data"]["content"].as_str().unwrap();
+    assert!(
+        content.contains("ads") && content.contains("no-video"),
+        "{content}"
+    );
+    tokio::task::block_in_place(|| bot.stop());
+}

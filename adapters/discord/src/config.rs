@@ -19,6 +19,8 @@ pub struct RawDiscordConfig {
     log_channel: Option<String>,
     #[serde(default)]
     warn_by_dm: bool,
+    #[serde(default)]
+    global_commands: bool,
     api_base: Option<String>,
     gateway: Option<String>,
     shards: Option<String>,
@@ -66,6 +68,9 @@ pub struct DiscordConfig {
     pub log_channel: Option<u64>,
     /// Warnings as direct messages rather than replies in the channel.
     pub warn_by_dm: bool,
+    /// `/guard` registered for every guild at once (it takes Discord up to an hour to show),
+    /// besides each guild's own registration on join.
+    pub global_commands: bool,
     /// The REST API's origin (tests point it at a loopback fake).
     pub api_base: String,
     /// The gateway's URL, when not the one the API names (tests).
@@ -183,6 +188,7 @@ impl RawDiscordConfig {
             application_id,
             log_channel,
             warn_by_dm: self.warn_by_dm,
+            global_commands: self.global_commands,
             api_base,
             gateway: self.gateway,
             shards: shards?,

@@ -21,7 +21,7 @@ use serenity::all::{GuildId, Permissions, UserId as DiscordUserId};
 
 use crate::render;
 use crate::translate::parse_message_id;
-use crate::{Access, Inner, access};
+use crate::{Access, Ack, Inner, access};
 
 /// The longest timeout Discord allows.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(28 * 24 * 3_600);
@@ -132,6 +132,70 @@ impl DiscordExecutor {
         let (channel, id) = parse_message_id(message.as_str())
             .ok_or_else(|| protocol(format!("`{message}` is not channel/message")))?;
         Ok((channel.get(), Some(id.get())))
+    }
+
+    /// Answers a slash command: the first response while it is unanswered, else an edit of
+    /// the deferred one (and, for an answer meant for everyone, a follow-up in the channel,
+    /// since a deferral is private). A token past its 15 minutes is expired.
+    async fn answer_interaction(&self, handle: &str, reply: &Reply) -> Result<(), AdapterError> {
+        let expired = |mut e: AdapterError| {
+            if matches!(
+                e.kind,
+                AdapterErrorKind::NotFound | AdapterErrorKind::Protocol
+            ) {
+                e.kind = AdapterErrorKind::Expired;
+            }
+            e
+        };
+        let (id, token) = handle
+            .split_once(':')
+            .and_then(|(id, token)| Some((id.parse::<u64>().ok()?, token)))
+            .ok_or_else(|| protocol("a malformed interaction handle".to_owned()))?;
+        let content = render::reply(reply);
+        let flags = if reply.ephemeral { 64 } else { 0 };
+        let rest = &self.inner.rest;
+        let mut interactions = self.inner.interactions.lock().await;
+        let state = interactions.get(&id).copied();
+        if state == Some(Ack::Pending) {
+            // Held while answering, so the deferral cannot cross it.
+            let answer = json!({"type": 4, "data": {"content": content, "flags": flags,
+                                                     "allowed_mentions": {"parse": []}}});
+            rest.call(
+                Method::POST,
+                &format!("/interactions/{id}/{token}/callback"),
+                Some(&answer),
+                None,
+            )
+            .await
+            .map_err(expired)?;
+            interactions.remove(&id);
+            return Ok(());
+        }
+        drop(interactions);
+        let app =
+            self.inner.application.get().ok_or_else(|| {
+                AdapterError::new(AdapterErrorKind::Transient, "not connected yet")
+            })?;
+        rest.call(
+            Method::PATCH,
+            &format!("/webhooks/{app}/{token}/messages/@original"),
+            Some(&json!({"content": content, "allowed_mentions": {"parse": []}})),
+            None,
+        )
+        .await
+        .map_err(expired)?;
+        if state == Some(Ack::Deferred) && !reply.ephemeral {
+            rest.call(
+                Method::POST,
+                &format!("/webhooks/{app}/{token}"),
+                Some(&json!({"content": content, "allowed_mentions": {"parse": []}})),
+                None,
+            )
+            .await
+            .map_err(expired)?;
+        }
+        self.inner.interactions.lock().await.remove(&id);
+        Ok(())
     }
 
     fn guild_name(&self, guild: u64) -> Option<String> {
@@ -337,6 +401,9 @@ impl ActionExecutor for DiscordExecutor {
     }
 
     async fn reply(&self, to: &ReplyTo, reply: &Reply) -> Result<(), AdapterError> {
+        if let Some(handle) = &to.handle {
+            return self.answer_interaction(handle.expose(), reply).await;
+        }
         let (channel, id) = Self::channel_of(to.message.as_ref())?;
         let mut message = json!({
             "content": render::reply(reply),

@@ -246,11 +246,16 @@ impl FakeDiscord {
         self.inner.calls.lock().expect("calls").clone()
     }
 
-    /// The calls a moderation test cares about: not the gateway bootstrap or `users/@me`.
+    /// The calls a moderation test cares about: not the gateway bootstrap, `users/@me` or
+    /// command registration.
     pub fn actions(&self) -> Vec<Call> {
         self.calls()
             .into_iter()
-            .filter(|c| !c.path.starts_with("/gateway") && c.path != "/users/@me")
+            .filter(|c| {
+                !c.path.starts_with("/gateway")
+                    && c.path != "/users/@me"
+                    && !c.path.starts_with("/applications/")
+            })
             .collect()
     }
 
@@ -447,6 +452,12 @@ fn route(inner: &Inner, method: &Method, path: &str, body: &Value) -> Option<(u1
         | ("PUT", ["guilds", _, "bans", _])
         | ("DELETE", ["guilds", _, "bans", _])
         | ("POST", ["interactions", _, _, "callback"]) => (204, Value::Null),
+        ("PATCH", ["webhooks", _, _, "messages", "@original"]) | ("POST", ["webhooks", _, _]) => {
+            let mut message = body.clone();
+            message["id"] = json!(id());
+            inner.created.lock().expect("created").push(message.clone());
+            (200, message)
+        }
         ("PATCH", ["guilds", guild, "members", member]) => {
             let mut answer = member_json(member.parse().unwrap_or(0), "member", None, None);
             answer["guild_id"] = json!(*guild);

@@ -9,21 +9,27 @@ pub mod executor;
 pub mod fake;
 pub mod render;
 pub mod rest;
+pub mod slash;
 pub mod translate;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use groupguard_core::engine::RulesHandle;
 use groupguard_core::model::{
-    Event, EventId, EventKind, GroupChange, GroupId, Member, Platform, Role, UserId,
+    Event, EventId, EventKind, GroupChange, GroupId, Member, Platform, ReplyHandle, ReplyTo, Role,
+    UserId,
 };
 use groupguard_core::platform::{ActionExecutor, EventSink};
 use groupguard_core::ports::Clock;
+use reqwest::Method;
+use serde_json::{Value, json};
 use serenity::all::{
-    Cache, ClientBuilder, Context, EventHandler, GatewayIntents, Guild, GuildId, HttpBuilder,
-    Member as DiscordMember, Message, MessageUpdateEvent, Permissions, Ready, RoleId,
-    UnavailableGuild, User, UserId as DiscordUserId,
+    Cache, ClientBuilder, CommandInteraction, Context, EventHandler, GatewayIntents, Guild,
+    GuildId, HttpBuilder, Interaction, Member as DiscordMember, Message, MessageUpdateEvent,
+    Permissions, Ready, RoleId, UnavailableGuild, User, UserId as DiscordUserId,
 };
 use tokio::sync::watch;
 
@@ -43,6 +49,19 @@ pub fn intents() -> GatewayIntents {
 
 /// How long to wait before connecting again after the gateway failed.
 const RETRY: Duration = Duration::from_secs(5);
+/// An interaction not answered by then is deferred: Discord wants a first answer in 3 s.
+const DEFER_AFTER: Duration = Duration::from_secs(2);
+/// How long an interaction's token works.
+const INTERACTION_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+/// Where an unanswered interaction stands (answered ones are forgotten).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ack {
+    /// Nothing sent yet: the answer is the first response.
+    Pending,
+    /// Deferred: the answer edits the original response.
+    Deferred,
+}
 
 /// What the adapter's parts share.
 #[derive(Debug)]
@@ -52,7 +71,14 @@ pub struct Inner {
     rest: Rest,
     cache: OnceLock<Arc<Cache>>,
     bot: OnceLock<DiscordUserId>,
+    application: OnceLock<u64>,
     not_ready: Mutex<Option<String>>,
+    /// The rules, for suggesting rule ids.
+    rules: RulesHandle,
+    /// Guilds `/guard` was registered in since start-up.
+    registered: Mutex<HashSet<GuildId>>,
+    /// Interactions by id, and where their first answer stands.
+    interactions: tokio::sync::Mutex<HashMap<u64, Ack>>,
 }
 
 impl Inner {
@@ -65,6 +91,69 @@ impl Inner {
         let cache = self.cache.get()?;
         let guild = cache.guild(guild)?;
         Some(access(&guild, user, roles))
+    }
+
+    /// Registers `/guard` in a guild (once per start-up), or globally.
+    async fn register_commands(&self, guild: Option<GuildId>) {
+        let Some(app) = self.application.get() else {
+            return;
+        };
+        if let Some(guild) = guild
+            && !self
+                .registered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(guild)
+        {
+            return;
+        }
+        let path = match guild {
+            Some(guild) => format!("/applications/{app}/guilds/{guild}/commands"),
+            None => format!("/applications/{app}/commands"),
+        };
+        let commands = json!([slash::registration()]);
+        match self
+            .rest
+            .call(Method::PUT, &path, Some(&commands), None)
+            .await
+        {
+            Ok(_) => tracing::info!(?guild, "/guard registered"),
+            Err(e) => {
+                tracing::warn!(?guild, error = %e, "cannot register /guard");
+                if let Some(guild) = guild {
+                    self.registered
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&guild);
+                }
+            }
+        }
+    }
+
+    /// Answers an interaction at once (an error, suggestions).
+    async fn respond(&self, id: u64, token: &str, answer: &Value) {
+        let path = format!("/interactions/{id}/{token}/callback");
+        if let Err(e) = self
+            .rest
+            .call(Method::POST, &path, Some(answer), None)
+            .await
+        {
+            tracing::warn!(interaction = id, error = %e, "cannot answer an interaction");
+        }
+    }
+
+    /// Defers an interaction still unanswered after [`DEFER_AFTER`]; privately, since its
+    /// answer may be for the asker's eyes only.
+    async fn defer_if_slow(self: Arc<Self>, id: u64, token: String) {
+        tokio::time::sleep(DEFER_AFTER).await;
+        let mut interactions = self.interactions.lock().await;
+        if interactions.get(&id) != Some(&Ack::Pending) {
+            return;
+        }
+        interactions.insert(id, Ack::Deferred);
+        // Held while deferring: an answer waits for the deferral to land.
+        self.respond(id, &token, &json!({"type": 5, "data": {"flags": 64}}))
+            .await;
     }
 
     /// A member's role in a guild; `Member` when the guild is not cached yet.
@@ -110,8 +199,9 @@ pub struct Discord {
 }
 
 impl Discord {
-    /// The adapter for `config`; it connects in [`Discord::run`].
-    pub fn new(config: DiscordConfig, clock: Arc<dyn Clock>) -> Discord {
+    /// The adapter for `config`; it connects in [`Discord::run`]. `rules` are read to
+    /// suggest rule ids while a slash command is typed.
+    pub fn new(config: DiscordConfig, clock: Arc<dyn Clock>, rules: RulesHandle) -> Discord {
         Discord {
             inner: Arc::new(Inner {
                 rest: Rest::new(&config.api_base, config.token.clone()),
@@ -119,7 +209,11 @@ impl Discord {
                 clock,
                 cache: OnceLock::new(),
                 bot: OnceLock::new(),
+                application: OnceLock::new(),
                 not_ready: Mutex::new(Some("connecting to the gateway".to_owned())),
+                rules,
+                registered: Mutex::new(HashSet::new()),
+                interactions: tokio::sync::Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -211,6 +305,85 @@ struct Handler {
 }
 
 impl Handler {
+    /// A `/guard` interaction: handed on as the command line it stands for, answered where
+    /// its token points; deferred if the answer is slow.
+    async fn command(&self, command: CommandInteraction) {
+        let id = command.id.get();
+        let Some(guild) = command.guild_id else {
+            let answer =
+                json!({"type": 4, "data": {"content": "use /guard in a server", "flags": 64}});
+            return self.inner.respond(id, &command.token, &answer).await;
+        };
+        let line = match slash::command_line(&command.data) {
+            Ok(line) => line,
+            Err(why) => {
+                let answer =
+                    json!({"type": 4, "data": {"content": render::escape(&why), "flags": 64}});
+                return self.inner.respond(id, &command.token, &answer).await;
+            }
+        };
+        let (permissions, roles) = command
+            .member
+            .as_ref()
+            .map(|m| (m.permissions, m.roles.clone()))
+            .unwrap_or_default();
+        let role = match permissions {
+            Some(p) => {
+                let owner = self
+                    .inner
+                    .permissions(guild, command.user.id, &roles)
+                    .is_some_and(|a| a.owner);
+                translate::role_of(p, owner)
+            }
+            None => self.inner.role(guild, command.user.id, &roles),
+        };
+        self.inner
+            .interactions
+            .lock()
+            .await
+            .insert(id, Ack::Pending);
+        tokio::spawn(Arc::clone(&self.inner).defer_if_slow(id, command.token.clone()));
+        let now = self.inner.clock.now();
+        let sender = UserId::from(command.user.id.to_string());
+        let event = self.event(
+            id.to_string(),
+            guild,
+            translate::member(&command.user, role, None),
+            EventKind::Command {
+                text: line,
+                reply_to: ReplyTo {
+                    group: GroupId::from(guild.to_string()),
+                    sender,
+                    message: None,
+                    handle: Some(ReplyHandle::new(format!("{id}:{}", command.token))),
+                    expires_at: Some(now.plus(INTERACTION_LIFETIME)),
+                },
+            },
+        );
+        self.push(event).await;
+    }
+
+    /// Rule ids starting with what is typed, for an option that suggests them.
+    async fn suggest(&self, typing: &CommandInteraction) {
+        let typed = slash::focused(&typing.data)
+            .unwrap_or_default()
+            .to_lowercase();
+        let rules = self.inner.rules.rules();
+        let choices: Vec<Value> = rules
+            .config()
+            .rules
+            .iter()
+            .map(|r| r.id.as_str())
+            .filter(|id| id.to_lowercase().starts_with(&typed))
+            .take(25)
+            .map(|id| json!({"name": id, "value": id}))
+            .collect();
+        let answer = json!({"type": 8, "data": {"choices": choices}});
+        self.inner
+            .respond(typing.id.get(), &typing.token, &answer)
+            .await;
+    }
+
     async fn push(&self, event: Event) {
         if self.sink.push(event).await.is_err() {
             tracing::debug!("an event arrived while shutting down");
@@ -233,11 +406,21 @@ impl Handler {
 impl EventHandler for Handler {
     async fn ready(&self, _ctx: Context, ready: Ready) {
         let _ = self.inner.bot.set(ready.user.id);
+        let _ = self.inner.application.set(
+            self.inner
+                .config
+                .application_id
+                .unwrap_or(ready.application.id.get()),
+        );
+        if self.inner.config.global_commands {
+            self.inner.register_commands(None).await;
+        }
         self.inner.set_not_ready(None);
         tracing::info!(user = %ready.user.id, guilds = ready.guilds.len(), "connected to the Discord gateway");
     }
 
     async fn guild_create(&self, _ctx: Context, guild: Guild, _is_new: Option<bool>) {
+        self.inner.register_commands(Some(guild.id)).await;
         let admins = guild
             .members
             .values()
@@ -262,6 +445,14 @@ impl EventHandler for Handler {
             }),
         );
         self.push(event).await;
+    }
+
+    async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
+        match interaction {
+            Interaction::Command(command) => self.command(command).await,
+            Interaction::Autocomplete(typing) => self.suggest(&typing).await,
+            _ => {}
+        }
     }
 
     async fn guild_delete(

@@ -6,17 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use groupguard_core::engine::Live;
 use groupguard_core::model::{Event, EventKind, GroupChange, MessageKind, Platform, Role};
 use groupguard_core::platform::{
     ActionRequest, AdapterErrorKind, Capability, EventSink, IdempotencyKey, Lacking, PushError,
     Recipients, SinkClosed,
 };
 use groupguard_core::ports::Clock;
+use groupguard_core::reply::Reply;
+use groupguard_core::rulefile;
 use groupguard_core::time::Timestamp;
 use groupguard_core::verdict::Action;
 use groupguard_discord::Discord;
 use groupguard_discord::config::RawDiscordConfig;
-use groupguard_discord::fake::{FakeDiscord, FakeGuild, FakeMember, member_json};
+use groupguard_discord::fake::{APP_ID, FakeDiscord, FakeGuild, FakeMember, member_json};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc, watch};
 
@@ -26,6 +29,8 @@ const OWNER: u64 = 1_300_000_000_000_000_001;
 const MODERATOR: u64 = 1_300_000_000_000_000_002;
 const EVE: u64 = 1_300_000_000_000_000_005;
 const LOG: u64 = 1_200_000_000_000_000_099;
+/// Rules whose ids `/guard` suggests.
+const RULES: &str = "[[rules]]\nid = \"ads\"\nbanned_kinds = [\"video\"]\n\n[[rules]]\nid = \"adult\"\nbanned_kinds = [\"video\"]\n\n[[rules]]\nid = \"flood\"\nbanned_kinds = [\"video\"]\n";
 /// Manage Messages, Kick, Ban, Moderate Members, Send Messages.
 const MODERATION: u64 = 0x2000 | 0x2 | 0x4 | 0x100_0000_0000 | 0x800;
 
@@ -89,7 +94,8 @@ async fn start(bot_permissions: u64) -> Running {
     .unwrap();
     let mut errors = Vec::new();
     let config = raw.check(&|_| None, &mut errors).expect("a valid section");
-    let discord = Discord::new(config, Arc::new(Now));
+    let rules = Arc::new(Live::compile(rulefile::parse(RULES).unwrap()).unwrap());
+    let discord = Discord::new(config, Arc::new(Now), rules);
     let (sender, events) = mpsc::channel(100);
     let (stop, stopped) = watch::channel(false);
     let running = discord.clone();
@@ -383,5 +389,157 @@ async fn without_permissions_the_capabilities_name_them_and_the_owner_is_never_a
         [format!("DELETE /guilds/{GUILD}/members/{MODERATOR}")],
         "the owner's kick was never asked of Discord"
     );
+    let _ = running.stop.send(true);
+}
+
+fn interaction(fake: &FakeDiscord, kind: u8, permissions: &str, options: Value) -> (u64, Value) {
+    let id = fake.snowflake();
+    let payload = json!({
+        "id": id.to_string(), "application_id": APP_ID.to_string(), "type": kind,
+        "token": format!("token-{id}"), "version": 1, "guild_id": GUILD.to_string(),
+        "channel_id": CHANNEL.to_string(), "locale": "en-US", "entitlements": [],
+        "attachment_size_limit": 8_388_608, "authorizing_integration_owners": {},
+        "member": {"user": {"id": MODERATOR.to_string(), "username": "mod", "discriminator": "0",
+                            "global_name": null, "avatar": null},
+                   "roles": [], "joined_at": "2026-11-01T00:00:00.000000+00:00", "deaf": false,
+                   "mute": false, "flags": 0, "permissions": permissions},
+        "data": {"id": "6", "name": "guard", "type": 1}
+    });
+    let mut payload = payload;
+    payload["data"]["options"] = options;
+    (id, payload)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guard_is_registered_and_an_interaction_is_answered_at_once_or_deferred_when_slow() {
+    let running = start(MODERATION).await;
+    let fake = &running.fake;
+    let registration = fake
+        .calls()
+        .into_iter()
+        .find(|c| c.path == format!("/applications/{APP_ID}/guilds/{GUILD}/commands"))
+        .expect("/guard registered when the guild is created");
+    assert_eq!(registration.method, "PUT");
+    assert_eq!(registration.body[0]["name"], "guard");
+    assert_eq!(registration.body[0]["default_member_permissions"], "32");
+
+    let (id, payload) = interaction(
+        fake,
+        2,
+        "32",
+        json!([{"type": 2, "name": "rule-set", "options": [{"type": 1, "name": "keywords-add",
+            "options": [{"type": 3, "name": "rule", "value": "ads"},
+                        {"type": 3, "name": "keywords", "value": "代购"}]}]}]),
+    );
+    fake.dispatch("INTERACTION_CREATE", payload);
+    let event = running.next("the command").await;
+    let EventKind::Command { text, reply_to } = &event.kind else {
+        panic!("{event:?}")
+    };
+    assert_eq!(text, "!guard rule set ads keywords add 代购");
+    assert_eq!(event.member.role, Role::Admin, "Manage Guild administers");
+    let executor = running.discord.executor();
+    executor
+        .reply(reply_to, &Reply::text("rule ads: 1 keyword added"))
+        .await
+        .unwrap();
+    let answer = fake
+        .actions()
+        .into_iter()
+        .find(|c| c.path == format!("/interactions/{id}/token-{id}/callback"))
+        .expect("answered");
+    assert_eq!(answer.body["type"], 4);
+    assert_eq!(
+        answer.body["data"]["flags"], 0,
+        "a change is shown to everyone"
+    );
+    assert_eq!(answer.body["data"]["content"], "rule ads: 1 keyword added");
+
+    // Slow: deferred privately after 2 s, then the answer edits it and, being public, is
+    // also posted for everyone.
+    let (slow, payload) = interaction(
+        fake,
+        2,
+        "32",
+        json!([{"type": 1, "name": "stats", "options": []}]),
+    );
+    fake.dispatch("INTERACTION_CREATE", payload);
+    let event = running.next("the slow command").await;
+    let EventKind::Command { reply_to, .. } = &event.kind else {
+        panic!("{event:?}")
+    };
+    fake.wait_for_calls(Duration::from_secs(5), |calls| {
+        calls
+            .iter()
+            .any(|c| c.path == format!("/interactions/{slow}/token-{slow}/callback"))
+    })
+    .await
+    .expect("a deferral within 3 s");
+    executor
+        .reply(reply_to, &Reply::text("a public answer"))
+        .await
+        .unwrap();
+    let calls = fake.actions();
+    let slow_calls: Vec<(String, Value)> = calls
+        .iter()
+        .filter(|c| c.path.contains(&format!("token-{slow}")))
+        .map(|c| (c.route(), c.body.clone()))
+        .collect();
+    assert_eq!(
+        slow_calls,
+        [
+            (
+                format!("POST /interactions/{slow}/token-{slow}/callback"),
+                json!({"type": 5, "data": {"flags": 64}})
+            ),
+            (
+                format!("PATCH /webhooks/{APP_ID}/token-{slow}/messages/@original"),
+                json!({"content": "a public answer", "allowed_mentions": {"parse": []}})
+            ),
+            (
+                format!("POST /webhooks/{APP_ID}/token-{slow}"),
+                json!({"content": "a public answer", "allowed_mentions": {"parse": []}})
+            ),
+        ]
+    );
+
+    // Rule ids are suggested as they are typed.
+    let (typing, payload) = interaction(
+        fake,
+        4,
+        "32",
+        json!([{"type": 2, "name": "rule", "options": [{"type": 1, "name": "show",
+            "options": [{"type": 3, "name": "rule", "value": "a", "focused": true}]}]}]),
+    );
+    fake.dispatch("INTERACTION_CREATE", payload);
+    let calls = fake
+        .wait_for_calls(Duration::from_secs(5), |calls| {
+            calls
+                .iter()
+                .any(|c| c.path.contains(&format!("token-{typing}")))
+        })
+        .await
+        .expect("suggestions");
+    let suggestions = calls
+        .iter()
+        .find(|c| c.path.contains(&format!("token-{typing}")))
+        .unwrap();
+    assert_eq!(
+        suggestions.body,
+        json!({"type": 8, "data": {"choices": [{"name": "ads", "value": "ads"}, {"name": "adult", "value": "adult"}]}})
+    );
+
+    // An expired token: the answer is refused as expired, not retried.
+    fake.fail_next(
+        "PATCH",
+        "/messages/@original",
+        404,
+        json!({"message": "Unknown Webhook", "code": 10015}),
+    );
+    let gone = executor
+        .reply(reply_to, &Reply::text("too late"))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.kind, AdapterErrorKind::Expired);
     let _ = running.stop.send(true);
 }
