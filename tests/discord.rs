@@ -33,6 +33,11 @@ ladder = [\"delete+notify\"]
 id = \"banned\"
 blacklist = { on_join = true }
 ladder = [\"kick\"]
+
+[[rules]]
+id = \"fresh-accounts\"
+invites = { refuse_other_orgs = false, min_account_age = \"7d\" }
+ladder = [\"kick\"]
 ";
 
 fn moderator_role() -> u64 {
@@ -270,6 +275,42 @@ async fn a_slash_command_runs_and_a_read_is_answered_privately() {
     assert!(
         content.contains("ads") && content.contains("no-video"),
         "{content}"
+    );
+    tokio::task::block_in_place(|| bot.stop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_made_today_is_removed_on_join_an_old_one_stays() {
+    let (fake, mut bot) = start().await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // A Discord id carries its account's creation time (ms since 2015) in its top bits.
+    let fresh = (now_ms - 1_420_070_400_000 - 3_600_000) << 22;
+    fake.dispatch(
+        "GUILD_MEMBER_ADD",
+        member_json(EVE, "eve", None, Some(GUILD)),
+    );
+    fake.dispatch(
+        "GUILD_MEMBER_ADD",
+        member_json(fresh, "fresh", None, Some(GUILD)),
+    );
+    let calls = calls_until(&fake, &bot, "the new account's removal", |c| !c.is_empty()).await;
+    assert_eq!(
+        calls[0].route(),
+        format!("DELETE /guilds/{GUILD}/members/{fresh}")
+    );
+    assert_eq!(
+        calls[0].reason.as_deref(),
+        Some("groupguard: rule fresh-accounts")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        fake.actions().len(),
+        1,
+        "the old account stays: {:?}",
+        routes(&fake.actions())
     );
     tokio::task::block_in_place(|| bot.stop());
 }

@@ -141,6 +141,9 @@ pub struct Member {
     /// When the member joined the group, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub joined_at: Option<Timestamp>,
+    /// When the account was made, where the platform tells (Discord's ids carry it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_created: Option<Timestamp>,
     /// Whether the account is a bot.
     #[serde(default, rename = "bot", skip_serializing_if = "is_false")]
     pub is_bot: bool,
@@ -155,6 +158,7 @@ impl Member {
             org: None,
             role: Role::Member,
             joined_at: None,
+            account_created: None,
             is_bot: false,
         }
     }

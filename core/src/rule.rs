@@ -536,6 +536,14 @@ pub struct InviteCheck {
     /// Only staff (or higher) may invite; invitations by external members are refused.
     #[serde(default, skip_serializing_if = "is_false")]
     pub only_staff_invite: bool,
+    /// Accounts younger than this may not join (where the platform tells an account's age:
+    /// Discord).
+    #[serde(
+        default,
+        with = "duration_text::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub min_account_age: Option<Duration>,
 }
 
 impl Default for InviteCheck {
@@ -544,6 +552,7 @@ impl Default for InviteCheck {
             refuse_other_orgs: true,
             allow_orgs: Vec::new(),
             only_staff_invite: false,
+            min_account_age: None,
         }
     }
 }

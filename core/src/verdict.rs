@@ -157,6 +157,8 @@ named! {
         OtherOrganisation = "other_organisation",
         /// Someone who is not staff invited the member.
         InviterNotStaff = "inviter_not_staff",
+        /// An account younger than the rule allows joined.
+        NewAccount = "new_account",
         /// A blacklisted member.
         Blacklist = "blacklist",
     }
@@ -220,6 +222,14 @@ pub enum Evidence {
         /// The group's home organisation.
         home: Option<OrgId>,
     },
+    /// An account too young to join.
+    AccountAge {
+        /// When the account was made.
+        created: Timestamp,
+        /// The youngest age allowed.
+        #[serde(with = "duration_text")]
+        min: Duration,
+    },
     /// An inviter without the right role.
     Inviter {
         /// Who invited.
@@ -266,6 +276,12 @@ impl fmt::Display for Evidence {
                 None => write!(f, "from {org}"),
             },
             Evidence::Inviter { inviter, role } => write!(f, "invited by {inviter} ({role})"),
+            Evidence::AccountAge { created, min } => write!(
+                f,
+                "account made {}, younger than {}",
+                created.to_rfc3339(),
+                humantime::format_duration(*min)
+            ),
             Evidence::Blacklisted {
                 list,
                 reason,

@@ -44,9 +44,18 @@ pub fn role_of(permissions: Permissions, is_owner: bool) -> Role {
     }
 }
 
+/// Discord's epoch, the start of 2015, in Unix milliseconds.
+const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
+
+/// When an account was made: its id's top 42 bits count milliseconds since Discord's epoch.
+pub fn account_created(id: u64) -> Timestamp {
+    Timestamp(DISCORD_EPOCH_MS + i64::try_from(id >> 22).unwrap_or(0))
+}
+
 /// A Discord user as an event's member.
 pub fn member(user: &User, role: Role, joined_at: Option<Timestamp>) -> Member {
     let mut member = Member::new(user.id.to_string());
+    member.account_created = Some(account_created(user.id.get()));
     member.display_name = Some(
         user.global_name
             .clone()
@@ -309,6 +318,15 @@ mod tests {
             panic!()
         };
         assert!(edit(&preview, Role::Member).is_none());
+    }
+
+    #[test]
+    fn an_accounts_age_comes_from_its_id() {
+        // Discord's documented example: 175928847299117063 was made 2016-04-30 11:18:25.796 UTC.
+        assert_eq!(
+            account_created(175_928_847_299_117_063),
+            Timestamp(1_462_015_105_796)
+        );
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub enum CommandId {
     RuleSetInviteBan,
     RuleSetOrgsAdd,
     RuleSetOrgsRemove,
+    RuleSetAccountAge,
     GroupTagAdd,
     GroupTagRemove,
     GroupTagList,
@@ -152,6 +153,7 @@ commands! {
     RuleSetInviteBan, ADMIN, "rule set <rule:rule> invite-ban <on:onoff> [--only-staff-invite <staff:onoff>]", "Refuse members of other organisations on join.";
     RuleSetOrgsAdd, ADMIN, "rule set <rule:rule> orgs allow add <orgs:text...>", "Welcome members of these organisations anyway.";
     RuleSetOrgsRemove, ADMIN, "rule set <rule:rule> orgs allow remove <orgs:text...>", "Stop welcoming these organisations.";
+    RuleSetAccountAge, ADMIN, "rule set <rule:rule> account-age <age:text>", "Accounts younger than this (7d, 30d) may not join; off lifts it. Discord tells an account's age.";
     GroupTagAdd, ADMIN, "group tag add <tags:tag...> [--group <group:group>]", "Tag this group (or another).";
     GroupTagRemove, ADMIN, "group tag remove <tags:tag...> [--group <group:group>]", "Remove tags from this group (or another).";
     GroupTagList, MOD, "group tag list [--group <group:group>]", "Show this group's tags.";

@@ -134,6 +134,10 @@ const EXAMPLES: &[(&str, CommandId)] = &[
         "!guard rule set ads orgs allow remove wwPartner",
         CommandId::RuleSetOrgsRemove,
     ),
+    (
+        "!guard rule set joins account-age 7d",
+        CommandId::RuleSetAccountAge,
+    ),
     ("!guard group tag add retail vip", CommandId::GroupTagAdd),
     (
         "!guard group tag remove vip --group wrOther",

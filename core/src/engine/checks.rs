@@ -87,6 +87,14 @@ impl Context<'_> {
                 });
             }
         }
+        if let (Some(min), Some(created)) = (invites.min_account_age, event.member.account_created)
+            && self.now.millis() - created.millis() < duration_millis(min)
+        {
+            hits.push(CheckHit {
+                check: CheckKind::NewAccount,
+                evidence: Evidence::AccountAge { created, min },
+            });
+        }
         let invited = matches!(
             scene,
             JoinScene::DirectInvite | JoinScene::InviteLink | JoinScene::Unknown

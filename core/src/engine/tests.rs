@@ -541,6 +541,34 @@ fn only_staff_may_invite() {
     assert_eq!(v.outcome("outsiders"), Some(&Outcome::NotMatched));
 }
 
+#[test]
+fn accounts_younger_than_the_limit_may_not_join_and_unknown_ages_may() {
+    let mut engine = build(
+        r#"
+[[rules]]
+id = "fresh"
+invites = { refuse_other_orgs = false, min_account_age = "7d" }
+"#,
+    );
+    let mut f = EventFactory::new(Platform::Discord, "guild");
+    let mut fresh = member("fresh");
+    fresh.account_created = Some(f.now().minus(Duration::from_secs(2 * 86_400)));
+    let v = judge(&mut engine, &f.join(&fresh, None, JoinScene::Unknown));
+    assert_eq!(
+        first_evidence(&v, "fresh"),
+        Evidence::AccountAge {
+            created: f.now().minus(Duration::from_secs(2 * 86_400)),
+            min: Duration::from_secs(7 * 86_400)
+        }
+    );
+    let mut old = member("old");
+    old.account_created = Some(f.now().minus(Duration::from_secs(8 * 86_400)));
+    for ok in [old, member("unknown age")] {
+        let v = judge(&mut engine, &f.join(&ok, None, JoinScene::Unknown));
+        assert_eq!(v.outcome("fresh"), Some(&Outcome::NotMatched), "{ok:?}");
+    }
+}
+
 const BLACKLIST: &str = r#"
 [[groups]]
 id = "wecom:shop"

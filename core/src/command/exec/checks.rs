@@ -9,6 +9,7 @@ use crate::rule::{
     DuplicateCheck, FloodCheck, InviteCheck, Keywords, LinkCheck, LinkMode, MiniProgramCheck,
     PhoneCheck, RegexCheck,
 };
+use crate::time::duration_text;
 
 /// Which keyword list a command edits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,7 +253,14 @@ pub(super) async fn invite_ban(ctx: &Context<'_>, args: &Args) -> Result<Answer,
     let staff = args.flag("staff");
     change_rule(ctx, id, |r| {
         if !on && staff != Some(true) {
-            r.invites = None;
+            match r.invites.as_mut() {
+                // The account-age limit stays.
+                Some(invites) if invites.min_account_age.is_some() => {
+                    invites.refuse_other_orgs = false;
+                    invites.only_staff_invite = false;
+                }
+                _ => r.invites = None,
+            }
             return Ok("invite ban off".to_owned());
         }
         let invites = r.invites.get_or_insert_with(InviteCheck::default);
@@ -265,6 +273,42 @@ pub(super) async fn invite_ban(ctx: &Context<'_>, args: &Args) -> Result<Answer,
             if on { "refused" } else { "welcome" },
             on_off(invites.only_staff_invite)
         ))
+    })
+    .await
+}
+
+/// `rule set <rule> account-age <age|off>`: accounts younger than `age` may not join.
+pub(super) async fn account_age(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
+    let id = &need(args.rule("rule"), "rule")?;
+    let text = need(args.text("age"), "age")?;
+    let age = match text.to_lowercase().as_str() {
+        "off" | "0" => None,
+        _ => Some(duration_text::parse(&text).map_err(CommandError::Refused)?),
+    };
+    change_rule(ctx, id, |r| match age {
+        None => {
+            if let Some(invites) = r.invites.as_mut() {
+                invites.min_account_age = None;
+                if !invites.refuse_other_orgs
+                    && !invites.only_staff_invite
+                    && invites.allow_orgs.is_empty()
+                {
+                    r.invites = None;
+                }
+            }
+            Ok("accounts of any age may join".to_owned())
+        }
+        Some(age) => {
+            let invites = r.invites.get_or_insert_with(|| InviteCheck {
+                refuse_other_orgs: false,
+                ..InviteCheck::default()
+            });
+            invites.min_account_age = Some(age);
+            Ok(format!(
+                "accounts younger than {} may not join",
+                humantime::format_duration(age)
+            ))
+        }
     })
     .await
 }

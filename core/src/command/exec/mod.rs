@@ -260,6 +260,7 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Answe
         C::RuleSetInviteBan => checks::invite_ban(ctx, args).await,
         C::RuleSetOrgsAdd => checks::orgs(ctx, args, true).await,
         C::RuleSetOrgsRemove => checks::orgs(ctx, args, false).await,
+        C::RuleSetAccountAge => checks::account_age(ctx, args).await,
         C::GroupTagAdd => config::group_tags(ctx, args, Some(true)).await,
         C::GroupTagRemove => config::group_tags(ctx, args, Some(false)).await,
         C::GroupTagList => config::group_tags(ctx, args, None).await,
