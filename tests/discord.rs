@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use groupguard_core::ports::ListStore;
 use groupguard_discord::fake::{Call, FakeDiscord, FakeGuild, FakeMember, member_json};
 use serde_json::{Value, json};
 
@@ -313,4 +314,37 @@ async fn an_account_made_today_is_removed_on_join_an_old_one_stays() {
         routes(&fake.actions())
     );
     tokio::task::block_in_place(|| bot.stop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderators_kick_found_in_the_audit_log_blacklists_with_manual_removals_on() {
+    let (fake, mut bot) = start().await;
+    let setting = fake.snowflake();
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        message(setting, OWNER, &[], "!guard settings manual-removals org"),
+    );
+    calls_until(&fake, &bot, "the setting's answer", |c| c.len() == 1).await;
+    // A moderator kicks Eve by hand; Discord logs it and tells the bot she is gone.
+    fake.audit(20, MODERATOR, EVE);
+    fake.dispatch(
+        "GUILD_MEMBER_REMOVE",
+        json!({"guild_id": GUILD.to_string(), "user": author(EVE)}),
+    );
+    // She comes back: now blacklisted by the moderator's hand, she is banned.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.dispatch(
+        "GUILD_MEMBER_ADD",
+        member_json(EVE, "eve", None, Some(GUILD)),
+    );
+    let calls = calls_until(&fake, &bot, "the ban on her return", |c| c.len() == 2).await;
+    assert_eq!(calls[1].route(), format!("PUT /guilds/{GUILD}/bans/{EVE}"));
+    bot.stop();
+    let store = bot.store().await;
+    let entries = store.blacklist_page(None, 10).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        entries[0].source.to_string(),
+        format!("moderator:discord:{MODERATOR}")
+    );
 }

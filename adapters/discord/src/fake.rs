@@ -106,6 +106,7 @@ struct Inner {
     nonces: Mutex<HashMap<String, Value>>,
     created: Mutex<Vec<Value>>,
     identifies: Mutex<Vec<Value>>,
+    audit_log: Mutex<Vec<Value>>,
     resumes: AtomicU64,
     sequence: AtomicU64,
     ids: AtomicU64,
@@ -221,6 +222,7 @@ impl FakeDiscord {
             nonces: Mutex::new(HashMap::new()),
             created: Mutex::new(Vec::new()),
             identifies: Mutex::new(Vec::new()),
+            audit_log: Mutex::new(Vec::new()),
             resumes: AtomicU64::new(0),
             sequence: AtomicU64::new(0),
             ids: AtomicU64::new(1_900_000_000_000_000_000),
@@ -246,16 +248,12 @@ impl FakeDiscord {
         self.inner.calls.lock().expect("calls").clone()
     }
 
-    /// The calls a moderation test cares about: not the gateway bootstrap, `users/@me` or
-    /// command registration.
+    /// The calls that change something, but for command registration: what a moderation
+    /// test asserts (reads such as the gateway bootstrap and the audit log are left out).
     pub fn actions(&self) -> Vec<Call> {
         self.calls()
             .into_iter()
-            .filter(|c| {
-                !c.path.starts_with("/gateway")
-                    && c.path != "/users/@me"
-                    && !c.path.starts_with("/applications/")
-            })
+            .filter(|c| c.method != "GET" && !c.path.starts_with("/applications/"))
             .collect()
     }
 
@@ -287,6 +285,22 @@ impl FakeDiscord {
     /// Sends a dispatch (`MESSAGE_CREATE`, …) down every open gateway connection.
     pub fn dispatch(&self, name: &str, data: Value) {
         let _ = self.inner.down.send(Down::Dispatch(name.to_owned(), data));
+    }
+
+    /// Records that `by` did `action` (20 kick, 22 ban) to `target` just now, for the audit
+    /// log the bot reads.
+    pub fn audit(&self, action: u8, by: u64, target: u64) {
+        // An entry's id carries its time, as every Discord id does.
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+            - 1_420_070_400_000;
+        let id = (since_epoch << 22) | (self.snowflake() & 0x3f_ffff);
+        self.inner.audit_log.lock().expect("audit log").insert(
+            0,
+            json!({"id": id.to_string(), "action_type": action, "user_id": by.to_string(),
+                   "target_id": target.to_string(), "changes": [], "reason": null}),
+        );
     }
 
     /// Asks every connected client to reconnect (op 7).
@@ -397,7 +411,14 @@ async fn rest(
     } else if let Some(failure) = failure {
         (failure.status, failure.body)
     } else {
-        route(&inner, &method, &path, &body).unwrap_or_else(|| {
+        route(
+            &inner,
+            &method,
+            &path,
+            uri.query().unwrap_or_default(),
+            &body,
+        )
+        .unwrap_or_else(|| {
             call.unknown = true;
             (404, json!({"message": "404: Not Found", "code": 0}))
         })
@@ -414,7 +435,13 @@ async fn rest(
 }
 
 /// The answer of a known route; `None` for an unknown one.
-fn route(inner: &Inner, method: &Method, path: &str, body: &Value) -> Option<(u16, Value)> {
+fn route(
+    inner: &Inner,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &Value,
+) -> Option<(u16, Value)> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let id = || inner.ids.fetch_add(1, Ordering::Relaxed).to_string();
     Some(match (method.as_str(), parts.as_slice()) {
@@ -425,6 +452,26 @@ fn route(inner: &Inner, method: &Method, path: &str, body: &Value) -> Option<(u1
                 {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}),
         ),
         ("GET", ["users", "@me"]) => (200, user(BOT_ID, "groupguard", true)),
+        ("GET", ["guilds", _, "audit-logs"]) => {
+            let action = query
+                .split('&')
+                .find_map(|p| p.strip_prefix("action_type="))
+                .and_then(|a| a.parse::<u64>().ok());
+            let entries: Vec<Value> = inner
+                .audit_log
+                .lock()
+                .expect("audit log")
+                .iter()
+                .filter(|e| action.is_none_or(|a| e["action_type"] == a))
+                .cloned()
+                .collect();
+            (
+                200,
+                json!({"audit_log_entries": entries, "users": [], "integrations": [],
+                       "webhooks": [], "guild_scheduled_events": [], "threads": [],
+                       "application_commands": [], "auto_moderation_rules": []}),
+            )
+        }
         ("POST", ["channels", channel, "messages"]) => {
             let nonce = body["nonce"].as_str().map(str::to_owned);
             if body["enforce_nonce"] == true

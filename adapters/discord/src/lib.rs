@@ -51,6 +51,10 @@ pub fn intents() -> GatewayIntents {
 const RETRY: Duration = Duration::from_secs(5);
 /// An interaction not answered by then is deferred: Discord wants a first answer in 3 s.
 const DEFER_AFTER: Duration = Duration::from_secs(2);
+/// How long after a removal its audit-log entry is looked for again.
+const AUDIT_LOG_LAG: Duration = Duration::from_millis(500);
+/// How recent an audit-log entry must be to explain a removal.
+const RECENT_MS: i64 = 30_000;
 /// How long an interaction's token works.
 const INTERACTION_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
@@ -154,6 +158,54 @@ impl Inner {
         // Held while deferring: an answer waits for the deferral to land.
         self.respond(id, &token, &json!({"type": 5, "data": {"flags": 64}}))
             .await;
+    }
+
+    /// Who removed `user` from `guild` just now, from the audit log (`action`: 20 kick,
+    /// 22 ban): read twice, since the entry can land a moment after the gateway event.
+    /// Unknown without View Audit Log.
+    async fn remover(&self, guild: GuildId, user: DiscordUserId, action: u8) -> Option<Member> {
+        let path = format!("/guilds/{guild}/audit-logs?action_type={action}&limit=10");
+        let now = self.clock.now().millis();
+        for attempt in 0..2 {
+            if attempt > 0 {
+                tokio::time::sleep(AUDIT_LOG_LAG).await;
+            }
+            let log = match self.rest.call(Method::GET, &path, None, None).await {
+                Ok(log) => log,
+                Err(e) => {
+                    tracing::debug!(%guild, error = %e, "cannot read the audit log");
+                    return None;
+                }
+            };
+            let entry = log["audit_log_entries"].as_array().and_then(|entries| {
+                entries.iter().find(|e| {
+                    let id = e["id"].as_str().and_then(|id| id.parse::<u64>().ok());
+                    e["target_id"] == user.to_string()
+                        && id.is_some_and(|id| {
+                            (now - translate::account_created(id).millis()).abs() < RECENT_MS
+                        })
+                })
+            });
+            if let Some(by) = entry
+                .and_then(|e| e["user_id"].as_str())
+                .and_then(|id| id.parse::<u64>().ok())
+            {
+                let by = DiscordUserId::new(by);
+                let roles = self
+                    .cache
+                    .get()
+                    .and_then(|c| {
+                        c.guild(guild)
+                            .and_then(|g| g.members.get(&by).map(|m| m.roles.clone()))
+                    })
+                    .unwrap_or_default();
+                let mut member = Member::new(by.to_string());
+                member.role = self.role(guild, by, &roles);
+                member.is_bot = Some(&by) == self.bot.get();
+                return Some(member);
+            }
+        }
+        None
     }
 
     /// A member's role in a guild; `Member` when the guild is not cached yet.
@@ -553,11 +605,21 @@ impl EventHandler for Handler {
         _member: Option<DiscordMember>,
     ) {
         let now = self.inner.clock.now().millis();
+        let (what, kind) = match self.inner.remover(guild, user.id, 20).await {
+            Some(by) => (
+                "kick",
+                EventKind::MemberRemoved {
+                    by: Some(by),
+                    banned: false,
+                },
+            ),
+            None => ("leave", EventKind::MemberLeft),
+        };
         let event = self.event(
-            format!("{guild}:{}:leave:{now}", user.id),
+            format!("{guild}:{}:{what}:{now}", user.id),
             guild,
             translate::member(&user, Role::Member, None),
-            EventKind::MemberLeft,
+            kind,
         );
         self.push(event).await;
     }
@@ -569,7 +631,7 @@ impl EventHandler for Handler {
             guild,
             translate::member(&user, Role::Member, None),
             EventKind::MemberRemoved {
-                by: None,
+                by: self.inner.remover(guild, user.id, 22).await,
                 banned: true,
             },
         );
