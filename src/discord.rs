@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use groupguard_core::platform::{ActionExecutor, EventSink};
+use groupguard_core::platform::{ActionExecutor, BlacklistMirror, EventSink};
 use groupguard_discord::Discord;
 use tokio::sync::watch;
 
@@ -21,6 +21,10 @@ impl Adapter for DiscordAdapter {
 
     fn executors(&self) -> Vec<Arc<dyn ActionExecutor>> {
         vec![self.0.executor()]
+    }
+
+    fn mirrors(&self) -> Vec<Arc<dyn BlacklistMirror>> {
+        vec![self.0.mirror()]
     }
 
     fn readiness(&self) -> Readiness {

@@ -17,6 +17,7 @@ const OWNER: u64 = 1_300_000_000_000_000_001;
 const MODERATOR: u64 = 1_300_000_000_000_000_002;
 const EVE: u64 = 1_300_000_000_000_000_005;
 const TROLL: u64 = 1_300_000_000_000_000_007;
+const LURKER: u64 = 1_300_000_000_000_000_008;
 /// Manage Messages, Kick, Ban, Moderate Members, Send Messages.
 const MODERATION: u64 = 0x2000 | 0x2 | 0x4 | 0x100_0000_0000 | 0x800;
 
@@ -52,11 +53,18 @@ async fn start() -> (FakeDiscord, Bot) {
         owner: OWNER,
         channel: CHANNEL,
         bot_permissions: MODERATION,
-        members: vec![FakeMember {
-            id: MODERATOR,
-            name: "mod".to_owned(),
-            permissions: 0x2,
-        }],
+        members: vec![
+            FakeMember {
+                id: MODERATOR,
+                name: "mod".to_owned(),
+                permissions: 0x2,
+            },
+            FakeMember {
+                id: LURKER,
+                name: "lurker".to_owned(),
+                permissions: 0,
+            },
+        ],
     }])
     .await;
     let dir = fresh_dir();
@@ -347,4 +355,51 @@ async fn a_moderators_kick_found_in_the_audit_log_blacklists_with_manual_removal
         entries[0].source.to_string(),
         format!("moderator:discord:{MODERATOR}")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blacklisted_member_already_inside_is_banned_and_unbanned_when_removed_from_the_list() {
+    let (fake, mut bot) = start().await;
+    let add = fake.snowflake();
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        message(
+            add,
+            MODERATOR,
+            &[moderator_role()],
+            &format!("!guard blacklist add discord:{LURKER} selling accounts"),
+        ),
+    );
+    let calls = calls_until(&fake, &bot, "the ban of the member inside", |c| {
+        c.iter()
+            .any(|c| c.route() == format!("PUT /guilds/{GUILD}/bans/{LURKER}"))
+    })
+    .await;
+    let ban = calls
+        .iter()
+        .find(|c| c.route() == format!("PUT /guilds/{GUILD}/bans/{LURKER}"))
+        .unwrap();
+    assert_eq!(
+        ban.reason.as_deref(),
+        Some("groupguard: blacklisted: selling accounts")
+    );
+    // A ban someone else made is not groupguard's to lift.
+    fake.ban_by_hand(TROLL, "raiding");
+    let remove = fake.snowflake();
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        message(
+            remove,
+            MODERATOR,
+            &[moderator_role()],
+            &format!("!guard blacklist remove discord:{LURKER}"),
+        ),
+    );
+    calls_until(&fake, &bot, "the unban", |c| {
+        c.iter()
+            .any(|c| c.route() == format!("DELETE /guilds/{GUILD}/bans/{LURKER}"))
+    })
+    .await;
+    assert_eq!(fake.bans(), [(TROLL, Some("raiding".to_owned()))]);
+    tokio::task::block_in_place(|| bot.stop());
 }

@@ -365,6 +365,7 @@ impl ActionExecutor for DiscordExecutor {
                     )
                     .await
                     .map_err(needs("Ban Members"))?;
+                    self.inner.banned_now(member);
                 } else {
                     rest.call(
                         Method::DELETE,

@@ -107,6 +107,8 @@ struct Inner {
     created: Mutex<Vec<Value>>,
     identifies: Mutex<Vec<Value>>,
     audit_log: Mutex<Vec<Value>>,
+    /// Bans in force: user and reason.
+    bans: Mutex<Vec<(u64, Option<String>)>>,
     resumes: AtomicU64,
     sequence: AtomicU64,
     ids: AtomicU64,
@@ -223,6 +225,7 @@ impl FakeDiscord {
             created: Mutex::new(Vec::new()),
             identifies: Mutex::new(Vec::new()),
             audit_log: Mutex::new(Vec::new()),
+            bans: Mutex::new(Vec::new()),
             resumes: AtomicU64::new(0),
             sequence: AtomicU64::new(0),
             ids: AtomicU64::new(1_900_000_000_000_000_000),
@@ -285,6 +288,20 @@ impl FakeDiscord {
     /// Sends a dispatch (`MESSAGE_CREATE`, …) down every open gateway connection.
     pub fn dispatch(&self, name: &str, data: Value) {
         let _ = self.inner.down.send(Down::Dispatch(name.to_owned(), data));
+    }
+
+    /// The bans in force: user and reason.
+    pub fn bans(&self) -> Vec<(u64, Option<String>)> {
+        self.inner.bans.lock().expect("bans").clone()
+    }
+
+    /// A ban a moderator made by hand.
+    pub fn ban_by_hand(&self, user: u64, reason: &str) {
+        self.inner
+            .bans
+            .lock()
+            .expect("bans")
+            .push((user, Some(reason.to_owned())));
     }
 
     /// Records that `by` did `action` (20 kick, 22 ban) to `target` just now, for the audit
@@ -416,6 +433,7 @@ async fn rest(
             &method,
             &path,
             uri.query().unwrap_or_default(),
+            call.reason.as_deref(),
             &body,
         )
         .unwrap_or_else(|| {
@@ -440,6 +458,7 @@ fn route(
     method: &Method,
     path: &str,
     query: &str,
+    reason: Option<&str>,
     body: &Value,
 ) -> Option<(u16, Value)> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -452,6 +471,18 @@ fn route(
                 {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}),
         ),
         ("GET", ["users", "@me"]) => (200, user(BOT_ID, "groupguard", true)),
+        ("GET", ["guilds", _, "bans"]) => (
+            200,
+            Value::Array(
+                inner
+                    .bans
+                    .lock()
+                    .expect("bans")
+                    .iter()
+                    .map(|(user_id, reason)| json!({"user": user(*user_id, "banned", false), "reason": reason}))
+                    .collect(),
+            ),
+        ),
         ("GET", ["guilds", _, "audit-logs"]) => {
             let action = query
                 .split('&')
@@ -496,9 +527,25 @@ fn route(
         }
         ("DELETE", ["channels", _, "messages", _])
         | ("DELETE", ["guilds", _, "members", _])
-        | ("PUT", ["guilds", _, "bans", _])
-        | ("DELETE", ["guilds", _, "bans", _])
+
         | ("POST", ["interactions", _, _, "callback"]) => (204, Value::Null),
+        ("PUT", ["guilds", _, "bans", banned]) => {
+            let banned = banned.parse().unwrap_or(0);
+            let mut bans = inner.bans.lock().expect("bans");
+            bans.retain(|(u, _)| *u != banned);
+            bans.push((banned, reason.map(str::to_owned)));
+            (204, Value::Null)
+        }
+        ("DELETE", ["guilds", _, "bans", banned]) => {
+            let banned = banned.parse().unwrap_or(0);
+            let mut bans = inner.bans.lock().expect("bans");
+            let before = bans.len();
+            bans.retain(|(u, _)| *u != banned);
+            if bans.len() == before {
+                return Some((404, json!({"message": "Unknown Ban", "code": 10026})));
+            }
+            (204, Value::Null)
+        }
         ("PATCH", ["webhooks", _, _, "messages", "@original"]) | ("POST", ["webhooks", _, _]) => {
             let mut message = body.clone();
             message["id"] = json!(id());

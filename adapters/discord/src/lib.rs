@@ -7,6 +7,7 @@ pub mod config;
 pub mod executor;
 #[cfg(feature = "testing")]
 pub mod fake;
+pub mod mirror;
 pub mod render;
 pub mod rest;
 pub mod slash;
@@ -22,7 +23,7 @@ use groupguard_core::model::{
     Event, EventId, EventKind, GroupChange, GroupId, Member, Platform, ReplyHandle, ReplyTo, Role,
     UserId,
 };
-use groupguard_core::platform::{ActionExecutor, EventSink};
+use groupguard_core::platform::{ActionExecutor, BlacklistMirror, EventSink};
 use groupguard_core::ports::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -35,6 +36,7 @@ use tokio::sync::watch;
 
 use crate::config::{DiscordConfig, Shards};
 use crate::executor::DiscordExecutor;
+use crate::mirror::DiscordMirror;
 use crate::rest::Rest;
 
 /// What the bot asks the gateway for.
@@ -83,6 +85,8 @@ pub struct Inner {
     registered: Mutex<HashSet<GuildId>>,
     /// Interactions by id, and where their first answer stands.
     interactions: tokio::sync::Mutex<HashMap<u64, Ack>>,
+    /// Members the bot banned in the last moments.
+    recent_bans: Mutex<HashMap<DiscordUserId, std::time::Instant>>,
 }
 
 impl Inner {
@@ -266,6 +270,7 @@ impl Discord {
                 rules,
                 registered: Mutex::new(HashSet::new()),
                 interactions: tokio::sync::Mutex::new(HashMap::new()),
+                recent_bans: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -273,6 +278,11 @@ impl Discord {
     /// The executor for Discord.
     pub fn executor(&self) -> Arc<dyn ActionExecutor> {
         Arc::new(DiscordExecutor::new(Arc::clone(&self.inner)))
+    }
+
+    /// The blacklist's mirror on Discord: listed members banned, the bot's bans lifted.
+    pub fn mirror(&self) -> Arc<dyn BlacklistMirror> {
+        Arc::new(DiscordMirror::new(Arc::clone(&self.inner)))
     }
 
     /// `Ok` while connected; otherwise why not.
