@@ -43,6 +43,8 @@ pub struct Call {
     pub body: Value,
     /// No route matched it.
     pub unknown: bool,
+    /// When it arrived, since the fake started.
+    pub at: Duration,
 }
 
 impl Call {
@@ -215,7 +217,7 @@ impl FakeDiscord {
             .expect("a loopback port");
         let address: SocketAddr = listener.local_addr().expect("bound");
         let gateway = format!("ws://{address}/ws");
-        let (down, _) = broadcast::channel(4_096);
+        let (down, _) = broadcast::channel(65_536);
         let inner = Arc::new(Inner {
             guilds,
             gateway: gateway.clone(),
@@ -349,9 +351,9 @@ impl FakeDiscord {
         self.inner.ids.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Milliseconds since the fake started.
-    pub fn elapsed_ms(&self) -> u128 {
-        self.inner.started.elapsed().as_millis()
+    /// Time since the fake started, the clock of [`Call::at`].
+    pub fn elapsed(&self) -> Duration {
+        self.inner.started.elapsed()
     }
 }
 
@@ -411,6 +413,7 @@ async fn rest(
             .map(decode_reason),
         body: body.clone(),
         unknown: false,
+        at: inner.started.elapsed(),
     };
     let authorized = headers
         .get("authorization")
