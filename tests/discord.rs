@@ -403,3 +403,35 @@ async fn a_blacklisted_member_already_inside_is_banned_and_unbanned_when_removed
     assert_eq!(fake.bans(), [(TROLL, Some("raiding".to_owned()))]);
     tokio::task::block_in_place(|| bot.stop());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guild_sends_its_notices_to_its_own_channel() {
+    let (fake, mut bot) = start().await;
+    let own = 1_200_000_000_000_000_077u64;
+    let set = fake.snowflake();
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        message(set, OWNER, &[], &format!("!guard group notices <#{own}>")),
+    );
+    calls_until(&fake, &bot, "the answer", |c| c.len() == 1).await;
+    let video = fake.snowflake();
+    let mut clip = message(video, EVE, &[], "");
+    clip["attachments"] = json!([{"id": "1600000000000000003", "filename": "clip.mp4",
+        "size": 1_048_576, "url": "https://cdn.discordapp.com/clip.mp4",
+        "proxy_url": "https://media.discordapp.net/clip.mp4", "content_type": "video/mp4"}]);
+    fake.dispatch("MESSAGE_CREATE", clip);
+    let calls = calls_until(&fake, &bot, "the notice", |c| c.len() == 3).await;
+    let notices: Vec<String> = routes(&calls)
+        .into_iter()
+        .filter(|r| r.ends_with("/messages") && r.starts_with("POST"))
+        .collect();
+    assert_eq!(
+        notices,
+        [
+            format!("POST /channels/{CHANNEL}/messages"),
+            format!("POST /channels/{own}/messages")
+        ],
+        "the answer in the channel, the notice in the guild's own log channel"
+    );
+    tokio::task::block_in_place(|| bot.stop());
+}

@@ -100,6 +100,9 @@ pub struct GroupConfig {
     /// The group's administrators besides the owner: with the owner, who admin notices go to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admins: Vec<UserId>,
+    /// Where admin notices go instead, on platforms with channels: a Discord channel id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notices: Option<String>,
 }
 
 impl GroupConfig {
@@ -112,6 +115,7 @@ impl GroupConfig {
             home_org: None,
             owner: None,
             admins: Vec::new(),
+            notices: None,
         }
     }
 

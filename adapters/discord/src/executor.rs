@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use groupguard_core::model::{GroupId, MessageId, Platform, ReplyTo};
+use groupguard_core::model::{GroupId, GroupRef, MessageId, Platform, ReplyTo};
 use groupguard_core::platform::{
     ActionExecutor, ActionRequest, AdapterError, AdapterErrorKind, Capabilities, Capability,
     IdempotencyKey, Lacking,
@@ -25,6 +25,9 @@ use crate::{Access, Ack, Inner, access};
 
 /// The longest timeout Discord allows.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(28 * 24 * 3_600);
+/// Why admin notices cannot be sent.
+const NO_LOG_CHANNEL: &str =
+    "no log channel: set one with !guard group notices #channel, or [discord] log_channel";
 /// How much of a banned member's recent history the ban deletes.
 pub const BAN_DELETES_SECONDS: u32 = 86_400;
 
@@ -198,6 +201,18 @@ impl DiscordExecutor {
         Ok(())
     }
 
+    /// Where a guild's admin notices go: the channel set with `group notices`, else the
+    /// default `log_channel`.
+    fn notice_channel(&self, guild: u64) -> Option<u64> {
+        let group = GroupRef::new(Platform::Discord, guild.to_string());
+        self.inner
+            .rules
+            .rules()
+            .group(&group)
+            .and_then(|g| g.notices.as_deref().and_then(|c| c.parse().ok()))
+            .or(self.inner.config.log_channel)
+    }
+
     fn guild_name(&self, guild: u64) -> Option<String> {
         let cache = self.inner.cache.get()?;
         cache.guild(GuildId::new(guild)).map(|g| g.name.clone())
@@ -217,16 +232,19 @@ impl ActionExecutor for DiscordExecutor {
     }
 
     async fn capabilities(&self, group: &GroupId) -> Capabilities {
-        let notify = self.inner.config.log_channel.is_some();
+        let notify = group
+            .as_str()
+            .parse::<u64>()
+            .ok()
+            .and_then(|g| self.notice_channel(g))
+            .is_some();
         let with_notify = |caps: Capabilities| {
             if notify {
                 caps.grant(Capability::Notify)
             } else {
                 caps.lack(
                     Capability::Notify,
-                    Lacking::Unsupported(Some(
-                        "no log channel: set [discord] log_channel".to_owned(),
-                    )),
+                    Lacking::Unsupported(Some(NO_LOG_CHANNEL.to_owned())),
                 )
             }
         };
@@ -379,11 +397,8 @@ impl ActionExecutor for DiscordExecutor {
                 Ok(())
             }
             Action::NotifyAdmins { text } => {
-                let channel = self.inner.config.log_channel.ok_or_else(|| {
-                    AdapterError::new(
-                        AdapterErrorKind::Unsupported,
-                        "no log channel: set [discord] log_channel",
-                    )
+                let channel = self.notice_channel(guild).ok_or_else(|| {
+                    AdapterError::new(AdapterErrorKind::Unsupported, NO_LOG_CHANNEL)
                 })?;
                 let name = self.guild_name(guild);
                 let content = render::notice(request, name.as_deref(), text);

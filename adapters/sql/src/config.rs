@@ -214,6 +214,7 @@ fn group_from_row(row: &sqlx::any::AnyRow) -> Result<GroupConfig, StoreError> {
         home_org: col::<Option<String>>(row, "home_org")?.map(OrgId::from),
         owner: col::<Option<String>>(row, "owner")?.map(UserId::from),
         admins: from_json(&col::<String>(row, "admins")?)?,
+        notices: col(row, "notices")?,
     })
 }
 
@@ -221,7 +222,7 @@ async fn load_group(
     conn: &mut AnyConnection,
     id: &GroupRef,
 ) -> Result<Option<GroupConfig>, StoreError> {
-    let row = sqlx::query("SELECT platform, id, name, tags, home_org, owner, admins FROM groups WHERE platform = $1 AND id = $2")
+    let row = sqlx::query("SELECT platform, id, name, tags, home_org, owner, admins, notices FROM groups WHERE platform = $1 AND id = $2")
         .bind(id.platform.as_str())
         .bind(id.id.to_string())
         .fetch_optional(&mut *conn)
@@ -232,9 +233,11 @@ async fn load_group(
 
 async fn write_group(conn: &mut AnyConnection, group: &GroupConfig) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO groups (platform, id, name, tags, home_org, owner, admins) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+        "INSERT INTO groups (platform, id, name, tags, home_org, owner, admins, notices) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (platform, id) DO UPDATE SET name = excluded.name, tags = excluded.tags, \
-         home_org = excluded.home_org, owner = excluded.owner, admins = excluded.admins",
+         home_org = excluded.home_org, owner = excluded.owner, admins = excluded.admins, \
+         notices = excluded.notices",
     )
     .bind(group.id.platform.as_str())
     .bind(group.id.id.to_string())
@@ -243,6 +246,7 @@ async fn write_group(conn: &mut AnyConnection, group: &GroupConfig) -> Result<()
     .bind(group.home_org.as_ref().map(ToString::to_string))
     .bind(group.owner.as_ref().map(ToString::to_string))
     .bind(to_json(&group.admins)?)
+    .bind(group.notices.clone())
     .execute(&mut *conn)
     .await
     .map_err(db)?;
@@ -438,7 +442,7 @@ impl ConfigStore for SqlStore {
             rules.push(rule);
         }
         let groups = sqlx::query(
-            "SELECT platform, id, name, tags, home_org, owner, admins FROM groups ORDER BY platform, id",
+            "SELECT platform, id, name, tags, home_org, owner, admins, notices FROM groups ORDER BY platform, id",
         )
         .fetch_all(&mut *conn)
         .await

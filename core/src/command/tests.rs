@@ -148,6 +148,7 @@ const EXAMPLES: &[(&str, CommandId)] = &[
         "!guard group org partner.example --group matrix:!room:x",
         CommandId::GroupOrg,
     ),
+    ("!guard group notices <#1200>", CommandId::GroupNotices),
     (
         "!guard template apply retail --tag shops",
         CommandId::TemplateApply,

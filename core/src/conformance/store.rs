@@ -138,9 +138,11 @@ pub async fn groups_settings_and_whitelist(store: &impl Store) {
         home_org: Some("wwCorp".into()),
         owner: Some("zhang".into()),
         admins: vec!["li".into(), "wang".into()],
+        notices: None,
     };
     store.put_group(shop.clone(), &edit(T0)).await.unwrap();
-    let other = GroupConfig::new(GroupRef::new(Platform::Discord, "123"));
+    let mut other = GroupConfig::new(GroupRef::new(Platform::Discord, "123"));
+    other.notices = Some("1200000000000000099".to_owned());
     store.put_group(other.clone(), &edit(T0)).await.unwrap();
     shop.tags.push("vip".to_owned());
     store.put_group(shop.clone(), &edit(T0)).await.unwrap();

@@ -41,6 +41,29 @@ pub(super) async fn group_org(ctx: &Context<'_>, args: &Args) -> Result<Answer, 
     })
 }
 
+/// `group notices`: where the group's admin notices go (a Discord channel, typed as
+/// `<#id>` or the id), or `off` for the platform's default.
+pub(super) async fn group_notices(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
+    let id = args.group("group").unwrap_or_else(|| ctx.here());
+    let typed = need(args.text("channel"), "channel")?;
+    let channel = typed
+        .trim()
+        .trim_start_matches("<#")
+        .trim_end_matches('>')
+        .to_owned();
+    let channel = (!channel.eq_ignore_ascii_case("off")).then_some(channel);
+    if channel.as_ref().is_some_and(|c| c.is_empty()) {
+        return Err(CommandError::Refused(format!("`{typed}` is not a channel")));
+    }
+    change_group(ctx, &id, |group| group.notices.clone_from(&channel)).await?;
+    Ok(Answer::SettingsChanged {
+        what: match channel {
+            Some(channel) => format!("admin notices for {id} go to {channel}"),
+            None => format!("admin notices for {id} go to the default place"),
+        },
+    })
+}
+
 /// The stored group, or a new one.
 async fn stored_group(ctx: &Context<'_>, id: &GroupRef) -> Result<GroupConfig, CommandError> {
     let config = ctx.store.config().await?;

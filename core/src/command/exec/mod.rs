@@ -265,6 +265,7 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Answe
         C::GroupTagRemove => config::group_tags(ctx, args, Some(false)).await,
         C::GroupTagList => config::group_tags(ctx, args, None).await,
         C::GroupOrg => config::group_org(ctx, args).await,
+        C::GroupNotices => config::group_notices(ctx, args).await,
         C::TemplateApply => config::template(ctx, args).await,
         C::BlacklistAdd => lists::blacklist_add(ctx, args).await,
         C::BlacklistRemove => lists::blacklist_remove(ctx, args).await,
