@@ -23,6 +23,7 @@ pub mod lists;
 pub mod memory;
 pub mod model;
 pub mod names;
+pub mod native;
 pub mod normalize;
 pub mod platform;
 pub mod ports;

@@ -103,6 +103,10 @@ pub struct GroupConfig {
     /// Where admin notices go instead, on platforms with channels: a Discord channel id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notices: Option<String>,
+    /// Keyword rules are also enforced by the platform's own filter (Discord AutoMod), which
+    /// blocks those messages before anyone sees them.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub native_filter: bool,
 }
 
 impl GroupConfig {
@@ -116,6 +120,7 @@ impl GroupConfig {
             owner: None,
             admins: Vec::new(),
             notices: None,
+            native_filter: false,
         }
     }
 

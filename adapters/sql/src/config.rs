@@ -215,6 +215,7 @@ fn group_from_row(row: &sqlx::any::AnyRow) -> Result<GroupConfig, StoreError> {
         owner: col::<Option<String>>(row, "owner")?.map(UserId::from),
         admins: from_json(&col::<String>(row, "admins")?)?,
         notices: col(row, "notices")?,
+        native_filter: col::<i64>(row, "native_filter")? != 0,
     })
 }
 
@@ -222,7 +223,7 @@ async fn load_group(
     conn: &mut AnyConnection,
     id: &GroupRef,
 ) -> Result<Option<GroupConfig>, StoreError> {
-    let row = sqlx::query("SELECT platform, id, name, tags, home_org, owner, admins, notices FROM groups WHERE platform = $1 AND id = $2")
+    let row = sqlx::query("SELECT platform, id, name, tags, home_org, owner, admins, notices, native_filter FROM groups WHERE platform = $1 AND id = $2")
         .bind(id.platform.as_str())
         .bind(id.id.to_string())
         .fetch_optional(&mut *conn)
@@ -233,11 +234,11 @@ async fn load_group(
 
 async fn write_group(conn: &mut AnyConnection, group: &GroupConfig) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO groups (platform, id, name, tags, home_org, owner, admins, notices) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+        "INSERT INTO groups (platform, id, name, tags, home_org, owner, admins, notices, native_filter) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (platform, id) DO UPDATE SET name = excluded.name, tags = excluded.tags, \
          home_org = excluded.home_org, owner = excluded.owner, admins = excluded.admins, \
-         notices = excluded.notices",
+         notices = excluded.notices, native_filter = excluded.native_filter",
     )
     .bind(group.id.platform.as_str())
     .bind(group.id.id.to_string())
@@ -247,6 +248,7 @@ async fn write_group(conn: &mut AnyConnection, group: &GroupConfig) -> Result<()
     .bind(group.owner.as_ref().map(ToString::to_string))
     .bind(to_json(&group.admins)?)
     .bind(group.notices.clone())
+    .bind(i64::from(group.native_filter))
     .execute(&mut *conn)
     .await
     .map_err(db)?;
@@ -442,7 +444,7 @@ impl ConfigStore for SqlStore {
             rules.push(rule);
         }
         let groups = sqlx::query(
-            "SELECT platform, id, name, tags, home_org, owner, admins, notices FROM groups ORDER BY platform, id",
+            "SELECT platform, id, name, tags, home_org, owner, admins, notices, native_filter FROM groups ORDER BY platform, id",
         )
         .fetch_all(&mut *conn)
         .await

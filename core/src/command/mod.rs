@@ -73,6 +73,7 @@ pub enum CommandId {
     GroupTagList,
     GroupOrg,
     GroupNotices,
+    GroupAutomod,
     TemplateApply,
     BlacklistAdd,
     BlacklistRemove,
@@ -159,6 +160,7 @@ commands! {
     GroupTagRemove, ADMIN, "group tag remove <tags:tag...> [--group <group:group>]", "Remove tags from this group (or another).";
     GroupTagList, MOD, "group tag list [--group <group:group>]", "Show this group's tags.";
     GroupOrg, ADMIN, "group org <org:text> [--group <group:group>]", "Say which organisation this group belongs to (invite-ban refuses members of others).";
+    GroupAutomod, ADMIN, "group automod <on:onoff> [--group <group:group>]", "Mirror keyword rules into Discord AutoMod, which blocks those messages before anyone sees them; off removes them.";
     GroupNotices, ADMIN, "group notices <channel:text> [--group <group:group>]", "Send this group's admin notices to a channel (Discord: #channel or its id); off: the default.";
     TemplateApply, ADMIN, "template apply <template:template> [--tag <tag:tag>]", "Add a template's rules (retail, education, b2b, finance), scoped to a tag.";
     BlacklistAdd, MOD, "blacklist add <member:member> [<reason:text...>] [--personal <personal:onoff>] [--expires <expires:duration>]", "Blacklist a member org-wide (or on this group owner's list).";

@@ -149,6 +149,7 @@ const EXAMPLES: &[(&str, CommandId)] = &[
         CommandId::GroupOrg,
     ),
     ("!guard group notices <#1200>", CommandId::GroupNotices),
+    ("!guard group automod on", CommandId::GroupAutomod),
     (
         "!guard template apply retail --tag shops",
         CommandId::TemplateApply,

@@ -139,6 +139,7 @@ pub async fn groups_settings_and_whitelist(store: &impl Store) {
         owner: Some("zhang".into()),
         admins: vec!["li".into(), "wang".into()],
         notices: None,
+        native_filter: true,
     };
     store.put_group(shop.clone(), &edit(T0)).await.unwrap();
     let mut other = GroupConfig::new(GroupRef::new(Platform::Discord, "123"));

@@ -64,6 +64,20 @@ pub(super) async fn group_notices(ctx: &Context<'_>, args: &Args) -> Result<Answ
     })
 }
 
+/// `group automod on|off`: the group's keyword rules mirrored into the platform's own filter.
+pub(super) async fn group_automod(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
+    let id = args.group("group").unwrap_or_else(|| ctx.here());
+    let on = need(args.flag("on"), "on")?;
+    change_group(ctx, &id, |group| group.native_filter = on).await?;
+    Ok(Answer::SettingsChanged {
+        what: if on {
+            format!("keyword rules of {id} are mirrored into the platform's own filter")
+        } else {
+            format!("keyword rules of {id} are no longer mirrored; the mirrored rules are removed")
+        },
+    })
+}
+
 /// The stored group, or a new one.
 async fn stored_group(ctx: &Context<'_>, id: &GroupRef) -> Result<GroupConfig, CommandError> {
     let config = ctx.store.config().await?;

@@ -266,6 +266,7 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Answe
         C::GroupTagList => config::group_tags(ctx, args, None).await,
         C::GroupOrg => config::group_org(ctx, args).await,
         C::GroupNotices => config::group_notices(ctx, args).await,
+        C::GroupAutomod => config::group_automod(ctx, args).await,
         C::TemplateApply => config::template(ctx, args).await,
         C::BlacklistAdd => lists::blacklist_add(ctx, args).await,
         C::BlacklistRemove => lists::blacklist_remove(ctx, args).await,

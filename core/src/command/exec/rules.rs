@@ -5,6 +5,7 @@ use super::{
     save_rule, validate, verb,
 };
 use crate::command::parse::{Args, need};
+use crate::native::{DISCORD_AUTOMOD, NativeFilter};
 use crate::rule::{Rule, RuleSet, Rung};
 use crate::rulefile;
 
@@ -39,7 +40,11 @@ pub(super) async fn show(ctx: &Context<'_>, args: &Args) -> Result<Answer, Comma
         rules: vec![find(&config, id)?.clone()],
         ..RuleSet::default()
     };
-    Ok(Answer::RuleText(rulefile::export(&shown)))
+    let mut text = rulefile::export(&shown);
+    if let Some(filter) = NativeFilter::of(&shown.rules[0], &DISCORD_AUTOMOD) {
+        text.push_str(&format!("\n# {}\n", filter.describe()));
+    }
+    Ok(Answer::RuleText(text))
 }
 
 pub(super) async fn delete(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
