@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Attachment, Event, EventId, EventKind, GroupChange, GroupId, JoinScene, KindName, ListChange,
-    Member, Message, MessageId, MessageKind, Platform, ReplyHandle, ReplyTo, UserId,
+    Member, Message, MessageId, MessageKind, Platform, ReplyHandle, ReplyTo, UserId, is_false,
 };
 use crate::names::named;
 use crate::time::Timestamp;
@@ -316,6 +316,8 @@ pub struct MessageLine {
     mentions: Vec<UserId>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     attachments: Vec<Attachment>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    blocked: bool,
 }
 
 fn text_kind() -> KindName {
@@ -354,6 +356,7 @@ impl TryFrom<MessageLine> for Message {
             links: line.links,
             mentions: line.mentions,
             attachments: line.attachments,
+            blocked: line.blocked,
         })
     }
 }
@@ -372,6 +375,7 @@ impl From<Message> for MessageLine {
             links: m.links,
             mentions: m.mentions,
             attachments: m.attachments,
+            blocked: m.blocked,
         }
     }
 }

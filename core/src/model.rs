@@ -345,6 +345,9 @@ pub struct Message {
     pub mentions: Vec<UserId>,
     /// Attached files and pictures.
     pub attachments: Vec<Attachment>,
+    /// The platform's own filter blocked it before anyone saw it (Discord AutoMod): it is
+    /// judged and counts on the ladder, but there is nothing to delete.
+    pub blocked: bool,
 }
 
 impl Message {
@@ -362,6 +365,7 @@ impl Message {
             links: Vec::new(),
             mentions: Vec::new(),
             attachments: Vec::new(),
+            blocked: false,
         }
     }
 }

@@ -347,6 +347,15 @@ impl Scope {
         self.groups.is_empty() && self.tags.is_empty()
     }
 
+    /// Whether the rule applies in `group`: its platform is in scope, and the group is listed,
+    /// carries one of the tags, or the scope names neither.
+    pub fn covers(&self, group: &GroupConfig) -> bool {
+        (self.platforms.is_empty() || self.platforms.contains(&group.id.platform))
+            && (self.is_unrestricted()
+                || self.groups.contains(&group.id)
+                || self.tags.iter().any(|t| group.tags.contains(t)))
+    }
+
     fn is_everywhere(&self) -> bool {
         self.is_unrestricted() && self.platforms.is_empty()
     }

@@ -46,8 +46,10 @@ impl Engine {
         for step in &rung.steps {
             let action = match step {
                 Step::Delete => match event.message_id() {
-                    Some(message) => Action::DeleteMessage { message },
-                    None => continue,
+                    Some(message) if !event.message().is_some_and(|m| m.blocked) => {
+                        Action::DeleteMessage { message }
+                    }
+                    _ => continue,
                 },
                 Step::Warn => Action::Warn {
                     text: render_template(

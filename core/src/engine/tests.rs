@@ -542,6 +542,25 @@ fn only_staff_may_invite() {
 }
 
 #[test]
+fn a_message_the_platform_blocked_climbs_the_ladder_without_a_deletion() {
+    let mut engine = build(
+        r#"
+[[rules]]
+id = "ads"
+keywords = { substrings = ["代购"] }
+ladder = ["delete+warn", "delete+kick"]
+"#,
+    );
+    let mut f = EventFactory::new(Platform::Discord, "guild");
+    let mut blocked = Message::text("代购 cheap");
+    blocked.blocked = true;
+    let v = judge(&mut engine, &f.message(&member("eve"), blocked.clone()));
+    assert_eq!(action_names(&v), ["warn"], "nothing to delete");
+    let v = judge(&mut engine, &f.message(&member("eve"), blocked));
+    assert_eq!(action_names(&v), ["kick"], "the second rung follows");
+}
+
+#[test]
 fn accounts_younger_than_the_limit_may_not_join_and_unknown_ages_may() {
     let mut engine = build(
         r#"
