@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use groupguard_core::ports::ListStore;
+use groupguard_core::ports::{ListStore, ViolationStore};
 use groupguard_discord::fake::{Call, FakeDiscord, FakeGuild, FakeMember, member_json};
 use serde_json::{Value, json};
 
@@ -18,8 +18,8 @@ const MODERATOR: u64 = 1_300_000_000_000_000_002;
 const EVE: u64 = 1_300_000_000_000_000_005;
 const TROLL: u64 = 1_300_000_000_000_000_007;
 const LURKER: u64 = 1_300_000_000_000_000_008;
-/// Manage Messages, Kick, Ban, Moderate Members, Send Messages.
-const MODERATION: u64 = 0x2000 | 0x2 | 0x4 | 0x100_0000_0000 | 0x800;
+/// Manage Messages, Kick, Ban, Moderate Members, Send Messages, Manage Guild (for AutoMod).
+const MODERATION: u64 = 0x2000 | 0x2 | 0x4 | 0x100_0000_0000 | 0x800 | 0x20;
 
 const RULES: &str = "[[rules]]
 id = \"ads\"
@@ -434,4 +434,124 @@ async fn a_guild_sends_its_notices_to_its_own_channel() {
         "the answer in the channel, the notice in the guild's own log channel"
     );
     tokio::task::block_in_place(|| bot.stop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyword_rules_are_mirrored_into_automod_its_blocks_climb_the_ladder_and_off_removes_them()
+{
+    let (fake, mut bot) = start().await;
+    let human = fake.add_automod_rule(GUILD, "No invites");
+    let on = fake.snowflake();
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        message(on, OWNER, &[], "!guard group automod on"),
+    );
+    let wait = |what: &'static str, done: fn(&[Value]) -> bool| {
+        let fake = fake.clone();
+        let log = bot.log();
+        async move {
+            let started = std::time::Instant::now();
+            while !done(&fake.automod_rules()) {
+                assert!(
+                    started.elapsed() < Duration::from_secs(15),
+                    "timed out waiting for {what}: {:#?}\n{log}",
+                    fake.automod_rules()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            fake.automod_rules()
+        }
+    };
+    let rules = wait("the mirrored rule", |r| r.len() == 2).await;
+    let mirrored = rules
+        .iter()
+        .find(|r| r["name"] == "groupguard: ads")
+        .unwrap();
+    assert_eq!(
+        mirrored["trigger_metadata"]["keyword_filter"],
+        json!(["*加我微信*", "*buy followers*"])
+    );
+    assert_eq!(
+        mirrored["actions"][0]["type"], 1,
+        "Discord blocks the message"
+    );
+    let automod_id = mirrored["id"].as_str().unwrap().to_owned();
+
+    // A rule edited in groupguard is edited in AutoMod.
+    let add = fake.snowflake();
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        message(add, OWNER, &[], "!guard rule set ads keywords add 代购"),
+    );
+    wait("the edited rule", |r| {
+        r.iter().any(|r| {
+            r["name"] == "groupguard: ads"
+                && r["trigger_metadata"]["keyword_filter"]
+                    .as_array()
+                    .is_some_and(|k| k.len() == 3)
+        })
+    })
+    .await;
+
+    // Two blocked messages by Eve: recorded as violations, the ladder warns twice, and
+    // nothing is deleted (there is nothing to delete).
+    for _ in 0..2 {
+        fake.dispatch(
+            "AUTO_MODERATION_ACTION_EXECUTION",
+            json!({"guild_id": GUILD.to_string(), "action": {"type": 1, "metadata": {}},
+                   "rule_id": automod_id, "rule_trigger_type": 1,
+                   "user_id": EVE.to_string(), "channel_id": CHANNEL.to_string(),
+                   "content": "加我微信 now", "matched_keyword": "*加我微信*",
+                   "matched_content": "加我微信"}),
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = calls_until(&fake, &bot, "two warnings", |c| {
+        c.iter()
+            .filter(|c| {
+                c.route() == format!("POST /channels/{CHANNEL}/messages")
+                    && c.body["content"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with(&format!("<@{EVE}>")))
+            })
+            .count()
+            == 2
+    })
+    .await;
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.method == "DELETE" && c.path.contains("/messages/")),
+        "{:?}",
+        routes(&calls)
+    );
+    let warning = calls
+        .iter()
+        .find(|c| {
+            c.body["content"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(&format!("<@{EVE}>")))
+        })
+        .unwrap();
+    assert!(
+        warning.body.get("message_reference").is_none(),
+        "{}",
+        warning.body
+    );
+
+    // Off: the bot's AutoMod rule goes, the one a person made stays.
+    let off = fake.snowflake();
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        message(off, OWNER, &[], "!guard group automod off"),
+    );
+    let rules = wait("the mirrored rule removed", |r| r.len() == 1).await;
+    assert_eq!(rules[0]["id"], human.to_string());
+    tokio::task::block_in_place(|| bot.stop());
+    let store = bot.store().await;
+    let violations = store
+        .violations(&groupguard_core::ports::ViolationQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(violations.len(), 2, "each block is a violation");
 }

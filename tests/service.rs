@@ -412,7 +412,7 @@ fn without_a_platform_run_says_what_to_configure() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8(out.stderr).unwrap(),
-        "no chat platform is configured: add an adapter section to the config file (adapters in this build: wecom, matrix, testing). \
+        "no chat platform is configured: add an adapter section to the config file (adapters in this build: wecom, matrix, discord, testing). \
          `groupguard simulate` works without one.\n"
     );
 }

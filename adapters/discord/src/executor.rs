@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use serenity::all::{GuildId, Permissions, UserId as DiscordUserId};
 
 use crate::render;
-use crate::translate::parse_message_id;
+use crate::translate::{blocked_channel, parse_message_id};
 use crate::{Access, Ack, Inner, access};
 
 /// The longest timeout Discord allows.
@@ -132,6 +132,9 @@ impl DiscordExecutor {
     /// The channel a message id names.
     fn channel_of(message: Option<&MessageId>) -> Result<(u64, Option<u64>), AdapterError> {
         let message = message.ok_or_else(|| protocol("no message to answer".to_owned()))?;
+        if let Some(channel) = blocked_channel(message.as_str()) {
+            return Ok((channel.get(), None));
+        }
         let (channel, id) = parse_message_id(message.as_str())
             .ok_or_else(|| protocol(format!("`{message}` is not channel/message")))?;
         Ok((channel.get(), Some(id.get())))

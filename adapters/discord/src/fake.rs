@@ -111,6 +111,8 @@ struct Inner {
     audit_log: Mutex<Vec<Value>>,
     /// Bans in force: user and reason.
     bans: Mutex<Vec<(u64, Option<String>)>>,
+    /// AutoMod rules of every guild.
+    automod: Mutex<Vec<Value>>,
     resumes: AtomicU64,
     sequence: AtomicU64,
     ids: AtomicU64,
@@ -228,6 +230,7 @@ impl FakeDiscord {
             identifies: Mutex::new(Vec::new()),
             audit_log: Mutex::new(Vec::new()),
             bans: Mutex::new(Vec::new()),
+            automod: Mutex::new(Vec::new()),
             resumes: AtomicU64::new(0),
             sequence: AtomicU64::new(0),
             ids: AtomicU64::new(1_900_000_000_000_000_000),
@@ -295,6 +298,24 @@ impl FakeDiscord {
     /// The bans in force: user and reason.
     pub fn bans(&self) -> Vec<(u64, Option<String>)> {
         self.inner.bans.lock().expect("bans").clone()
+    }
+
+    /// The AutoMod rules in force.
+    pub fn automod_rules(&self) -> Vec<Value> {
+        self.inner.automod.lock().expect("automod").clone()
+    }
+
+    /// An AutoMod rule someone made in Discord.
+    pub fn add_automod_rule(&self, guild: u64, name: &str) -> u64 {
+        let id = self.snowflake();
+        self.inner.automod.lock().expect("automod").push(json!({
+            "id": id.to_string(), "guild_id": guild.to_string(), "name": name,
+            "creator_id": "1", "event_type": 1, "trigger_type": 1,
+            "trigger_metadata": {"keyword_filter": ["*discord.gg*"], "regex_patterns": [], "allow_list": []},
+            "actions": [{"type": 1, "metadata": {}}], "enabled": true,
+            "exempt_roles": [], "exempt_channels": []
+        }));
+        id
     }
 
     /// A ban a moderator made by hand.
@@ -546,6 +567,46 @@ fn route(
             bans.retain(|(u, _)| *u != banned);
             if bans.len() == before {
                 return Some((404, json!({"message": "Unknown Ban", "code": 10026})));
+            }
+            (204, Value::Null)
+        }
+        ("GET", ["guilds", guild, "auto-moderation", "rules"]) => {
+            let rules: Vec<Value> = inner
+                .automod
+                .lock()
+                .expect("automod")
+                .iter()
+                .filter(|r| r["guild_id"] == *guild)
+                .cloned()
+                .collect();
+            (200, Value::Array(rules))
+        }
+        ("POST", ["guilds", guild, "auto-moderation", "rules"]) => {
+            let mut rule = body.clone();
+            rule["id"] = json!(id());
+            rule["guild_id"] = json!(*guild);
+            rule["creator_id"] = json!(BOT_ID.to_string());
+            rule["exempt_roles"] = json!([]);
+            rule["exempt_channels"] = json!([]);
+            inner.automod.lock().expect("automod").push(rule.clone());
+            (200, rule)
+        }
+        ("PATCH", ["guilds", _, "auto-moderation", "rules", rule_id]) => {
+            let mut rules = inner.automod.lock().expect("automod");
+            let Some(rule) = rules.iter_mut().find(|r| r["id"] == *rule_id) else {
+                return Some((404, json!({"message": "Unknown auto moderation rule", "code": 10066})));
+            };
+            for (key, value) in body.as_object().into_iter().flatten() {
+                rule[key] = value.clone();
+            }
+            (200, rule.clone())
+        }
+        ("DELETE", ["guilds", _, "auto-moderation", "rules", rule_id]) => {
+            let mut rules = inner.automod.lock().expect("automod");
+            let before = rules.len();
+            rules.retain(|r| r["id"] != *rule_id);
+            if rules.len() == before {
+                return Some((404, json!({"message": "Unknown auto moderation rule", "code": 10066})));
             }
             (204, Value::Null)
         }

@@ -3,6 +3,7 @@
 //! actions go out through [`rest::Rest`], which makes each moderation call exactly and keeps
 //! Discord's rate limits. A group is a guild; a message id carries its channel.
 
+pub mod automod;
 pub mod config;
 pub mod executor;
 #[cfg(feature = "testing")]
@@ -28,9 +29,10 @@ use groupguard_core::ports::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 use serenity::all::{
-    Cache, ClientBuilder, CommandInteraction, Context, EventHandler, GatewayIntents, Guild,
-    GuildId, HttpBuilder, Interaction, Member as DiscordMember, Message, MessageUpdateEvent,
-    Permissions, Ready, RoleId, UnavailableGuild, User, UserId as DiscordUserId,
+    Action as AutomodAction, ActionExecution, Cache, ClientBuilder, CommandInteraction, Context,
+    EventHandler, GatewayIntents, Guild, GuildId, HttpBuilder, Interaction,
+    Member as DiscordMember, Message, MessageUpdateEvent, Permissions, Ready, RoleId,
+    UnavailableGuild, User, UserId as DiscordUserId,
 };
 use tokio::sync::watch;
 
@@ -87,6 +89,8 @@ pub struct Inner {
     interactions: tokio::sync::Mutex<HashMap<u64, Ack>>,
     /// Members the bot banned in the last moments.
     recent_bans: Mutex<HashMap<DiscordUserId, std::time::Instant>>,
+    /// The AutoMod rules the bot made, by id.
+    automod_rules: Mutex<HashSet<u64>>,
 }
 
 impl Inner {
@@ -271,6 +275,7 @@ impl Discord {
                 registered: Mutex::new(HashSet::new()),
                 interactions: tokio::sync::Mutex::new(HashMap::new()),
                 recent_bans: Mutex::new(HashMap::new()),
+                automod_rules: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -331,7 +336,9 @@ impl Discord {
             if let Some(gateway) = &inner.config.gateway {
                 *client.ws_url.lock().await = gateway.clone();
             }
-            let _ = inner.cache.set(Arc::clone(&client.cache));
+            if inner.cache.set(Arc::clone(&client.cache)).is_ok() {
+                tokio::spawn(automod::run(Arc::clone(inner), stop.clone()));
+            }
             let shards = Arc::clone(&client.shard_manager);
             let ended = tokio::select! {
                 r = async {
@@ -505,6 +512,45 @@ impl EventHandler for Handler {
                 home_org: None,
                 admins,
             }),
+        );
+        self.push(event).await;
+    }
+
+    async fn auto_moderation_action_execution(&self, _ctx: Context, execution: ActionExecution) {
+        // One event per action: the block stands for the execution.
+        if !matches!(execution.action, AutomodAction::BlockMessage { .. })
+            || !self.inner.is_automod_rule(execution.rule_id.get())
+        {
+            return;
+        }
+        let guild = execution.guild_id;
+        let roles = self
+            .inner
+            .cache
+            .get()
+            .and_then(|c| {
+                c.guild(guild)
+                    .and_then(|g| g.members.get(&execution.user_id).map(|m| m.roles.clone()))
+            })
+            .unwrap_or_default();
+        let role = self.inner.role(guild, execution.user_id, &roles);
+        let mut member = Member::new(execution.user_id.to_string());
+        member.role = role;
+        member.account_created = Some(translate::account_created(execution.user_id.get()));
+        let mut message = groupguard_core::model::Message::text(execution.content.clone());
+        message.blocked = true;
+        message.id = execution.channel_id.map(translate::blocked_message_id);
+        let now = self.inner.clock.now();
+        let event = self.event(
+            format!(
+                "automod:{}:{}:{}",
+                execution.rule_id,
+                execution.user_id,
+                now.millis()
+            ),
+            guild,
+            member,
+            EventKind::MessagePosted(message),
         );
         self.push(event).await;
     }

@@ -23,6 +23,23 @@ pub fn message_id(channel: ChannelId, message: DiscordMessageId) -> MessageId {
     MessageId::from(format!("{channel}/{message}"))
 }
 
+/// The id of a message Discord blocked before it existed: only its channel is known.
+pub fn blocked_message_id(channel: ChannelId) -> MessageId {
+    MessageId::from(format!("{channel}/{BLOCKED}"))
+}
+
+/// What stands for the message part of a [`blocked_message_id`].
+const BLOCKED: &str = "blocked";
+
+/// The channel of a [`blocked_message_id`].
+pub fn blocked_channel(id: &str) -> Option<ChannelId> {
+    let (channel, rest) = id.split_once('/')?;
+    (rest == BLOCKED)
+        .then(|| channel.parse::<u64>().ok().filter(|c| *c > 0))
+        .flatten()
+        .map(ChannelId::new)
+}
+
 /// The channel and message of a [`message_id`].
 pub fn parse_message_id(id: &str) -> Option<(ChannelId, DiscordMessageId)> {
     let (channel, message) = id.split_once('/')?;
