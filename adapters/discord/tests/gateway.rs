@@ -74,6 +74,11 @@ impl Running {
 }
 
 async fn start(bot_permissions: u64) -> Running {
+    start_with(bot_permissions, "").await
+}
+
+/// [`start`] with more `[discord]` settings.
+async fn start_with(bot_permissions: u64, extra: &str) -> Running {
     let fake = FakeDiscord::start(vec![FakeGuild {
         id: GUILD,
         name: "club".to_owned(),
@@ -88,7 +93,7 @@ async fn start(bot_permissions: u64) -> Running {
     }])
     .await;
     let raw: RawDiscordConfig = toml::from_str(&format!(
-        "token = \"fake-token\"\nlog_channel = \"{LOG}\"\napi_base = \"{}\"\ngateway = \"{}\"\n",
+        "token = \"fake-token\"\nlog_channel = \"{LOG}\"\napi_base = \"{}\"\ngateway = \"{}\"\n{extra}",
         fake.base, fake.gateway
     ))
     .unwrap();
@@ -541,5 +546,36 @@ async fn guard_is_registered_and_an_interaction_is_answered_at_once_or_deferred_
         .await
         .unwrap_err();
     assert_eq!(gone.kind, AdapterErrorKind::Expired);
+    let _ = running.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_shard_range_identifies_as_that_shard_and_warnings_can_go_by_dm() {
+    let running = start_with(MODERATION, "shards = \"1-1/2\"\nwarn_by_dm = true\n").await;
+    let fake = &running.fake;
+    assert_eq!(fake.identifies()[0]["shard"], json!([1, 2]));
+    assert!(
+        !fake.calls().iter().any(|c| c.path == "/gateway/bot"),
+        "an explicit range needs no recommendation"
+    );
+    let executor = running.discord.executor();
+    let warn = request(
+        "dm1",
+        Action::Warn {
+            text: "please stop".to_owned(),
+        },
+    );
+    executor.execute(&warn).await.unwrap();
+    let calls = fake.actions();
+    let routes: Vec<String> = calls.iter().map(|c| c.route()).collect();
+    assert_eq!(routes[0], "POST /users/@me/channels");
+    assert_eq!(calls[0].body, json!({"recipient_id": EVE.to_string()}));
+    assert!(routes[1].starts_with("POST /channels/") && routes[1].ends_with("/messages"));
+    assert_ne!(
+        routes[1],
+        format!("POST /channels/{CHANNEL}/messages"),
+        "not in the channel"
+    );
+    assert_eq!(calls[1].body["nonce"], format!("{}w", warn.key));
     let _ = running.stop.send(true);
 }
