@@ -470,66 +470,79 @@ impl AuditStore for MemoryStore {
     }
 }
 
+/// One verdict recorded while the store is locked.
+fn record_locked(inner: &mut Inner, verdict: &Verdict) -> Recorded {
+    let key = (verdict.platform, verdict.event.to_string());
+    if inner.events.contains_key(&key) {
+        return Recorded::Duplicate;
+    }
+    inner
+        .events
+        .insert(key, (verdict.at.millis(), verdict.clone()));
+    let mut violations = Vec::new();
+    let mut actions = Vec::new();
+    for record in &verdict.violations {
+        let id = inner.violations.len() as ViolationId + 1;
+        inner.violations.push((id, record.clone()));
+        violations.push((record.rule.clone(), id));
+    }
+    for (index, planned) in verdict.actions.iter().enumerate() {
+        if planned.mode != crate::rule::Mode::Enforce {
+            continue;
+        }
+        let key = planned
+            .key
+            .clone()
+            .unwrap_or_else(|| IdempotencyKey::for_action(verdict.platform, &verdict.event, index));
+        let taken = inner
+            .outbox
+            .iter()
+            .any(|s| s.action.platform == planned.platform && s.action.key == key);
+        if taken {
+            continue;
+        }
+        let violation = violations
+            .iter()
+            .find(|(rule, _)| rule == &planned.rule)
+            .map_or(0, |(_, id)| *id);
+        let id = inner.outbox.len() as ActionId + 1;
+        inner.outbox.push(Slot {
+            action: OutboxAction {
+                id,
+                violation,
+                rule: planned.rule.clone(),
+                platform: planned.platform,
+                group: planned.group.clone(),
+                member: planned.member.clone(),
+                message: verdict.message.clone(),
+                action: planned.action.clone(),
+                key,
+                state: ActionState::Pending,
+                attempts: 0,
+            },
+            due: verdict.at.millis(),
+            lease_until: i64::MIN,
+        });
+        actions.push(id);
+    }
+    Recorded::New {
+        violations: violations.into_iter().map(|(_, id)| id).collect(),
+        actions,
+    }
+}
+
 #[async_trait]
 impl ViolationStore for MemoryStore {
     async fn record(&self, verdict: &Verdict) -> Result<Recorded, StoreError> {
+        Ok(record_locked(&mut self.lock(), verdict))
+    }
+
+    async fn record_all(&self, verdicts: &[Verdict]) -> Result<Vec<Recorded>, StoreError> {
         let mut inner = self.lock();
-        let key = (verdict.platform, verdict.event.to_string());
-        if inner.events.contains_key(&key) {
-            return Ok(Recorded::Duplicate);
-        }
-        inner
-            .events
-            .insert(key, (verdict.at.millis(), verdict.clone()));
-        let mut violations = Vec::new();
-        let mut actions = Vec::new();
-        for record in &verdict.violations {
-            let id = inner.violations.len() as ViolationId + 1;
-            inner.violations.push((id, record.clone()));
-            violations.push((record.rule.clone(), id));
-        }
-        for (index, planned) in verdict.actions.iter().enumerate() {
-            if planned.mode != crate::rule::Mode::Enforce {
-                continue;
-            }
-            let key = planned.key.clone().unwrap_or_else(|| {
-                IdempotencyKey::for_action(verdict.platform, &verdict.event, index)
-            });
-            let taken = inner
-                .outbox
-                .iter()
-                .any(|s| s.action.platform == planned.platform && s.action.key == key);
-            if taken {
-                continue;
-            }
-            let violation = violations
-                .iter()
-                .find(|(rule, _)| rule == &planned.rule)
-                .map_or(0, |(_, id)| *id);
-            let id = inner.outbox.len() as ActionId + 1;
-            inner.outbox.push(Slot {
-                action: OutboxAction {
-                    id,
-                    violation,
-                    rule: planned.rule.clone(),
-                    platform: planned.platform,
-                    group: planned.group.clone(),
-                    member: planned.member.clone(),
-                    message: verdict.message.clone(),
-                    action: planned.action.clone(),
-                    key,
-                    state: ActionState::Pending,
-                    attempts: 0,
-                },
-                due: verdict.at.millis(),
-                lease_until: i64::MIN,
-            });
-            actions.push(id);
-        }
-        Ok(Recorded::New {
-            violations: violations.into_iter().map(|(_, id)| id).collect(),
-            actions,
-        })
+        Ok(verdicts
+            .iter()
+            .map(|verdict| record_locked(&mut inner, verdict))
+            .collect())
     }
 
     async fn seen(&self, platform: Platform, event: &str) -> Result<bool, StoreError> {

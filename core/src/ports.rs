@@ -537,6 +537,12 @@ pub trait ViolationStore: Send + Sync {
     /// already in the outbox for its platform is not queued again.
     async fn record(&self, verdict: &Verdict) -> Result<Recorded, StoreError>;
 
+    /// Records several verdicts in one transaction (group commit), each as [`record`] would,
+    /// in order: all or none. A verdict repeating one earlier in the batch is a duplicate.
+    ///
+    /// [`record`]: ViolationStore::record
+    async fn record_all(&self, verdicts: &[Verdict]) -> Result<Vec<Recorded>, StoreError>;
+
     /// Whether an event was recorded already (platforms re-deliver): checked before judging,
     /// so a redelivered event counts for nothing.
     async fn seen(&self, platform: Platform, event: &str) -> Result<bool, StoreError>;

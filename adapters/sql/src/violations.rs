@@ -70,87 +70,18 @@ fn outbox_from_row(row: &AnyRow) -> Result<OutboxAction, StoreError> {
 #[async_trait]
 impl ViolationStore for SqlStore {
     async fn record(&self, verdict: &Verdict) -> Result<Recorded, StoreError> {
+        let mut recorded = self.record_all(std::slice::from_ref(verdict)).await?;
+        Ok(recorded.remove(0))
+    }
+
+    async fn record_all(&self, verdicts: &[Verdict]) -> Result<Vec<Recorded>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let inserted = sqlx::query(
-            "INSERT INTO processed_events (platform, event_id, at, message_id, verdict) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (platform, event_id) DO NOTHING",
-        )
-        .bind(verdict.platform.as_str())
-        .bind(verdict.event.to_string())
-        .bind(verdict.at.millis())
-        .bind(verdict.message.as_ref().map(ToString::to_string))
-        .bind(to_json(verdict)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if inserted.rows_affected() == 0 {
-            return Ok(Recorded::Duplicate);
-        }
-        let mut violations: Vec<(RuleId, i64)> = Vec::with_capacity(verdict.violations.len());
-        for r in &verdict.violations {
-            let row = sqlx::query(
-                "INSERT INTO violations (event_id, at, platform, group_id, member, member_name, \
-                 member_joined_at, rule_id, check_kind, evidence, excerpt, mode, actions) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-            )
-            .bind(r.event.to_string())
-            .bind(r.at.millis())
-            .bind(r.platform.as_str())
-            .bind(r.group.to_string())
-            .bind(r.member.to_string())
-            .bind(r.member_name.clone())
-            .bind(r.member_joined_at.map(Timestamp::millis))
-            .bind(r.rule.to_string())
-            .bind(r.check.as_str())
-            .bind(to_json(&r.evidence)?)
-            .bind(r.excerpt.clone())
-            .bind(r.mode.as_str())
-            .bind(to_json(&r.actions)?)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-            violations.push((r.rule.clone(), col(&row, "id")?));
-        }
-        let mut actions = Vec::new();
-        for (index, planned) in verdict.actions.iter().enumerate() {
-            if planned.mode != Mode::Enforce {
-                continue;
-            }
-            let Some((_, violation)) = violations.iter().find(|(rule, _)| rule == &planned.rule)
-            else {
-                continue;
-            };
-            let key = planned.key.clone().unwrap_or_else(|| {
-                IdempotencyKey::for_action(verdict.platform, &verdict.event, index)
-            });
-            let row = sqlx::query(
-                "INSERT INTO outbox (violation_id, rule_id, platform, group_id, member, message_id, action, \
-                 idem_key, state, attempts, due_at, lease_until) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10) \
-                 ON CONFLICT (platform, idem_key) DO NOTHING RETURNING id",
-            )
-            .bind(*violation)
-            .bind(planned.rule.to_string())
-            .bind(planned.platform.as_str())
-            .bind(planned.group.to_string())
-            .bind(planned.member.to_string())
-            .bind(verdict.message.as_ref().map(ToString::to_string))
-            .bind(to_json(&planned.action)?)
-            .bind(key.as_str().to_owned())
-            .bind(verdict.at.millis())
-            .bind(i64::MIN)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-            if let Some(row) = row {
-                actions.push(col(&row, "id")?);
-            }
+        let mut recorded = Vec::with_capacity(verdicts.len());
+        for verdict in verdicts {
+            recorded.push(record_in(&mut tx, verdict).await?);
         }
         tx.commit().await.map_err(db)?;
-        Ok(Recorded::New {
-            violations: violations.into_iter().map(|(_, id)| id).collect(),
-            actions,
-        })
+        Ok(recorded)
     }
 
     async fn seen(&self, platform: Platform, event: &str) -> Result<bool, StoreError> {
@@ -426,4 +357,91 @@ impl ViolationStore for SqlStore {
             .map_err(db)?;
         Ok(done.rows_affected())
     }
+}
+
+/// One verdict written inside `tx`: the processed event, its violations and their enforce
+/// actions; nothing when the event was recorded before.
+async fn record_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    verdict: &Verdict,
+) -> Result<Recorded, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO processed_events (platform, event_id, at, message_id, verdict) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (platform, event_id) DO NOTHING",
+    )
+    .bind(verdict.platform.as_str())
+    .bind(verdict.event.to_string())
+    .bind(verdict.at.millis())
+    .bind(verdict.message.as_ref().map(ToString::to_string))
+    .bind(to_json(verdict)?)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    if inserted.rows_affected() == 0 {
+        return Ok(Recorded::Duplicate);
+    }
+    let mut violations: Vec<(RuleId, i64)> = Vec::with_capacity(verdict.violations.len());
+    for r in &verdict.violations {
+        let row = sqlx::query(
+            "INSERT INTO violations (event_id, at, platform, group_id, member, member_name, \
+                 member_joined_at, rule_id, check_kind, evidence, excerpt, mode, actions) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+        )
+        .bind(r.event.to_string())
+        .bind(r.at.millis())
+        .bind(r.platform.as_str())
+        .bind(r.group.to_string())
+        .bind(r.member.to_string())
+        .bind(r.member_name.clone())
+        .bind(r.member_joined_at.map(Timestamp::millis))
+        .bind(r.rule.to_string())
+        .bind(r.check.as_str())
+        .bind(to_json(&r.evidence)?)
+        .bind(r.excerpt.clone())
+        .bind(r.mode.as_str())
+        .bind(to_json(&r.actions)?)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+        violations.push((r.rule.clone(), col(&row, "id")?));
+    }
+    let mut actions = Vec::new();
+    for (index, planned) in verdict.actions.iter().enumerate() {
+        if planned.mode != Mode::Enforce {
+            continue;
+        }
+        let Some((_, violation)) = violations.iter().find(|(rule, _)| rule == &planned.rule) else {
+            continue;
+        };
+        let key = planned
+            .key
+            .clone()
+            .unwrap_or_else(|| IdempotencyKey::for_action(verdict.platform, &verdict.event, index));
+        let row = sqlx::query(
+                "INSERT INTO outbox (violation_id, rule_id, platform, group_id, member, message_id, action, \
+                 idem_key, state, attempts, due_at, lease_until) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10) \
+                 ON CONFLICT (platform, idem_key) DO NOTHING RETURNING id",
+            )
+            .bind(*violation)
+            .bind(planned.rule.to_string())
+            .bind(planned.platform.as_str())
+            .bind(planned.group.to_string())
+            .bind(planned.member.to_string())
+            .bind(verdict.message.as_ref().map(ToString::to_string))
+            .bind(to_json(&planned.action)?)
+            .bind(key.as_str().to_owned())
+            .bind(verdict.at.millis())
+            .bind(i64::MIN)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db)?;
+        if let Some(row) = row {
+            actions.push(col(&row, "id")?);
+        }
+    }
+    Ok(Recorded::New {
+        violations: violations.into_iter().map(|(_, id)| id).collect(),
+        actions,
+    })
 }

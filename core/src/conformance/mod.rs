@@ -37,6 +37,7 @@ macro_rules! store_conformance_tests {
             removed_blacklist_entries_can_be_restored,
             config_import_replaces_everything_at_once,
             verdicts_are_recorded_once,
+            verdicts_are_recorded_in_batches,
             outbox_actions_are_leased_and_finished,
             outbox_actions_carry_their_key_and_message,
             violations_are_queried_newest_first,

@@ -439,6 +439,47 @@ pub async fn verdicts_are_recorded_once(store: &impl Store) {
     assert_eq!(store.verdict(Platform::WeCom, "nope").await.unwrap(), None);
 }
 
+/// A batch is recorded in one go, each verdict as alone; a repeat in the batch is a duplicate.
+pub async fn verdicts_are_recorded_in_batches(store: &impl Store) {
+    let verdicts = verdicts();
+    let batch = [
+        verdicts[0].clone(),
+        verdicts[1].clone(),
+        verdicts[0].clone(),
+    ];
+    let recorded = store.record_all(&batch).await.unwrap();
+    assert!(
+        matches!(&recorded[0], Recorded::New { violations, actions } if violations.len() == 2 && actions.len() == 2)
+    );
+    assert_eq!(
+        recorded[1],
+        Recorded::New {
+            violations: Vec::new(),
+            actions: Vec::new()
+        }
+    );
+    assert_eq!(
+        recorded[2],
+        Recorded::Duplicate,
+        "a repeat within the batch"
+    );
+    assert_eq!(
+        store.record_all(&batch[..1]).await.unwrap(),
+        [Recorded::Duplicate],
+        "and in a later batch"
+    );
+    assert!(store.record_all(&[]).await.unwrap().is_empty());
+    assert_eq!(store.outbox_depth().await.unwrap(), 2);
+    assert_eq!(
+        store
+            .violations(&ViolationQuery::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
 /// Claimed actions are leased; finished ones leave the queue; retries wait until due.
 pub async fn outbox_actions_are_leased_and_finished(store: &impl Store) {
     let verdicts = verdicts();
