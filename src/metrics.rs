@@ -66,6 +66,12 @@ pub struct Metrics {
     pub action_seconds: Histogram,
     /// Actions waiting in the outbox.
     pub outbox_depth: Gauge,
+    /// Events waiting to be judged.
+    pub queue_depth: Gauge,
+    /// Decisions per store transaction.
+    pub batch_size: Histogram,
+    /// Time to store a batch of decisions.
+    pub commit_seconds: Histogram,
 }
 
 impl Metrics {
@@ -85,6 +91,11 @@ impl Metrics {
         let evaluate_seconds = Histogram::new(exponential_buckets(1e-6, 4.0, 12));
         let action_seconds = Histogram::new(exponential_buckets(1e-3, 2.0, 15));
         let outbox_depth = Gauge::default();
+        let queue_depth = Gauge::default();
+        // 1 to 512 decisions.
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        // 0.1 ms to ~3 s.
+        let commit_seconds = Histogram::new(exponential_buckets(1e-4, 2.0, 15));
         registry.register("events", "Events received", events.clone());
         registry.register(
             "duplicate_events",
@@ -130,6 +141,21 @@ impl Metrics {
             "Actions waiting to be carried out",
             outbox_depth.clone(),
         );
+        registry.register(
+            "queue_depth",
+            "Events waiting to be judged",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "commit_batch_size",
+            "Decisions per store transaction",
+            batch_size.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Time to store a batch of decisions",
+            commit_seconds.clone(),
+        );
         Metrics {
             registry,
             events,
@@ -145,6 +171,9 @@ impl Metrics {
             evaluate_seconds,
             action_seconds,
             outbox_depth,
+            queue_depth,
+            batch_size,
+            commit_seconds,
         }
     }
 

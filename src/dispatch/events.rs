@@ -1,5 +1,6 @@
 //! The event task: judges events in arrival order and stores what they lead to.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use groupguard_core::model::{
 };
 use groupguard_core::platform::AdapterErrorKind;
 use groupguard_core::ports::{Edit, Recorded, StoreError};
+use groupguard_core::verdict::Verdict;
 use groupguard_core::raid::RaidDetector;
 use groupguard_core::reply::Reply;
 use groupguard_core::rule::{BlacklistEntry, GroupConfig, ManualRemovals, Source};
@@ -23,17 +25,130 @@ use crate::metrics::{CheckLabels, EventLabels, OutcomeLabels};
 /// Attempts at delivering a command's answer before it is given up.
 const REPLY_ATTEMPTS: u32 = 4;
 
+/// The most decisions written in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// Decisions taken and not yet stored: written together (group commit) when the queue runs
+/// dry, the batch is full, or an event that changes stored state comes next.
+#[derive(Default)]
+struct Batch {
+    verdicts: Vec<Verdict>,
+    /// The events of the batch, so a repeat within it is caught before it is judged again.
+    events: HashSet<(Platform, String)>,
+}
+
 /// Judges events in arrival order until every sender is gone and the queue is empty, then
 /// waits for the answers still being delivered.
 pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Receiver<Event>) {
     let mut raids = RaidDetector::default();
     let mut replies = JoinSet::new();
-    while let Some(event) = events.recv().await {
-        handle(&shared, &mut engine, &mut raids, &mut replies, &event).await;
+    let mut batch = Batch::default();
+    loop {
+        let event = match events.try_recv() {
+            Ok(event) => event,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                flush(&shared, &mut batch, events.len()).await;
+                match events.recv().await {
+                    Some(event) => event,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
+        // Commands, group and list changes and removals write as they are handled: what
+        // was decided before them is stored first, and their own decision right after.
+        let writes = changes_state(&event);
+        if writes {
+            flush(&shared, &mut batch, events.len()).await;
+        }
+        handle(&shared, &mut engine, &mut raids, &mut replies, &mut batch, &event).await;
+        if writes || batch.verdicts.len() >= MAX_BATCH {
+            flush(&shared, &mut batch, events.len()).await;
+        }
         while replies.try_join_next().is_some() {}
     }
+    flush(&shared, &mut batch, 0).await;
     while replies.join_next().await.is_some() {}
     tracing::info!("event queue drained");
+}
+
+/// Whether handling `event` writes to the store besides its decision.
+fn changes_state(event: &Event) -> bool {
+    command(event).is_some()
+        || matches!(
+            event.kind,
+            EventKind::GroupChanged(_)
+                | EventKind::ListChanged(_)
+                | EventKind::MemberRemoved { by: Some(_), .. }
+        )
+}
+
+/// Stores the batch's decisions in one transaction and wakes the outbox for their actions.
+async fn flush(shared: &Shared, batch: &mut Batch, queued: usize) {
+    shared.metrics.queue_depth.set(queued as i64);
+    if batch.verdicts.is_empty() {
+        return;
+    }
+    let verdicts = std::mem::take(&mut batch.verdicts);
+    batch.events.clear();
+    let started = Instant::now();
+    let result = shared.store.record_all(&verdicts).await;
+    shared
+        .metrics
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    shared.metrics.batch_size.observe(verdicts.len() as f64);
+    let recorded = match result {
+        Ok(recorded) => recorded,
+        Err(e) => {
+            tracing::error!(error = %e, decisions = verdicts.len(), "decisions could not be stored; their actions are lost");
+            return;
+        }
+    };
+    let mut queued_actions = false;
+    for (verdict, recorded) in verdicts.iter().zip(recorded) {
+        match recorded {
+            Recorded::Duplicate => {
+                shared.metrics.duplicates.inc();
+            }
+            Recorded::New { actions, .. } => {
+                queued_actions |= !actions.is_empty();
+                count_decision(shared, verdict);
+            }
+        }
+    }
+    if queued_actions {
+        shared.outbox_wake.notify_one();
+    }
+}
+
+/// Counts a stored decision and logs its violations.
+fn count_decision(shared: &Shared, verdict: &Verdict) {
+    let outcome = if verdict.violations.is_empty() {
+        "clean"
+    } else {
+        "violation"
+    };
+    shared
+        .metrics
+        .decisions
+        .get_or_create(&OutcomeLabels {
+            outcome: outcome.to_owned(),
+        })
+        .inc();
+    for record in &verdict.violations {
+        shared
+            .metrics
+            .violations
+            .get_or_create(&CheckLabels {
+                check: record.check.to_string(),
+            })
+            .inc();
+        tracing::info!(
+            rule = %record.rule, check = %record.check, group = %record.group, member = %record.member,
+            mode = %record.mode, "violation"
+        );
+    }
 }
 
 /// The command in an event and where its answer goes: a command event, or a message that
@@ -65,6 +180,7 @@ async fn handle(
     engine: &mut Engine,
     raids: &mut RaidDetector,
     replies: &mut JoinSet<()>,
+    batch: &mut Batch,
     event: &Event,
 ) {
     shared
@@ -75,6 +191,12 @@ async fn handle(
             kind: event.kind.name().to_owned(),
         })
         .inc();
+    let key = (event.platform, event.id.to_string());
+    if batch.events.contains(&key) {
+        shared.metrics.duplicates.inc();
+        tracing::debug!(event = %event.id, "redelivered event dropped");
+        return;
+    }
     match shared.store.seen(event.platform, event.id.as_str()).await {
         Ok(true) => {
             shared.metrics.duplicates.inc();
@@ -114,46 +236,8 @@ async fn handle(
         tracing::warn!(group = %event.group, platform = %event.platform, "raid alert");
         verdict.actions.extend(alert);
     }
-    match shared.store.record(&verdict).await {
-        Ok(Recorded::Duplicate) => {
-            shared.metrics.duplicates.inc();
-            return;
-        }
-        Ok(Recorded::New { actions, .. }) => {
-            if !actions.is_empty() {
-                shared.outbox_wake.notify_one();
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, event = %event.id, "the decision could not be stored; its actions are lost");
-            return;
-        }
-    }
-    let outcome = if verdict.violations.is_empty() {
-        "clean"
-    } else {
-        "violation"
-    };
-    shared
-        .metrics
-        .decisions
-        .get_or_create(&OutcomeLabels {
-            outcome: outcome.to_owned(),
-        })
-        .inc();
-    for record in &verdict.violations {
-        shared
-            .metrics
-            .violations
-            .get_or_create(&CheckLabels {
-                check: record.check.to_string(),
-            })
-            .inc();
-        tracing::info!(
-            rule = %record.rule, check = %record.check, group = %record.group, member = %record.member,
-            mode = %record.mode, "violation"
-        );
-    }
+    batch.events.insert(key);
+    batch.verdicts.push(verdict);
 }
 
 /// Runs a command and returns its answer (a refusal says why).
