@@ -545,6 +545,18 @@ impl ViolationStore for MemoryStore {
             .collect())
     }
 
+    async fn seen_among(
+        &self,
+        events: &[(Platform, String)],
+    ) -> Result<std::collections::HashSet<(Platform, String)>, StoreError> {
+        let inner = self.lock();
+        Ok(events
+            .iter()
+            .filter(|key| inner.events.contains_key(*key))
+            .cloned()
+            .collect())
+    }
+
     async fn seen(&self, platform: Platform, event: &str) -> Result<bool, StoreError> {
         Ok(self
             .lock()

@@ -547,6 +547,12 @@ pub trait ViolationStore: Send + Sync {
     /// so a redelivered event counts for nothing.
     async fn seen(&self, platform: Platform, event: &str) -> Result<bool, StoreError>;
 
+    /// Which of several events were recorded already: one query for a batch.
+    async fn seen_among(
+        &self,
+        events: &[(Platform, String)],
+    ) -> Result<std::collections::HashSet<(Platform, String)>, StoreError>;
+
     /// The recorded verdict of an event, looked up by event id or by message id.
     async fn verdict(&self, platform: Platform, id: &str) -> Result<Option<Verdict>, StoreError>;
 

@@ -1,6 +1,6 @@
 //! The event task: judges events in arrival order and stores what they lead to.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,10 +12,10 @@ use groupguard_core::model::{
 };
 use groupguard_core::platform::AdapterErrorKind;
 use groupguard_core::ports::{Edit, Recorded, StoreError};
-use groupguard_core::verdict::Verdict;
 use groupguard_core::raid::RaidDetector;
 use groupguard_core::reply::Reply;
 use groupguard_core::rule::{BlacklistEntry, GroupConfig, ManualRemovals, Source};
+use groupguard_core::verdict::Verdict;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -43,33 +43,111 @@ pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Rece
     let mut raids = RaidDetector::default();
     let mut replies = JoinSet::new();
     let mut batch = Batch::default();
+    let mut recent = Recent::default();
     loop {
-        let event = match events.try_recv() {
-            Ok(event) => event,
+        // What is queued now, up to a batch: redelivery is checked for all of it at once.
+        let mut group = Vec::new();
+        match events.try_recv() {
+            Ok(event) => group.push(event),
             Err(mpsc::error::TryRecvError::Empty) => {
-                flush(&shared, &mut batch, events.len()).await;
+                flush(&shared, &mut batch, &mut recent, events.len()).await;
                 match events.recv().await {
-                    Some(event) => event,
+                    Some(event) => group.push(event),
                     None => break,
                 }
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
-        };
-        // Commands, group and list changes and removals write as they are handled: what
-        // was decided before them is stored first, and their own decision right after.
-        let writes = changes_state(&event);
-        if writes {
-            flush(&shared, &mut batch, events.len()).await;
         }
-        handle(&shared, &mut engine, &mut raids, &mut replies, &mut batch, &event).await;
-        if writes || batch.verdicts.len() >= MAX_BATCH {
-            flush(&shared, &mut batch, events.len()).await;
+        while group.len() < MAX_BATCH {
+            match events.try_recv() {
+                Ok(event) => group.push(event),
+                Err(_) => break,
+            }
+        }
+        let unknown: Vec<(Platform, String)> = group
+            .iter()
+            .map(key_of)
+            .filter(|key| !recent.contains(key))
+            .collect();
+        let stored = match shared.store.seen_among(&unknown).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check for redelivery; judging anyway");
+                HashSet::new()
+            }
+        };
+        for event in group {
+            shared
+                .metrics
+                .events
+                .get_or_create(&EventLabels {
+                    platform: event.platform.to_string(),
+                    kind: event.kind.name().to_owned(),
+                })
+                .inc();
+            let key = key_of(&event);
+            if recent.contains(&key) || stored.contains(&key) || batch.events.contains(&key) {
+                shared.metrics.duplicates.inc();
+                tracing::debug!(event = %event.id, "redelivered event dropped");
+                continue;
+            }
+            // Commands, group and list changes and removals write as they are handled:
+            // what was decided before them is stored first, and their own decision right
+            // after.
+            let writes = changes_state(&event);
+            if writes {
+                flush(&shared, &mut batch, &mut recent, events.len()).await;
+            }
+            handle(
+                &shared,
+                &mut engine,
+                &mut raids,
+                &mut replies,
+                &mut batch,
+                &event,
+            )
+            .await;
+            if writes || batch.verdicts.len() >= MAX_BATCH {
+                flush(&shared, &mut batch, &mut recent, events.len()).await;
+            }
         }
         while replies.try_join_next().is_some() {}
     }
-    flush(&shared, &mut batch, 0).await;
+    flush(&shared, &mut batch, &mut recent, 0).await;
     while replies.join_next().await.is_some() {}
     tracing::info!("event queue drained");
+}
+
+/// How many recorded events are remembered in memory, so that a redelivery soon after is
+/// caught without asking the store.
+const RECENT_EVENTS: usize = 100_000;
+
+/// The events recorded last, oldest first.
+#[derive(Default)]
+struct Recent {
+    order: VecDeque<(Platform, String)>,
+    keys: HashSet<(Platform, String)>,
+}
+
+impl Recent {
+    fn contains(&self, key: &(Platform, String)) -> bool {
+        self.keys.contains(key)
+    }
+
+    fn insert(&mut self, key: (Platform, String)) {
+        if self.keys.insert(key.clone()) {
+            self.order.push_back(key);
+        }
+        while self.order.len() > RECENT_EVENTS {
+            if let Some(old) = self.order.pop_front() {
+                self.keys.remove(&old);
+            }
+        }
+    }
+}
+
+fn key_of(event: &Event) -> (Platform, String) {
+    (event.platform, event.id.to_string())
 }
 
 /// Whether handling `event` writes to the store besides its decision.
@@ -84,7 +162,7 @@ fn changes_state(event: &Event) -> bool {
 }
 
 /// Stores the batch's decisions in one transaction and wakes the outbox for their actions.
-async fn flush(shared: &Shared, batch: &mut Batch, queued: usize) {
+async fn flush(shared: &Shared, batch: &mut Batch, recent: &mut Recent, queued: usize) {
     shared.metrics.queue_depth.set(queued as i64);
     if batch.verdicts.is_empty() {
         return;
@@ -107,6 +185,7 @@ async fn flush(shared: &Shared, batch: &mut Batch, queued: usize) {
     };
     let mut queued_actions = false;
     for (verdict, recorded) in verdicts.iter().zip(recorded) {
+        recent.insert((verdict.platform, verdict.event.to_string()));
         match recorded {
             Recorded::Duplicate => {
                 shared.metrics.duplicates.inc();
@@ -183,29 +262,7 @@ async fn handle(
     batch: &mut Batch,
     event: &Event,
 ) {
-    shared
-        .metrics
-        .events
-        .get_or_create(&EventLabels {
-            platform: event.platform.to_string(),
-            kind: event.kind.name().to_owned(),
-        })
-        .inc();
-    let key = (event.platform, event.id.to_string());
-    if batch.events.contains(&key) {
-        shared.metrics.duplicates.inc();
-        tracing::debug!(event = %event.id, "redelivered event dropped");
-        return;
-    }
-    match shared.store.seen(event.platform, event.id.as_str()).await {
-        Ok(true) => {
-            shared.metrics.duplicates.inc();
-            tracing::debug!(event = %event.id, "redelivered event dropped");
-            return;
-        }
-        Ok(false) => {}
-        Err(e) => tracing::error!(error = %e, "cannot check for redelivery; judging anyway"),
-    }
+    let key = key_of(event);
     match &event.kind {
         EventKind::GroupChanged(change) => sync_group(shared, event, change).await,
         EventKind::ListChanged(change) => follow_list(shared, event, change).await,

@@ -1,6 +1,6 @@
 //! Violations, the action outbox and processed event ids.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use groupguard_core::model::{GroupRef, MemberRef, MessageId, Platform, RuleId};
@@ -17,6 +17,9 @@ use sqlx::any::AnyRow;
 use crate::{
     Backend, SqlStore, Statement, Value, col, db, from_json, parse, platform_ref, to_json,
 };
+
+/// Events asked about per query in `seen_among`.
+const SEEN_CHUNK: usize = 500;
 
 const VIOLATION_COLUMNS: &str = "id, event_id, at, platform, group_id, member, member_name, \
                                  member_joined_at, rule_id, check_kind, evidence, excerpt, mode, actions";
@@ -82,6 +85,34 @@ impl ViolationStore for SqlStore {
         }
         tx.commit().await.map_err(db)?;
         Ok(recorded)
+    }
+
+    async fn seen_among(
+        &self,
+        events: &[(Platform, String)],
+    ) -> Result<HashSet<(Platform, String)>, StoreError> {
+        let mut seen = HashSet::new();
+        // Bound the statement's parameters (SQLite allows 32,766; PostgreSQL 65,535).
+        for chunk in events.chunks(SEEN_CHUNK) {
+            let places: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!(
+                "SELECT platform, event_id FROM processed_events WHERE (platform, event_id) IN (VALUES {})",
+                places.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (platform, event) in chunk {
+                query = query.bind(platform.as_str()).bind(event.clone());
+            }
+            for row in query.fetch_all(&self.pool).await.map_err(db)? {
+                let platform: String = col(&row, "platform")?;
+                if let Ok(platform) = platform.parse::<Platform>() {
+                    seen.insert((platform, col(&row, "event_id")?));
+                }
+            }
+        }
+        Ok(seen)
     }
 
     async fn seen(&self, platform: Platform, event: &str) -> Result<bool, StoreError> {

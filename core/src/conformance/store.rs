@@ -469,6 +469,19 @@ pub async fn verdicts_are_recorded_in_batches(store: &impl Store) {
         "and in a later batch"
     );
     assert!(store.record_all(&[]).await.unwrap().is_empty());
+    let asked = [
+        (Platform::WeCom, verdicts[0].event.to_string()),
+        (Platform::Matrix, verdicts[0].event.to_string()),
+        (Platform::WeCom, "never".to_owned()),
+        (Platform::WeCom, verdicts[1].event.to_string()),
+    ];
+    let seen = store.seen_among(&asked).await.unwrap();
+    assert_eq!(
+        seen,
+        [asked[0].clone(), asked[3].clone()].into_iter().collect(),
+        "by platform and id"
+    );
+    assert!(store.seen_among(&[]).await.unwrap().is_empty());
     assert_eq!(store.outbox_depth().await.unwrap(), 2);
     assert_eq!(
         store
