@@ -334,7 +334,7 @@ impl FakeDiscord {
         let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
-            - 1_420_070_400_000;
+            - crate::translate::DISCORD_EPOCH_MS as u64;
         let id = (since_epoch << 22) | (self.snowflake() & 0x3f_ffff);
         self.inner.audit_log.lock().expect("audit log").insert(
             0,
@@ -379,23 +379,9 @@ impl FakeDiscord {
 }
 
 fn decode_reason(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(byte) = raw
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn json_response(status: u16, body: &Value) -> Response {

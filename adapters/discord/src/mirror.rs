@@ -45,7 +45,7 @@ impl DiscordMirror {
         active(None).or_else(|| owner.and_then(|o| active(Some(o))))
     }
 
-    /// The bans of a guild that groupguard made: (user, reason).
+    /// The users a guild's bans made by groupguard keep out.
     async fn our_bans(&self, guild: GuildId) -> Result<Vec<u64>, AdapterError> {
         let mut ours = Vec::new();
         let mut after = 0u64;

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use groupguard_core::platform::{AdapterError, AdapterErrorKind};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -187,18 +188,18 @@ impl Rest {
     }
 }
 
+/// What an audit-log reason leaves as it is: letters, digits and `-_.~:`.
+const REASON_KEEPS: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b':');
+
 /// An audit-log reason percent-encoded (Discord decodes it), at most 512 characters.
 fn encode_reason(reason: &str) -> String {
     let short: String = reason.chars().take(512).collect();
-    let mut out = String::with_capacity(short.len());
-    for b in short.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~:".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(&short, REASON_KEEPS).to_string()
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ pub fn role_of(permissions: Permissions, is_owner: bool) -> Role {
 }
 
 /// Discord's epoch, the start of 2015, in Unix milliseconds.
-const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
+pub(crate) const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
 
 /// When an account was made: its id's top 42 bits count milliseconds since Discord's epoch.
 pub fn account_created(id: u64) -> Timestamp {
