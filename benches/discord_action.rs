@@ -8,6 +8,9 @@
 use std::time::{Duration, Instant};
 
 use groupguard_discord::fake::{FakeDiscord, FakeGuild};
+
+#[allow(dead_code)]
+mod support;
 use serde_json::{Value, json};
 
 const GUILD: u64 = 1_100_000_000_000_000_001;
@@ -58,22 +61,12 @@ async fn deleted_at(fake: &FakeDiscord, message: u64) -> Duration {
     }
 }
 
-fn percentiles(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    println!(
-        "{label}: {} messages, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        samples.len(),
-        at(0.5).as_secs_f64() * 1e3,
-        at(0.99).as_secs_f64() * 1e3,
-        samples[samples.len() - 1].as_secs_f64() * 1e3
-    );
-}
-
 async fn run() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and wants a quick run.
-    let full = std::env::args().any(|a| a == "--bench");
-    let (samples, burst) = if full { (300, 20_000) } else { (3, 100) };
+    let (samples, burst) = if support::full_run() {
+        (300, 20_000)
+    } else {
+        (3, 100)
+    };
     let fake = FakeDiscord::start(vec![FakeGuild {
         id: GUILD,
         name: "club".to_owned(),
@@ -83,28 +76,12 @@ async fn run() {
         members: Vec::new(),
     }])
     .await;
-    let dir = std::env::temp_dir().join(format!("groupguard-discord-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a directory");
+    let dir = support::fresh_dir("discord-bench");
     // Each spam message from its own author would climb the ladder otherwise: delete only.
     let rules =
         "[[rules]]\nid = \"ads\"\nkeywords = { substrings = [\"代购\"] }\nladder = [\"delete\"]\n";
-    std::fs::write(dir.join("rules.toml"), rules).expect("the rules");
-    let imported = std::process::Command::new(env!("CARGO_BIN_EXE_groupguard"))
-        .args([
-            "config",
-            "import",
-            dir.join("rules.toml").to_str().expect("a path"),
-        ])
-        .env("GROUPGUARD_DATA_DIR", dir.join("data"))
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("the import runs");
-    assert!(imported.status.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a port")
-        .port();
+    support::import_rules(&dir, None, rules);
+    let port = support::free_port();
     let config = format!(
         "data_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n\
          [rate_limits]\ndiscord = 100000\n[discord]\ntoken = \"bench\"\napi_base = \"{}\"\ngateway = \"{}\"\n",
@@ -112,17 +89,7 @@ async fn run() {
         fake.base,
         fake.gateway
     );
-    std::fs::write(dir.join("config.toml"), config).expect("the config");
-    let mut process = std::process::Command::new(env!("CARGO_BIN_EXE_groupguard"))
-        .args([
-            "run",
-            "--config",
-            dir.join("config.toml").to_str().expect("a path"),
-        ])
-        .env_remove("DATABASE_URL")
-        .stderr(std::fs::File::create(dir.join("log")).expect("a log file"))
-        .spawn()
-        .expect("the bot starts");
+    let process = support::start_bot(&dir, &config);
     let started = Instant::now();
     while fake.identifies().is_empty() {
         assert!(
@@ -164,13 +131,14 @@ async fn run() {
         .filter(|c| c.method == "DELETE" && c.at >= sent)
         .count();
 
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &process.id().to_string()])
-        .status();
-    let _ = process.wait();
+    support::stop_bot(process);
     let _ = std::fs::remove_dir_all(&dir);
 
-    percentiles("MESSAGE_CREATE dispatched → DELETE received", latencies);
+    support::percentiles(
+        "MESSAGE_CREATE dispatched → DELETE received",
+        "messages",
+        latencies,
+    );
     println!(
         "burst: {burst} messages dispatched in {:.2} s; the last spam message deleted {:.2} s after the first dispatch ({:.0} messages/s judged, {spam_deleted} deletions)",
         dispatched.as_secs_f64(),

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use groupguard_matrix::testing::{Homeserver, User};
 use serde_json::{Value, json};
 
+#[allow(dead_code)]
+mod support;
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -38,25 +41,15 @@ async fn until_redacted(user: &User, room: &str, id: &str, since: Instant) -> Du
     }
 }
 
-fn percentiles(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    println!(
-        "{label}: {} messages, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        samples.len(),
-        at(0.5).as_secs_f64() * 1e3,
-        at(0.99).as_secs_f64() * 1e3,
-        samples[samples.len() - 1].as_secs_f64() * 1e3
-    );
-}
-
 async fn run() {
     let Some(server) = Homeserver::from_env() else {
         return;
     };
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and wants a quick run.
-    let full = std::env::args().any(|a| a == "--bench");
-    let (samples, burst) = if full { (300, 1000) } else { (3, 20) };
+    let (samples, burst) = if support::full_run() {
+        (300, 1000)
+    } else {
+        (3, 20)
+    };
     let owner = server.register("owner").await;
     let bot = server.register("guard").await;
     let senders = [
@@ -66,28 +59,12 @@ async fn run() {
         server.register("oscar").await,
     ];
 
-    let dir = std::env::temp_dir().join(format!("groupguard-matrix-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a directory");
+    let dir = support::fresh_dir("matrix-bench");
     // One spam message per sender at a time would climb the ladder: delete only, every time.
     let rules =
         "[[rules]]\nid = \"ads\"\nkeywords = { substrings = [\"代购\"] }\nladder = [\"delete\"]\n";
-    std::fs::write(dir.join("rules.toml"), rules).expect("the rules");
-    let imported = std::process::Command::new(env!("CARGO_BIN_EXE_groupguard"))
-        .args([
-            "config",
-            "import",
-            dir.join("rules.toml").to_str().expect("a path"),
-        ])
-        .env("GROUPGUARD_DATA_DIR", dir.join("data"))
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("the import runs");
-    assert!(imported.status.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a port")
-        .port();
+    support::import_rules(&dir, None, rules);
+    let port = support::free_port();
     let config = format!(
         "data_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n\
          [rate_limits]\nmatrix = 1000\n[matrix]\nhomeserver = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\n",
@@ -96,17 +73,7 @@ async fn run() {
         bot.id,
         bot.password
     );
-    std::fs::write(dir.join("config.toml"), config).expect("the config");
-    let mut process = std::process::Command::new(env!("CARGO_BIN_EXE_groupguard"))
-        .args([
-            "run",
-            "--config",
-            dir.join("config.toml").to_str().expect("a path"),
-        ])
-        .env_remove("DATABASE_URL")
-        .stderr(std::fs::File::create(dir.join("log")).expect("a log file"))
-        .spawn()
-        .expect("the bot starts");
+    let process = support::start_bot(&dir, &config);
 
     let mut levels = json!({ &bot.id: 100 });
     for sender in &senders {
@@ -168,13 +135,14 @@ async fn run() {
     }
     let all_redacted = sent_at.elapsed();
 
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &process.id().to_string()])
-        .status();
-    let _ = process.wait();
+    support::stop_bot(process);
     let _ = std::fs::remove_dir_all(&dir);
 
-    percentiles("message sent → redaction seen by the sender", latencies);
+    support::percentiles(
+        "message sent → redaction seen by the sender",
+        "messages",
+        latencies,
+    );
     println!(
         "burst: {burst} messages from 4 senders sent in {:.2} s ({:.0} msg/s into Synapse); all {} spam messages redacted {:.2} s after the first was sent",
         sending.as_secs_f64(),

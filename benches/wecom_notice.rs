@@ -8,11 +8,13 @@
 //! `cargo bench -p groupguard --bench wecom_notice`
 
 use std::io::Write as _;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use groupguard_wecom::fake::{CORP_ID, CallbackClient, FakeWecom, SECRET, now_secs};
 use serde_json::{Value, json};
+
+#[allow(dead_code)]
+mod support;
 
 const TOKEN: &str = "benchToken";
 const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
@@ -28,18 +30,6 @@ fn group(i: usize, members: &[&str], version: &str) -> Value {
     list.extend(members.iter().map(|m| member(m)));
     json!({ "chat_id": format!("wrBench{i}"), "name": "bench", "owner": format!("boss{i}"),
             "member_list": list, "admin_list": [], "member_version": version })
-}
-
-fn percentiles(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    println!(
-        "{label}: {} notices, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        samples.len(),
-        at(0.5).as_secs_f64() * 1e3,
-        at(0.99).as_secs_f64() * 1e3,
-        samples[samples.len() - 1].as_secs_f64() * 1e3
-    );
 }
 
 /// Waits until the fake has delivered a message to `owner`; how long that took.
@@ -64,15 +54,8 @@ fn main() {
 }
 
 async fn run() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and wants a quick run.
-    let samples = if std::env::args().any(|a| a == "--bench") {
-        300
-    } else {
-        5
-    };
-    let dir = std::env::temp_dir().join(format!("groupguard-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a directory");
+    let samples = if support::full_run() { 300 } else { 5 };
+    let dir = support::fresh_dir("wecom-bench");
     let fake = FakeWecom::start().await;
     for i in 0..samples {
         fake.put_group(group(i, &[&format!("wmCustomer{i}")], "v1"));
@@ -85,23 +68,8 @@ async fn run() {
         "[[rules]]\nid = \"ads\"\nkeywords = {{ substrings = [\"代购\"] }}\nladder = [\"kick\"]\n\n\
          [[rules]]\nid = \"banned\"\nblacklist = {{ on_join = true }}\nladder = [\"kick\"]\n\n{blacklist}"
     );
-    std::fs::write(dir.join("rules.toml"), rules).expect("the rules");
-    let imported = Command::new(env!("CARGO_BIN_EXE_groupguard"))
-        .args([
-            "config",
-            "import",
-            dir.join("rules.toml").to_str().expect("a path"),
-        ])
-        .env("GROUPGUARD_DATA_DIR", dir.join("data"))
-        .env_remove("DATABASE_URL")
-        .status()
-        .expect("the import runs");
-    assert!(imported.success());
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a port")
-        .port();
+    support::import_rules(&dir, None, &rules);
+    let port = support::free_port();
     let archive = dir.join("archive.jsonl");
     let config = format!(
         "data_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n\
@@ -112,18 +80,8 @@ async fn run() {
         fake.base,
         archive.display()
     );
-    std::fs::write(dir.join("config.toml"), config).expect("the config");
-    let mut bot = Command::new(env!("CARGO_BIN_EXE_groupguard"))
-        .args([
-            "run",
-            "--config",
-            dir.join("config.toml").to_str().expect("a path"),
-        ])
-        .env_remove("DATABASE_URL")
-        .stderr(std::fs::File::create(dir.join("log")).expect("a log file"))
-        .spawn()
-        .expect("the bot starts");
-    wait_ready(port);
+    let bot = support::start_bot(&dir, &config);
+    support::wait_ready(port);
     let client = CallbackClient::new(
         &format!("http://127.0.0.1:{port}/wecom/callback"),
         TOKEN,
@@ -169,31 +127,13 @@ async fn run() {
         assert_eq!(status, 200);
         joins.push(until_notified(&fake, &format!("owner{i}"), sent).await);
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &bot.id().to_string()])
-        .status();
-    let _ = bot.wait();
+    support::stop_bot(bot);
     let _ = std::fs::remove_dir_all(&dir);
 
-    percentiles("archive keyword → owner notice", keyword);
-    percentiles(
+    support::percentiles("archive keyword → owner notice", "notices", keyword);
+    support::percentiles(
         "blacklisted join → owner notice (member_sync_delay 1 ms; the default 2 s adds to it)",
+        "notices",
         joins,
     );
-}
-
-fn wait_ready(port: u16) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = write!(stream, "GET /readyz HTTP/1.0\r\n\r\n");
-            let mut answer = String::new();
-            let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
-            if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("the bot did not become ready (see its log in the bench directory)");
 }

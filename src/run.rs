@@ -16,7 +16,8 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::clock::SystemClock;
 use crate::config::{Config, LogFormat, redact_url};
-use crate::dispatch::{self, RateLimiter, Shared, Sink};
+use crate::dispatch::journal::Sink;
+use crate::dispatch::{self, RateLimiter, Shared};
 use crate::http::{HttpState, router};
 use crate::metrics::Metrics;
 
@@ -131,8 +132,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.http_listen))?;
     tracing::info!(address = %listener.local_addr()?, "http listening");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (sender, receiver) = mpsc::channel(config.dispatcher.queue);
-    let sink: Arc<dyn EventSink> = Arc::new(Sink(sender));
+    let (sink, handovers) = Sink::channel(config.dispatcher.queue);
+    let sink: Arc<dyn EventSink> = Arc::new(sink);
+    let (queue, queued) = mpsc::channel(config.dispatcher.queue);
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn({
         let app = router(&http, &sink);
@@ -155,7 +157,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             tokio::spawn(Arc::clone(adapter).run(Arc::clone(&sink), stop_rx.clone()))
         })
         .collect();
-    // The queue closes when the last adapter and the HTTP routes are done with it.
+    // The journal's queue closes when the last adapter and the HTTP routes are done with it.
     drop(sink);
 
     let limits = config
@@ -174,8 +176,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         limits,
         outbox_wake: Notify::new(),
         revision: AtomicU64::new(revision),
+        stop: stop_rx.clone(),
     });
-    let events = tokio::spawn(dispatch::events::run(Arc::clone(&shared), engine, receiver));
+    let journal = tokio::spawn(dispatch::journal::run(
+        Arc::clone(&shared),
+        handovers,
+        queue,
+    ));
+    let events = tokio::spawn(dispatch::events::run(Arc::clone(&shared), engine, queued));
     let outbox = tokio::spawn(dispatch::outbox::run(Arc::clone(&shared), stop_rx.clone()));
     let reloader = tokio::spawn(dispatch::run_reloader(Arc::clone(&shared), stop_rx.clone()));
     let mirror = tokio::spawn(dispatch::mirror::run(
@@ -195,6 +203,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     // Callbacks in flight finish before the queue can drain.
     let _ = http_task.await;
+    let _ = journal.await;
     let _ = events.await;
     shared.outbox_wake.notify_one();
     let _ = outbox.await;

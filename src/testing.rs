@@ -1,5 +1,6 @@
-//! The test platform (feature `testing`): events come from a JSONL file that tests append to,
-//! and every attempt to act is appended to another, so end-to-end tests can drive the real
+//! The test platform (feature `testing`): events come from a JSONL file that tests append to
+//! (delivered again after a restart unless a cursor file keeps the position past what
+//! groupguard took), and every attempt to act is appended to another, so end-to-end tests can drive the real
 //! binary. Like a real platform it carries out an action once per idempotency key (a repeated
 //! key is written as `duplicate` and not done again, even after a restart), answers replies
 //! where their `ReplyTo` points, and can be told to lack capabilities (everywhere or per
@@ -32,6 +33,7 @@ use crate::adapter::{Adapter, Readiness};
 #[serde(deny_unknown_fields)]
 pub struct RawTestingConfig {
     inbox: PathBuf,
+    cursor: Option<PathBuf>,
     outbox: PathBuf,
     capabilities: Option<Vec<String>>,
     #[serde(default)]
@@ -55,6 +57,9 @@ pub struct RawTestingConfig {
 pub struct TestingConfig {
     /// Events to read, one JSON per line, followed as it grows.
     pub inbox: PathBuf,
+    /// Where the position in the inbox past what groupguard took is kept: events before it
+    /// are not delivered again after a restart.
+    pub cursor: Option<PathBuf>,
     /// Where every attempt is written.
     pub outbox: PathBuf,
     /// What the platform can do in groups not named in `groups`.
@@ -135,6 +140,7 @@ impl RawTestingConfig {
         };
         TestingConfig {
             inbox: self.inbox,
+            cursor: self.cursor,
             outbox: self.outbox,
             capabilities: global,
             groups,
@@ -383,44 +389,48 @@ impl Adapter for TestPlatform {
     }
 
     async fn run(self: Arc<Self>, sink: Arc<dyn EventSink>, stop: watch::Receiver<bool>) {
-        follow_inbox(self.state.config.inbox.clone(), sink, stop).await;
+        let config = &self.state.config;
+        follow_inbox(config.inbox.clone(), config.cursor.clone(), sink, stop).await;
     }
 }
 
-/// Follows the inbox file and pushes each event, until `stop` turns true.
-async fn follow_inbox(path: PathBuf, sink: Arc<dyn EventSink>, mut stop: watch::Receiver<bool>) {
-    let mut offset = 0u64;
-    let mut pending = String::new();
+/// The most events handed over in one push.
+const PUSH_BATCH: usize = 1_000;
+
+/// Follows the inbox file and pushes its events, up to [`PUSH_BATCH`] at a time, until `stop`
+/// turns true. With a cursor file, the position past what groupguard has taken (durably) is
+/// saved after each push and read back at start, like a sync position; without one, every
+/// event is delivered again after a restart.
+async fn follow_inbox(
+    path: PathBuf,
+    cursor: Option<PathBuf>,
+    sink: Arc<dyn EventSink>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut offset: u64 = cursor
+        .as_ref()
+        .and_then(|c| std::fs::read_to_string(c).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0);
     loop {
         if let Ok(mut file) = std::fs::File::open(&path)
             && file.seek(SeekFrom::Start(offset)).is_ok()
         {
             let mut reader = BufReader::new(file);
             loop {
-                let mut chunk = String::new();
-                match reader.read_line(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        offset += n as u64;
-                        pending.push_str(&chunk);
-                        if !pending.ends_with('\n') {
-                            continue;
-                        }
-                        let line = std::mem::take(&mut pending);
-                        if line.trim().is_empty() {
-                            continue;
-                        }
-                        match serde_json::from_str::<Event>(&line) {
-                            Ok(event) => {
-                                if sink.push(event).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "test inbox: malformed event skipped")
-                            }
-                        }
-                    }
+                let (events, read, more) = read_events(&mut reader);
+                if read == 0 {
+                    break;
+                }
+                if sink.push_all(events).await.is_err() {
+                    return;
+                }
+                offset += read;
+                if let Some(cursor) = &cursor {
+                    save_cursor(cursor, offset);
+                }
+                if !more {
+                    break;
                 }
             }
         }
@@ -431,5 +441,38 @@ async fn follow_inbox(path: PathBuf, sink: Arc<dyn EventSink>, mut stop: watch::
         if *stop.borrow() {
             return;
         }
+    }
+}
+
+/// Up to [`PUSH_BATCH`] events from complete lines, how many bytes they took, and whether
+/// more may follow at once: not after the end of the file or a line still being written
+/// (read again from its start next time).
+fn read_events(reader: &mut impl BufRead) -> (Vec<Event>, u64, bool) {
+    let mut events = Vec::new();
+    let mut read = 0;
+    let mut line = String::new();
+    while events.len() < PUSH_BATCH {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(n) if n > 0 && line.ends_with('\n') => read += n as u64,
+            _ => return (events, read, false),
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Event>(&line) {
+            Ok(event) => events.push(event),
+            Err(e) => tracing::warn!(error = %e, "test inbox: malformed event skipped"),
+        }
+    }
+    (events, read, true)
+}
+
+fn save_cursor(path: &std::path::Path, offset: u64) {
+    let temp = path.with_extension("tmp");
+    let saved =
+        std::fs::write(&temp, offset.to_string()).and_then(|()| std::fs::rename(&temp, path));
+    if let Err(e) = saved {
+        tracing::warn!(error = %e, "test inbox: cannot save the cursor");
     }
 }

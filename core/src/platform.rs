@@ -384,8 +384,9 @@ pub struct SinkClosed;
 /// An event was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {
-    /// The queue stayed full for the whole wait: answer the platform "try again".
-    #[error("groupguard is busy: the event queue is full")]
+    /// groupguard could not store the event in time (it is behind, or its database is
+    /// down): answer the platform "try again".
+    #[error("groupguard is busy: the event was not stored in time")]
     Full,
     /// groupguard is shutting down.
     #[error("groupguard is shutting down")]
@@ -398,14 +399,27 @@ impl From<SinkClosed> for PushError {
     }
 }
 
-/// Where adapters push the events they receive. Bounded: a full queue makes `push` wait.
+/// Where adapters hand the events they receive over. A push returns once its events are
+/// durable (in the inbound journal): then the platform may forget them (the callback is
+/// answered, the sync position or archive cursor advances). A crash after that loses none
+/// of them; a crash before it leaves them to the platform's redelivery. Pushes wait while
+/// groupguard is behind, which slows the adapters down.
 #[async_trait]
 pub trait EventSink: Send + Sync {
-    /// Queues an event for judging, waiting as long as the queue is full.
+    /// Hands an event over and waits until it is durable.
     async fn push(&self, event: Event) -> Result<(), SinkClosed>;
 
-    /// Queues an event, waiting at most `wait` for room: for platforms that need an answer
-    /// within a deadline (WeCom: 5 seconds) and re-send what was not taken.
+    /// Hands events over in order and waits until all of them are durable: one journal
+    /// write for a sync response or an archive page rather than one each.
+    async fn push_all(&self, events: Vec<Event>) -> Result<(), SinkClosed> {
+        for event in events {
+            self.push(event).await?;
+        }
+        Ok(())
+    }
+
+    /// Hands an event over, waiting at most `wait` for it to be durable: for platforms that
+    /// need an answer within a deadline (WeCom: 5 seconds) and re-send what was not taken.
     async fn push_within(&self, event: Event, wait: Duration) -> Result<(), PushError>;
 }
 

@@ -19,7 +19,7 @@ use groupguard_core::verdict::Verdict;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::Shared;
+use super::{Shared, until_stored};
 use crate::metrics::{CheckLabels, EventLabels, OutcomeLabels};
 
 /// Attempts at delivering a command's answer before it is given up.
@@ -33,8 +33,12 @@ const MAX_BATCH: usize = 512;
 #[derive(Default)]
 struct Batch {
     verdicts: Vec<Verdict>,
+    /// When each of them was taken.
+    decided: Vec<Instant>,
     /// The events of the batch, so a repeat within it is caught before it is judged again.
     events: HashSet<(Platform, String)>,
+    /// Redeliveries dropped, to take out of the journal.
+    dropped: Vec<(Platform, String)>,
 }
 
 /// Judges events in arrival order until every sender is gone and the queue is empty, then
@@ -89,6 +93,7 @@ pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Rece
             if recent.contains(&key) || stored.contains(&key) || batch.events.contains(&key) {
                 shared.metrics.duplicates.inc();
                 tracing::debug!(event = %event.id, "redelivered event dropped");
+                batch.dropped.push(key);
                 continue;
             }
             // Commands, group and list changes and removals write as they are handled:
@@ -162,27 +167,50 @@ fn changes_state(event: &Event) -> bool {
 }
 
 /// Stores the batch's decisions in one transaction and wakes the outbox for their actions.
+/// A commit that fails (the disk full, the database restarting) is tried again with the
+/// same decisions until the store takes them: no event is judged twice, and a commit that
+/// landed after all is recognised by its event ids. Meanwhile the queue fills and the
+/// adapters wait. Redeliveries dropped since the last flush leave the journal.
 async fn flush(shared: &Shared, batch: &mut Batch, recent: &mut Recent, queued: usize) {
     shared.metrics.queue_depth.set(queued as i64);
-    if batch.verdicts.is_empty() {
-        return;
+    let recorded = batch.verdicts.is_empty() || record(shared, batch, recent).await;
+    // After the commit: a repeat within the batch shares its first copy's journal entry.
+    let dropped = std::mem::take(&mut batch.dropped);
+    if recorded
+        && !dropped.is_empty()
+        && let Err(e) = shared.store.unjournal(&dropped).await
+    {
+        // They are dropped again after the next start.
+        tracing::warn!(error = %e, "redelivered events could not be taken out of the journal");
     }
+}
+
+/// Records the batch's decisions; `false` when they could not be stored before shutdown.
+async fn record(shared: &Shared, batch: &mut Batch, recent: &mut Recent) -> bool {
     let verdicts = std::mem::take(&mut batch.verdicts);
+    let decided = std::mem::take(&mut batch.decided);
     batch.events.clear();
-    let started = Instant::now();
-    let result = shared.store.record_all(&verdicts).await;
-    shared
-        .metrics
-        .commit_seconds
-        .observe(started.elapsed().as_secs_f64());
-    shared.metrics.batch_size.observe(verdicts.len() as f64);
-    let recorded = match result {
-        Ok(recorded) => recorded,
-        Err(e) => {
-            tracing::error!(error = %e, decisions = verdicts.len(), "decisions could not be stored; their actions are lost");
-            return;
-        }
+    let Some(recorded) = until_stored(shared, "decisions could not be stored", || async {
+        let started = Instant::now();
+        let result = shared.store.record_all(&verdicts).await;
+        shared
+            .metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        result
+    })
+    .await
+    else {
+        // Shutting down: the events wait in the journal and are decided at the next start.
+        return false;
     };
+    shared.metrics.batch_size.observe(verdicts.len() as f64);
+    for at in decided {
+        shared
+            .metrics
+            .durable_seconds
+            .observe(at.elapsed().as_secs_f64());
+    }
     let mut queued_actions = false;
     for (verdict, recorded) in verdicts.iter().zip(recorded) {
         recent.insert((verdict.platform, verdict.event.to_string()));
@@ -199,6 +227,7 @@ async fn flush(shared: &Shared, batch: &mut Batch, recent: &mut Recent, queued: 
     if queued_actions {
         shared.outbox_wake.notify_one();
     }
+    true
 }
 
 /// Counts a stored decision and logs its violations.
@@ -295,6 +324,7 @@ async fn handle(
     }
     batch.events.insert(key);
     batch.verdicts.push(verdict);
+    batch.decided.push(Instant::now());
 }
 
 /// Runs a command and returns its answer (a refusal says why).

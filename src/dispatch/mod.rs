@@ -1,16 +1,20 @@
 //! The dispatcher: events in, decisions stored, actions out.
 //!
-//! Adapters push events into a bounded channel ([`Sink`]). One task judges them in order
+//! Adapters push events into a bounded channel ([`journal::Sink`]). A task stores them in the
+//! inbound journal, answers each push once its events are durable (so the platform may
+//! forget them) and queues them in order ([`journal::run`]); at start-up the events the
+//! last run journaled and did not decide go first. One task judges them in order
 //! ([`events::run`]): redelivered events are dropped, `!guard` commands run and are answered
 //! where their `ReplyTo` points, group changes are stored, removals by admins are blacklisted
 //! when the settings say so, the engine decides, a raid alert joins the verdict's actions,
-//! and the verdict, its violation records and its enforce actions are stored in one
-//! transaction. Another task ([`outbox::run`]) claims stored actions and carries them out
+//! and the verdicts, their violation records and enforce actions are stored together (group
+//! commit), their events leaving the journal in the same transaction. Another task ([`outbox::run`]) claims stored actions and carries them out
 //! through each platform's executor with their idempotency key: within a per-platform
 //! budget, retried, or handed to the group's admins as the core's delivery rules say.
 //! Because actions live in the store until they are finished, a restart resumes them.
 
 pub mod events;
+pub mod journal;
 pub mod mirror;
 pub mod outbox;
 
@@ -19,37 +23,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use groupguard_core::command::load_rules;
+use groupguard_core::delivery::backoff;
 use groupguard_core::engine::RulesHandle;
-use groupguard_core::model::{Event, MemberRef, Platform};
-use groupguard_core::platform::{ActionExecutor, EventSink, PushError, SinkClosed};
+use groupguard_core::model::{MemberRef, Platform};
+use groupguard_core::platform::ActionExecutor;
 use groupguard_core::ports::{Clock, Edit, Store, StoreError};
 use groupguard_core::raid::RaidPolicy;
 use groupguard_core::rule::BlacklistEntry;
-use tokio::sync::{Mutex, Notify, mpsc, watch};
+use tokio::sync::{Mutex, Notify, watch};
 
 use crate::config::DispatcherConfig;
 use crate::metrics::Metrics;
-
-/// Adapters' way in: a bounded queue to the event task.
-#[derive(Debug, Clone)]
-pub struct Sink(pub mpsc::Sender<Event>);
-
-#[async_trait]
-impl EventSink for Sink {
-    async fn push(&self, event: Event) -> Result<(), SinkClosed> {
-        self.0.send(event).await.map_err(|_| SinkClosed)
-    }
-
-    async fn push_within(&self, event: Event, wait: Duration) -> Result<(), PushError> {
-        match tokio::time::timeout(wait, self.0.send(event)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(PushError::Closed),
-            Err(_) => Err(PushError::Full),
-        }
-    }
-}
 
 /// What the dispatcher's tasks share.
 pub struct Shared {
@@ -65,6 +50,8 @@ pub struct Shared {
     pub outbox_wake: Notify,
     /// The store's configuration revision the running rules reflect.
     pub revision: AtomicU64,
+    /// Turns true when groupguard is shutting down.
+    pub stop: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -76,6 +63,11 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// Whether groupguard is shutting down.
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
     /// Runs a change to the stored configuration made by this instance, then marks the new
     /// revision as seen, unless the running rules were already behind (then the reloader
     /// catches up as usual).
@@ -111,6 +103,35 @@ impl Shared {
             Ok(())
         })
         .await
+    }
+}
+
+/// The longest pause between attempts at a store write that keeps failing.
+const MAX_STORE_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs a store write until it succeeds, pausing longer after each failure (the disk full,
+/// the database restarting): meanwhile the queues fill and the adapters wait. `None` when
+/// groupguard starts shutting down while the store still fails.
+async fn until_stored<T, F, Fut>(shared: &Shared, failure: &str, mut write: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match write().await {
+            Ok(done) => return Some(done),
+            Err(e) => {
+                attempt += 1;
+                shared.metrics.store_retries.inc();
+                if shared.stopping() {
+                    tracing::error!(error = %e, "{failure}; giving up: shutting down");
+                    return None;
+                }
+                tracing::error!(error = %e, attempt, "{failure}; trying again");
+                tokio::time::sleep(backoff(attempt).min(MAX_STORE_WAIT)).await;
+            }
+        }
     }
 }
 
@@ -182,36 +203,5 @@ mod tests {
             at.push(start.elapsed().as_millis());
         }
         assert_eq!(at, [0, 250, 500, 750, 1000]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_full_queue_answers_busy_after_the_wait_instead_of_hanging() {
-        use groupguard_core::testing::{EventFactory, member};
-        let (sender, mut receiver) = mpsc::channel(1);
-        let sink = Sink(sender);
-        let mut events = EventFactory::new(Platform::WeCom, "g1");
-        let first = events.text(&member("a"), "one");
-        let second = events.text(&member("a"), "two");
-        sink.push_within(first.clone(), Duration::from_secs(1))
-            .await
-            .unwrap();
-        let started = tokio::time::Instant::now();
-        assert_eq!(
-            sink.push_within(second.clone(), Duration::from_secs(4))
-                .await,
-            Err(PushError::Full)
-        );
-        assert_eq!(started.elapsed(), Duration::from_secs(4));
-        assert_eq!(receiver.recv().await, Some(first));
-        sink.push_within(second.clone(), Duration::from_secs(1))
-            .await
-            .unwrap();
-        assert_eq!(receiver.recv().await, Some(second));
-        drop(receiver);
-        let third = events.text(&member("a"), "three");
-        assert_eq!(
-            sink.push_within(third, Duration::from_secs(1)).await,
-            Err(PushError::Closed)
-        );
     }
 }

@@ -27,7 +27,7 @@ use groupguard_core::platform::{
     ActionExecutor, AdapterError, AdapterErrorKind, BlacklistMirror, EventSink,
 };
 use groupguard_core::ports::Clock;
-use matrix_sdk::config::SyncSettings;
+use matrix_sdk::config::{SyncSettings, SyncToken};
 use matrix_sdk::deserialized_responses::{
     RawAnySyncOrStrippedState, TimelineEvent, TimelineEventKind,
 };
@@ -214,18 +214,28 @@ impl Matrix {
             registered: HashSet::new(),
             last_seen: HashMap::new(),
             followed,
+            pending: Vec::new(),
         };
         if syncer.read_known_policies().await.is_err() {
             return;
         }
         // A new device's first sync returns history: rooms register, old messages are left.
         let mut history = fresh;
+        // The SDK stores its sync token as soon as a response arrives; groupguard's own
+        // position moves only past responses whose events are durable, so a crash in
+        // between syncs them again.
+        let position_file = inner.config.store_dir.join(POSITION_FILE);
+        let mut position = std::fs::read_to_string(&position_file)
+            .ok()
+            .map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty());
         loop {
             let mut filter = FilterDefinition::default();
             filter.room.timeline.limit = Some(UInt::from(TIMELINE_LIMIT));
             let settings = SyncSettings::default()
                 .timeout(SYNC_TIMEOUT)
-                .filter(Filter::FilterDefinition(filter));
+                .filter(Filter::FilterDefinition(filter))
+                .token(SyncToken::from_optional_token(position.clone()));
             let response = tokio::select! {
                 r = client.sync_once(settings) => r,
                 _ = stop.wait_for(|s| *s) => return,
@@ -237,6 +247,8 @@ impl Matrix {
                         return;
                     }
                     history = false;
+                    save_position(&position_file, &response.next_batch);
+                    position = Some(response.next_batch);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "Matrix sync failed; trying again");
@@ -248,6 +260,18 @@ impl Matrix {
                 }
             }
         }
+    }
+}
+
+/// Where groupguard keeps its sync position, in the store directory.
+const POSITION_FILE: &str = "sync-position";
+
+/// Saves the sync position (written aside, then renamed: never half a token).
+fn save_position(path: &std::path::Path, token: &str) {
+    let temp = path.with_extension("tmp");
+    let saved = std::fs::write(&temp, token).and_then(|()| std::fs::rename(&temp, path));
+    if let Err(e) = saved {
+        tracing::warn!(path = %path.display(), error = %e, "cannot save the Matrix sync position");
     }
 }
 
@@ -317,11 +341,21 @@ struct Syncer<'a> {
     last_seen: HashMap<OwnedRoomId, OwnedEventId>,
     /// Followed policy rooms and the bans they hold.
     followed: HashMap<OwnedRoomId, PolicyRoom>,
+    /// Events of the response being handled, handed over at its end.
+    pending: Vec<Event>,
 }
 
 impl Syncer<'_> {
-    async fn push(&self, event: Event) -> Result<(), Stopped> {
-        self.sink.push(event).await.map_err(|_| Stopped)
+    /// Keeps an event for [`Syncer::hand_over`].
+    fn push(&mut self, event: Event) {
+        self.pending.push(event);
+    }
+
+    /// Hands the events of a sync response over, returning once they are durable: only then
+    /// may the sync position move past them.
+    async fn hand_over(&mut self) -> Result<(), Stopped> {
+        let events = std::mem::take(&mut self.pending);
+        self.sink.push_all(events).await.map_err(|_| Stopped)
     }
 
     async fn handle(&mut self, response: &SyncResponse, history: bool) -> Result<(), Stopped> {
@@ -340,8 +374,7 @@ impl Syncer<'_> {
                     group: GroupId::from(room_id.as_str()),
                     member: Member::new(self.inner.config.user.as_str()),
                     kind: EventKind::GroupChanged(GroupChange::Dismissed),
-                })
-                .await?;
+                });
             }
         }
         for (room_id, update) in &response.rooms.joined {
@@ -362,7 +395,7 @@ impl Syncer<'_> {
                             .filter_map(|e| e.raw().deserialize_as::<Value>().ok()),
                     );
                 for event in events.collect::<Vec<_>>() {
-                    self.follow(room_id, &event).await?;
+                    self.follow(room_id, &event);
                 }
                 continue;
             }
@@ -375,7 +408,7 @@ impl Syncer<'_> {
             };
             let management = self.inner.management.get() == Some(room_id);
             if !management && !self.registered.contains(room_id) {
-                self.register(&room).await?;
+                self.register(&room).await;
             }
             let timeline = &update.timeline;
             let last = timeline.events.last().and_then(TimelineEvent::event_id);
@@ -392,12 +425,12 @@ impl Syncer<'_> {
                 events = self.backfill(&room, prev_batch).await;
             }
             events.extend(timeline.events.iter().cloned());
-            self.judge(&room, events).await?;
+            self.judge(&room, events).await;
             if let Some(last) = last {
                 self.last_seen.insert(room_id.clone(), last);
             }
         }
-        Ok(())
+        self.hand_over().await
     }
 
     /// The rules of followed policy rooms as the last run left them (kept in the SDK's
@@ -421,18 +454,18 @@ impl Syncer<'_> {
                     if let RawAnySyncOrStrippedState::Sync(raw) = raw
                         && let Ok(event) = raw.deserialize_as::<Value>()
                     {
-                        self.follow(&room_id, &event).await?;
+                        self.follow(&room_id, &event);
                     }
                 }
             }
         }
-        Ok(())
+        self.hand_over().await
     }
 
     /// Follows one state event or redaction of a policy room.
-    async fn follow(&mut self, room_id: &OwnedRoomId, event: &Value) -> Result<(), Stopped> {
+    fn follow(&mut self, room_id: &OwnedRoomId, event: &Value) {
         let Some(list) = self.followed.get_mut(room_id) else {
-            return Ok(());
+            return;
         };
         let changes = list.apply(event);
         let event_id = event["event_id"].as_str().unwrap_or_default();
@@ -450,10 +483,8 @@ impl Syncer<'_> {
                 group: GroupId::from(room_id.as_str()),
                 member: Member::new(sender),
                 kind: EventKind::ListChanged(change),
-            })
-            .await?;
+            });
         }
-        Ok(())
     }
 
     /// Joins when the inviter is allowed, declines otherwise.
@@ -487,7 +518,7 @@ impl Syncer<'_> {
 
     /// Registers a room as a group: name, creator as owner, their homeserver as home
     /// organisation, the administrators.
-    async fn register(&mut self, room: &Room) -> Result<(), Stopped> {
+    async fn register(&mut self, room: &Room) {
         let bot = self.inner.config.user.as_str();
         let creators = room.creators().unwrap_or_default();
         let owner = creators.first().map(|c| c.as_str().to_owned());
@@ -535,10 +566,8 @@ impl Syncer<'_> {
                 home_org: home,
                 admins,
             }),
-        })
-        .await?;
+        });
         self.registered.insert(room_id.to_owned());
-        Ok(())
     }
 
     /// Events before a limited sync's timeline, oldest first, back to the last one judged.
@@ -575,7 +604,7 @@ impl Syncer<'_> {
     }
 
     /// Translates and pushes a room's timeline events.
-    async fn judge(&mut self, room: &Room, events: Vec<TimelineEvent>) -> Result<(), Stopped> {
+    async fn judge(&mut self, room: &Room, events: Vec<TimelineEvent>) {
         let levels = room.power_levels().await.ok();
         let creators = room.creators().unwrap_or_default();
         let role = |user: &str| -> Role { role_of(levels.as_ref(), &creators, user) };
@@ -614,10 +643,9 @@ impl Syncer<'_> {
                 },
             };
             if let Some(event) = translate::translate(&json, &ctx) {
-                self.push(event).await?;
+                self.push(event);
             }
         }
-        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@
 //! Migrations (`migrations/sqlite`, `migrations/postgres`) are applied when the store opens.
 
 mod config;
+mod journal;
 mod lists;
 mod violations;
 

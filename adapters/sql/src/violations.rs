@@ -15,11 +15,8 @@ use groupguard_core::verdict::{Action, CheckKind, Verdict, ViolationRecord};
 use sqlx::any::AnyRow;
 
 use crate::{
-    Backend, SqlStore, Statement, Value, col, db, from_json, parse, platform_ref, to_json,
+    Backend, CHUNK, SqlStore, Statement, Value, col, db, from_json, parse, platform_ref, to_json,
 };
-
-/// Events asked about per query in `seen_among`.
-const SEEN_CHUNK: usize = 500;
 
 const VIOLATION_COLUMNS: &str = "id, event_id, at, platform, group_id, member, member_name, \
                                  member_joined_at, rule_id, check_kind, evidence, excerpt, mode, actions";
@@ -79,10 +76,7 @@ impl ViolationStore for SqlStore {
 
     async fn record_all(&self, verdicts: &[Verdict]) -> Result<Vec<Recorded>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let mut recorded = Vec::with_capacity(verdicts.len());
-        for verdict in verdicts {
-            recorded.push(record_in(&mut tx, verdict).await?);
-        }
+        let recorded = record_batch(&mut tx, self.backend, verdicts).await?;
         tx.commit().await.map_err(db)?;
         Ok(recorded)
     }
@@ -93,19 +87,14 @@ impl ViolationStore for SqlStore {
     ) -> Result<HashSet<(Platform, String)>, StoreError> {
         let mut seen = HashSet::new();
         // Bound the statement's parameters (SQLite allows 32,766; PostgreSQL 65,535).
-        for chunk in events.chunks(SEEN_CHUNK) {
-            let places: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
-                .collect();
-            let sql = format!(
-                "SELECT platform, event_id FROM processed_events WHERE (platform, event_id) IN (VALUES {})",
-                places.join(", ")
+        for chunk in events.chunks(CHUNK) {
+            let mut statement = Statement::new(
+                self.backend,
+                "SELECT platform, event_id FROM processed_events WHERE (platform, event_id) IN (VALUES ",
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (platform, event) in chunk {
-                query = query.bind(platform.as_str()).bind(event.clone());
-            }
-            for row in query.fetch_all(&self.pool).await.map_err(db)? {
+            event_keys(&mut statement, chunk);
+            statement.push(")");
+            for row in statement.query().fetch_all(&self.pool).await.map_err(db)? {
                 let platform: String = col(&row, "platform")?;
                 if let Ok(platform) = platform.parse::<Platform>() {
                     seen.insert((platform, col(&row, "event_id")?));
@@ -381,6 +370,13 @@ impl ViolationStore for SqlStore {
     }
 
     async fn prune_events(&self, before: Timestamp) -> Result<u64, StoreError> {
+        sqlx::query(
+            "DELETE FROM inbound_journal WHERE EXISTS (SELECT 1 FROM processed_events p \
+             WHERE p.platform = inbound_journal.platform AND p.event_id = inbound_journal.event_id)",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         let done = sqlx::query("DELETE FROM processed_events WHERE at < $1")
             .bind(before.millis())
             .execute(&self.pool)
@@ -390,27 +386,86 @@ impl ViolationStore for SqlStore {
     }
 }
 
-/// One verdict written inside `tx`: the processed event, its violations and their enforce
-/// actions; nothing when the event was recorded before.
+/// Appends `(platform, event_id), …` for `keys`.
+pub(crate) fn event_keys(statement: &mut Statement, keys: &[(Platform, String)]) {
+    for (i, (platform, event)) in keys.iter().enumerate() {
+        if i > 0 {
+            statement.push(", ");
+        }
+        statement.tuple([
+            Value::from(platform.as_str().to_owned()),
+            Value::from(event.clone()),
+        ]);
+    }
+}
+
+/// Verdicts written inside `tx`: their processed events in a few multi-row statements (the
+/// inserted ones come back: the rest were recorded before), their events out of the
+/// journal, then the violations and enforce actions of the new ones.
+async fn record_batch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    verdicts: &[Verdict],
+) -> Result<Vec<Recorded>, StoreError> {
+    let mut inserted = HashSet::new();
+    // Five parameters a row.
+    for chunk in verdicts.chunks(CHUNK) {
+        let mut statement = Statement::new(
+            backend,
+            "INSERT INTO processed_events (platform, event_id, at, message_id, verdict) VALUES ",
+        );
+        for (i, verdict) in chunk.iter().enumerate() {
+            if i > 0 {
+                statement.push(", ");
+            }
+            statement.tuple([
+                Value::from(verdict.platform.as_str().to_owned()),
+                Value::from(verdict.event.to_string()),
+                Value::from(verdict.at.millis()),
+                Value::from(verdict.message.as_ref().map(ToString::to_string)),
+                Value::from(to_json(verdict)?),
+            ]);
+        }
+        statement.push(" ON CONFLICT (platform, event_id) DO NOTHING RETURNING platform, event_id");
+        for row in statement.query().fetch_all(&mut **tx).await.map_err(db)? {
+            inserted.insert((
+                col::<String>(&row, "platform")?,
+                col::<String>(&row, "event_id")?,
+            ));
+        }
+        let keys: Vec<(Platform, String)> = chunk
+            .iter()
+            .map(|v| (v.platform, v.event.to_string()))
+            .collect();
+        let mut statement = Statement::new(
+            backend,
+            "DELETE FROM inbound_journal WHERE (platform, event_id) IN (VALUES ",
+        );
+        event_keys(&mut statement, &keys);
+        statement.push(")");
+        statement.query().execute(&mut **tx).await.map_err(db)?;
+    }
+    let mut recorded = Vec::with_capacity(verdicts.len());
+    for verdict in verdicts {
+        // The first of repeats in the batch is the one inserted.
+        let key = (
+            verdict.platform.as_str().to_owned(),
+            verdict.event.to_string(),
+        );
+        recorded.push(if inserted.remove(&key) {
+            record_in(tx, verdict).await?
+        } else {
+            Recorded::Duplicate
+        });
+    }
+    Ok(recorded)
+}
+
+/// The violations and enforce actions of a verdict whose event was just recorded.
 async fn record_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     verdict: &Verdict,
 ) -> Result<Recorded, StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO processed_events (platform, event_id, at, message_id, verdict) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (platform, event_id) DO NOTHING",
-    )
-    .bind(verdict.platform.as_str())
-    .bind(verdict.event.to_string())
-    .bind(verdict.at.millis())
-    .bind(verdict.message.as_ref().map(ToString::to_string))
-    .bind(to_json(verdict)?)
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
-    if inserted.rows_affected() == 0 {
-        return Ok(Recorded::Duplicate);
-    }
     let mut violations: Vec<(RuleId, i64)> = Vec::with_capacity(verdict.violations.len());
     for r in &verdict.violations {
         let row = sqlx::query(

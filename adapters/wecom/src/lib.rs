@@ -15,11 +15,10 @@ pub mod inbound;
 pub mod render;
 pub mod xml;
 
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use groupguard_core::model::{Event, EventId, EventKind, GroupId, Member, OrgId, Platform, Role};
@@ -39,9 +38,6 @@ use crate::groups::{ChatChange, Groups};
 const RECONNECT_EVERY: Duration = Duration::from_secs(30);
 /// Attempts at reading a group after a change.
 const SYNC_ATTEMPTS: u32 = 3;
-/// The archive cursor on disk trails what was queued by this much, so records still in the
-/// queue at a crash are read again (and dropped as repeats by the store) rather than lost.
-const CURSOR_LAG: Duration = Duration::from_secs(10);
 /// Pages read per wake-up, so one busy archive cannot hold the loop forever.
 const PAGES_PER_PULL: usize = 50;
 
@@ -162,11 +158,7 @@ pub(crate) async fn follow_change(inner: Arc<Inner>, sink: Arc<dyn EventSink>, c
             .await
         {
             Ok(events) => {
-                for event in events {
-                    if sink.push(event).await.is_err() {
-                        return;
-                    }
-                }
+                let _ = sink.push_all(events).await;
                 return;
             }
             Err(e) => {
@@ -216,9 +208,6 @@ async fn follow_archive(
         }
     };
     let mut cursor = load_cursor(&config.cursor_file);
-    let mut saved = cursor;
-    // Positions queued, with when: the saved cursor trails them by CURSOR_LAG.
-    let mut queued: VecDeque<(Instant, u64)> = VecDeque::new();
     tracing::info!(cursor, "following the chat archive");
     loop {
         for _ in 0..PAGES_PER_PULL {
@@ -230,36 +219,27 @@ async fn follow_archive(
                 }
             };
             let full = batch.records.len() >= archive::PAGE;
+            let mut events = Vec::new();
             for record in &batch.records {
                 if let Some(message) = archive::message(record) {
-                    for event in archive_events(inner, message).await {
-                        if sink.push(event).await.is_err() {
-                            return;
-                        }
-                    }
+                    events.extend(archive_events(inner, message).await);
                 }
+            }
+            // Durable once pushed: the cursor moves past the page only then.
+            if sink.push_all(events).await.is_err() {
+                return;
             }
             if batch.next != cursor {
                 cursor = batch.next;
-                queued.push_back((Instant::now(), cursor));
+                save_cursor(&config.cursor_file, cursor);
             }
             if !full {
                 break;
             }
         }
-        while let Some(&(at, position)) = queued.front() {
-            if at.elapsed() < CURSOR_LAG {
-                break;
-            }
-            queued.pop_front();
-            if position != saved {
-                save_cursor(&config.cursor_file, position);
-                saved = position;
-            }
-        }
         tokio::select! {
             _ = inner.archive_wake.notified() => {}
-            _ = tokio::time::sleep(config.poll_every.min(CURSOR_LAG)) => {}
+            _ = tokio::time::sleep(config.poll_every) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

@@ -12,7 +12,7 @@ pub use store::*;
 use std::time::Duration;
 
 use crate::engine::Engine;
-use crate::model::{GroupRef, JoinScene, MemberRef, Platform, RuleId, UserId};
+use crate::model::{Event, GroupRef, JoinScene, MemberRef, Platform, RuleId, UserId};
 use crate::ports::{
     ActionResult, ActionState, Change, Edit, Recorded, Store, StoreError, ViolationQuery,
 };
@@ -43,6 +43,7 @@ macro_rules! store_conformance_tests {
             violations_are_queried_newest_first,
             day_stats_and_top_checks,
             ladder_history_and_event_pruning,
+            the_journal_keeps_events_until_they_are_recorded,
             commands_change_the_next_decision,
             members_without_permission_are_refused,
             undo_restores_a_deleted_rule,
@@ -110,6 +111,11 @@ ladder = ["kick"]
 
 /// Verdicts from the real engine for a small scripted day.
 pub(crate) fn verdicts() -> Vec<Verdict> {
+    scripted_day().into_iter().map(|(_, v)| v).collect()
+}
+
+/// The events of a small scripted day, each with its verdict from the real engine.
+pub(crate) fn scripted_day() -> Vec<(Event, Verdict)> {
     let set = rulefile::parse(&format!(
         "[settings]\nhome_orgs = {{ wecom = \"wwCorp\" }}\n{RULES}"
     ))
@@ -129,14 +135,16 @@ pub(crate) fn verdicts() -> Vec<Verdict> {
     ] {
         shop.advance(Duration::from_secs(60));
         let event = shop.text(who, text);
-        out.push(engine.evaluate(&event, event.at));
+        let verdict = engine.evaluate(&event, event.at);
+        out.push((event, verdict));
     }
     let mut other = shop.in_group("other");
     other.advance(Duration::from_secs(86_400));
     let mut spy = crate::testing::of_org("spy", "wwRival");
     spy.joined_at = Some(other.now());
     let event = other.join(&spy, None, JoinScene::QrCode);
-    out.push(engine.evaluate(&event, event.at));
+    let verdict = engine.evaluate(&event, event.at);
+    out.push((event, verdict));
     out
 }
 

@@ -810,3 +810,50 @@ pub async fn ladder_history_and_event_pruning(store: &impl Store) {
         Recorded::Duplicate
     );
 }
+
+/// Journaled events stay, once each and in order, until their verdicts are recorded: what is
+/// left is what a restart decides first.
+pub async fn the_journal_keeps_events_until_they_are_recorded(store: &impl Store) {
+    let day = scripted_day();
+    let events: Vec<Event> = day.iter().map(|(e, _)| e.clone()).collect();
+    let key = |e: &Event| (e.platform, e.id.to_string());
+    store.journal(&events[..3]).await.unwrap();
+    store
+        .journal(&[events[1].clone(), events[3].clone()])
+        .await
+        .unwrap();
+    store.journal(&[]).await.unwrap();
+    assert_eq!(
+        store.journaled().await.unwrap(),
+        events[..4],
+        "in order, a repeat kept once"
+    );
+    store
+        .record_all(&[day[0].1.clone(), day[2].1.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.journaled().await.unwrap(),
+        [events[1].clone(), events[3].clone()],
+        "recorded events leave the journal with their verdicts"
+    );
+    // A redelivery of a recorded event is not decided again.
+    store.journal(&events[..1]).await.unwrap();
+    assert_eq!(
+        store.journaled().await.unwrap(),
+        [events[1].clone(), events[3].clone()]
+    );
+    store
+        .unjournal(&[key(&events[3]), key(&events[0])])
+        .await
+        .unwrap();
+    store.prune_events(T0).await.unwrap();
+    assert_eq!(store.journaled().await.unwrap(), [events[1].clone()]);
+    assert!(
+        !store
+            .seen(Platform::WeCom, events[1].id.as_str())
+            .await
+            .unwrap(),
+        "journaled is not recorded"
+    );
+}
