@@ -1,5 +1,5 @@
 # Sourced by scripts/test: starts a throw-away PostgreSQL cluster on 127.0.0.1 and exports
-# GROUPGUARD_TEST_POSTGRES. Installs the Debian packages when the server is missing.
+# GROUPGUARD_TEST_POSTGRES (and GROUPGUARD_TEST_PG_BIN, the server's programs). Installs the Debian packages when the server is missing.
 # Fails loudly when the server cannot start: PostgreSQL tests are never skipped.
 
 pg_bindir() {
@@ -40,6 +40,8 @@ start_postgres() {
             -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
             start >/dev/null 2>&1; then
             export GROUPGUARD_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/postgres"
+            # For tests that run a server of their own, to stop and start it.
+            export GROUPGUARD_TEST_PG_BIN="$bin"
             echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port ($PG_DIR)" >&2
             return 0
         fi

@@ -417,18 +417,23 @@ fn without_a_platform_run_says_what_to_configure() {
     );
 }
 
-#[tokio::test]
-async fn records_go_to_postgresql_when_database_url_says_so() {
+/// A new database on the test PostgreSQL server, its URL.
+async fn fresh_postgres_database(name: &str) -> String {
     use sqlx::Connection as _;
     let server = std::env::var("GROUPGUARD_TEST_POSTGRES")
         .expect("GROUPGUARD_TEST_POSTGRES is not set: run ./scripts/test, which starts PostgreSQL");
-    let name = format!("gg_service_{}", std::process::id());
+    let name = format!("gg_{name}_{}", std::process::id());
     let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await
         .unwrap();
-    let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
+    format!("{}/{name}", server.rsplit_once('/').unwrap().0)
+}
+
+#[tokio::test]
+async fn records_go_to_postgresql_when_database_url_says_so() {
+    let url = fresh_postgres_database("service").await;
     let mut bot = Bot::start(&format!("database_url = \"{url}\""), "");
     bot.push(&[admin_says("c1", RULES), says("m1", "spammer", "g1", "代购")]);
     bot.wait_for("the warning", |l| !actions(l, "warn").is_empty());
@@ -844,4 +849,363 @@ ladder = [\"kick\"]
         .map(|e| format!("{} {}", e.member, e.source))
         .collect();
     assert_eq!(sources, ["matrix:@alice:example.org moderator:wecom:boss"]);
+}
+
+/// How many events a crash test sends: `GROUPGUARD_CRASH_BURST`, else 20,000.
+fn crash_burst() -> usize {
+    std::env::var("GROUPGUARD_CRASH_BURST")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000)
+}
+
+/// `n` messages in 50 groups from 500 members, one in twenty with an ad word.
+fn burst(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let text = if i % 20 == 0 {
+                format!("专业代购 {i}")
+            } else {
+                format!("hello {i}")
+            };
+            says(
+                &format!("b{i}"),
+                &format!("member{}", (i * 7) % 500),
+                &format!("g{}", i % 50),
+                &text,
+            )
+        })
+        .collect()
+}
+
+/// The sum of a counter's samples in `/metrics`.
+fn counter(bot: &Bot, name: &str) -> u64 {
+    http_get(bot.port, "/metrics")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// One number from the bot's database.
+async fn number(url: &str, sql: &str) -> i64 {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    sqlx::Row::get::<i64, _>(&row, 0)
+}
+
+/// Waits up to two minutes for `sql` to count `expected`.
+async fn wait_number(bot: &Bot, url: &str, sql: &str, expected: i64) {
+    let started = Instant::now();
+    let mut last = -1;
+    while started.elapsed() < Duration::from_secs(120) {
+        last = number(url, sql).await;
+        if last == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "`{sql}` stayed at {last}, not {expected}; log:\n{}",
+        bot.log()
+    );
+}
+
+/// Sends a burst, kills the bot (SIGKILL) once a quarter of it is decided, starts it again,
+/// and checks that every event was decided, every violation recorded once and every action
+/// carried out once. With a cursor, the test platform delivers again only what groupguard
+/// had not taken: what it had taken and not decided must come back from the journal.
+async fn crash_mid_burst(database_url: Option<String>, cursor: bool) {
+    let database = database_url
+        .as_ref()
+        .map(|url| format!("database_url = \"{url}\"\n"))
+        .unwrap_or_default();
+    let top = format!("{database}[rate_limits]\nwecom = 100000\n");
+    let mut bot = Bot::configured(&top, if cursor { "cursor = \"CURSOR\"" } else { "" });
+    let cursor_file = bot.dir.join("cursor");
+    bot.config = bot.config.replace("CURSOR", cursor_file.to_str().unwrap());
+    let url = database_url.unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            bot.dir.join("data").join("groupguard.db").display()
+        )
+    });
+    bot.spawn();
+    bot.push(&[admin_says("c1", RULES)]);
+    bot.wait_for("the import's answer", |l| replies(l).len() == 1);
+
+    let n = crash_burst();
+    let violating = n.div_ceil(20);
+    bot.push(&burst(n));
+    let started = Instant::now();
+    while counter(&bot, "groupguard_decisions_total") < (n / 4) as u64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the burst was not decided: {}",
+            bot.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut child = bot.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let decided_before = number(&url, "SELECT COUNT(*) FROM processed_events").await - 1;
+    let journaled = number(&url, "SELECT COUNT(*) FROM inbound_journal").await;
+    assert!(
+        (decided_before as usize) < n,
+        "killed mid-burst: {decided_before} of {n} decided"
+    );
+
+    bot.spawn();
+    wait_number(
+        &bot,
+        &url,
+        "SELECT COUNT(*) FROM processed_events",
+        n as i64 + 1,
+    )
+    .await;
+    let replayed = counter(&bot, "groupguard_replayed_events_total");
+    wait_number(
+        &bot,
+        &url,
+        "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+        0,
+    )
+    .await;
+    bot.stop();
+
+    if cursor {
+        assert!(
+            journaled > 0 && replayed as i64 == journaled,
+            "the events taken and not decided came from the journal: {journaled} journaled, {replayed} replayed"
+        );
+    }
+    each_once(&bot, &url, violating).await;
+}
+
+/// Every violation was recorded once, every action carried out once, and the journal is
+/// empty.
+async fn each_once(bot: &Bot, url: &str, violating: usize) {
+    assert_eq!(number(url, "SELECT COUNT(*) FROM inbound_journal").await, 0);
+    assert_eq!(
+        number(url, "SELECT COUNT(*) FROM violations").await,
+        violating as i64,
+        "each violation recorded once"
+    );
+    assert_eq!(
+        number(url, "SELECT COUNT(DISTINCT event_id) FROM violations").await,
+        violating as i64
+    );
+    let actions = number(url, "SELECT COUNT(*) FROM outbox").await;
+    assert_eq!(
+        number(url, "SELECT COUNT(*) FROM outbox WHERE state = 'done'").await,
+        actions
+    );
+    let lines = bot.outbox();
+    let mut done: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["result"] == "done" && l.get("action").is_some())
+        .filter_map(|l| l["key"].as_str())
+        .collect();
+    let carried_out = done.len();
+    done.sort_unstable();
+    done.dedup();
+    assert_eq!(carried_out, done.len(), "no action carried out twice");
+    assert_eq!(carried_out as i64, actions, "every action carried out");
+    assert!(
+        actions >= violating as i64,
+        "a deletion and a warning, or a kick, per violation"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_mid_burst_loses_no_event_taken_and_repeats_nothing() {
+    crash_mid_burst(None, true).await;
+}
+
+#[tokio::test]
+async fn a_crash_mid_burst_with_everything_delivered_again_repeats_nothing() {
+    crash_mid_burst(None, false).await;
+}
+
+#[tokio::test]
+async fn a_crash_mid_burst_on_postgresql_loses_nothing_and_repeats_nothing() {
+    crash_mid_burst(Some(fresh_postgres_database("crash").await), true).await;
+}
+
+/// A PostgreSQL server of a test's own, to stop and start again.
+struct OwnPostgres {
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    port: u16,
+    /// Runs a command as the postgres user when the tests run as root.
+    runner: Vec<&'static str>,
+}
+
+impl OwnPostgres {
+    fn start() -> OwnPostgres {
+        let bin = std::env::var("GROUPGUARD_TEST_PG_BIN").expect(
+            "GROUPGUARD_TEST_PG_BIN is not set: run ./scripts/test, which installs PostgreSQL",
+        );
+        // Under /tmp: the server's user must reach it.
+        let dir = std::env::temp_dir().join(format!(
+            "groupguard-own-pg-{}-{}",
+            std::process::id(),
+            crate::bot::free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let runner = if root {
+            assert!(
+                Command::new("chown")
+                    .args(["postgres", dir.to_str().unwrap()])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            vec!["runuser", "-u", "postgres", "--"]
+        } else {
+            Vec::new()
+        };
+        let server = OwnPostgres {
+            bin: bin.into(),
+            dir,
+            port: crate::bot::free_port(),
+            runner,
+        };
+        let data = server.dir.join("data");
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-locale",
+                "-E",
+                "UTF8",
+            ],
+        );
+        server.pg_ctl("start");
+        server
+    }
+
+    /// One of the server's programs, run as its user.
+    fn command(&self, program: &str) -> Command {
+        let program = self.bin.join(program);
+        match self.runner.split_first() {
+            Some((first, rest)) => {
+                let mut command = Command::new(first);
+                command.args(rest).arg(&program);
+                command
+            }
+            None => Command::new(&program),
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = self.command(program).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{program} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Starts the server, or stops it at once (`-m immediate`: as a crash would).
+    fn pg_ctl(&self, action: &str) {
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let mut args = vec!["-D", data.to_str().unwrap(), "-w", "-t", "60"];
+        match action {
+            "start" => args.extend(["-l", log.to_str().unwrap(), "-o", &options, "start"]),
+            _ => args.extend(["-m", "immediate", "stop"]),
+        }
+        self.run("pg_ctl", &args);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn a_postgresql_restart_mid_burst_loses_nothing_and_repeats_nothing() {
+    let server = OwnPostgres::start();
+    let url = server.url();
+    let mut bot = Bot::configured(
+        &format!("database_url = \"{url}\"\n[rate_limits]\nwecom = 100000\n"),
+        "",
+    );
+    bot.spawn();
+    bot.push(&[admin_says("c1", RULES)]);
+    bot.wait_for("the import's answer", |l| replies(l).len() == 1);
+    let n = crash_burst();
+    bot.push(&burst(n));
+    let started = Instant::now();
+    while counter(&bot, "groupguard_decisions_total") < (n / 5) as u64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the burst was not decided: {}",
+            bot.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.pg_ctl("stop");
+    let stopped = Instant::now();
+    while counter(&bot, "groupguard_store_retries_total") < 2 {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(30),
+            "no failed write while the database was down"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let waiting = counter(&bot, "groupguard_decisions_total");
+    assert!(
+        waiting < n as u64,
+        "stopped mid-burst: {waiting} of {n} decided"
+    );
+    server.pg_ctl("start");
+    wait_number(
+        &bot,
+        &url,
+        "SELECT COUNT(*) FROM processed_events",
+        n as i64 + 1,
+    )
+    .await;
+    wait_number(
+        &bot,
+        &url,
+        "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+        0,
+    )
+    .await;
+    bot.stop();
+    each_once(&bot, &url, n.div_ceil(20)).await;
 }

@@ -43,6 +43,9 @@ pub enum OpenError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
+/// The longest wait for a database connection.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -70,7 +73,9 @@ impl SqlStore {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).map_err(OpenError::Connect)?;
-        let mut pool = AnyPoolOptions::new();
+        // A database that is down fails a request within seconds (the callers retry, and
+        // WeCom is told to try again) rather than holding it for sqlx's default 30.
+        let mut pool = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
         if backend == Backend::Sqlite {
             // One writer at a time is what SQLite allows; readers use the other connections.
             pool = pool.max_connections(4).after_connect(|conn, _| {
