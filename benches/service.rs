@@ -47,13 +47,17 @@ fn main() {
     let report = run(events, database.as_deref());
     println!(
         "{store}: {events} events ({} violating) decided and stored in {:.2} s: {:.0} events/s; \
-         decision → durable p50 ≤ {:.1} ms, p99 ≤ {:.1} ms; {} commits",
+         decision → durable p50 ≤ {:.1} ms, p99 ≤ {:.1} ms; {} commits taking {:.2} s, \
+         journal writes {:.2} s, actions {:.2} s",
         report.violating,
         report.elapsed.as_secs_f64(),
         events as f64 / report.elapsed.as_secs_f64(),
         report.p50 * 1e3,
         report.p99 * 1e3,
-        report.commits
+        report.commits,
+        report.commit_seconds,
+        report.journal_seconds,
+        report.action_seconds,
     );
 }
 
@@ -77,6 +81,9 @@ struct Report {
     p50: f64,
     p99: f64,
     commits: u64,
+    commit_seconds: f64,
+    journal_seconds: f64,
+    action_seconds: f64,
 }
 
 /// The burst: one message per line, every twentieth violating.
@@ -108,12 +115,12 @@ fn burst(events: usize) -> (String, usize) {
 }
 
 /// The sum of a counter family's samples in a metrics text.
-fn counter(metrics: &str, name: &str) -> u64 {
+fn counter(metrics: &str, name: &str) -> f64 {
     metrics
         .lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+        .sum()
 }
 
 /// The upper bound of the bucket holding quantile `q` of a histogram in a metrics text.
@@ -160,7 +167,7 @@ fn run(events: usize, database_url: Option<&str>) -> Report {
         .and_then(|mut f| f.write_all(lines.as_bytes()))
         .expect("the inbox");
     let mut metrics = String::new();
-    while counter(&metrics, "groupguard_decisions_total") < events as u64 {
+    while counter(&metrics, "groupguard_decisions_total") < events as f64 {
         assert!(
             started.elapsed() < Duration::from_secs(600),
             "not every event was decided in 10 minutes; last metrics:\n{metrics}"
@@ -176,6 +183,9 @@ fn run(events: usize, database_url: Option<&str>) -> Report {
         elapsed,
         p50: quantile(&metrics, "groupguard_durable_seconds", 0.5),
         p99: quantile(&metrics, "groupguard_durable_seconds", 0.99),
-        commits: counter(&metrics, "groupguard_commit_seconds_count"),
+        commits: counter(&metrics, "groupguard_commit_seconds_count") as u64,
+        commit_seconds: counter(&metrics, "groupguard_commit_seconds_sum"),
+        journal_seconds: counter(&metrics, "groupguard_journal_seconds_sum"),
+        action_seconds: counter(&metrics, "groupguard_action_seconds_sum"),
     }
 }

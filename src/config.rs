@@ -56,6 +56,7 @@ struct RawDispatcher {
     lease: Option<String>,
     max_attempts: Option<u32>,
     reload_every: Option<String>,
+    keep_events: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +118,8 @@ pub struct DispatcherConfig {
     pub max_attempts: u32,
     /// How often to check whether another instance changed the configuration.
     pub reload_every: Duration,
+    /// How long recorded events are remembered (redeliveries recognised, `why` answered).
+    pub keep_events: Duration,
 }
 
 /// The checked configuration.
@@ -231,6 +234,11 @@ impl Config {
             d.reload_every,
             Duration::from_millis(500),
         );
+        let keep_events = duration(
+            "dispatcher.keep_events",
+            d.keep_events,
+            Duration::from_secs(7 * 86_400),
+        );
         let r = raw.raid.unwrap_or_default();
         let window = duration("raid.window", r.window, Duration::from_secs(60));
         let dispatcher = DispatcherConfig {
@@ -238,6 +246,7 @@ impl Config {
             lease,
             max_attempts: d.max_attempts.unwrap_or(8),
             reload_every,
+            keep_events,
         };
         if dispatcher.queue == 0 {
             errors.push("dispatcher.queue: must be at least 1".to_owned());

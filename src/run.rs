@@ -186,6 +186,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let events = tokio::spawn(dispatch::events::run(Arc::clone(&shared), engine, queued));
     let outbox = tokio::spawn(dispatch::outbox::run(Arc::clone(&shared), stop_rx.clone()));
     let reloader = tokio::spawn(dispatch::run_reloader(Arc::clone(&shared), stop_rx.clone()));
+    let pruner = tokio::spawn(dispatch::run_pruner(Arc::clone(&shared), stop_rx.clone()));
     let mirror = tokio::spawn(dispatch::mirror::run(
         Arc::clone(&shared),
         mirrors,
@@ -208,6 +209,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     shared.outbox_wake.notify_one();
     let _ = outbox.await;
     let _ = reloader.await;
+    let _ = pruner.await;
     let _ = mirror.await;
     tracing::info!("stopped");
     Ok(())

@@ -614,26 +614,15 @@ impl ViolationStore for MemoryStore {
         Ok(claimed)
     }
 
-    async fn finish_action(&self, id: ActionId, result: ActionResult) -> Result<(), StoreError> {
+    async fn finish_actions(
+        &self,
+        results: &[(ActionId, ActionResult)],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let mut inner = self.lock();
-        let slot = inner
-            .outbox
-            .iter_mut()
-            .find(|s| s.action.id == id)
-            .ok_or_else(|| StoreError::not_found("action", id))?;
-        if slot.action.state != ActionState::Pending {
-            return Err(StoreError::Refused(format!(
-                "action {id} is already finished"
-            )));
-        }
-        slot.lease_until = i64::MIN;
-        match result {
-            ActionResult::Done => slot.action.state = ActionState::Done,
-            ActionResult::Retry { at, .. } => slot.due = at.millis(),
-            ActionResult::Failed { error } => slot.action.state = ActionState::Failed { error },
-            ActionResult::Replaced { note } => slot.action.state = ActionState::Replaced { note },
-        }
-        Ok(())
+        Ok(results
+            .iter()
+            .map(|(id, result)| finish_locked(&mut inner, *id, result.clone()))
+            .collect())
     }
 
     async fn outbox_depth(&self) -> Result<u64, StoreError> {
@@ -806,6 +795,27 @@ impl JournalStore for MemoryStore {
         }
         Ok(())
     }
+}
+
+fn finish_locked(inner: &mut Inner, id: ActionId, result: ActionResult) -> Result<(), StoreError> {
+    let slot = inner
+        .outbox
+        .iter_mut()
+        .find(|s| s.action.id == id)
+        .ok_or_else(|| StoreError::not_found("action", id))?;
+    if slot.action.state != ActionState::Pending {
+        return Err(StoreError::Refused(format!(
+            "action {id} is already finished"
+        )));
+    }
+    slot.lease_until = i64::MIN;
+    match result {
+        ActionResult::Done => slot.action.state = ActionState::Done,
+        ActionResult::Retry { at, .. } => slot.due = at.millis(),
+        ActionResult::Failed { error } => slot.action.state = ActionState::Failed { error },
+        ActionResult::Replaced { note } => slot.action.state = ActionState::Replaced { note },
+    }
+    Ok(())
 }
 
 /// Whether the member had joined less than 24 hours before the violation.

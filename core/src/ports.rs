@@ -567,7 +567,18 @@ pub trait ViolationStore: Send + Sync {
     ) -> Result<Vec<OutboxAction>, StoreError>;
 
     /// Records how an attempt ended.
-    async fn finish_action(&self, id: ActionId, result: ActionResult) -> Result<(), StoreError>;
+    async fn finish_action(&self, id: ActionId, result: ActionResult) -> Result<(), StoreError> {
+        let mut finished = self.finish_actions(&[(id, result)]).await?;
+        finished.pop().unwrap_or(Ok(()))
+    }
+
+    /// Records how several attempts ended, in one transaction: for each, done, or why not
+    /// (the action does not exist, or is finished already: another instance took it over
+    /// when its lease ran out).
+    async fn finish_actions(
+        &self,
+        results: &[(ActionId, ActionResult)],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError>;
 
     /// Pending actions (leased or not).
     async fn outbox_depth(&self) -> Result<u64, StoreError>;

@@ -163,6 +163,26 @@ impl RateLimiter {
     }
 }
 
+/// How often recorded events past `dispatcher.keep_events` are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Forgets recorded events older than `dispatcher.keep_events`, and journal entries of
+/// recorded events, at start-up and then every hour.
+pub async fn run_pruner(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let before = shared.clock.now().minus(shared.dispatcher.keep_events);
+        match shared.store.prune_events(before).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "old recorded events forgotten"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune recorded events"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Follows configuration changes made by other instances sharing the database.
 pub async fn run_reloader(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     loop {

@@ -11,19 +11,32 @@ use groupguard_core::platform::{
     ActionExecutor, ActionRequest, AdapterError, Capabilities, Capability, Case, Lacking,
     Recipients,
 };
-use groupguard_core::ports::{ActionResult, Edit, OutboxAction, StoredViolation, ViolationQuery};
+use groupguard_core::ports::{
+    ActionId, ActionResult, Edit, OutboxAction, StoredViolation, ViolationQuery,
+};
 use groupguard_core::rule::{BlacklistEntry, Source};
 use groupguard_core::verdict::Action;
 use tokio::sync::watch;
 
 use super::Shared;
 
+/// How long results of carried-out actions may wait to be written together: well within
+/// an action's lease.
+const FINISH_EVERY: Duration = Duration::from_millis(50);
+
+/// The most actions claimed at once.
+const CLAIM: u32 = 128;
+
+/// How often the outbox depth gauge is read while busy.
+const DEPTH_EVERY: Duration = Duration::from_secs(1);
+
 /// Carries out stored actions until `stop` turns true, then finishes those already due.
 pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut depth_read = Instant::now();
     loop {
         let now = shared.clock.now();
         let lease = now.plus(shared.dispatcher.lease);
-        let claimed = match shared.store.claim_actions(now, lease, 32).await {
+        let claimed = match shared.store.claim_actions(now, lease, CLAIM).await {
             Ok(claimed) => claimed,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the outbox");
@@ -31,11 +44,22 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
         };
         let idle = claimed.is_empty();
+        let mut finished = Vec::new();
+        let mut oldest = Instant::now();
         for action in claimed {
-            carry_out(&shared, action).await;
+            let result = carry_out(&shared, &action).await;
+            finished.push(settle(&shared, &action, result));
+            if oldest.elapsed() >= FINISH_EVERY {
+                finish(&shared, std::mem::take(&mut finished)).await;
+                oldest = Instant::now();
+            }
         }
-        if let Ok(depth) = shared.store.outbox_depth().await {
+        finish(&shared, finished).await;
+        if (idle || depth_read.elapsed() >= DEPTH_EVERY)
+            && let Ok(depth) = shared.store.outbox_depth().await
+        {
             shared.metrics.outbox_depth.set(depth as i64);
+            depth_read = Instant::now();
         }
         if !idle {
             continue;
@@ -52,7 +76,12 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     tracing::info!("outbox drained");
 }
 
-async fn finish(shared: &Shared, action: &OutboxAction, result: ActionResult) {
+/// Counts how an attempt ended and logs a failure.
+fn settle(
+    shared: &Shared,
+    action: &OutboxAction,
+    result: ActionResult,
+) -> (ActionId, ActionResult) {
     let label = match &result {
         ActionResult::Done => "done",
         ActionResult::Retry { .. } => "retry",
@@ -63,8 +92,27 @@ async fn finish(shared: &Shared, action: &OutboxAction, result: ActionResult) {
     if let ActionResult::Failed { error } = &result {
         tracing::warn!(action = action.action.name(), member = %action.member, %error, "action failed");
     }
-    if let Err(e) = shared.store.finish_action(action.id, result).await {
-        tracing::error!(error = %e, id = action.id, "cannot record how an action ended");
+    (action.id, result)
+}
+
+/// Records how attempts ended, in one transaction. An action whose end cannot be recorded
+/// is tried again when its lease runs out: the platform's idempotency key keeps it from
+/// being carried out twice.
+async fn finish(shared: &Shared, finished: Vec<(ActionId, ActionResult)>) {
+    if finished.is_empty() {
+        return;
+    }
+    match shared.store.finish_actions(&finished).await {
+        Ok(outcomes) => {
+            for ((id, _), outcome) in finished.iter().zip(outcomes) {
+                if let Err(e) = outcome {
+                    tracing::warn!(error = %e, id, "how an action ended was not recorded");
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, actions = finished.len(), "cannot record how actions ended")
+        }
     }
 }
 
@@ -149,7 +197,7 @@ async fn keeps_out(shared: &Shared, action: &OutboxAction) -> bool {
     })
 }
 
-async fn carry_out(shared: &Shared, action: OutboxAction) {
+async fn carry_out(shared: &Shared, action: &OutboxAction) -> ActionResult {
     if let Action::Blacklist {
         owner,
         reason,
@@ -172,17 +220,17 @@ async fn carry_out(shared: &Shared, action: OutboxAction) {
                 error: e.to_string(),
             },
         };
-        return finish(shared, &action, result).await;
+        return result;
     }
     let Some(executor) = shared.executors.get(&action.platform) else {
         let error = format!("no {} adapter is running", action.platform);
-        return finish(shared, &action, ActionResult::Failed { error }).await;
+        return ActionResult::Failed { error };
     };
-    let mut request = request(shared, &action);
+    let mut request = request(shared, action);
     match request.action {
-        Action::Kick => request.ban = keeps_out(shared, &action).await,
+        Action::Kick => request.ban = keeps_out(shared, action).await,
         _ if Capability::needed_for(&request.action) == Some(Capability::Notify) => {
-            request.case = case(shared, &action).await;
+            request.case = case(shared, action).await;
         }
         _ => {}
     }
@@ -194,7 +242,7 @@ async fn carry_out(shared: &Shared, action: OutboxAction) {
             match disposition(shared, &request, result.as_ref().map(drop), action.attempts)
                 .outcome()
             {
-                Ok(result) => return finish(shared, &action, result).await,
+                Ok(result) => return result,
                 Err(lacking) => lacking,
             }
         }
@@ -202,12 +250,12 @@ async fn carry_out(shared: &Shared, action: OutboxAction) {
     fall_back(
         shared,
         executor.as_ref(),
-        &action,
+        action,
         &request,
         &capabilities,
         lacking,
     )
-    .await;
+    .await
 }
 
 /// What follows an attempt, by the core's delivery rules.
@@ -256,11 +304,11 @@ async fn fall_back(
     request: &ActionRequest,
     capabilities: &Capabilities,
     lacking: Lacking,
-) {
+) -> ActionResult {
     let is_notice = Capability::needed_for(&request.action) == Some(Capability::Notify);
     if is_notice || !capabilities.has(Capability::Notify) {
         let error = unreachable_note(request, &lacking);
-        return finish(shared, action, ActionResult::Failed { error }).await;
+        return ActionResult::Failed { error };
     }
     let notice = ActionRequest {
         key: request.key.derived("fallback"),
@@ -271,18 +319,16 @@ async fn fall_back(
         ..request.clone()
     };
     let result = attempt(shared, executor, &notice).await;
-    let result =
-        match disposition(shared, &notice, result.as_ref().map(drop), action.attempts).outcome() {
-            Ok(ActionResult::Done) => ActionResult::Replaced {
-                note: replaced_note(request, &lacking),
-            },
-            Ok(ActionResult::Failed { error }) => ActionResult::Failed {
-                error: format!("the admins could not be asked to act: {error}"),
-            },
-            Ok(retry) => retry,
-            Err(refused) => ActionResult::Failed {
-                error: unreachable_note(&notice, &refused),
-            },
-        };
-    finish(shared, action, result).await;
+    match disposition(shared, &notice, result.as_ref().map(drop), action.attempts).outcome() {
+        Ok(ActionResult::Done) => ActionResult::Replaced {
+            note: replaced_note(request, &lacking),
+        },
+        Ok(ActionResult::Failed { error }) => ActionResult::Failed {
+            error: format!("the admins could not be asked to act: {error}"),
+        },
+        Ok(retry) => retry,
+        Err(refused) => ActionResult::Failed {
+            error: unreachable_note(&notice, &refused),
+        },
+    }
 }

@@ -1,5 +1,7 @@
 //! The inbound journal: events handed over by the platforms and not yet recorded.
 
+use std::sync::atomic::Ordering;
+
 use async_trait::async_trait;
 use groupguard_core::model::{Event, Platform};
 use groupguard_core::ports::{JournalStore, StoreError};
@@ -7,18 +9,44 @@ use groupguard_core::ports::{JournalStore, StoreError};
 use crate::violations::event_keys;
 use crate::{CHUNK, SqlStore, Statement, Value, col, db, from_json, to_json};
 
+impl SqlStore {
+    /// The first of `count` journal sequence numbers: rising within the process, and across
+    /// restarts with the clock (a million a millisecond), so a restart reads events back in
+    /// the order they came without a counter row every write would contend for.
+    fn journal_seq(&self, count: usize) -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let floor = now.saturating_mul(1_000_000);
+        let mut last = self.journal_seq.load(Ordering::Relaxed);
+        loop {
+            let first = (last + 1).max(floor);
+            match self.journal_seq.compare_exchange_weak(
+                last,
+                first + count as i64 - 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return first,
+                Err(actual) => last = actual,
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl JournalStore for SqlStore {
     async fn journal(&self, events: &[Event]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.writer.begin().await.map_err(db)?;
         for chunk in events.chunks(CHUNK) {
             let mut statement = Statement::new(
                 self.backend,
-                "INSERT INTO inbound_journal (platform, event_id, at, event) VALUES ",
+                "INSERT INTO inbound_journal (platform, event_id, seq, at, event) VALUES ",
             );
+            let first = self.journal_seq(chunk.len());
             for (i, event) in chunk.iter().enumerate() {
                 if i > 0 {
                     statement.push(", ");
@@ -26,6 +54,7 @@ impl JournalStore for SqlStore {
                 statement.tuple([
                     Value::from(event.platform.as_str()),
                     Value::from(event.id.to_string()),
+                    Value::from(first + i as i64),
                     Value::from(event.at.millis()),
                     Value::from(to_json(event)?),
                 ]);
@@ -57,7 +86,7 @@ impl JournalStore for SqlStore {
             );
             event_keys(&mut statement, chunk);
             statement.push(")");
-            statement.query().execute(&self.pool).await.map_err(db)?;
+            statement.query().execute(&self.writer).await.map_err(db)?;
         }
         Ok(())
     }

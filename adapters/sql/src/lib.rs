@@ -46,14 +46,47 @@ pub enum OpenError {
 /// The longest wait for a database connection.
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Pool settings both databases share. A database that is down fails a request within
+/// seconds (the callers retry, and WeCom is told to try again) rather than holding it for
+/// sqlx's default 30.
+fn pool_options() -> AnyPoolOptions {
+    AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT)
+}
+
+/// A pool of `size` SQLite connections in WAL mode, each with 32 MiB of page cache so a large
+/// processed-event index stays in memory.
+async fn sqlite_pool(size: u32, options: AnyConnectOptions) -> Result<AnyPool, OpenError> {
+    pool_options()
+        .max_connections(size)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                     PRAGMA cache_size = -32768;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(OpenError::Connect)
+}
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// The SQL store.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
+    /// For reading.
     pool: AnyPool,
+    /// For writing: with SQLite, one connection.
+    writer: AnyPool,
     backend: Backend,
+    /// The last inbound journal sequence number handed out.
+    journal_seq: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl SqlStore {
@@ -73,32 +106,33 @@ impl SqlStore {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).map_err(OpenError::Connect)?;
-        // A database that is down fails a request within seconds (the callers retry, and
-        // WeCom is told to try again) rather than holding it for sqlx's default 30.
-        let mut pool = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
-        if backend == Backend::Sqlite {
-            // One writer at a time is what SQLite allows; readers use the other connections.
-            pool = pool.max_connections(4).after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                    )
-                    .await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = pool
-            .connect_with(options)
-            .await
-            .map_err(OpenError::Connect)?;
+        let (pool, writer) = match backend {
+            Backend::Postgres => {
+                let pool = pool_options()
+                    .connect_with(options)
+                    .await
+                    .map_err(OpenError::Connect)?;
+                (pool.clone(), pool)
+            }
+            // SQLite takes one writer at a time, and a second one waits in its busy handler
+            // (sleeping up to 100 ms a turn): so every write goes through one connection,
+            // queued in the process instead; readers use the others.
+            Backend::Sqlite => (
+                sqlite_pool(4, options.clone()).await?,
+                sqlite_pool(1, options).await?,
+            ),
+        };
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&pool).await.map_err(OpenError::Migrate)?;
-        Ok(SqlStore { pool, backend })
+        migrator.run(&writer).await.map_err(OpenError::Migrate)?;
+        Ok(SqlStore {
+            pool,
+            writer,
+            backend,
+            journal_seq: Default::default(),
+        })
     }
 
     /// Begins a configuration change: bumping the revision row first makes concurrent
@@ -106,7 +140,7 @@ impl SqlStore {
     pub(crate) async fn begin_change(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.writer.begin().await.map_err(db)?;
         sqlx::query("UPDATE config_revision SET revision = revision + 1 WHERE id = 1")
             .execute(&mut *tx)
             .await
@@ -122,6 +156,7 @@ impl SqlStore {
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

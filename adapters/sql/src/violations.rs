@@ -11,7 +11,7 @@ use groupguard_core::ports::{
 };
 use groupguard_core::rule::Mode;
 use groupguard_core::time::Timestamp;
-use groupguard_core::verdict::{Action, CheckKind, Verdict, ViolationRecord};
+use groupguard_core::verdict::{Action, CheckKind, PlannedAction, Verdict, ViolationRecord};
 use sqlx::any::AnyRow;
 
 use crate::{
@@ -75,7 +75,7 @@ impl ViolationStore for SqlStore {
     }
 
     async fn record_all(&self, verdicts: &[Verdict]) -> Result<Vec<Recorded>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.writer.begin().await.map_err(db)?;
         let recorded = record_batch(&mut tx, self.backend, verdicts).await?;
         tx.commit().await.map_err(db)?;
         Ok(recorded)
@@ -150,7 +150,7 @@ impl ViolationStore for SqlStore {
             .bind(lease_until.millis())
             .bind(now.millis())
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await
             .map_err(db)?
             .iter()
@@ -160,39 +160,17 @@ impl ViolationStore for SqlStore {
         Ok(claimed)
     }
 
-    async fn finish_action(&self, id: ActionId, result: ActionResult) -> Result<(), StoreError> {
-        let (state, detail, due) = match result {
-            ActionResult::Done => (ActionState::Done.name(), None, None),
-            ActionResult::Retry { error, at } => {
-                (ActionState::Pending.name(), Some(error), Some(at.millis()))
-            }
-            ActionResult::Failed { error } => ("failed", Some(error), None),
-            ActionResult::Replaced { note } => ("replaced", Some(note), None),
-        };
-        let updated = sqlx::query(
-            "UPDATE outbox SET state = $1, detail = $2, due_at = COALESCE($3, due_at), lease_until = $4 \
-             WHERE id = $5 AND state = 'pending'",
-        )
-        .bind(state)
-        .bind(detail)
-        .bind(due)
-        .bind(i64::MIN)
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        if updated.rows_affected() == 1 {
-            return Ok(());
+    async fn finish_actions(
+        &self,
+        results: &[(ActionId, ActionResult)],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db)?;
+        let mut finished = Vec::with_capacity(results.len());
+        for (id, result) in results {
+            finished.push(finish_in(&mut tx, *id, result.clone()).await?);
         }
-        let exists = sqlx::query("SELECT id FROM outbox WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        Err(match exists {
-            Some(_) => StoreError::Refused(format!("action {id} is already finished")),
-            None => StoreError::not_found("action", id),
-        })
+        tx.commit().await.map_err(db)?;
+        Ok(finished)
     }
 
     async fn outbox_depth(&self) -> Result<u64, StoreError> {
@@ -374,16 +352,56 @@ impl ViolationStore for SqlStore {
             "DELETE FROM inbound_journal WHERE EXISTS (SELECT 1 FROM processed_events p \
              WHERE p.platform = inbound_journal.platform AND p.event_id = inbound_journal.event_id)",
         )
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db)?;
         let done = sqlx::query("DELETE FROM processed_events WHERE at < $1")
             .bind(before.millis())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db)?;
         Ok(done.rows_affected())
     }
+}
+
+/// Records how an attempt ended inside `tx`; the inner error says why it was not.
+async fn finish_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: ActionId,
+    result: ActionResult,
+) -> Result<Result<(), StoreError>, StoreError> {
+    let (state, detail, due) = match result {
+        ActionResult::Done => (ActionState::Done.name(), None, None),
+        ActionResult::Retry { error, at } => {
+            (ActionState::Pending.name(), Some(error), Some(at.millis()))
+        }
+        ActionResult::Failed { error } => ("failed", Some(error), None),
+        ActionResult::Replaced { note } => ("replaced", Some(note), None),
+    };
+    let updated = sqlx::query(
+        "UPDATE outbox SET state = $1, detail = $2, due_at = COALESCE($3, due_at), lease_until = $4 \
+         WHERE id = $5 AND state = 'pending'",
+    )
+    .bind(state)
+    .bind(detail)
+    .bind(due)
+    .bind(i64::MIN)
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    if updated.rows_affected() == 1 {
+        return Ok(Ok(()));
+    }
+    let exists = sqlx::query("SELECT id FROM outbox WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(Err(match exists {
+        Some(_) => StoreError::Refused(format!("action {id} is already finished")),
+        None => StoreError::not_found("action", id),
+    }))
 }
 
 /// Appends `(platform, event_id), …` for `keys`.
@@ -445,89 +463,184 @@ async fn record_batch(
         statement.push(")");
         statement.query().execute(&mut **tx).await.map_err(db)?;
     }
-    let mut recorded = Vec::with_capacity(verdicts.len());
-    for verdict in verdicts {
-        // The first of repeats in the batch is the one inserted.
-        let key = (
-            verdict.platform.as_str().to_owned(),
-            verdict.event.to_string(),
-        );
-        recorded.push(if inserted.remove(&key) {
-            record_in(tx, verdict).await?
-        } else {
-            Recorded::Duplicate
-        });
+    // The first of repeats in the batch is the one inserted.
+    let new: Vec<Option<&Verdict>> = verdicts
+        .iter()
+        .map(|v| {
+            inserted
+                .remove(&(v.platform.as_str().to_owned(), v.event.to_string()))
+                .then_some(v)
+        })
+        .collect();
+    let mut violation_ids = insert_violations(tx, backend, new.iter().flatten().copied()).await?;
+    let mut planned = Vec::new();
+    for verdict in new.iter().flatten() {
+        planned.extend(enforce_actions(verdict, &violation_ids));
     }
-    Ok(recorded)
+    let mut action_ids = insert_actions(tx, backend, &planned).await?;
+    Ok(new
+        .iter()
+        .map(|verdict| match verdict {
+            None => Recorded::Duplicate,
+            Some(verdict) => {
+                let actions = enforce_actions(verdict, &violation_ids)
+                    .filter_map(|row| action_ids.remove(&(row.platform, row.key)))
+                    .collect();
+                let violations = verdict
+                    .violations
+                    .iter()
+                    .filter_map(|r| violation_ids.remove(&violation_key(verdict, &r.rule)))
+                    .collect();
+                Recorded::New {
+                    violations,
+                    actions,
+                }
+            }
+        })
+        .collect())
 }
 
-/// The violations and enforce actions of a verdict whose event was just recorded.
-async fn record_in(
+/// A violation row's key: its platform, event and rule (a rule matches an event once).
+type ViolationKey = (String, String, String);
+
+fn violation_key(verdict: &Verdict, rule: &RuleId) -> ViolationKey {
+    (
+        verdict.platform.as_str().to_owned(),
+        verdict.event.to_string(),
+        rule.to_string(),
+    )
+}
+
+/// Rows per multi-row INSERT of violations and actions (13 and 10 parameters a row).
+const RECORD_CHUNK: usize = 200;
+
+/// Inserts the violation records of `verdicts`; their ids by platform, event and rule.
+async fn insert_violations<'v>(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    verdict: &Verdict,
-) -> Result<Recorded, StoreError> {
-    let mut violations: Vec<(RuleId, i64)> = Vec::with_capacity(verdict.violations.len());
-    for r in &verdict.violations {
-        let row = sqlx::query(
+    backend: Backend,
+    verdicts: impl Iterator<Item = &'v Verdict>,
+) -> Result<HashMap<ViolationKey, i64>, StoreError> {
+    let records: Vec<&ViolationRecord> = verdicts.flat_map(|v| &v.violations).collect();
+    let mut ids = HashMap::with_capacity(records.len());
+    for chunk in records.chunks(RECORD_CHUNK) {
+        let mut statement = Statement::new(
+            backend,
             "INSERT INTO violations (event_id, at, platform, group_id, member, member_name, \
-                 member_joined_at, rule_id, check_kind, evidence, excerpt, mode, actions) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-        )
-        .bind(r.event.to_string())
-        .bind(r.at.millis())
-        .bind(r.platform.as_str())
-        .bind(r.group.to_string())
-        .bind(r.member.to_string())
-        .bind(r.member_name.clone())
-        .bind(r.member_joined_at.map(Timestamp::millis))
-        .bind(r.rule.to_string())
-        .bind(r.check.as_str())
-        .bind(to_json(&r.evidence)?)
-        .bind(r.excerpt.clone())
-        .bind(r.mode.as_str())
-        .bind(to_json(&r.actions)?)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db)?;
-        violations.push((r.rule.clone(), col(&row, "id")?));
-    }
-    let mut actions = Vec::new();
-    for (index, planned) in verdict.actions.iter().enumerate() {
-        if planned.mode != Mode::Enforce {
-            continue;
+             member_joined_at, rule_id, check_kind, evidence, excerpt, mode, actions) VALUES ",
+        );
+        for (i, r) in chunk.iter().enumerate() {
+            if i > 0 {
+                statement.push(", ");
+            }
+            statement.tuple([
+                Value::from(r.event.to_string()),
+                Value::from(r.at.millis()),
+                Value::from(r.platform.as_str()),
+                Value::from(r.group.to_string()),
+                Value::from(r.member.to_string()),
+                Value::from(r.member_name.clone()),
+                Value::from(r.member_joined_at.map(Timestamp::millis)),
+                Value::from(r.rule.to_string()),
+                Value::from(r.check.as_str()),
+                Value::from(to_json(&r.evidence)?),
+                Value::from(r.excerpt.clone()),
+                Value::from(r.mode.as_str()),
+                Value::from(to_json(&r.actions)?),
+            ]);
         }
-        let Some((_, violation)) = violations.iter().find(|(rule, _)| rule == &planned.rule) else {
-            continue;
-        };
-        let key = planned
-            .key
-            .clone()
-            .unwrap_or_else(|| IdempotencyKey::for_action(verdict.platform, &verdict.event, index));
-        let row = sqlx::query(
-                "INSERT INTO outbox (violation_id, rule_id, platform, group_id, member, message_id, action, \
-                 idem_key, state, attempts, due_at, lease_until) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10) \
-                 ON CONFLICT (platform, idem_key) DO NOTHING RETURNING id",
-            )
-            .bind(*violation)
-            .bind(planned.rule.to_string())
-            .bind(planned.platform.as_str())
-            .bind(planned.group.to_string())
-            .bind(planned.member.to_string())
-            .bind(verdict.message.as_ref().map(ToString::to_string))
-            .bind(to_json(&planned.action)?)
-            .bind(key.as_str().to_owned())
-            .bind(verdict.at.millis())
-            .bind(i64::MIN)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db)?;
-        if let Some(row) = row {
-            actions.push(col(&row, "id")?);
+        statement.push(" RETURNING id, platform, event_id, rule_id");
+        for row in statement.query().fetch_all(&mut **tx).await.map_err(db)? {
+            let key = (
+                col(&row, "platform")?,
+                col(&row, "event_id")?,
+                col(&row, "rule_id")?,
+            );
+            ids.insert(key, col(&row, "id")?);
         }
     }
-    Ok(Recorded::New {
-        violations: violations.into_iter().map(|(_, id)| id).collect(),
-        actions,
-    })
+    Ok(ids)
+}
+
+/// An enforce action of a new verdict, as its outbox row.
+struct ActionRow<'v> {
+    violation: i64,
+    verdict: &'v Verdict,
+    planned: &'v PlannedAction,
+    platform: String,
+    key: String,
+}
+
+/// The enforce actions of `verdict` whose rule's violation is in `violations`, with their
+/// idempotency keys: the planned action's own, else [`IdempotencyKey::for_action`] of its
+/// place in the verdict.
+fn enforce_actions<'v>(
+    verdict: &'v Verdict,
+    violations: &HashMap<ViolationKey, i64>,
+) -> impl Iterator<Item = ActionRow<'v>> {
+    verdict
+        .actions
+        .iter()
+        .enumerate()
+        .filter(|(_, planned)| planned.mode == Mode::Enforce)
+        .filter_map(move |(index, planned)| {
+            let violation = *violations.get(&violation_key(verdict, &planned.rule))?;
+            let key = planned.key.clone().unwrap_or_else(|| {
+                IdempotencyKey::for_action(verdict.platform, &verdict.event, index)
+            });
+            Some(ActionRow {
+                violation,
+                verdict,
+                planned,
+                platform: planned.platform.as_str().to_owned(),
+                key: key.as_str().to_owned(),
+            })
+        })
+}
+
+/// Queues `rows` in the outbox; the ids of those queued, by platform and key (a key in the
+/// outbox already is not queued again).
+async fn insert_actions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    rows: &[ActionRow<'_>],
+) -> Result<HashMap<(String, String), i64>, StoreError> {
+    let mut ids = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(RECORD_CHUNK) {
+        let mut statement = Statement::new(
+            backend,
+            "INSERT INTO outbox (violation_id, rule_id, platform, group_id, member, message_id, \
+             action, idem_key, state, attempts, due_at, lease_until) VALUES ",
+        );
+        for (i, row) in chunk.iter().enumerate() {
+            if i > 0 {
+                statement.push(", ");
+            }
+            let planned = row.planned;
+            statement.push("(");
+            for value in [
+                Value::from(row.violation),
+                Value::from(planned.rule.to_string()),
+                Value::from(row.platform.clone()),
+                Value::from(planned.group.to_string()),
+                Value::from(planned.member.to_string()),
+                Value::from(row.verdict.message.as_ref().map(ToString::to_string)),
+                Value::from(to_json(&planned.action)?),
+                Value::from(row.key.clone()),
+            ] {
+                statement.bind(value).push(", ");
+            }
+            statement.push("'pending', 0, ");
+            statement.bind(row.verdict.at.millis()).push(", ");
+            statement.bind(i64::MIN).push(")");
+        }
+        statement
+            .push(" ON CONFLICT (platform, idem_key) DO NOTHING RETURNING id, platform, idem_key");
+        for row in statement.query().fetch_all(&mut **tx).await.map_err(db)? {
+            ids.insert(
+                (col(&row, "platform")?, col(&row, "idem_key")?),
+                col(&row, "id")?,
+            );
+        }
+    }
+    Ok(ids)
 }

@@ -560,6 +560,16 @@ pub async fn outbox_actions_are_leased_and_finished(store: &impl Store) {
         refused.to_string(),
         format!("action {} is already finished", claimed[0].id)
     );
+    // Several at once: each says how it went, the others are still recorded.
+    let finished = store
+        .finish_actions(&[
+            (claimed[0].id, ActionResult::Done),
+            (424_242, ActionResult::Done),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(finished[0], Err(StoreError::Refused(_))));
+    assert!(matches!(finished[1], Err(StoreError::NotFound { .. })));
     assert_eq!(store.outbox_depth().await.unwrap(), 2);
 
     let early = store
