@@ -165,9 +165,39 @@ impl ViolationStore for SqlStore {
         results: &[(ActionId, ActionResult)],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let mut tx = self.writer.begin().await.map_err(db)?;
+        // Most attempts succeed: those are marked done in one statement per chunk.
+        let mut done_now = HashSet::new();
+        let done: Vec<ActionId> = results
+            .iter()
+            .filter(|(_, r)| *r == ActionResult::Done)
+            .map(|(id, _)| *id)
+            .collect();
+        for chunk in done.chunks(CHUNK) {
+            let mut statement = Statement::new(
+                self.backend,
+                "UPDATE outbox SET state = 'done', detail = NULL, lease_until = ",
+            );
+            statement
+                .bind(i64::MIN)
+                .push(" WHERE state = 'pending' AND id IN (");
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    statement.push(", ");
+                }
+                statement.bind(*id);
+            }
+            statement.push(") RETURNING id");
+            for row in statement.query().fetch_all(&mut *tx).await.map_err(db)? {
+                done_now.insert(col::<i64>(&row, "id")?);
+            }
+        }
         let mut finished = Vec::with_capacity(results.len());
         for (id, result) in results {
-            finished.push(finish_in(&mut tx, *id, result.clone()).await?);
+            finished.push(if done_now.remove(id) {
+                Ok(())
+            } else {
+                finish_in(&mut tx, *id, result.clone()).await?
+            });
         }
         tx.commit().await.map_err(db)?;
         Ok(finished)
