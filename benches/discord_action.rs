@@ -19,11 +19,7 @@ const CHANNEL: u64 = 1_200_000_000_000_000_002;
 const MODERATION: u64 = 0x2000 | 0x2 | 0x4 | 0x100_0000_0000 | 0x800;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = support::runtime();
     runtime.block_on(run());
 }
 

@@ -16,11 +16,7 @@ use serde_json::{Value, json};
 mod support;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = support::runtime();
     runtime.block_on(run());
 }
 

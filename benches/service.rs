@@ -29,11 +29,7 @@ ladder = ["delete+warn", "delete+warn", "delete+kick"]
 "#;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = support::runtime();
     let full = support::full_run();
     let events = if full { 200_000 } else { 2_000 };
     let database = std::env::var("GROUPGUARD_BENCH_POSTGRES")

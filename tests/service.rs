@@ -878,6 +878,22 @@ fn burst(n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// Gives the bot the rules and a burst of `n` messages, and returns once `decided` of them are.
+fn start_burst(bot: &Bot, n: usize, decided: usize) {
+    bot.push(&[admin_says("c1", RULES)]);
+    bot.wait_for("the import's answer", |l| replies(l).len() == 1);
+    bot.push(&burst(n));
+    let started = Instant::now();
+    while counter(bot, "groupguard_decisions_total") < decided as u64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the burst was not decided: {}",
+            bot.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The sum of a counter's samples in `/metrics`.
 fn counter(bot: &Bot, name: &str) -> u64 {
     http_get(bot.port, "/metrics")
@@ -937,21 +953,9 @@ async fn crash_mid_burst(database_url: Option<String>, cursor: bool) {
         )
     });
     bot.spawn();
-    bot.push(&[admin_says("c1", RULES)]);
-    bot.wait_for("the import's answer", |l| replies(l).len() == 1);
-
     let n = crash_burst();
     let violating = n.div_ceil(20);
-    bot.push(&burst(n));
-    let started = Instant::now();
-    while counter(&bot, "groupguard_decisions_total") < (n / 4) as u64 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the burst was not decided: {}",
-            bot.log()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    start_burst(&bot, n, n / 4);
     let mut child = bot.child.take().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
@@ -1164,19 +1168,8 @@ async fn a_postgresql_restart_mid_burst_loses_nothing_and_repeats_nothing() {
         "",
     );
     bot.spawn();
-    bot.push(&[admin_says("c1", RULES)]);
-    bot.wait_for("the import's answer", |l| replies(l).len() == 1);
     let n = crash_burst();
-    bot.push(&burst(n));
-    let started = Instant::now();
-    while counter(&bot, "groupguard_decisions_total") < (n / 5) as u64 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the burst was not decided: {}",
-            bot.log()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    start_burst(&bot, n, n / 5);
     server.pg_ctl("stop");
     let stopped = Instant::now();
     while counter(&bot, "groupguard_store_retries_total") < 2 {

@@ -6,6 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+/// The runtime a bench drives the bot from: two workers, like the machines the figures are
+/// for.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
 /// Whether this is a full run: `cargo bench` passes `--bench`; `cargo test --benches` passes
 /// nothing and wants a quick one.
 pub fn full_run() -> bool {
