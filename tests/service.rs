@@ -1202,3 +1202,63 @@ async fn a_postgresql_restart_mid_burst_loses_nothing_and_repeats_nothing() {
     bot.stop();
     each_once(&bot, &url, n.div_ceil(20)).await;
 }
+
+#[tokio::test]
+async fn a_journal_entry_that_cannot_be_read_does_not_stop_new_events() {
+    let mut bot = Bot::start("", "");
+    bot.push(&[admin_says("c1", RULES)]);
+    bot.wait_for("the import's answer", |l| replies(l).len() == 1);
+    bot.stop();
+    let url = format!(
+        "sqlite://{}",
+        bot.dir.join("data").join("groupguard.db").display()
+    );
+    {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO inbound_journal (platform, event_id, seq, at, event) \
+             VALUES ('wecom', 'garbled', 1, 0, '{not an event')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    // A readable entry behind it is still decided first.
+    let taken = says("m0", "spammer", "g2", "加微信");
+    {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO inbound_journal (platform, event_id, seq, at, event) \
+             VALUES ('wecom', 'm0', 2, 0, $1)",
+        )
+        .bind(taken.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    // Without redelivery of what came before: only the new message arrives.
+    std::fs::remove_file(bot.dir.join("inbox.jsonl")).unwrap();
+    bot.spawn();
+    bot.push(&[says("m1", "promoter", "g1", "代购")]);
+    let lines = bot.wait_for("both deletions", |l| {
+        actions(l, "delete_message").len() == 2
+    });
+    bot.stop();
+    let deleted: Vec<&Value> = actions(&lines, "delete_message")
+        .iter()
+        .map(|l| &l["action"]["message"])
+        .collect();
+    assert_eq!(deleted, [&json!("m0"), &json!("m1")], "the journal's first");
+    assert!(
+        bot.log()
+            .contains("an entry of the inbound journal cannot be read"),
+        "the problem is logged"
+    );
+    assert_eq!(
+        number(&url, "SELECT COUNT(*) FROM inbound_journal").await,
+        1,
+        "the entry stays for a fixed version to read"
+    );
+}

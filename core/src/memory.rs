@@ -774,7 +774,7 @@ impl JournalStore for MemoryStore {
         Ok(())
     }
 
-    async fn journaled(&self) -> Result<Vec<Event>, StoreError> {
+    async fn journaled(&self) -> Result<Vec<Result<Event, StoreError>>, StoreError> {
         let inner = self.lock();
         Ok(inner
             .journal
@@ -785,6 +785,7 @@ impl JournalStore for MemoryStore {
                     .contains_key(&(event.platform, event.id.to_string()))
             })
             .cloned()
+            .map(Ok)
             .collect())
     }
 

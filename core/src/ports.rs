@@ -624,8 +624,9 @@ pub trait JournalStore: Send + Sync {
     async fn journal(&self, events: &[Event]) -> Result<(), StoreError>;
 
     /// The journaled events not recorded yet, in the order they were journaled: what a
-    /// restart decides first.
-    async fn journaled(&self) -> Result<Vec<Event>, StoreError>;
+    /// restart decides first. An entry that cannot be read (written by another version) is
+    /// an error in its place and stays in the journal.
+    async fn journaled(&self) -> Result<Vec<Result<Event, StoreError>>, StoreError>;
 
     /// Drops events from the journal without recording them: redeliveries of events
     /// recorded before.

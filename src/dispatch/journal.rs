@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use groupguard_core::delivery::backoff;
 use groupguard_core::model::Event;
 use groupguard_core::platform::{EventSink, PushError, SinkClosed};
 use tokio::sync::{mpsc, oneshot};
@@ -114,14 +115,27 @@ pub async fn run(
     }
 }
 
-/// Queues the events the journal holds from before the start, first.
+/// Attempts at reading the journal at start-up before serving new events without it.
+const REPLAY_ATTEMPTS: u32 = 3;
+
+/// Queues the events the journal holds from before the start, first. A journal that cannot
+/// be read (after a few tries), or an entry that cannot, does not stop new events: what was
+/// not read stays for the next start.
 async fn replay(shared: &Shared, queue: &mpsc::Sender<Event>) -> Result<(), SinkClosed> {
-    let Some(events) = until_stored(shared, "the inbound journal could not be read", || {
-        shared.store.journaled()
-    })
-    .await
-    else {
-        return Err(SinkClosed);
+    let mut attempt = 0;
+    let events = loop {
+        attempt += 1;
+        match shared.store.journaled().await {
+            Ok(events) => break events,
+            Err(e) if attempt < REPLAY_ATTEMPTS && !shared.stopping() => {
+                tracing::warn!(error = %e, attempt, "cannot read the inbound journal; trying again");
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the inbound journal: its events wait for the next start");
+                return Ok(());
+            }
+        }
     };
     if !events.is_empty() {
         tracing::info!(
@@ -130,8 +144,15 @@ async fn replay(shared: &Shared, queue: &mpsc::Sender<Event>) -> Result<(), Sink
         );
     }
     for event in events {
-        shared.metrics.replayed.inc();
-        queue.send(event).await.map_err(|_| SinkClosed)?;
+        match event {
+            Ok(event) => {
+                shared.metrics.replayed.inc();
+                queue.send(event).await.map_err(|_| SinkClosed)?;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "an entry of the inbound journal cannot be read; it is left there")
+            }
+        }
     }
     Ok(())
 }

@@ -65,7 +65,7 @@ impl JournalStore for SqlStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn journaled(&self) -> Result<Vec<Event>, StoreError> {
+    async fn journaled(&self) -> Result<Vec<Result<Event, StoreError>>, StoreError> {
         let rows = sqlx::query(
             "SELECT event FROM inbound_journal j WHERE NOT EXISTS (SELECT 1 FROM processed_events p \
              WHERE p.platform = j.platform AND p.event_id = j.event_id) ORDER BY seq",
@@ -73,9 +73,10 @@ impl JournalStore for SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter()
+        Ok(rows
+            .iter()
             .map(|row| from_json(&col::<String>(row, "event")?))
-            .collect()
+            .collect())
     }
 
     async fn unjournal(&self, events: &[(Platform, String)]) -> Result<(), StoreError> {
