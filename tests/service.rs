@@ -933,6 +933,24 @@ async fn wait_number(bot: &Bot, url: &str, sql: &str, expected: i64) {
     );
 }
 
+/// Waits until the burst of `n` (and the rules' command) is recorded and every action done.
+async fn wait_settled(bot: &Bot, url: &str, n: usize) {
+    wait_number(
+        bot,
+        url,
+        "SELECT COUNT(*) FROM processed_events",
+        n as i64 + 1,
+    )
+    .await;
+    wait_number(
+        bot,
+        url,
+        "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+        0,
+    )
+    .await;
+}
+
 /// Sends a burst, kills the bot (SIGKILL) once a quarter of it is decided, starts it again,
 /// and checks that every event was decided, every violation recorded once and every action
 /// carried out once. With a cursor, the test platform delivers again only what groupguard
@@ -967,21 +985,8 @@ async fn crash_mid_burst(database_url: Option<String>, cursor: bool) {
     );
 
     bot.spawn();
-    wait_number(
-        &bot,
-        &url,
-        "SELECT COUNT(*) FROM processed_events",
-        n as i64 + 1,
-    )
-    .await;
+    wait_settled(&bot, &url, n).await;
     let replayed = counter(&bot, "groupguard_replayed_events_total");
-    wait_number(
-        &bot,
-        &url,
-        "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
-        0,
-    )
-    .await;
     bot.stop();
 
     if cursor {
@@ -1185,20 +1190,7 @@ async fn a_postgresql_restart_mid_burst_loses_nothing_and_repeats_nothing() {
         "stopped mid-burst: {waiting} of {n} decided"
     );
     server.pg_ctl("start");
-    wait_number(
-        &bot,
-        &url,
-        "SELECT COUNT(*) FROM processed_events",
-        n as i64 + 1,
-    )
-    .await;
-    wait_number(
-        &bot,
-        &url,
-        "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
-        0,
-    )
-    .await;
+    wait_settled(&bot, &url, n).await;
     bot.stop();
     each_once(&bot, &url, n.div_ceil(20)).await;
 }

@@ -503,18 +503,24 @@ async fn record_batch(
         })
         .collect();
     let mut violation_ids = insert_violations(tx, backend, new.iter().flatten().copied()).await?;
-    let mut planned = Vec::new();
-    for verdict in new.iter().flatten() {
-        planned.extend(enforce_actions(verdict, &violation_ids));
-    }
-    let mut action_ids = insert_actions(tx, backend, &planned).await?;
+    // Each new verdict's outbox rows, keys hashed once.
+    let planned: Vec<Vec<ActionRow>> = new
+        .iter()
+        .map(|verdict| {
+            verdict.map_or_else(Vec::new, |v| enforce_actions(v, &violation_ids).collect())
+        })
+        .collect();
+    let rows: Vec<&ActionRow> = planned.iter().flatten().collect();
+    let mut action_ids = insert_actions(tx, backend, &rows).await?;
     Ok(new
         .iter()
-        .map(|verdict| match verdict {
+        .zip(&planned)
+        .map(|(verdict, rows)| match verdict {
             None => Recorded::Duplicate,
             Some(verdict) => {
-                let actions = enforce_actions(verdict, &violation_ids)
-                    .filter_map(|row| action_ids.remove(&(row.platform, row.key)))
+                let actions = rows
+                    .iter()
+                    .filter_map(|row| action_ids.remove(&(row.platform.clone(), row.key.clone())))
                     .collect();
                 let violations = verdict
                     .violations
@@ -632,7 +638,7 @@ fn enforce_actions<'v>(
 async fn insert_actions(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
-    rows: &[ActionRow<'_>],
+    rows: &[&ActionRow<'_>],
 ) -> Result<HashMap<(String, String), i64>, StoreError> {
     let mut ids = HashMap::with_capacity(rows.len());
     for chunk in rows.chunks(RECORD_CHUNK) {
