@@ -80,6 +80,8 @@ pub struct Metrics {
     pub store_retries: Counter,
     /// Events decided after a restart from the inbound journal.
     pub replayed: Counter,
+    /// Events in the inbound journal whose decisions are not stored yet.
+    pub journal_pending: Gauge,
 }
 
 impl Metrics {
@@ -109,6 +111,7 @@ impl Metrics {
         let journal_seconds = Histogram::new(exponential_buckets(1e-4, 2.0, 15));
         let store_retries = Counter::default();
         let replayed = Counter::default();
+        let journal_pending = Gauge::default();
         registry.register("events", "Events received", events.clone());
         registry.register(
             "duplicate_events",
@@ -189,6 +192,11 @@ impl Metrics {
             "Events received before a restart and decided after it, from the inbound journal",
             replayed.clone(),
         );
+        registry.register(
+            "journal_pending_events",
+            "Events in the inbound journal whose decisions are not stored yet",
+            journal_pending.clone(),
+        );
         Metrics {
             registry,
             events,
@@ -211,6 +219,7 @@ impl Metrics {
             journal_seconds,
             store_retries,
             replayed,
+            journal_pending,
         }
     }
 

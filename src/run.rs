@@ -17,6 +17,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::clock::SystemClock;
 use crate::config::{Config, LogFormat, redact_url};
 use crate::dispatch::journal::Sink;
+use crate::dispatch::journal_file::FileJournal;
 use crate::dispatch::{self, RateLimiter, Shared};
 use crate::http::{HttpState, router};
 use crate::metrics::Metrics;
@@ -69,14 +70,14 @@ fn init_logging(config: &Config) {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    if config.database_url.expose().starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                config.data_dir.display()
-            )
-        })?;
-    }
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let (journal, replayed) = FileJournal::open(&config.data_dir.join("journal"))
+        .context("cannot open the inbound journal")?;
     let store = SqlStore::open(config.database_url.expose())
         .await
         .with_context(|| {
@@ -167,6 +168,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .collect();
     let shared = Arc::new(Shared {
         store,
+        journal,
         rules,
         executors,
         metrics,
@@ -180,6 +182,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let journal = tokio::spawn(dispatch::journal::run(
         Arc::clone(&shared),
+        replayed,
         handovers,
         queue,
     ));
@@ -211,6 +214,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = reloader.await;
     let _ = pruner.await;
     let _ = mirror.await;
+    if let Err(e) = shared.journal.close() {
+        tracing::warn!(error = %e, "cannot tidy the inbound journal");
+    }
     tracing::info!("stopped");
     Ok(())
 }

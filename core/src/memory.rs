@@ -6,12 +6,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use crate::model::{Event, GroupRef, MemberRef, Platform, RuleId, UserId};
+use crate::model::{GroupRef, MemberRef, Platform, RuleId, UserId};
 use crate::platform::IdempotencyKey;
 use crate::ports::{
     ActionId, ActionResult, ActionState, AuditEntry, AuditId, AuditStore, Change, ConfigStore,
-    DAY_MS, DayStats, Edit, JournalStore, ListStore, OutboxAction, Recorded, RuleVersion,
-    StoreError, StoredViolation, ViolationId, ViolationQuery, ViolationStore,
+    DAY_MS, DayStats, Edit, ListStore, OutboxAction, Recorded, RuleVersion, StoreError,
+    StoredViolation, ViolationId, ViolationQuery, ViolationStore,
 };
 use crate::rule::{BlacklistEntry, GroupConfig, Rule, RuleSet, Settings, WhitelistEntry};
 use crate::time::Timestamp;
@@ -57,18 +57,6 @@ struct Inner {
     events: HashMap<(Platform, String), (i64, Verdict)>,
     violations: Vec<(ViolationId, ViolationRecord)>,
     outbox: Vec<Slot>,
-    /// Journaled events by sequence number, and the sequence number of each.
-    journal: BTreeMap<u64, Event>,
-    journaled: HashMap<(Platform, String), u64>,
-    next_journal: u64,
-}
-
-impl Inner {
-    fn unjournal(&mut self, key: &(Platform, String)) {
-        if let Some(seq) = self.journaled.remove(key) {
-            self.journal.remove(&seq);
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -485,7 +473,6 @@ impl AuditStore for MemoryStore {
 /// One verdict recorded while the store is locked.
 fn record_locked(inner: &mut Inner, verdict: &Verdict) -> Recorded {
     let key = (verdict.platform, verdict.event.to_string());
-    inner.unjournal(&key);
     if inner.events.contains_key(&key) {
         return Recorded::Duplicate;
     }
@@ -743,58 +730,7 @@ impl ViolationStore for MemoryStore {
         let mut inner = self.lock();
         let len = inner.events.len();
         inner.events.retain(|_, (at, _)| *at >= before.millis());
-        let pruned = (len - inner.events.len()) as u64;
-        let recorded: Vec<_> = inner
-            .journaled
-            .keys()
-            .filter(|key| inner.events.contains_key(*key))
-            .cloned()
-            .collect();
-        for key in &recorded {
-            inner.unjournal(key);
-        }
-        Ok(pruned)
-    }
-}
-
-#[async_trait]
-impl JournalStore for MemoryStore {
-    async fn journal(&self, events: &[Event]) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        for event in events {
-            let key = (event.platform, event.id.to_string());
-            if inner.journaled.contains_key(&key) {
-                continue;
-            }
-            let seq = inner.next_journal;
-            inner.next_journal += 1;
-            inner.journaled.insert(key, seq);
-            inner.journal.insert(seq, event.clone());
-        }
-        Ok(())
-    }
-
-    async fn journaled(&self) -> Result<Vec<Result<Event, StoreError>>, StoreError> {
-        let inner = self.lock();
-        Ok(inner
-            .journal
-            .values()
-            .filter(|event| {
-                !inner
-                    .events
-                    .contains_key(&(event.platform, event.id.to_string()))
-            })
-            .cloned()
-            .map(Ok)
-            .collect())
-    }
-
-    async fn unjournal(&self, events: &[(Platform, String)]) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        for key in events {
-            inner.unjournal(key);
-        }
-        Ok(())
+        Ok((len - inner.events.len()) as u64)
     }
 }
 

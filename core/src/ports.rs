@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Event, GroupId, GroupRef, MemberRef, MessageId, Platform, RuleId, UserId};
+use crate::model::{GroupId, GroupRef, MemberRef, MessageId, Platform, RuleId, UserId};
 use crate::platform::IdempotencyKey;
 use crate::rule::{BlacklistEntry, GroupConfig, Rule, RuleSet, Settings, Source, WhitelistEntry};
 use crate::time::Timestamp;
@@ -539,7 +539,6 @@ pub trait ViolationStore: Send + Sync {
 
     /// Records several verdicts in one transaction (group commit), each as [`record`] would,
     /// in order: all or none. A verdict repeating one earlier in the batch is a duplicate.
-    /// Their events leave the inbound journal in the same transaction ([`JournalStore`]).
     ///
     /// [`record`]: ViolationStore::record
     async fn record_all(&self, verdicts: &[Verdict]) -> Result<Vec<Recorded>, StoreError>;
@@ -609,34 +608,14 @@ pub trait ViolationStore: Send + Sync {
         since: Timestamp,
     ) -> Result<Vec<(MemberRef, RuleId, Timestamp)>, StoreError>;
 
-    /// Forgets processed event ids older than `before`, and journaled events that were
-    /// recorded (a redelivery journaled while its first copy was being recorded). Returns how
-    /// many event ids.
+    /// Forgets processed event ids older than `before`; returns how many.
     async fn prune_events(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
-/// The inbound journal: events a platform handed over and may now forget (a WeCom callback
-/// answered, a Matrix sync position advanced), kept until their verdicts are recorded, so a
-/// crash in between loses none of them.
-#[async_trait]
-pub trait JournalStore: Send + Sync {
-    /// Keeps `events` in one transaction. An event journaled already is kept once.
-    async fn journal(&self, events: &[Event]) -> Result<(), StoreError>;
-
-    /// The journaled events not recorded yet, in the order they were journaled: what a
-    /// restart decides first. An entry that cannot be read (written by another version) is
-    /// an error in its place and stays in the journal.
-    async fn journaled(&self) -> Result<Vec<Result<Event, StoreError>>, StoreError>;
-
-    /// Drops events from the journal without recording them: redeliveries of events
-    /// recorded before.
-    async fn unjournal(&self, events: &[(Platform, String)]) -> Result<(), StoreError>;
-}
-
 /// Everything a store provides.
-pub trait Store: ConfigStore + ListStore + AuditStore + ViolationStore + JournalStore {}
+pub trait Store: ConfigStore + ListStore + AuditStore + ViolationStore {}
 
-impl<T: ConfigStore + ListStore + AuditStore + ViolationStore + JournalStore> Store for T {}
+impl<T: ConfigStore + ListStore + AuditStore + ViolationStore> Store for T {}
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@ use groupguard_core::raid::RaidDetector;
 use groupguard_core::reply::Reply;
 use groupguard_core::rule::{BlacklistEntry, GroupConfig, ManualRemovals, Source};
 use groupguard_core::verdict::Verdict;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::{Shared, until_stored};
@@ -28,6 +28,11 @@ const REPLY_ATTEMPTS: u32 = 4;
 /// The most decisions written in one transaction.
 const MAX_BATCH: usize = 512;
 
+/// Batches decided and waiting for the recorder, besides the one it is writing: the next
+/// batch is judged while the last one commits, and judging pauses when the store falls
+/// behind.
+const BATCHES_WAITING: usize = 1;
+
 /// Decisions taken and not yet stored: written together (group commit) when the queue runs
 /// dry, the batch is full, or an event that changes stored state comes next.
 #[derive(Default)]
@@ -35,26 +40,28 @@ struct Batch {
     verdicts: Vec<Verdict>,
     /// When each of them was taken.
     decided: Vec<Instant>,
-    /// The events of the batch, so a repeat within it is caught before it is judged again.
-    events: HashSet<(Platform, String)>,
-    /// Redeliveries dropped, to take out of the journal.
+    /// Redeliveries dropped, to release from the journal with the batch.
     dropped: Vec<(Platform, String)>,
+    /// Told when the batch is stored (or left to the journal at shutdown).
+    stored: Option<oneshot::Sender<()>>,
 }
 
 /// Judges events in arrival order until every sender is gone and the queue is empty, then
-/// waits for the answers still being delivered.
+/// waits for the decisions still being stored and the answers still being delivered.
 pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Receiver<Event>) {
+    let (to_recorder, batches) = mpsc::channel(BATCHES_WAITING);
+    let recorder = tokio::spawn(record_batches(Arc::clone(&shared), batches));
     let mut raids = RaidDetector::default();
     let mut replies = JoinSet::new();
     let mut batch = Batch::default();
-    let mut recent = Recent::default();
+    let mut decided = Decided::default();
     loop {
         // What is queued now, up to a batch: redelivery is checked for all of it at once.
         let mut group = Vec::new();
         match events.try_recv() {
             Ok(event) => group.push(event),
             Err(mpsc::error::TryRecvError::Empty) => {
-                flush(&shared, &mut batch, &mut recent, events.len()).await;
+                flush(&shared, &to_recorder, &mut batch, events.len()).await;
                 match events.recv().await {
                     Some(event) => group.push(event),
                     None => break,
@@ -71,7 +78,7 @@ pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Rece
         let unknown: Vec<(Platform, String)> = group
             .iter()
             .map(key_of)
-            .filter(|key| !recent.contains(key))
+            .filter(|key| !decided.contains(key))
             .collect();
         let stored = match shared.store.seen_among(&unknown).await {
             Ok(stored) => stored,
@@ -90,7 +97,7 @@ pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Rece
                 })
                 .inc();
             let key = key_of(&event);
-            if recent.contains(&key) || stored.contains(&key) || batch.events.contains(&key) {
+            if decided.contains(&key) || stored.contains(&key) {
                 shared.metrics.duplicates.inc();
                 tracing::debug!(event = %event.id, "redelivered event dropped");
                 batch.dropped.push(key);
@@ -101,7 +108,7 @@ pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Rece
             // after.
             let writes = changes_state(&event);
             if writes {
-                flush(&shared, &mut batch, &mut recent, events.len()).await;
+                flush_and_wait(&shared, &to_recorder, &mut batch, events.len()).await;
             }
             handle(
                 &shared,
@@ -112,29 +119,35 @@ pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Rece
                 &event,
             )
             .await;
+            decided.insert(key);
             if writes || batch.verdicts.len() >= MAX_BATCH {
-                flush(&shared, &mut batch, &mut recent, events.len()).await;
+                flush(&shared, &to_recorder, &mut batch, events.len()).await;
             }
         }
         while replies.try_join_next().is_some() {}
     }
-    flush(&shared, &mut batch, &mut recent, 0).await;
+    flush(&shared, &to_recorder, &mut batch, 0).await;
+    drop(to_recorder);
+    if let Err(e) = recorder.await {
+        tracing::error!(error = %e, "the recorder stopped");
+    }
     while replies.join_next().await.is_some() {}
     tracing::info!("event queue drained");
 }
 
-/// How many recorded events are remembered in memory, so that a redelivery soon after is
-/// caught without asking the store.
+/// How many decided events are remembered in memory, so that a redelivery soon after is
+/// caught without asking the store (a decision taken is stored: its commit is tried until
+/// it lands or groupguard stops).
 const RECENT_EVENTS: usize = 100_000;
 
-/// The events recorded last, oldest first.
+/// The events decided last, oldest first.
 #[derive(Default)]
-struct Recent {
+struct Decided {
     order: VecDeque<(Platform, String)>,
     keys: HashSet<(Platform, String)>,
 }
 
-impl Recent {
+impl Decided {
     fn contains(&self, key: &(Platform, String)) -> bool {
         self.keys.contains(key)
     }
@@ -166,33 +179,69 @@ fn changes_state(event: &Event) -> bool {
         )
 }
 
-/// Stores the batch's decisions in one transaction and wakes the outbox for their actions.
-/// A commit that fails (the disk full, the database restarting) is tried again with the
-/// same decisions until the store takes them: no event is judged twice, and a commit that
-/// landed after all is recognised by its event ids. Meanwhile the queue fills and the
-/// adapters wait. Redeliveries dropped since the last flush leave the journal.
-async fn flush(shared: &Shared, batch: &mut Batch, recent: &mut Recent, queued: usize) {
+/// Hands the batch to the recorder; waits only while the recorder has a batch waiting.
+async fn flush(shared: &Shared, recorder: &mpsc::Sender<Batch>, batch: &mut Batch, queued: usize) {
     shared.metrics.queue_depth.set(queued as i64);
-    let recorded = batch.verdicts.is_empty() || record(shared, batch, recent).await;
-    // After the commit: a repeat within the batch shares its first copy's journal entry.
-    let dropped = std::mem::take(&mut batch.dropped);
-    if recorded
-        && !dropped.is_empty()
-        && let Err(e) = shared.store.unjournal(&dropped).await
-    {
-        // They are dropped again after the next start.
-        tracing::warn!(error = %e, "redelivered events could not be taken out of the journal");
+    if batch.verdicts.is_empty() && batch.dropped.is_empty() && batch.stored.is_none() {
+        return;
+    }
+    if recorder.send(std::mem::take(batch)).await.is_err() {
+        tracing::error!("the recorder is gone; the batch stays in the journal");
     }
 }
 
-/// Records the batch's decisions; `false` when they could not be stored before shutdown.
-async fn record(shared: &Shared, batch: &mut Batch, recent: &mut Recent) -> bool {
-    let verdicts = std::mem::take(&mut batch.verdicts);
-    let decided = std::mem::take(&mut batch.decided);
-    batch.events.clear();
+/// Hands the batch to the recorder and waits until everything decided so far is stored.
+async fn flush_and_wait(
+    shared: &Shared,
+    recorder: &mpsc::Sender<Batch>,
+    batch: &mut Batch,
+    queued: usize,
+) {
+    let (stored, done) = oneshot::channel();
+    batch.stored = Some(stored);
+    flush(shared, recorder, batch, queued).await;
+    let _ = done.await;
+}
+
+/// Stores batches in the order they were decided and wakes the outbox for their actions.
+/// A commit that fails (the disk full, the database restarting) is tried again with the
+/// same decisions until the store takes them: no event is judged twice, and a commit that
+/// landed after all is recognised by its event ids. Meanwhile judging pauses, the queue
+/// fills and the adapters wait. Once stored, a batch's events and the redeliveries dropped
+/// with it leave the journal.
+async fn record_batches(shared: Arc<Shared>, mut batches: mpsc::Receiver<Batch>) {
+    while let Some(batch) = batches.recv().await {
+        let recorded =
+            batch.verdicts.is_empty() || record(&shared, &batch.verdicts, batch.decided).await;
+        if recorded {
+            let mut done = batch.dropped;
+            done.extend(
+                batch
+                    .verdicts
+                    .iter()
+                    .map(|v| (v.platform, v.event.to_string())),
+            );
+            if let Err(e) = shared.journal.release(&done) {
+                // They are read back and found recorded at the next start.
+                tracing::warn!(error = %e, "stored events could not leave the journal");
+            }
+            shared
+                .metrics
+                .journal_pending
+                .set(shared.journal.pending() as i64);
+        }
+        if let Some(stored) = batch.stored {
+            let _ = stored.send(());
+        }
+    }
+}
+
+/// Records decisions taken at `decided`; `false` when they could not be stored before
+/// shutdown.
+async fn record(shared: &Shared, verdicts: &[Verdict], decided: Vec<Instant>) -> bool {
     let Some(recorded) = until_stored(shared, "decisions could not be stored", || async {
         let started = Instant::now();
-        let result = shared.store.record_all(&verdicts).await;
+        let result = shared.store.record_all(verdicts).await;
         shared
             .metrics
             .commit_seconds
@@ -213,7 +262,6 @@ async fn record(shared: &Shared, batch: &mut Batch, recent: &mut Recent) -> bool
     }
     let mut queued_actions = false;
     for (verdict, recorded) in verdicts.iter().zip(recorded) {
-        recent.insert((verdict.platform, verdict.event.to_string()));
         match recorded {
             Recorded::Duplicate => {
                 shared.metrics.duplicates.inc();
@@ -291,7 +339,6 @@ async fn handle(
     batch: &mut Batch,
     event: &Event,
 ) {
-    let key = key_of(event);
     match &event.kind {
         EventKind::GroupChanged(change) => sync_group(shared, event, change).await,
         EventKind::ListChanged(change) => follow_list(shared, event, change).await,
@@ -322,7 +369,6 @@ async fn handle(
         tracing::warn!(group = %event.group, platform = %event.platform, "raid alert");
         verdict.actions.extend(alert);
     }
-    batch.events.insert(key);
     batch.verdicts.push(verdict);
     batch.decided.push(Instant::now());
 }

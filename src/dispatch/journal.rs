@@ -1,4 +1,4 @@
-//! The inbound journal's writer: what the adapters hand over is stored together (group
+//! The inbound journal's writer: what the adapters hand over is appended together (group
 //! commit), each push is answered once its events are durable, and the events then go on to
 //! the event task in the order they came. At start-up, what the last run journaled and did
 //! not decide goes first.
@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use groupguard_core::delivery::backoff;
 use groupguard_core::model::Event;
 use groupguard_core::platform::{EventSink, PushError, SinkClosed};
 use tokio::sync::{mpsc, oneshot};
 
+use super::journal_file::EventKey;
 use super::{Shared, until_stored};
 
 /// The most events journaled in one transaction.
@@ -63,13 +63,16 @@ impl EventSink for Sink {
     }
 }
 
-/// Journals what is handed over and queues it for the event task, until every sink is gone.
+/// Queues `replayed` (what the journal held at start-up and the store has not recorded)
+/// first, then journals what is handed over and queues it for the event task, until every
+/// sink is gone.
 pub async fn run(
     shared: Arc<Shared>,
+    replayed: Vec<Event>,
     mut handovers: mpsc::Receiver<Handover>,
     queue: mpsc::Sender<Event>,
 ) {
-    if replay(&shared, &queue).await.is_err() {
+    if replay(&shared, replayed, &queue).await.is_err() {
         return;
     }
     while let Some(first) = handovers.recv().await {
@@ -89,7 +92,7 @@ pub async fn run(
             "received events could not be journaled",
             || async {
                 let started = Instant::now();
-                let result = shared.store.journal(&events).await;
+                let result = shared.journal.append(&events).await;
                 shared
                     .metrics
                     .journal_seconds
@@ -99,10 +102,14 @@ pub async fn run(
         )
         .await;
         if stored.is_none() {
-            // Shutting down with the store failing: the pushes fail, and the platforms
+            // Shutting down with the journal failing: the pushes fail, and the platforms
             // deliver these events again.
             return;
         }
+        shared
+            .metrics
+            .journal_pending
+            .set(shared.journal.pending() as i64);
         for durable in waiting {
             let _ = durable.send(());
         }
@@ -115,44 +122,50 @@ pub async fn run(
     }
 }
 
-/// Attempts at reading the journal at start-up before serving new events without it.
-const REPLAY_ATTEMPTS: u32 = 3;
-
-/// Queues the events the journal holds from before the start, first. A journal that cannot
-/// be read (after a few tries), or an entry that cannot, does not stop new events: what was
-/// not read stays for the next start.
-async fn replay(shared: &Shared, queue: &mpsc::Sender<Event>) -> Result<(), SinkClosed> {
-    let mut attempt = 0;
-    let events = loop {
-        attempt += 1;
-        match shared.store.journaled().await {
-            Ok(events) => break events,
-            Err(e) if attempt < REPLAY_ATTEMPTS && !shared.stopping() => {
-                tracing::warn!(error = %e, attempt, "cannot read the inbound journal; trying again");
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the inbound journal: its events wait for the next start");
-                return Ok(());
-            }
-        }
+/// Queues the events the journal held at start-up, first; those the store recorded before
+/// the crash (their journal entry outlived the commit) are released instead.
+async fn replay(
+    shared: &Shared,
+    events: Vec<Event>,
+    queue: &mpsc::Sender<Event>,
+) -> Result<(), SinkClosed> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<EventKey> = events
+        .iter()
+        .map(|e| (e.platform, e.id.to_string()))
+        .collect();
+    let Some(recorded) = until_stored(
+        shared,
+        "cannot tell which journaled events were recorded",
+        || shared.store.seen_among(&keys),
+    )
+    .await
+    else {
+        return Err(SinkClosed);
     };
-    if !events.is_empty() {
+    if let Err(e) = shared
+        .journal
+        .release(&recorded.iter().cloned().collect::<Vec<_>>())
+    {
+        tracing::warn!(error = %e, "journaled events already recorded stay for the next start");
+    }
+    let undecided: Vec<Event> = events
+        .into_iter()
+        .zip(keys)
+        .filter(|(_, key)| !recorded.contains(key))
+        .map(|(event, _)| event)
+        .collect();
+    if !undecided.is_empty() {
         tracing::info!(
-            events = events.len(),
+            events = undecided.len(),
             "deciding the events received before the restart first"
         );
     }
-    for event in events {
-        match event {
-            Ok(event) => {
-                shared.metrics.replayed.inc();
-                queue.send(event).await.map_err(|_| SinkClosed)?;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "an entry of the inbound journal cannot be read; it is left there")
-            }
-        }
+    for event in undecided {
+        shared.metrics.replayed.inc();
+        queue.send(event).await.map_err(|_| SinkClosed)?;
     }
     Ok(())
 }

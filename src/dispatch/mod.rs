@@ -15,6 +15,7 @@
 
 pub mod events;
 pub mod journal;
+pub mod journal_file;
 pub mod mirror;
 pub mod outbox;
 
@@ -39,6 +40,8 @@ use crate::metrics::Metrics;
 /// What the dispatcher's tasks share.
 pub struct Shared {
     pub store: Arc<dyn Store>,
+    /// Events received and not yet decided and stored.
+    pub journal: journal_file::FileJournal,
     pub rules: RulesHandle,
     pub executors: HashMap<Platform, Arc<dyn ActionExecutor>>,
     pub metrics: Arc<Metrics>,
@@ -112,10 +115,11 @@ const MAX_STORE_WAIT: Duration = Duration::from_secs(5);
 /// Runs a store write until it succeeds, pausing longer after each failure (the disk full,
 /// the database restarting): meanwhile the queues fill and the adapters wait. `None` when
 /// groupguard starts shutting down while the store still fails.
-async fn until_stored<T, F, Fut>(shared: &Shared, failure: &str, mut write: F) -> Option<T>
+async fn until_stored<T, E, F, Fut>(shared: &Shared, failure: &str, mut write: F) -> Option<T>
 where
+    E: std::fmt::Display,
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, StoreError>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let mut attempt = 0;
     loop {

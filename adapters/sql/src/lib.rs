@@ -6,11 +6,11 @@
 //! Migrations (`migrations/sqlite`, `migrations/postgres`) are applied when the store opens.
 
 mod config;
-mod journal;
 mod lists;
 mod violations;
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use groupguard_core::ports::{AuditEntry, Change, Edit, StoreError};
 use groupguard_core::rule::Source;
@@ -44,7 +44,7 @@ pub enum OpenError {
 }
 
 /// The longest wait for a database connection.
-const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Pool settings both databases share. A database that is down fails a request within
 /// seconds (the callers retry, and WeCom is told to try again) rather than holding it for
@@ -53,12 +53,41 @@ fn pool_options() -> AnyPoolOptions {
     AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT)
 }
 
+/// The writer checkpoints the WAL itself only when it grows past ~400 MB (4 KiB pages): a
+/// reader connection does it in the background ([`checkpoint_in_background`]), so the one
+/// writer does not stop for the copying and the fsync.
+const WRITER_CHECKPOINTS: &str = "PRAGMA wal_autocheckpoint = 100000;";
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoints the WAL without blocking the writer (PASSIVE: it copies what no reader still
+/// needs), until the pool closes.
+async fn checkpoint_in_background(readers: AnyPool) {
+    while !readers.is_closed() {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&readers)
+            .await
+        {
+            if readers.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
+}
+
 /// A pool of `size` SQLite connections in WAL mode, each with 32 MiB of page cache so a large
-/// processed-event index stays in memory.
-async fn sqlite_pool(size: u32, options: AnyConnectOptions) -> Result<AnyPool, OpenError> {
+/// processed-event index stays in memory, and `pragmas` of its own.
+async fn sqlite_pool(
+    size: u32,
+    options: AnyConnectOptions,
+    pragmas: &'static str,
+) -> Result<AnyPool, OpenError> {
     pool_options()
         .max_connections(size)
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
@@ -66,6 +95,9 @@ async fn sqlite_pool(size: u32, options: AnyConnectOptions) -> Result<AnyPool, O
                      PRAGMA cache_size = -32768;",
                 )
                 .await?;
+                if !pragmas.is_empty() {
+                    conn.execute(pragmas).await?;
+                }
                 Ok(())
             })
         })
@@ -85,8 +117,6 @@ pub struct SqlStore {
     /// For writing: with SQLite, one connection.
     writer: AnyPool,
     backend: Backend,
-    /// The last inbound journal sequence number handed out.
-    journal_seq: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl SqlStore {
@@ -118,8 +148,8 @@ impl SqlStore {
             // (sleeping up to 100 ms a turn): so every write goes through one connection,
             // queued in the process instead; readers use the others.
             Backend::Sqlite => (
-                sqlite_pool(4, options.clone()).await?,
-                sqlite_pool(1, options).await?,
+                sqlite_pool(4, options.clone(), "").await?,
+                sqlite_pool(1, options, WRITER_CHECKPOINTS).await?,
             ),
         };
         let migrator = match backend {
@@ -127,11 +157,13 @@ impl SqlStore {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&writer).await.map_err(OpenError::Migrate)?;
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpoint_in_background(pool.clone()));
+        }
         Ok(SqlStore {
             pool,
             writer,
             backend,
-            journal_seq: Default::default(),
         })
     }
 

@@ -85,23 +85,8 @@ impl ViolationStore for SqlStore {
         &self,
         events: &[(Platform, String)],
     ) -> Result<HashSet<(Platform, String)>, StoreError> {
-        let mut seen = HashSet::new();
-        // Bound the statement's parameters (SQLite allows 32,766; PostgreSQL 65,535).
-        for chunk in events.chunks(CHUNK) {
-            let mut statement = Statement::new(
-                self.backend,
-                "SELECT platform, event_id FROM processed_events WHERE (platform, event_id) IN (VALUES ",
-            );
-            event_keys(&mut statement, chunk);
-            statement.push(")");
-            for row in statement.query().fetch_all(&self.pool).await.map_err(db)? {
-                let platform: String = col(&row, "platform")?;
-                if let Ok(platform) = platform.parse::<Platform>() {
-                    seen.insert((platform, col(&row, "event_id")?));
-                }
-            }
-        }
-        Ok(seen)
+        let mut connection = self.pool.acquire().await.map_err(db)?;
+        stored_among(&mut connection, self.backend, events).await
     }
 
     async fn seen(&self, platform: Platform, event: &str) -> Result<bool, StoreError> {
@@ -378,13 +363,6 @@ impl ViolationStore for SqlStore {
     }
 
     async fn prune_events(&self, before: Timestamp) -> Result<u64, StoreError> {
-        sqlx::query(
-            "DELETE FROM inbound_journal WHERE EXISTS (SELECT 1 FROM processed_events p \
-             WHERE p.platform = inbound_journal.platform AND p.event_id = inbound_journal.event_id)",
-        )
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
         let done = sqlx::query("DELETE FROM processed_events WHERE at < $1")
             .bind(before.millis())
             .execute(&self.writer)
@@ -435,7 +413,37 @@ async fn finish_in(
 }
 
 /// Appends `(platform, event_id), …` for `keys`.
-pub(crate) fn event_keys(statement: &mut Statement, keys: &[(Platform, String)]) {
+/// Which of `events` are recorded.
+async fn stored_among(
+    connection: &mut sqlx::AnyConnection,
+    backend: Backend,
+    events: &[(Platform, String)],
+) -> Result<HashSet<(Platform, String)>, StoreError> {
+    let mut seen = HashSet::new();
+    // Bound the statement's parameters (SQLite allows 32,766; PostgreSQL 65,535).
+    for chunk in events.chunks(CHUNK) {
+        let mut statement = Statement::new(
+            backend,
+            "SELECT platform, event_id FROM processed_events WHERE (platform, event_id) IN (VALUES ",
+        );
+        event_keys(&mut statement, chunk);
+        statement.push(")");
+        for row in statement
+            .query()
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(db)?
+        {
+            let platform: String = col(&row, "platform")?;
+            if let Ok(platform) = platform.parse::<Platform>() {
+                seen.insert((platform, col(&row, "event_id")?));
+            }
+        }
+    }
+    Ok(seen)
+}
+
+fn event_keys(statement: &mut Statement, keys: &[(Platform, String)]) {
     for (i, (platform, event)) in keys.iter().enumerate() {
         if i > 0 {
             statement.push(", ");
@@ -447,9 +455,8 @@ pub(crate) fn event_keys(statement: &mut Statement, keys: &[(Platform, String)])
     }
 }
 
-/// Verdicts written inside `tx`: their processed events in a few multi-row statements (the
-/// inserted ones come back: the rest were recorded before), their events out of the
-/// journal, then the violations and enforce actions of the new ones.
+/// Verdicts written inside `tx`: their processed events in a few multi-row statements, then
+/// the violations and enforce actions of the new ones (those not recorded before).
 async fn record_batch(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
@@ -458,6 +465,18 @@ async fn record_batch(
     let mut inserted = HashSet::new();
     // Five parameters a row.
     for chunk in verdicts.chunks(CHUNK) {
+        let keys: Vec<(Platform, String)> = chunk
+            .iter()
+            .map(|v| (v.platform, v.event.to_string()))
+            .collect();
+        // SQLite: this transaction is the only writer, so the events not stored before are
+        // those not found now; reading them back from the insert would cost a hand-off
+        // between threads per row. PostgreSQL: another instance may be inserting the same
+        // events, so the insert itself says which rows it wrote.
+        let before = match backend {
+            Backend::Sqlite => stored_among(tx, backend, &keys).await?,
+            Backend::Postgres => HashSet::new(),
+        };
         let mut statement = Statement::new(
             backend,
             "INSERT INTO processed_events (platform, event_id, at, message_id, verdict) VALUES ",
@@ -470,35 +489,40 @@ async fn record_batch(
                 Value::from(verdict.platform.as_str().to_owned()),
                 Value::from(verdict.event.to_string()),
                 Value::from(verdict.at.millis()),
-                Value::from(verdict.message.as_ref().map(ToString::to_string)),
+                // Only a message id that differs from its event's is indexed.
+                Value::from(
+                    verdict
+                        .message
+                        .as_ref()
+                        .filter(|m| m.as_str() != verdict.event.as_str())
+                        .map(ToString::to_string),
+                ),
                 Value::from(to_json(verdict)?),
             ]);
         }
-        statement.push(" ON CONFLICT (platform, event_id) DO NOTHING RETURNING platform, event_id");
-        for row in statement.query().fetch_all(&mut **tx).await.map_err(db)? {
-            inserted.insert((
-                col::<String>(&row, "platform")?,
-                col::<String>(&row, "event_id")?,
-            ));
+        statement.push(" ON CONFLICT (platform, event_id) DO NOTHING");
+        match backend {
+            Backend::Sqlite => {
+                statement.query().execute(&mut **tx).await.map_err(db)?;
+                inserted.extend(keys.into_iter().filter(|key| !before.contains(key)));
+            }
+            Backend::Postgres => {
+                statement.push(" RETURNING platform, event_id");
+                for row in statement.query().fetch_all(&mut **tx).await.map_err(db)? {
+                    let platform: String = col(&row, "platform")?;
+                    if let Ok(platform) = platform.parse::<Platform>() {
+                        inserted.insert((platform, col(&row, "event_id")?));
+                    }
+                }
+            }
         }
-        let keys: Vec<(Platform, String)> = chunk
-            .iter()
-            .map(|v| (v.platform, v.event.to_string()))
-            .collect();
-        let mut statement = Statement::new(
-            backend,
-            "DELETE FROM inbound_journal WHERE (platform, event_id) IN (VALUES ",
-        );
-        event_keys(&mut statement, &keys);
-        statement.push(")");
-        statement.query().execute(&mut **tx).await.map_err(db)?;
     }
     // The first of repeats in the batch is the one inserted.
     let new: Vec<Option<&Verdict>> = verdicts
         .iter()
         .map(|v| {
             inserted
-                .remove(&(v.platform.as_str().to_owned(), v.event.to_string()))
+                .remove(&(v.platform, v.event.to_string()))
                 .then_some(v)
         })
         .collect();

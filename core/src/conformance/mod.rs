@@ -43,7 +43,6 @@ macro_rules! store_conformance_tests {
             violations_are_queried_newest_first,
             day_stats_and_top_checks,
             ladder_history_and_event_pruning,
-            the_journal_keeps_events_until_they_are_recorded,
             commands_change_the_next_decision,
             members_without_permission_are_refused,
             undo_restores_a_deleted_rule,
