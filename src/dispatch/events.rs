@@ -19,6 +19,7 @@ use groupguard_core::verdict::Verdict;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use super::journal_file::key_of;
 use super::{Shared, until_stored};
 use crate::metrics::{CheckLabels, EventLabels, OutcomeLabels};
 
@@ -162,10 +163,6 @@ impl Decided {
             }
         }
     }
-}
-
-fn key_of(event: &Event) -> (Platform, String) {
-    (event.platform, event.id.to_string())
 }
 
 /// Whether handling `event` writes to the store besides its decision.

@@ -11,7 +11,7 @@ use groupguard_core::model::Event;
 use groupguard_core::platform::{EventSink, PushError, SinkClosed};
 use tokio::sync::{mpsc, oneshot};
 
-use super::journal_file::EventKey;
+use super::journal_file::{EventKey, key_of};
 use super::{Shared, until_stored};
 
 /// The most events journaled in one transaction.
@@ -132,10 +132,7 @@ async fn replay(
     if events.is_empty() {
         return Ok(());
     }
-    let keys: Vec<EventKey> = events
-        .iter()
-        .map(|e| (e.platform, e.id.to_string()))
-        .collect();
+    let keys: Vec<EventKey> = events.iter().map(key_of).collect();
     let Some(recorded) = until_stored(
         shared,
         "cannot tell which journaled events were recorded",

@@ -6,8 +6,8 @@
 //! append returns. An event leaves the journal when it is released (its decision stored, or
 //! dropped as a redelivery); a segment file is deleted once every event in it has left.
 //! Opening the journal reads back the events of the segments still there, in the order they
-//! came: those not released, and those released since their segment was last deleted-or-not
-//! (the caller skips the events its store has recorded). A line
+//! came: those not released, and released ones whose segment was not deleted yet (releases are
+//! not written down: the caller skips the events its store has recorded). A line
 //! that cannot be read (written by another version) is moved to `unreadable.jsonl` for the
 //! operator; a torn last line (the process died mid-append, before the append returned, so
 //! no platform was told the event was taken) is dropped.
@@ -26,8 +26,13 @@ const SEGMENT_BYTES: u64 = 16 << 20;
 /// Where lines that cannot be read are kept.
 const UNREADABLE: &str = "unreadable.jsonl";
 
-/// An event's key in the journal.
+/// An event's key: its platform and id (what redelivery is recognised by).
 pub type EventKey = (Platform, String);
+
+/// `event`'s key.
+pub fn key_of(event: &Event) -> EventKey {
+    (event.platform, event.id.to_string())
+}
 
 /// A journal that cannot be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +125,7 @@ impl FileJournal {
         let mut empty = Vec::new();
         for number in numbers {
             for event in read_segment(dir, number).map_err(failed)? {
-                let key = (event.platform, event.id.to_string());
+                let key = key_of(&event);
                 let first_copy = !state.pending.contains_key(&key);
                 empty.extend(state.keep(key, number));
                 if first_copy {
@@ -147,7 +152,7 @@ impl FileJournal {
         for event in events {
             serde_json::to_writer(&mut lines, event).map_err(|e| self.failed(e.into()))?;
             lines.push(b'\n');
-            keys.push((event.platform, event.id.to_string()));
+            keys.push(key_of(event));
         }
         let journal = self.clone();
         tokio::task::spawn_blocking(move || journal.append_lines(&lines, keys))
@@ -310,10 +315,6 @@ mod tests {
         names
     }
 
-    fn key(event: &Event) -> EventKey {
-        (event.platform, event.id.to_string())
-    }
-
     #[tokio::test]
     async fn events_not_released_come_back_in_order_after_a_crash() {
         let dir = tempfile::tempdir().unwrap();
@@ -329,7 +330,7 @@ mod tests {
             .append(&[events[0].clone(), events[3].clone()])
             .await
             .unwrap();
-        journal.release(&[key(&events[1])]).unwrap();
+        journal.release(&[key_of(&events[1])]).unwrap();
         assert_eq!(journal.pending(), 3);
         // Crash: no close. The released event's segment is still there: it comes back too.
         drop(journal);
@@ -337,7 +338,7 @@ mod tests {
         assert_eq!(replayed, events, "in order, the repeat once");
         assert_eq!(journal.pending(), 4);
         journal
-            .release(&events.iter().map(key).collect::<Vec<_>>())
+            .release(&events.iter().map(key_of).collect::<Vec<_>>())
             .unwrap();
         assert_eq!(
             segments(dir.path()).len(),
@@ -366,7 +367,7 @@ mod tests {
         }
         let open = segments(dir.path());
         assert!(open.len() >= 2, "segments rotate: {open:?}");
-        let keys: Vec<EventKey> = events.iter().map(key).collect();
+        let keys: Vec<EventKey> = events.iter().map(key_of).collect();
         journal.release(&keys[..keys.len() - 1]).unwrap();
         assert_eq!(
             segments(dir.path()),
@@ -423,7 +424,7 @@ mod tests {
             fs::read_to_string(dir.path().join(UNREADABLE)).unwrap(),
             "{\"written by\": \"another version\"}\n"
         );
-        journal.release(&[key(&first), key(&second)]).unwrap();
+        journal.release(&[key_of(&first), key_of(&second)]).unwrap();
         journal.close().unwrap();
         assert!(segments(dir.path()).is_empty());
     }
