@@ -102,8 +102,8 @@ impl Metrics {
         let action_seconds = Histogram::new(exponential_buckets(1e-3, 2.0, 15));
         let outbox_depth = Gauge::default();
         let queue_depth = Gauge::default();
-        // 1 to 512 decisions.
-        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        // 1 to 2,048 decisions.
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
         // 0.1 ms to ~3 s.
         let commit_seconds = Histogram::new(exponential_buckets(1e-4, 2.0, 15));
         // 50 µs to ~10 s, fine enough (×1.5) to read p50 and p99 off.

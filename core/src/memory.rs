@@ -501,15 +501,21 @@ fn record_locked(inner: &mut Inner, verdict: &Verdict) -> Recorded {
         if taken {
             continue;
         }
-        let violation = violations
+        // An action belongs to its rule's violation.
+        let Some((violation, record)) = violations
             .iter()
-            .find(|(rule, _)| rule == &planned.rule)
-            .map_or(0, |(_, id)| *id);
+            .zip(&verdict.violations)
+            .find(|((rule, _), _)| rule == &planned.rule)
+            .map(|((_, id), record)| (*id, record.clone()))
+        else {
+            continue;
+        };
         let id = inner.outbox.len() as ActionId + 1;
         inner.outbox.push(Slot {
             action: OutboxAction {
                 id,
                 violation,
+                record,
                 rule: planned.rule.clone(),
                 platform: planned.platform,
                 group: planned.group.clone(),

@@ -413,6 +413,9 @@ pub struct OutboxAction {
     pub id: ActionId,
     /// The violation it belongs to.
     pub violation: ViolationId,
+    /// That violation as recorded: what a notice shows moderators, and whether a kick is
+    /// meant to keep the member out.
+    pub record: ViolationRecord,
     /// The rule.
     pub rule: RuleId,
     /// Where.

@@ -1,7 +1,7 @@
 //! The event task: judges events in arrival order and stores what they lead to.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use groupguard_core::command::{Context, execute, parse, reload_configuration, reply};
@@ -16,7 +16,7 @@ use groupguard_core::raid::RaidDetector;
 use groupguard_core::reply::Reply;
 use groupguard_core::rule::{BlacklistEntry, GroupConfig, ManualRemovals, Source};
 use groupguard_core::verdict::Verdict;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::journal_file::key_of;
@@ -26,16 +26,17 @@ use crate::metrics::{CheckLabels, EventLabels, OutcomeLabels};
 /// Attempts at delivering a command's answer before it is given up.
 const REPLY_ATTEMPTS: u32 = 4;
 
-/// The most decisions written in one transaction.
-const MAX_BATCH: usize = 512;
+/// The most events read from the queue at once (their redelivery is checked together).
+const MAX_READ: usize = 512;
 
-/// Batches decided and waiting for the recorder, besides the one it is writing: the next
-/// batch is judged while the last one commits, and judging pauses when the store falls
-/// behind.
-const BATCHES_WAITING: usize = 1;
+/// Decisions handed to the recorder together.
+const HAND_OVER: usize = 64;
 
-/// Decisions taken and not yet stored: written together (group commit) when the queue runs
-/// dry, the batch is full, or an event that changes stored state comes next.
+/// Decisions waiting for the recorder before judging pauses: with the one being committed,
+/// this bounds how long a decision waits to be stored.
+const MAX_WAITING: usize = 1024;
+
+/// Decisions taken and not yet stored.
 #[derive(Default)]
 struct Batch {
     verdicts: Vec<Verdict>,
@@ -44,14 +45,95 @@ struct Batch {
     /// Redeliveries dropped, to release from the journal with the batch.
     dropped: Vec<(Platform, String)>,
     /// Told when the batch is stored (or left to the journal at shutdown).
-    stored: Option<oneshot::Sender<()>>,
+    stored: Vec<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.verdicts.is_empty() && self.dropped.is_empty() && self.stored.is_empty()
+    }
+
+    fn append(&mut self, other: &mut Batch) {
+        self.verdicts.append(&mut other.verdicts);
+        self.decided.append(&mut other.decided);
+        self.dropped.append(&mut other.dropped);
+        self.stored.append(&mut other.stored);
+    }
+}
+
+/// Decisions on their way from the event task to the recorder. The recorder takes all that
+/// wait whenever it is free, so each transaction holds what was decided while the one
+/// before it committed: batches grow when the store is slow and shrink when it is idle.
+#[derive(Default)]
+struct Handover {
+    waiting: Mutex<Waiting>,
+    /// Told when decisions (or the end) are handed over.
+    filled: Notify,
+    /// Told when the recorder takes what waits.
+    taken: Notify,
+}
+
+#[derive(Default)]
+struct Waiting {
+    batch: Batch,
+    /// No more decisions will come.
+    closed: bool,
+}
+
+impl Handover {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands `batch` over; waits while the recorder has [`MAX_WAITING`] decisions waiting.
+    async fn give(&self, batch: &mut Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        let was_empty = {
+            let mut waiting = self.lock();
+            let was_empty = waiting.batch.is_empty();
+            waiting.batch.append(batch);
+            was_empty
+        };
+        if was_empty {
+            self.filled.notify_one();
+        }
+        while self.lock().batch.verdicts.len() >= MAX_WAITING {
+            self.taken.notified().await;
+        }
+    }
+
+    /// Everything waiting, once there is something; `None` when the event task is done and
+    /// nothing waits.
+    async fn take(&self) -> Option<Batch> {
+        loop {
+            let (batch, closed) = {
+                let mut waiting = self.lock();
+                (std::mem::take(&mut waiting.batch), waiting.closed)
+            };
+            if !batch.is_empty() {
+                self.taken.notify_one();
+                return Some(batch);
+            }
+            if closed {
+                return None;
+            }
+            self.filled.notified().await;
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.filled.notify_one();
+    }
 }
 
 /// Judges events in arrival order until every sender is gone and the queue is empty, then
 /// waits for the decisions still being stored and the answers still being delivered.
 pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Receiver<Event>) {
-    let (to_recorder, batches) = mpsc::channel(BATCHES_WAITING);
-    let recorder = tokio::spawn(record_batches(Arc::clone(&shared), batches));
+    let handover = Arc::new(Handover::default());
+    let recorder = tokio::spawn(record_batches(Arc::clone(&shared), Arc::clone(&handover)));
     let mut raids = RaidDetector::default();
     let mut replies = JoinSet::new();
     let mut batch = Batch::default();
@@ -62,7 +144,8 @@ pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Rece
         match events.try_recv() {
             Ok(event) => group.push(event),
             Err(mpsc::error::TryRecvError::Empty) => {
-                flush(&shared, &to_recorder, &mut batch, events.len()).await;
+                shared.metrics.queue_depth.set(0);
+                handover.give(&mut batch).await;
                 match events.recv().await {
                     Some(event) => group.push(event),
                     None => break,
@@ -70,12 +153,13 @@ pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Rece
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         }
-        while group.len() < MAX_BATCH {
+        while group.len() < MAX_READ {
             match events.try_recv() {
                 Ok(event) => group.push(event),
                 Err(_) => break,
             }
         }
+        shared.metrics.queue_depth.set(events.len() as i64);
         let unknown: Vec<(Platform, String)> = group
             .iter()
             .map(key_of)
@@ -109,7 +193,7 @@ pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Rece
             // after.
             let writes = changes_state(&event);
             if writes {
-                flush_and_wait(&shared, &to_recorder, &mut batch, events.len()).await;
+                until_all_stored(&handover, &mut batch).await;
             }
             handle(
                 &shared,
@@ -121,14 +205,14 @@ pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Rece
             )
             .await;
             decided.insert(key);
-            if writes || batch.verdicts.len() >= MAX_BATCH {
-                flush(&shared, &to_recorder, &mut batch, events.len()).await;
+            if writes || batch.verdicts.len() >= HAND_OVER {
+                handover.give(&mut batch).await;
             }
         }
         while replies.try_join_next().is_some() {}
     }
-    flush(&shared, &to_recorder, &mut batch, 0).await;
-    drop(to_recorder);
+    handover.give(&mut batch).await;
+    handover.close();
     if let Err(e) = recorder.await {
         tracing::error!(error = %e, "the recorder stopped");
     }
@@ -176,27 +260,11 @@ fn changes_state(event: &Event) -> bool {
         )
 }
 
-/// Hands the batch to the recorder; waits only while the recorder has a batch waiting.
-async fn flush(shared: &Shared, recorder: &mpsc::Sender<Batch>, batch: &mut Batch, queued: usize) {
-    shared.metrics.queue_depth.set(queued as i64);
-    if batch.verdicts.is_empty() && batch.dropped.is_empty() && batch.stored.is_none() {
-        return;
-    }
-    if recorder.send(std::mem::take(batch)).await.is_err() {
-        tracing::error!("the recorder is gone; the batch stays in the journal");
-    }
-}
-
-/// Hands the batch to the recorder and waits until everything decided so far is stored.
-async fn flush_and_wait(
-    shared: &Shared,
-    recorder: &mpsc::Sender<Batch>,
-    batch: &mut Batch,
-    queued: usize,
-) {
+/// Hands the batch over and waits until everything decided so far is stored.
+async fn until_all_stored(handover: &Handover, batch: &mut Batch) {
     let (stored, done) = oneshot::channel();
-    batch.stored = Some(stored);
-    flush(shared, recorder, batch, queued).await;
+    batch.stored.push(stored);
+    handover.give(batch).await;
     let _ = done.await;
 }
 
@@ -206,8 +274,8 @@ async fn flush_and_wait(
 /// landed after all is recognised by its event ids. Meanwhile judging pauses, the queue
 /// fills and the adapters wait. Once stored, a batch's events and the redeliveries dropped
 /// with it leave the journal.
-async fn record_batches(shared: Arc<Shared>, mut batches: mpsc::Receiver<Batch>) {
-    while let Some(batch) = batches.recv().await {
+async fn record_batches(shared: Arc<Shared>, handover: Arc<Handover>) {
+    while let Some(batch) = handover.take().await {
         let recorded =
             batch.verdicts.is_empty() || record(&shared, &batch.verdicts, batch.decided).await;
         if recorded {
@@ -227,7 +295,7 @@ async fn record_batches(shared: Arc<Shared>, mut batches: mpsc::Receiver<Batch>)
                 .journal_pending
                 .set(shared.journal.pending() as i64);
         }
-        if let Some(stored) = batch.stored {
+        for stored in batch.stored {
             let _ = stored.send(());
         }
     }

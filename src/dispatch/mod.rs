@@ -7,8 +7,9 @@
 //! ([`events::run`]): redelivered events are dropped, `!guard` commands run and are answered
 //! where their `ReplyTo` points, group changes are stored, removals by admins are blacklisted
 //! when the settings say so, the engine decides, a raid alert joins the verdict's actions,
-//! and the verdicts, their violation records and enforce actions are stored together (group
-//! commit), their events leaving the journal in the same transaction. Another task ([`outbox::run`]) claims stored actions and carries them out
+//! and the verdicts, their violation records and enforce actions are stored together by a
+//! recorder task (group commit: each transaction holds what was decided while the last one
+//! committed), their events leaving the journal once it lands. Another task ([`outbox::run`]) claims stored actions and carries them out
 //! through each platform's executor with their idempotency key: within a per-platform
 //! budget, retried, or handed to the group's admins as the core's delivery rules say.
 //! Because actions live in the store until they are finished, a restart resumes them.

@@ -11,9 +11,7 @@ use groupguard_core::platform::{
     ActionExecutor, ActionRequest, AdapterError, Capabilities, Capability, Case, Lacking,
     Recipients,
 };
-use groupguard_core::ports::{
-    ActionId, ActionResult, Edit, OutboxAction, StoredViolation, ViolationQuery,
-};
+use groupguard_core::ports::{ActionId, ActionResult, Edit, OutboxAction};
 use groupguard_core::rule::{BlacklistEntry, Source};
 use groupguard_core::verdict::Action;
 use tokio::sync::watch;
@@ -149,32 +147,9 @@ fn request(shared: &Shared, action: &OutboxAction) -> ActionRequest {
     }
 }
 
-/// The violation behind an action, as stored.
-async fn violation(shared: &Shared, action: &OutboxAction) -> Option<StoredViolation> {
-    let query = ViolationQuery {
-        group: Some(GroupRef::new(action.platform, action.group.clone())),
-        member: Some(MemberRef::new(action.platform, action.member.clone())),
-        before_id: Some(action.violation + 1),
-        limit: 1,
-        ..ViolationQuery::default()
-    };
-    match shared.store.violations(&query).await {
-        Ok(found) => found.into_iter().find(|v| v.id == action.violation),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the violation behind an action");
-            None
-        }
-    }
-}
-
-/// The violation behind an action, for a notice that lets admins judge it.
-async fn case(shared: &Shared, action: &OutboxAction) -> Option<Case> {
-    violation(shared, action).await.map(|v| Case::of(&v.record))
-}
-
 /// Whether a kick should keep the member out: they are on the active blacklist, or the same
 /// violation blacklists them.
-async fn keeps_out(shared: &Shared, action: &OutboxAction) -> bool {
+fn keeps_out(shared: &Shared, action: &OutboxAction) -> bool {
     let member = MemberRef::new(action.platform, action.member.clone());
     let owner = shared
         .rules
@@ -182,19 +157,17 @@ async fn keeps_out(shared: &Shared, action: &OutboxAction) -> bool {
         .group(&GroupRef::new(action.platform, action.group.clone()))
         .and_then(|g| g.owner.clone());
     let now = shared.clock.now();
-    if shared
+    let listed = shared
         .rules
         .blacklist()
         .entry(&member, owner.as_ref())
-        .is_some_and(|entry| entry.is_active(now))
-    {
-        return true;
-    }
-    violation(shared, action).await.is_some_and(|v| {
-        v.outcomes
+        .is_some_and(|entry| entry.is_active(now));
+    listed
+        || action
+            .record
+            .actions
             .iter()
-            .any(|(a, _)| matches!(a, Action::Blacklist { .. }))
-    })
+            .any(|a| matches!(a, Action::Blacklist { .. }))
 }
 
 async fn carry_out(shared: &Shared, action: &OutboxAction) -> ActionResult {
@@ -228,9 +201,9 @@ async fn carry_out(shared: &Shared, action: &OutboxAction) -> ActionResult {
     };
     let mut request = request(shared, action);
     match request.action {
-        Action::Kick => request.ban = keeps_out(shared, action).await,
+        Action::Kick => request.ban = keeps_out(shared, action),
         _ if Capability::needed_for(&request.action) == Some(Capability::Notify) => {
-            request.case = case(shared, action).await;
+            request.case = Some(Case::of(&action.record));
         }
         _ => {}
     }
@@ -315,7 +288,7 @@ async fn fall_back(
         action: Action::NotifyAdmins {
             text: fallback_notice(request, &lacking),
         },
-        case: case(shared, action).await,
+        case: Some(Case::of(&action.record)),
         ..request.clone()
     };
     let result = attempt(shared, executor, &notice).await;

@@ -1,6 +1,7 @@
-//! Recording decisions: 200,000 verdicts of clean messages (one rule not matched, as most
-//! traffic is) stored in batches of 512 with `record_all`, into a fresh SQLite file (and into
-//! PostgreSQL when `GROUPGUARD_TEST_POSTGRES` names a server), timed per event.
+//! Recording decisions: 200,000 verdicts stored in batches of 512 with `record_all`, into a
+//! fresh SQLite file (and into PostgreSQL when `GROUPGUARD_TEST_POSTGRES` names a server),
+//! timed per event: once all clean (one rule not matched, as most traffic is), once with one
+//! in twenty violating (a keyword: its violation, a delete and a warning queued).
 //!
 //! Run: `cargo bench -p groupguard-sql --bench record` (`BENCH_EVENTS` changes the count).
 
@@ -8,8 +9,11 @@ use std::time::Instant;
 
 use groupguard_core::model::Platform;
 use groupguard_core::ports::{Recorded, ViolationStore};
+use groupguard_core::rule::Mode;
 use groupguard_core::time::Timestamp;
-use groupguard_core::verdict::{Outcome, RuleOutcome, Verdict};
+use groupguard_core::verdict::{
+    Action, CheckKind, Evidence, Outcome, PlannedAction, RuleOutcome, Verdict, ViolationRecord,
+};
 use groupguard_sql::SqlStore;
 
 /// Decisions per transaction, as the dispatcher's group commit writes them.
@@ -33,6 +37,54 @@ fn clean_verdict(i: usize) -> Verdict {
     }
 }
 
+/// Every twentieth verdict violates: a keyword found, the message deleted and a warning.
+fn verdict(i: usize) -> Verdict {
+    let mut verdict = clean_verdict(i);
+    if i % 20 != 19 {
+        return verdict;
+    }
+    let message = verdict.message.clone().expect("a message");
+    let record = ViolationRecord {
+        event: verdict.event.clone(),
+        at: verdict.at,
+        platform: verdict.platform,
+        group: verdict.group.clone(),
+        member: verdict.member.clone(),
+        member_name: Some("member".into()),
+        member_joined_at: None,
+        rule: "ads".into(),
+        check: CheckKind::Keyword,
+        evidence: Evidence::Term {
+            term: "代购".into(),
+            matched: "代购".into(),
+            span: 6..12,
+        },
+        excerpt: "hello 代购 today".into(),
+        actions: vec![
+            Action::DeleteMessage { message },
+            Action::Warn {
+                text: "please keep it clean".into(),
+            },
+        ],
+        mode: Mode::Enforce,
+    };
+    verdict.actions = record
+        .actions
+        .iter()
+        .map(|action| PlannedAction {
+            rule: "ads".into(),
+            mode: Mode::Enforce,
+            platform: verdict.platform,
+            group: verdict.group.clone(),
+            member: verdict.member.clone(),
+            action: action.clone(),
+            key: None,
+        })
+        .collect();
+    verdict.violations = vec![record];
+    verdict
+}
+
 async fn record(name: &str, store: &SqlStore, verdicts: &[Verdict]) {
     let t = Instant::now();
     for batch in verdicts.chunks(BATCH) {
@@ -40,8 +92,9 @@ async fn record(name: &str, store: &SqlStore, verdicts: &[Verdict]) {
         assert!(recorded.iter().all(|r| matches!(r, Recorded::New { .. })));
     }
     let secs = t.elapsed().as_secs_f64();
+    let violating = verdicts.iter().filter(|v| !v.violations.is_empty()).count();
     println!(
-        "{name}: {} clean decisions recorded in {secs:.2} s: {:.1} µs each, {:.0}/s",
+        "{name}: {} decisions ({violating} violating) recorded in {secs:.2} s: {:.1} µs each, {:.0}/s",
         verdicts.len(),
         secs * 1e6 / verdicts.len() as f64,
         verdicts.len() as f64 / secs
@@ -56,28 +109,34 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 2_000 } else { 200_000 });
-    let verdicts: Vec<Verdict> = (0..n).map(clean_verdict).collect();
+    let clean: Vec<Verdict> = (0..n).map(clean_verdict).collect();
+    let mixed: Vec<Verdict> = (0..n).map(verdict).collect();
 
     let dir = std::env::temp_dir().join(format!("groupguard-record-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary directory");
-    let store = SqlStore::open(&format!("sqlite://{}", dir.join("record.db").display()))
-        .await
-        .expect("SQLite opens");
-    record("SQLite", &store, &verdicts).await;
-    store.close().await;
+    for (name, verdicts) in [("clean", &clean), ("mixed", &mixed)] {
+        let file = dir.join(format!("{name}.db"));
+        let store = SqlStore::open(&format!("sqlite://{}", file.display()))
+            .await
+            .expect("SQLite opens");
+        record("SQLite", &store, verdicts).await;
+        store.close().await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
 
     if let Ok(server) = std::env::var("GROUPGUARD_TEST_POSTGRES") {
         let store = SqlStore::open(&server).await.expect("PostgreSQL opens");
-        // Event ids of their own, so a database used before holds none of them.
-        let run = std::process::id();
-        let verdicts: Vec<Verdict> = verdicts
-            .into_iter()
-            .map(|mut v| {
-                v.event = format!("{run}{}", v.event).into();
-                v
-            })
-            .collect();
-        record("PostgreSQL", &store, &verdicts).await;
+        for (name, verdicts) in [("clean", clean), ("mixed", mixed)] {
+            // Event ids of their own, so a database used before holds none of them.
+            let run = format!("{}-{name}-", std::process::id());
+            let verdicts: Vec<Verdict> = verdicts
+                .into_iter()
+                .map(|mut v| {
+                    v.event = format!("{run}{}", v.event).into();
+                    v
+                })
+                .collect();
+            record("PostgreSQL", &store, &verdicts).await;
+        }
     }
 }

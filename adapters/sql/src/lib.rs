@@ -337,10 +337,10 @@ impl Statement {
         self
     }
 
-    pub(crate) fn query(&self) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql.clone()));
-        for value in &self.values {
-            query = match value.clone() {
+    pub(crate) fn query(self) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql));
+        for value in self.values {
+            query = match value {
                 Value::Text(v) => query.bind(v),
                 Value::OptText(v) => query.bind(v),
                 Value::Int(v) => query.bind(v),
@@ -353,6 +353,23 @@ impl Statement {
 
 /// Rows per multi-row INSERT: well under SQLite's 32,766 bound parameters.
 pub(crate) const CHUNK: usize = 500;
+
+/// `items` in runs whose lengths are powers of two up to `max` (itself one), longest first.
+/// A multi-row statement's text depends on its row count and each text is prepared once per
+/// connection: with these lengths, batches of any size share a dozen statements.
+pub(crate) fn runs<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = max.min(1 << rest.len().ilog2());
+        let (run, after) = rest.split_at(len);
+        rest = after;
+        Some(run)
+    })
+}
 
 /// Appends an audit entry inside the caller's transaction.
 pub(crate) async fn audit(
@@ -380,4 +397,22 @@ pub(crate) fn audit_entry(row: &AnyRow) -> Result<AuditEntry, StoreError> {
         change: from_json(&col::<String>(row, "change")?)?,
         undone_by: col(row, "undone_by")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn runs_cover_every_item_in_order_with_few_lengths() {
+        let items: Vec<u32> = (0..1_000).collect();
+        let lengths: Vec<usize> = runs(&items, 512).map(<[u32]>::len).collect();
+        assert_eq!(lengths, [512, 256, 128, 64, 32, 8]);
+        let joined: Vec<u32> = runs(&items, 512).flatten().copied().collect();
+        assert_eq!(joined, items);
+        let long: Vec<u32> = (0..1_300).collect();
+        let lengths: Vec<usize> = runs(&long, 256).map(<[u32]>::len).collect();
+        assert_eq!(lengths, [256, 256, 256, 256, 256, 16, 4]);
+        assert_eq!(runs::<u32>(&[], 512).count(), 0);
+    }
 }

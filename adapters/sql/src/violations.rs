@@ -15,11 +15,14 @@ use groupguard_core::verdict::{Action, CheckKind, PlannedAction, Verdict, Violat
 use sqlx::any::AnyRow;
 
 use crate::{
-    Backend, CHUNK, SqlStore, Statement, Value, col, db, from_json, parse, platform_ref, to_json,
+    Backend, SqlStore, Statement, Value, col, db, from_json, parse, platform_ref, runs, to_json,
 };
 
 const VIOLATION_COLUMNS: &str = "id, event_id, at, platform, group_id, member, member_name, \
                                  member_joined_at, rule_id, check_kind, evidence, excerpt, mode, actions";
+/// Rows per multi-row statement of up to five parameters a row (SQLite binds at most 32,766).
+const ROWS: usize = 512;
+
 const OUTBOX_COLUMNS: &str = "id, violation_id, rule_id, platform, group_id, member, message_id, \
                               action, idem_key, state, detail, attempts";
 
@@ -51,10 +54,21 @@ fn state_from(state: &str, detail: Option<String>) -> Result<ActionState, StoreE
     })
 }
 
-fn outbox_from_row(row: &AnyRow) -> Result<OutboxAction, StoreError> {
+/// An outbox row with its violation's record from `records`.
+fn outbox_from_row(
+    row: &AnyRow,
+    records: &HashMap<i64, ViolationRecord>,
+) -> Result<OutboxAction, StoreError> {
+    let violation = col(row, "violation_id")?;
+    let record = records.get(&violation).cloned().ok_or_else(|| {
+        StoreError::backend(std::io::Error::other(format!(
+            "corrupt outbox: violation {violation} is missing"
+        )))
+    })?;
     Ok(OutboxAction {
         id: col(row, "id")?,
-        violation: col(row, "violation_id")?,
+        violation,
+        record,
         rule: col::<String>(row, "rule_id")?.into(),
         platform: parse(&col::<String>(row, "platform")?)?,
         group: col::<String>(row, "group_id")?.into(),
@@ -131,15 +145,37 @@ impl ViolationStore for SqlStore {
              (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= $2 AND lease_until < $2 \
              ORDER BY id LIMIT $3{lock}) RETURNING {OUTBOX_COLUMNS}"
         );
-        let mut claimed = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut tx = self.writer.begin().await.map_err(db)?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(lease_until.millis())
             .bind(now.millis())
             .bind(i64::from(limit))
-            .fetch_all(&self.writer)
+            .fetch_all(&mut *tx)
             .await
-            .map_err(db)?
+            .map_err(db)?;
+        // The violations behind them, each read once.
+        let wanted: Vec<i64> = rows
             .iter()
-            .map(outbox_from_row)
+            .map(|row| col::<i64>(row, "violation_id"))
+            .collect::<Result<HashSet<_>, _>>()?
+            .into_iter()
+            .collect();
+        let mut records = HashMap::with_capacity(wanted.len());
+        for chunk in runs(&wanted, ROWS) {
+            let mut select = Statement::new(
+                self.backend,
+                &format!("SELECT {VIOLATION_COLUMNS} FROM violations WHERE id IN "),
+            );
+            select.tuple(chunk.iter().map(|id| Value::from(*id)));
+            for row in select.query().fetch_all(&mut *tx).await.map_err(db)? {
+                let (id, record) = violation_from_row(&row)?;
+                records.insert(id, record);
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| outbox_from_row(row, &records))
             .collect::<Result<Vec<_>, _>>()?;
         claimed.sort_by_key(|a| a.id);
         Ok(claimed)
@@ -157,7 +193,7 @@ impl ViolationStore for SqlStore {
             .filter(|(_, r)| *r == ActionResult::Done)
             .map(|(id, _)| *id)
             .collect();
-        for chunk in done.chunks(CHUNK) {
+        for chunk in runs(&done, ROWS) {
             let mut statement = Statement::new(
                 self.backend,
                 "UPDATE outbox SET state = 'done', detail = NULL, lease_until = ",
@@ -421,7 +457,7 @@ async fn stored_among(
 ) -> Result<HashSet<(Platform, String)>, StoreError> {
     let mut seen = HashSet::new();
     // Bound the statement's parameters (SQLite allows 32,766; PostgreSQL 65,535).
-    for chunk in events.chunks(CHUNK) {
+    for chunk in runs(events, ROWS) {
         let mut statement = Statement::new(
             backend,
             "SELECT platform, event_id FROM processed_events WHERE (platform, event_id) IN (VALUES ",
@@ -464,7 +500,7 @@ async fn record_batch(
 ) -> Result<Vec<Recorded>, StoreError> {
     let mut inserted = HashSet::new();
     // Five parameters a row.
-    for chunk in verdicts.chunks(CHUNK) {
+    for chunk in runs(verdicts, ROWS) {
         let keys: Vec<(Platform, String)> = chunk
             .iter()
             .map(|v| (v.platform, v.event.to_string()))
@@ -572,7 +608,7 @@ fn violation_key(verdict: &Verdict, rule: &RuleId) -> ViolationKey {
 }
 
 /// Rows per multi-row INSERT of violations and actions (13 and 10 parameters a row).
-const RECORD_CHUNK: usize = 200;
+const RECORD_ROWS: usize = 256;
 
 /// Inserts the violation records of `verdicts`; their ids by platform, event and rule.
 async fn insert_violations<'v>(
@@ -582,7 +618,7 @@ async fn insert_violations<'v>(
 ) -> Result<HashMap<ViolationKey, i64>, StoreError> {
     let records: Vec<&ViolationRecord> = verdicts.flat_map(|v| &v.violations).collect();
     let mut ids = HashMap::with_capacity(records.len());
-    for chunk in records.chunks(RECORD_CHUNK) {
+    for chunk in runs(&records, RECORD_ROWS) {
         let mut statement = Statement::new(
             backend,
             "INSERT INTO violations (event_id, at, platform, group_id, member, member_name, \
@@ -665,7 +701,7 @@ async fn insert_actions(
     rows: &[&ActionRow<'_>],
 ) -> Result<HashMap<(String, String), i64>, StoreError> {
     let mut ids = HashMap::with_capacity(rows.len());
-    for chunk in rows.chunks(RECORD_CHUNK) {
+    for chunk in runs(rows, RECORD_ROWS) {
         let mut statement = Statement::new(
             backend,
             "INSERT INTO outbox (violation_id, rule_id, platform, group_id, member, message_id, \

@@ -103,6 +103,77 @@ async fn a_restart_forgets_no_warning() {
     );
 }
 
+/// A new database at `path` with the migrations before `version` applied, as an older
+/// groupguard left it.
+async fn migrated_until(path: &std::path::Path, version: &str) -> sqlx::SqliteConnection {
+    use sqlx::Connection as _;
+    let old = path.with_extension("migrations");
+    std::fs::create_dir_all(&old).unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/sqlite");
+    for file in std::fs::read_dir(&all).unwrap() {
+        let name = file.unwrap().file_name();
+        if name.to_string_lossy().as_ref() < version {
+            std::fs::copy(all.join(&name), old.join(&name)).unwrap();
+        }
+    }
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+/// Events recorded before migration 0007 moved processed events into a rowid table are
+/// still recognised as redeliveries, and their verdicts still answer `why`.
+#[tokio::test]
+async fn events_recorded_before_the_rowid_migration_stay_recorded() {
+    use groupguard_core::model::Platform;
+    use groupguard_core::ports::ViolationStore;
+    use groupguard_core::verdict::Verdict;
+    use sqlx::Connection as _;
+
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../core/tests/fixtures/stored/verdicts.json");
+    let verdicts: Vec<Verdict> =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let verdict = &verdicts[0];
+    let path = fresh_path();
+    let mut conn = migrated_until(&path, "0007").await;
+    sqlx::query(
+        "INSERT INTO processed_events (platform, event_id, at, message_id, verdict) \
+         VALUES (?, ?, ?, 'message-1', ?), (?, 'older', 0, NULL, NULL)",
+    )
+    .bind(verdict.platform.as_str())
+    .bind(verdict.event.to_string())
+    .bind(verdict.at.millis())
+    .bind(serde_json::to_string(verdict).unwrap())
+    .bind(verdict.platform.as_str())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let store = SqlStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .seen(verdict.platform, verdict.event.as_str())
+            .await
+            .unwrap()
+    );
+    assert!(store.seen(verdict.platform, "older").await.unwrap());
+    assert!(!store.seen(Platform::Discord, "older").await.unwrap());
+    let why = store.verdict(verdict.platform, "message-1").await.unwrap();
+    assert_eq!(why.as_ref(), Some(verdict));
+    let again = store.record(verdict).await.unwrap();
+    assert_eq!(again, groupguard_core::ports::Recorded::Duplicate);
+}
+
 /// An outbox written before migration 0003 (idempotency keys, message ids, group admins)
 /// still runs after it: pending actions get a key from their id and the message of their
 /// event, groups get no admins.
@@ -114,23 +185,7 @@ async fn actions_queued_before_the_platform_port_migration_still_run() {
 
     let path = fresh_path();
     let url = format!("sqlite://{}", path.display());
-    let old = path.with_extension("migrations");
-    std::fs::create_dir_all(&old).unwrap();
-    for name in ["0001_initial.sql", "0002_verdicts.sql"] {
-        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../migrations/sqlite")
-            .join(name);
-        std::fs::copy(source, old.join(name)).unwrap();
-    }
-    let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
-        .await
-        .unwrap();
-    sqlx::migrate::Migrator::new(old.as_path())
-        .await
-        .unwrap()
-        .run(&mut conn)
-        .await
-        .unwrap();
+    let mut conn = migrated_until(&path, "0003").await;
     sqlx::raw_sql(
         "INSERT INTO processed_events (platform, event_id, at, message_id) VALUES ('wecom', 'e1', 0, 'm1');
          INSERT INTO violations (event_id, at, platform, group_id, member, rule_id, check_kind, evidence, excerpt, mode, actions)
