@@ -34,7 +34,7 @@ const HAND_OVER: usize = 64;
 
 /// Decisions waiting for the recorder before judging pauses: with the one being committed,
 /// this bounds how long a decision waits to be stored.
-const MAX_WAITING: usize = 1024;
+const MAX_WAITING: usize = 512;
 
 /// Decisions taken and not yet stored.
 #[derive(Default)]
