@@ -497,25 +497,42 @@ fn resolve_groups(set: &RuleSet, rules: &[CompiledRule]) -> FxHashMap<u64, Group
                 });
         }
     }
+    // Which rules name each group, and which rules each tag brings in: every scope entry is
+    // hashed once, not once per group known.
+    let mut named: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+    let mut by_tag: FxHashMap<&str, Vec<u32>> = FxHashMap::default();
+    let mut everywhere = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let scope = &rule.rule.scope;
+        if scope.is_unrestricted() {
+            everywhere.push(i as u32);
+            continue;
+        }
+        for g in &scope.groups {
+            named
+                .entry(keys::group(g.platform, g.id.as_str()))
+                .or_default()
+                .push(i as u32);
+        }
+        for tag in &scope.tags {
+            by_tag.entry(tag.as_str()).or_default().push(i as u32);
+        }
+    }
     let mut resolved = FxHashMap::default();
     resolved.reserve(groups.len());
     for (group_key, (platform, tags, mut entry)) in groups {
-        let in_scope: Vec<u32> = rules
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| {
-                let scope = &r.rule.scope;
-                let platform_ok = r.platforms == 0 || r.platforms & platform_bit(platform) != 0;
-                let group_ok = scope.is_unrestricted()
-                    || scope
-                        .groups
-                        .iter()
-                        .any(|g| keys::group(g.platform, g.id.as_str()) == group_key)
-                    || scope.tags.iter().any(|t| tags.contains(&t.as_str()));
-                platform_ok && group_ok
-            })
-            .map(|(i, _)| i as u32)
-            .collect();
+        let mut in_scope: Vec<u32> = everywhere.clone();
+        in_scope.extend(named.get(&group_key).into_iter().flatten());
+        for tag in &tags {
+            in_scope.extend(by_tag.get(tag).into_iter().flatten());
+        }
+        in_scope.retain(|&i| {
+            let r = &rules[i as usize];
+            r.platforms == 0 || r.platforms & platform_bit(platform) != 0
+        });
+        // In rule order, each once (a rule may name a group and share one of its tags).
+        in_scope.sort_unstable();
+        in_scope.dedup();
         entry.rules = in_scope.into_boxed_slice();
         resolved.insert(group_key, entry);
     }

@@ -92,3 +92,41 @@ fn a_hundred_thousand_keywords_in_one_rule_compile() {
         });
     assert_eq!(hits, [99_999]);
 }
+
+#[test]
+fn each_group_gets_the_rules_that_name_it_tag_it_or_cover_everything_in_order_once() {
+    use crate::model::{GroupRef, Platform};
+    let group = |id: &str, tags: &[&str]| {
+        let mut g = GroupConfig::new(GroupRef::new(Platform::WeCom, id));
+        g.tags = tags.iter().map(|t| (*t).to_owned()).collect();
+        g
+    };
+    let mut matrix_only = rule_with_keywords("matrix-only", &["a"]);
+    matrix_only.scope.platforms = vec![Platform::Matrix];
+    let mut named_and_tagged = rule_with_keywords("retail", &["b"]);
+    named_and_tagged.scope.groups = vec![GroupRef::new(Platform::WeCom, "shop")];
+    named_and_tagged.scope.tags = vec!["retail".into()];
+    let mut vip = rule_with_keywords("vip", &["c"]);
+    vip.scope.tags = vec!["vip".into()];
+    let mut named_only = rule_with_keywords("named", &["d"]);
+    named_only.scope.groups = vec![GroupRef::new(Platform::WeCom, "elsewhere")];
+    let everywhere = rule_with_keywords("all", &["e"]);
+    let set = RuleSet {
+        groups: vec![group("shop", &["retail", "vip"]), group("club", &["vip"])],
+        rules: vec![matrix_only, named_and_tagged, vip, named_only, everywhere],
+        ..RuleSet::default()
+    };
+    let compiled = CompiledRules::compile(set).unwrap();
+    let rules_of = |id: &str| {
+        compiled.groups[&keys::group(Platform::WeCom, id)]
+            .rules
+            .to_vec()
+    };
+    assert_eq!(rules_of("shop"), [1, 2, 4]);
+    assert_eq!(rules_of("club"), [2, 4]);
+    assert_eq!(
+        rules_of("elsewhere"),
+        [3, 4],
+        "a group only a rule names is known too"
+    );
+}
