@@ -33,6 +33,9 @@
 //!
 //! Where the line is: a separator run between two words of two or more letters (`we chat`,
 //! `替代，购买`) is never removed, so ordinary sentences and lists are not glued into keywords.
+//! A letter written against a word belongs to that word: in `sal e w z v l i f dle` the run
+//! `w z v l i f` is joined, but `sale` and `dle` keep their letters, so initials next to words
+//! (`plan b for`) are not glued into them.
 //! What stays is written in one canonical form, a space, or `,` where the run held a sentence
 //! break, so `free gift`, `free-gift`, `free.gift` and `free / gift` read alike. Separators
 //! are anything but letters and digits: spaces, dots, dashes, slashes, tildes, middle dots of

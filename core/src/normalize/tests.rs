@@ -174,3 +174,10 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn spelled_out_letters_against_a_word_stay_with_that_word() {
+    assert_eq!(normalize("sale w z v l i f dle"), "sale wzvlif dle");
+    assert_eq!(normalize("buy w e c h a t now"), "buy wechat now");
+    assert_eq!(normalize("plan b for"), "plan b for");
+}
