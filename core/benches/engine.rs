@@ -6,7 +6,9 @@
 //!
 //! Run: `cargo bench -p groupguard-core --bench engine` (set `BENCH_MESSAGES` to change the
 //! stream length, default 200,000; set `BENCH_ENGINE_ONLY=1` to stop after the evaluate pass,
-//! for profiling).
+//! for profiling). `cargo test` runs a small version (unoptimized) that fails below floors
+//! set about ten times under what it measures, to catch a regression by an order of
+//! magnitude.
 
 // The counting allocator below is the only unsafe code in the workspace: GlobalAlloc requires it.
 #![allow(unsafe_code)]
@@ -490,11 +492,23 @@ fn main() {
         pct(0.99),
         latencies[latencies.len() - 1]
     );
+    let precision = f64::from(tp) / f64::from((tp + fp).max(1));
+    let recall = f64::from(tp) / f64::from((tp + fn_).max(1));
     println!(
-        "keyword check on the labelled stream: precision {:.3}, recall {:.3} (TP {tp}, FP {fp}, FN {fn_})",
-        f64::from(tp) / f64::from((tp + fp).max(1)),
-        f64::from(tp) / f64::from((tp + fn_).max(1))
+        "keyword check on the labelled stream: precision {precision:.3}, recall {recall:.3} (TP {tp}, FP {fp}, FN {fn_})"
     );
+    if quick {
+        // Unoptimized, a 2-core machine running other tests: ~43 k msgs/s.
+        assert!(
+            engine_rate >= SMOKE_MIN_RATE,
+            "evaluate fell to {} msgs/s",
+            human(engine_rate)
+        );
+        assert!(
+            precision >= 0.99 && recall >= 0.99,
+            "keyword precision {precision:.3}, recall {recall:.3}"
+        );
+    }
     evasion_quality(&mut rng, if quick { 2_000 } else { 20_000 });
     let stats = engine.state().stats();
     println!(
@@ -505,16 +519,24 @@ fn main() {
     state_memory(if quick { 10_000 } else { 1_000_000 });
     blacklist(if quick { 20_000 } else { 2_000_000 });
     if quick {
-        operator_scale(&mut rng, 2_000, 10_000);
+        // Unoptimized: ~0.1 s.
+        let compiled = operator_scale(&mut rng, 2_000, 10_000);
+        assert!(
+            compiled < Duration::from_secs(2),
+            "the operator's rules took {compiled:?} to compile"
+        );
     } else {
         operator_scale(&mut rng, 20_000, 100_000);
     }
 }
 
+/// The smoke run's floor for `evaluate`, in messages a second.
+const SMOKE_MIN_RATE: f64 = 4_000.0;
+
 /// A large WeCom operator's rules compiled: `groups` groups tagged by region and kind, one
 /// rule with `keywords` keywords scoped by tags, 50 rules scoped to 400 explicit groups each
 /// (fewer when there are fewer groups), and one rule naming every group.
-fn operator_scale(rng: &mut Rng, groups: usize, keywords_n: usize) {
+fn operator_scale(rng: &mut Rng, groups: usize, keywords_n: usize) -> Duration {
     let group_ref = |i: usize| GroupRef::new(Platform::WeCom, format!("wrGroup{i:05}"));
     let mut set = RuleSet {
         groups: (0..groups)
@@ -556,6 +578,7 @@ fn operator_scale(rng: &mut Rng, groups: usize, keywords_n: usize) {
          of {per_rule} explicit groups and one naming all {groups}: compiled in {:.0} ms",
         compiled.as_secs_f64() * 1e3
     );
+    compiled
 }
 
 /// Bytes of engine state per tracked item, measured with the counting allocator: `n` members
