@@ -1,5 +1,7 @@
 //! Blacklists.
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 use groupguard_core::model::{MemberRef, UserId};
 use groupguard_core::ports::{AuditId, Change, Edit, ListStore, StoreError};
@@ -12,6 +14,40 @@ use crate::{Backend, CHUNK, SqlStore, Statement, Value, audit, col, db, parse, p
 
 const COLUMNS: &str = "platform, member, owner, reason, source, created_at, expires_at";
 
+/// A page of the blacklist as one JSON text: an array of entries, each an array built by
+/// `$array`, aggregated by `$aggregate` in `$order` then cast by `$cast` (each differs
+/// between SQLite and PostgreSQL).
+macro_rules! page_query {
+    ($aggregate:literal, $array:literal, $order:literal, $cast:literal) => {
+        concat!(
+            "SELECT ",
+            $aggregate,
+            "(",
+            $array,
+            "(platform, member, owner, reason, source, created_at, expires_at)",
+            $order,
+            ")",
+            $cast,
+            " AS page FROM \
+             (SELECT platform, member, owner, reason, source, created_at, expires_at \
+              FROM blacklist WHERE (platform, member, owner) > ($1, $2, $3) \
+              ORDER BY platform, member, owner LIMIT $4) AS page"
+        )
+    };
+}
+
+/// A blacklist entry as the page query writes it.
+#[derive(serde::Deserialize)]
+struct PageEntry<'a>(
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    i64,
+    Option<i64>,
+);
+
 fn entry_from_row(row: &AnyRow) -> Result<BlacklistEntry, StoreError> {
     let owner: String = col(row, "owner")?;
     Ok(BlacklistEntry {
@@ -22,6 +58,12 @@ fn entry_from_row(row: &AnyRow) -> Result<BlacklistEntry, StoreError> {
         created_at: Timestamp(col(row, "created_at")?),
         expires_at: col::<Option<i64>>(row, "expires_at")?.map(Timestamp),
     })
+}
+
+/// The table's key order: platform as stored, member, owner ('' for none).
+fn table_order(e: &BlacklistEntry) -> (&str, &str, &str) {
+    let owner = e.owner.as_ref().map_or("", |o| o.as_str());
+    (e.member.platform.as_str(), e.member.id.as_str(), owner)
 }
 
 fn owner_key(owner: Option<&UserId>) -> String {
@@ -178,18 +220,53 @@ impl ListStore for SqlStore {
             // The empty key sorts before every real one.
             None => (String::new(), String::new(), String::new()),
         };
-        let rows = sqlx::query(
-            "SELECT platform, member, owner, reason, source, created_at, expires_at FROM blacklist \
-             WHERE (platform, member, owner) > ($1, $2, $3) ORDER BY platform, member, owner LIMIT $4",
-        )
-        .bind(platform)
-        .bind(member)
-        .bind(owner)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(entry_from_row).collect()
+        // The page comes back as one row: handing 10,000 rows over one by one from the
+        // database driver costs more than reading them.
+        // SQLite sorting inside the aggregate doubles the query's time, and its pages come
+        // nearly sorted; they are sorted here instead (text compares bytewise there, as in
+        // Rust). PostgreSQL sorts by its own collation, which only it knows.
+        let query = match self.backend {
+            Backend::Sqlite => page_query!("json_group_array", "json_array", "", ""),
+            Backend::Postgres => page_query!(
+                "json_agg",
+                "json_build_array",
+                " ORDER BY platform, member, owner",
+                "::text"
+            ),
+        };
+        let row = sqlx::query(query)
+            .bind(platform)
+            .bind(member)
+            .bind(owner)
+            .bind(i64::from(limit))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        // PostgreSQL aggregates no rows into NULL.
+        let Some(page) = col::<Option<String>>(&row, "page")? else {
+            return Ok(Vec::new());
+        };
+        let page: Vec<PageEntry<'_>> = serde_json::from_str(&page).map_err(StoreError::backend)?;
+        let mut page = page
+            .into_iter()
+            .map(
+                |PageEntry(platform, member, owner, reason, source, created_at, expires_at)| {
+                    Ok(BlacklistEntry {
+                        member: MemberRef::new(parse(&platform)?, member.into_owned()),
+                        owner: (!owner.is_empty()).then(|| UserId::from(owner.as_ref())),
+                        reason: reason.into_owned(),
+                        source: parse::<Source>(&source)?,
+                        created_at: Timestamp(created_at),
+                        expires_at: expires_at.map(Timestamp),
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if self.backend == Backend::Sqlite {
+            // One pass over a page that is already sorted.
+            page.sort_by(|a, b| table_order(a).cmp(&table_order(b)));
+        }
+        Ok(page)
     }
 
     async fn blacklist_len(&self) -> Result<u64, StoreError> {

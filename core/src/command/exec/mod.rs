@@ -20,7 +20,7 @@ use crate::command::parse::{MissingArg, need};
 use crate::command::{CommandId, Invocation, literal_path, spec};
 use crate::compile::CompiledRules;
 use crate::engine::{Live, RulesHandle};
-use crate::lists::BlacklistIndex;
+use crate::lists::BlacklistBuilder;
 use crate::model::{GroupId, GroupRef, Member, MemberRef, Platform, RuleId};
 use crate::ports::{AuditEntry, DayStats, Edit, Store, StoreError, StoredViolation};
 use crate::rule::{BlacklistEntry, Mode, Rule, RuleSet, Source, WhitelistEntry};
@@ -387,20 +387,21 @@ fn compile(set: RuleSet) -> Result<CompiledRules, CommandError> {
         .map_err(|errors| CommandError::Invalid(errors.iter().map(ToString::to_string).collect()))
 }
 
-/// Compiles the stored configuration, and indexes the blacklist page by page.
+/// Compiles the stored configuration, and indexes the blacklist page by page: only one page
+/// of entries is in memory at a time.
 pub async fn load_rules(store: &dyn Store) -> Result<Live, CommandError> {
     let rules = compile(store.config().await?)?;
-    let mut entries = Vec::new();
+    let mut index = BlacklistBuilder::default();
     let mut after: Option<BlacklistEntry> = None;
     loop {
         let key = after.as_ref().map(|e| (&e.member, e.owner.as_ref()));
         let page = store.blacklist_page(key, 10_000).await?;
+        page.iter().for_each(|e| index.add(e));
         let done = page.len() < 10_000;
-        after = page.last().cloned();
-        entries.extend(page);
+        after = page.into_iter().last();
         if done {
             break;
         }
     }
-    Ok(Live::new(rules, BlacklistIndex::of_entries(&entries)))
+    Ok(Live::new(rules, index.finish()))
 }
