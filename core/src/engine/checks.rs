@@ -1,6 +1,8 @@
 //! The checks, one function each, run for one rule against one event.
 
-use super::state::{DuplicateSender, EngineState};
+use smallvec::SmallVec;
+
+use super::state::{DuplicateSender, EngineState, seconds};
 use super::text::TextAnalysis;
 use crate::compile::{CompiledRule, CompiledRules, KeywordOwner};
 use crate::detect::links::find_links;
@@ -176,22 +178,25 @@ impl Context<'_> {
         state: &EngineState,
         hits: &mut Hits,
     ) {
-        let (Some(d), Some(senders)) =
-            (&rule.duplicates, key.and_then(|k| state.duplicates.get(&k)))
-        else {
+        let (Some(d), Some(key)) = (&rule.duplicates, key) else {
             return;
         };
-        let since = self.now.millis() - duration_millis(d.window);
-        let recent: Vec<&DuplicateSender> = senders.iter().filter(|s| s.at > since).collect();
-        let by_member: fn(&DuplicateSender) -> u64 = |s| s.member;
-        let by_group: fn(&DuplicateSender) -> u64 = |s| s.group;
+        let since = seconds(self.now.millis() - duration_millis(d.window));
+        let recent: SmallVec<[&DuplicateSender; 8]> = state
+            .duplicates
+            .senders(key)
+            .iter()
+            .filter(|s| s.at > since)
+            .collect();
+        let by_member: fn(&DuplicateSender) -> u32 = |s| s.member;
+        let by_group: fn(&DuplicateSender) -> u32 = |s| s.group;
         let distinct = [
             (CheckKind::DuplicateMembers, d.members, by_member),
             (CheckKind::DuplicateGroups, d.groups, by_group),
         ];
         for (check, limit, key_of) in distinct {
             let Some(limit) = limit else { continue };
-            let mut keys: Vec<u64> = recent.iter().map(|s| key_of(s)).collect();
+            let mut keys: SmallVec<[u32; 8]> = recent.iter().map(|s| key_of(s)).collect();
             keys.sort_unstable();
             keys.dedup();
             let observed = keys.len() as u32;
@@ -211,17 +216,12 @@ impl Context<'_> {
     /// Too many messages from the member in the group within the window.
     fn flood(&self, rule: &CompiledRule, key: Option<u64>, state: &EngineState, hits: &mut Hits) {
         let Some(f) = &rule.flood else { return };
-        let (Some(limit), Some(per), Some(window)) =
-            (f.messages, f.per, key.and_then(|k| state.flood.get(&k)))
-        else {
+        let (Some(limit), Some(per), Some(key)) = (f.messages, f.per, key) else {
             return;
         };
-        let since = self.now.millis() - duration_millis(per);
-        let observed = window
-            .times
-            .iter()
-            .filter(|&&t| window.base + i64::from(t) > since)
-            .count() as u32;
+        let observed = state
+            .flood
+            .count_recent(key, self.now.millis(), duration_millis(per));
         if observed > limit {
             hits.push(CheckHit {
                 check: CheckKind::Flood,

@@ -1,7 +1,8 @@
 //! Climbing a rule's ladder and planning the rung's actions.
 
 use super::checks::Context;
-use super::{EXCERPT_CHARS, Engine, LADDER_MEMORY, ladder_key};
+use super::state::seconds;
+use super::{EXCERPT_CHARS, Engine, ladder_key};
 use crate::compile::CompiledRule;
 use crate::keys;
 use crate::lists::ListMeta;
@@ -23,18 +24,13 @@ impl Engine {
     ) -> Match {
         let event = ctx.event;
         let now = ctx.now;
-        let decay_ms = duration_millis(rule.rule.decay);
-        let times = self
-            .state
-            .ladder
-            .entry(ladder_key(ctx.member_key, &rule.rule.id))
-            .or_default();
-        times.retain(|&t| t > now.millis() - decay_ms);
+        let key = ladder_key(ctx.member_key, &rule.rule.id);
+        let since = seconds(now.millis() - duration_millis(rule.rule.decay));
+        let mut times = self.state.ladder.times(key);
+        times.retain(|t| *t > since);
         let count_before = times.len() as u32;
-        times.push(now.millis());
-        if times.len() > LADDER_MEMORY {
-            times.remove(0);
-        }
+        times.push(seconds(now.millis()));
+        self.state.ladder.set(key, times);
         let ladder = &rule.rule.ladder;
         let rung_index = (count_before as usize).min(ladder.len() - 1);
         let rung = &ladder[rung_index];

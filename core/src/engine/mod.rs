@@ -16,6 +16,7 @@
 //! counter with one violation about 100 bytes (measured: `docs/PERFORMANCE.md`).
 
 mod checks;
+mod flood;
 mod ladder;
 mod state;
 mod text;
@@ -164,12 +165,10 @@ impl Engine {
     /// Replays a stored violation so a restart forgets no warning.
     fn restore_violation(&mut self, member: &MemberRef, rule: &RuleId, at: Timestamp) {
         let key = ladder_key(keys::member(member.platform, member.id.as_str()), rule);
-        let times = self.state.ladder.entry(key).or_default();
-        let i = times.partition_point(|&t| t <= at.millis());
-        times.insert(i, at.millis());
-        if times.len() > LADDER_MEMORY {
-            times.remove(0);
-        }
+        let mut times = self.state.ladder.times(key);
+        let at = state::seconds(at.millis());
+        times.insert(times.partition_point(|&t| t <= at), at);
+        self.state.ladder.set(key, times);
     }
 
     /// Judges one event at `now`.
@@ -246,7 +245,7 @@ impl Engine {
             _ => None,
         };
         if let EventKind::MemberLeft | EventKind::MemberRemoved { .. } = event.kind {
-            self.state.flood.remove(&keys::pair(group_key, member_key));
+            self.state.flood.remove(keys::pair(group_key, member_key));
         }
 
         let mut verdict = Verdict {

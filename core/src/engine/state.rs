@@ -1,26 +1,134 @@
 //! What the engine remembers between events, and the sweep that keeps it bounded.
 
-use std::collections::VecDeque;
-
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use super::{DUPLICATE_SENDERS, SWEEP_EVERY_MS};
+use super::flood::FloodWindows;
+use super::{DUPLICATE_SENDERS, LADDER_MEMORY, SWEEP_EVERY_MS};
 use crate::compile::StateNeeds;
 use crate::keys;
 use crate::lists::ListMeta;
 use crate::model::RuleId;
 use crate::time::Timestamp;
 
+/// Flood windows checked for idleness at each event: a full pass every few thousand events
+/// at 30,000 windows, and nothing like a pause.
+const FLOOD_SWEEP_PER_EVENT: usize = 8;
+
 /// Counters the engine keeps between events.
 #[derive(Debug, Default)]
 pub struct EngineState {
-    pub(super) flood: FxHashMap<u64, FloodWindow>,
-    pub(super) ladder: FxHashMap<u64, Vec<i64>>,
-    /// Most texts are sent once: their one sender is stored inline, without an allocation.
-    pub(super) duplicates: FxHashMap<u64, SmallVec<[DuplicateSender; 1]>>,
+    pub(super) flood: FloodWindows,
+    pub(super) ladder: Ladders,
+    pub(super) duplicates: Duplicates,
     pub(super) blacklisted: FxHashMap<u64, ListMeta>,
     pub(super) next_sweep: i64,
+}
+
+/// Violation times per (member, rule), in whole seconds since the Unix epoch (a `u32` lasts
+/// until 2106), oldest first. Most violators have one or two inside the decay window: those
+/// sit in the map's own slot; a repeat offender's times move to `more`.
+#[derive(Debug, Default)]
+pub(super) struct Ladders {
+    few: FxHashMap<u64, [u32; 2]>,
+    more: FxHashMap<u64, SmallVec<[u32; LADDER_MEMORY]>>,
+}
+
+/// In `Ladders::few`: no time in this place.
+const NO_TIME: u32 = 0;
+/// In `Ladders::few`: the times are in `Ladders::more`.
+const MOVED: [u32; 2] = [u32::MAX; 2];
+
+/// Whole seconds since the Unix epoch, as state stores them.
+pub(super) fn seconds(millis: i64) -> u32 {
+    (millis.div_euclid(1000)).clamp(1, i64::from(u32::MAX - 1)) as u32
+}
+
+impl Ladders {
+    /// The member's times under the rule, oldest first.
+    pub(super) fn times(&self, key: u64) -> SmallVec<[u32; LADDER_MEMORY]> {
+        match self.few.get(&key) {
+            None => SmallVec::new(),
+            Some(&MOVED) => self.more.get(&key).cloned().unwrap_or_default(),
+            Some(few) => few.iter().copied().filter(|&t| t != NO_TIME).collect(),
+        }
+    }
+
+    /// Replaces the times (oldest first, at most [`LADDER_MEMORY`] kept).
+    pub(super) fn set(&mut self, key: u64, mut times: SmallVec<[u32; LADDER_MEMORY]>) {
+        if times.len() > LADDER_MEMORY {
+            times.drain(..times.len() - LADDER_MEMORY);
+        }
+        match times.as_slice() {
+            [] => {
+                self.few.remove(&key);
+                self.more.remove(&key);
+            }
+            &[a] => self.set_few(key, [NO_TIME, a]),
+            &[a, b] => self.set_few(key, [a, b]),
+            _ => {
+                self.few.insert(key, MOVED);
+                self.more.insert(key, times);
+            }
+        }
+    }
+
+    fn set_few(&mut self, key: u64, few: [u32; 2]) {
+        if self.few.insert(key, few) == Some(MOVED) {
+            self.more.remove(&key);
+        }
+    }
+
+    /// Keeps counters with a violation after `since` (seconds).
+    fn retain_recent(&mut self, since: u32) {
+        self.more
+            .retain(|_, times| times.last().is_some_and(|&t| t > since));
+        let more = &self.more;
+        self.few.retain(|key, few| match *few {
+            MOVED => more.contains_key(key),
+            [_, newest] => newest > since,
+        });
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.few.len()
+    }
+
+    #[cfg(test)]
+    pub(super) fn clear(&mut self) {
+        self.few.clear();
+        self.more.clear();
+    }
+}
+
+/// Who recently sent each text (by the text's key). Most texts are sent once: their one
+/// sender sits in the map's own slot; a text sent by several moves to `more`.
+#[derive(Debug, Default)]
+pub(super) struct Duplicates {
+    one: FxHashMap<u64, DuplicateSender>,
+    more: FxHashMap<u64, SmallVec<[DuplicateSender; 4]>>,
+}
+
+/// In `Duplicates::one`: the senders are in `Duplicates::more`.
+const SENT_BY_SEVERAL: DuplicateSender = DuplicateSender {
+    member: 0,
+    group: 0,
+    at: u32::MAX,
+};
+
+impl Duplicates {
+    /// The text's senders, oldest first.
+    pub(super) fn senders(&self, text: u64) -> &[DuplicateSender] {
+        match self.one.get(&text) {
+            None => &[],
+            Some(&SENT_BY_SEVERAL) => self.more.get(&text).map_or(&[], |s| s.as_slice()),
+            Some(one) => std::slice::from_ref(one),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.one.len()
+    }
 }
 
 /// How much the state holds.
@@ -36,18 +144,13 @@ pub struct StateStats {
     pub runtime_blacklist: usize,
 }
 
-/// Recent message times of one member in one group, relative to `base`.
-#[derive(Debug)]
-pub(super) struct FloodWindow {
-    pub(super) base: i64,
-    pub(super) times: VecDeque<u32>,
-}
-
-#[derive(Debug, Clone, Copy)]
+/// A sender of a text: the low 32 bits of the member's and the group's keys (two members
+/// mistaken for one, once in four billion pairs, only undercount), and when, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct DuplicateSender {
-    pub(super) member: u64,
-    pub(super) group: u64,
-    pub(super) at: i64,
+    pub(super) member: u32,
+    pub(super) group: u32,
+    pub(super) at: u32,
 }
 
 impl EngineState {
@@ -61,56 +164,26 @@ impl EngineState {
         }
     }
 
+    /// Drops idle state: a few flood windows at every event, the rest every minute.
     pub(super) fn sweep_if_due(&mut self, now: Timestamp, needs: &StateNeeds) {
         let now = now.millis();
+        self.flood.sweep_some(now, FLOOD_SWEEP_PER_EVENT);
         if now < self.next_sweep {
             return;
         }
         self.next_sweep = now + SWEEP_EVERY_MS;
-        let flood_since = now - needs.flood_window_ms;
-        self.flood.retain(|_, w| {
-            w.times
-                .back()
-                .is_some_and(|&t| w.base + i64::from(t) > flood_since)
-        });
-        let duplicate_since = now - needs.duplicate_window_ms;
-        self.duplicates
-            .retain(|_, senders| senders.last().is_some_and(|s| s.at > duplicate_since));
-        let decay_since = now - needs.decay_ms;
-        self.ladder
-            .retain(|_, times| times.last().is_some_and(|&t| t > decay_since));
+        let duplicate_since = seconds(now - needs.duplicate_window_ms);
+        self.duplicates.retain_recent(duplicate_since);
+        self.ladder.retain_recent(seconds(now - needs.decay_ms));
         let now = Timestamp(now);
         self.blacklisted.retain(|_, meta| meta.is_active(now));
     }
 
     /// Records a message of a member in a group (`key` pairs the two).
     pub(super) fn record_message(&mut self, key: u64, now: Timestamp, needs: &StateNeeds) {
-        let now = now.millis();
-        let window = self.flood.entry(key).or_insert_with(|| FloodWindow {
-            base: now,
-            times: VecDeque::with_capacity(needs.flood_capacity),
-        });
-        let since = now - needs.flood_window_ms;
-        while window
-            .times
-            .front()
-            .is_some_and(|&t| window.base + i64::from(t) <= since)
-        {
-            window.times.pop_front();
-        }
-        if window.times.is_empty() || now < window.base {
-            window.base = now;
-            window.times.clear();
-        } else if now - window.base > i64::from(u32::MAX / 2) {
-            // Keep offsets small by moving the base up to the oldest time kept.
-            let shift = window.times.front().copied().unwrap_or_default();
-            window.base += i64::from(shift);
-            window.times.iter_mut().for_each(|t| *t -= shift);
-        }
-        window.times.push_back((now - window.base) as u32);
-        while window.times.len() > needs.flood_capacity.max(1) {
-            window.times.pop_front();
-        }
+        self.flood
+            .fit(needs.flood_capacity, needs.flood_window_ms, now.millis());
+        self.flood.record_message(key, now.millis());
     }
 
     /// Records who sent a text where.
@@ -122,23 +195,124 @@ impl EngineState {
         now: Timestamp,
         needs: &StateNeeds,
     ) {
-        let now = now.millis();
-        let senders = self.duplicates.entry(text).or_default();
-        senders.retain(|s| {
-            s.at > now - needs.duplicate_window_ms && !(s.member == member && s.group == group)
-        });
-        senders.push(DuplicateSender {
-            member,
-            group,
-            at: now,
-        });
-        if senders.len() > DUPLICATE_SENDERS {
-            senders.remove(0);
+        let sender = DuplicateSender {
+            member: member as u32,
+            group: group as u32,
+            at: seconds(now.millis()),
+        };
+        let since = seconds(now.millis() - needs.duplicate_window_ms);
+        let d = &mut self.duplicates;
+        let previous = match d.one.get(&text) {
+            None => None,
+            Some(&SENT_BY_SEVERAL) => {
+                let senders = d.more.entry(text).or_default();
+                senders.retain(|s| {
+                    s.at > since && !(s.member == sender.member && s.group == sender.group)
+                });
+                senders.push(sender);
+                if senders.len() > DUPLICATE_SENDERS {
+                    senders.remove(0);
+                }
+                return;
+            }
+            Some(&one) => Some(one),
+        };
+        match previous {
+            Some(p) if p.at > since && !(p.member == sender.member && p.group == sender.group) => {
+                d.one.insert(text, SENT_BY_SEVERAL);
+                d.more.insert(text, SmallVec::from_slice(&[p, sender]));
+            }
+            _ => {
+                d.one.insert(text, sender);
+            }
         }
+    }
+}
+
+impl Duplicates {
+    /// Keeps texts sent after `since` (seconds).
+    fn retain_recent(&mut self, since: u32) {
+        self.more
+            .retain(|_, senders| senders.last().is_some_and(|s| s.at > since));
+        let more = &self.more;
+        self.one.retain(|text, one| match *one {
+            SENT_BY_SEVERAL => more.contains_key(text),
+            one => one.at > since,
+        });
     }
 }
 
 /// The key of a member's counter for a rule.
 pub(super) fn ladder_key(member_key: u64, rule: &RuleId) -> u64 {
     keys::pair(member_key, keys::text(rule.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn times(t: &[u32]) -> SmallVec<[u32; LADDER_MEMORY]> {
+        SmallVec::from_slice(t)
+    }
+
+    #[test]
+    fn ladder_times_move_out_of_the_slot_and_back() {
+        let mut ladders = Ladders::default();
+        ladders.set(7, times(&[10]));
+        assert_eq!(ladders.times(7).as_slice(), [10]);
+        ladders.set(7, times(&[10, 20, 30]));
+        assert_eq!(ladders.times(7).as_slice(), [10, 20, 30]);
+        assert_eq!((ladders.len(), ladders.more.len()), (1, 1));
+        ladders.set(7, times(&[30, 40]));
+        assert_eq!(ladders.times(7).as_slice(), [30, 40]);
+        assert!(ladders.more.is_empty(), "back in the slot");
+        let many: Vec<u32> = (1..=20).collect();
+        ladders.set(8, times(&many));
+        assert_eq!(
+            ladders.times(8).as_slice(),
+            &many[4..],
+            "the newest are kept"
+        );
+        ladders.retain_recent(35);
+        assert_eq!(
+            ladders.times(7).as_slice(),
+            [30, 40],
+            "a recent one keeps all"
+        );
+        assert!(ladders.times(8).is_empty() && ladders.more.is_empty());
+        ladders.set(7, times(&[]));
+        assert_eq!(ladders.len(), 0);
+    }
+
+    #[test]
+    fn a_text_from_several_senders_keeps_each_once() {
+        let needs = StateNeeds {
+            duplicate_window_ms: 60_000,
+            ..StateNeeds::default()
+        };
+        let mut state = EngineState::default();
+        let at = |s: i64| Timestamp(1_795_251_600_000 + s * 1000);
+        state.record_text(1, 100, 5, at(0), &needs);
+        state.record_text(1, 100, 5, at(1), &needs);
+        assert_eq!(
+            state.duplicates.senders(1).len(),
+            1,
+            "the same sender again"
+        );
+        state.record_text(1, 200, 5, at(2), &needs);
+        state.record_text(1, 300, 6, at(3), &needs);
+        let members: Vec<u32> = state
+            .duplicates
+            .senders(1)
+            .iter()
+            .map(|s| s.member)
+            .collect();
+        assert_eq!(members, [100, 200, 300]);
+        // After the window, the old senders drop out and the text is sent once again.
+        state.record_text(1, 400, 5, at(100), &needs);
+        assert_eq!(state.duplicates.senders(1).len(), 1);
+        state.duplicates.retain_recent(seconds(at(200).millis()));
+        assert!(state.duplicates.senders(1).is_empty());
+        assert_eq!(state.duplicates.len(), 0);
+    }
 }
