@@ -325,6 +325,13 @@ fn human(rate: f64) -> String {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and wants a quick run.
     let quick = !std::env::args().any(|a| a == "--bench");
+    if let Some(n) = std::env::var("BENCH_TRACKED_MEMBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        tracked_members(n);
+        return;
+    }
     let n: usize = std::env::var("BENCH_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -528,6 +535,15 @@ fn main() {
     );
 
     state_memory(if quick { 10_000 } else { 1_000_000 });
+    let child = std::process::Command::new(std::env::current_exe().expect("the bench binary"))
+        .args(std::env::args().skip(1))
+        .env(
+            "BENCH_TRACKED_MEMBERS",
+            if quick { "10000" } else { "1000000" },
+        )
+        .status()
+        .expect("the bench runs itself");
+    assert!(child.success(), "tracked members run");
     blacklist(if quick { 20_000 } else { 2_000_000 });
     if quick {
         // Unoptimized: ~0.1 s.
@@ -636,6 +652,50 @@ fn state_memory(n: usize) {
         "state bytes per tracked item: flood window {flood:.0} ({windows} windows, limit 10 messages), \
          duplicate text {duplicate:.0} ({texts} texts), ladder counter {ladder:.0} ({counters} members, one violation)"
     );
+}
+
+/// Members who each posted and broke a rule once (a flood window and a ladder counter each),
+/// in a process of their own so resident memory starts clean: run as a child of the bench.
+fn tracked_members(n: usize) {
+    let set = rulefile::parse(
+        "[[rules]]\nid = \"ads\"\nkeywords = { substrings = [\"spam\"] }\nflood = { messages = 10, per = \"10s\" }\n",
+    )
+    .expect("state rule");
+    let mut engine = Engine::new(Live::compile(set).expect("state rule compiles"));
+    let start = Timestamp(1_795_251_600_000);
+    let event = |i: usize| Event {
+        id: EventId::new("e"),
+        at: start,
+        platform: Platform::Discord,
+        group: GroupId::new("g"),
+        member: Member::new(format!("m{i}")),
+        kind: EventKind::MessagePosted(Message::text("spam")),
+    };
+    engine.evaluate(&event(0), start);
+    let (rss_before, before) = (resident_bytes(), allocated());
+    for i in 1..=n {
+        engine.evaluate(&event(i), start);
+    }
+    let stats = engine.state().stats();
+    assert!(stats.flood_windows > n && stats.ladder_counters > n);
+    println!(
+        "{n} tracked members (a flood window and a ladder counter each): {:.0} MiB allocated, resident memory grew by {:.0} MiB to {:.0} MiB for the whole process",
+        (allocated() - before) as f64 / 1_048_576.0,
+        resident_bytes().saturating_sub(rss_before) as f64 / 1_048_576.0,
+        resident_bytes() as f64 / 1_048_576.0
+    );
+}
+
+/// The process's resident memory, from `/proc` (0 where there is none).
+fn resident_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0)
 }
 
 /// Build time, bytes per entry and lookup time of a large org-wide blacklist.

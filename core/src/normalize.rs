@@ -8,6 +8,7 @@
 //! | evasion | example | folded |
 //! |---|---|---|
 //! | compatibility forms (Unicode NFKC/NFKD compatibility mapping) | `ｗｅｃｈａｔ`, `①`, `㎏` | `wechat`, `1`, `kg` |
+//! | enclosed and mathematical letters and digits (the compatibility mapping, and a table for those it leaves out) | `Ⓦⓔ𝐜𝓱𝕒𝘁`, `🅆🄴🄲🄷🄰🅃`, `🅦🅔🅒🅗🅐🅣`, `🇼🇪🇨🇭🇦🇹`, `❶⓶➂` | `wechat`, `123` |
 //! | full-width → half-width (part of the compatibility mapping) | `ＶＸ：１２３` | `vx:123` |
 //! | case | `WeChat` | `wechat` |
 //! | diacritics and stacked marks (combining marks are dropped) | `wéchàt`, `s̷p̷a̷m̷` | `wechat`, `spam` |
@@ -215,6 +216,8 @@ fn fold_char(c: char, t2s: &T2s, lookalikes: bool, mut out: impl FnMut(char, Opt
         // The common CJK block has no compatibility forms and no case.
         out(t2s.simplify(c), None);
     } else if is_invisible(c) {
+    } else if let Some(plain) = enclosed_without_decomposition(c) {
+        plain.chars().for_each(|x| out(x, None));
     } else if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
         // Hangul syllables stay whole rather than decomposing into jamo.
         out(c, None);
@@ -381,6 +384,37 @@ fn latin_lookalike(c: char) -> Option<char> {
 
 /// Characters that render as nothing: zero-width spaces and joiners, bidi controls, variation
 /// selectors, fillers, tags (Unicode Default_Ignorable_Code_Point plus the braille blank).
+/// Enclosed letters and digits that Unicode gives no compatibility mapping (negative circled
+/// and squared letters, regional indicator letters, dingbat and negative circled numbers):
+/// the letters or digits they show. `Ⓐ`, `①`, `🄰` and mathematical letters such as `𝐀`
+/// have a mapping and need no table.
+fn enclosed_without_decomposition(c: char) -> Option<&'static str> {
+    const LETTERS: [&str; 26] = [
+        "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r",
+        "s", "t", "u", "v", "w", "x", "y", "z",
+    ];
+    const NUMBERS: [&str; 21] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+        "17", "18", "19", "20",
+    ];
+    let from = |first: char| (c as u32 - first as u32) as usize;
+    Some(match c {
+        // Negative circled, negative squared and regional indicator letters.
+        '\u{1F150}'..='\u{1F169}' => LETTERS[from('\u{1F150}')],
+        '\u{1F170}'..='\u{1F189}' => LETTERS[from('\u{1F170}')],
+        '\u{1F1E6}'..='\u{1F1FF}' => LETTERS[from('\u{1F1E6}')],
+        // Dingbat circled numbers, plain, sans-serif and negative sans-serif: 1 to 10.
+        '\u{2776}'..='\u{277F}' => NUMBERS[1 + from('\u{2776}')],
+        '\u{2780}'..='\u{2789}' => NUMBERS[1 + from('\u{2780}')],
+        '\u{278A}'..='\u{2793}' => NUMBERS[1 + from('\u{278A}')],
+        // Negative circled 11 to 20, double circled 1 to 10, negative circled 0.
+        '\u{24EB}'..='\u{24F4}' => NUMBERS[11 + from('\u{24EB}')],
+        '\u{24F5}'..='\u{24FE}' => NUMBERS[1 + from('\u{24F5}')],
+        '\u{24FF}' | '\u{1F10B}' | '\u{1F10C}' => "0",
+        _ => return None,
+    })
+}
+
 fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'

@@ -81,6 +81,11 @@ fn every_evasion_of_a_keyword_is_caught() {
         "ＣＡＳＩＮＯ tonight",
         "c-a-s-i-n-o",
         "Cásíñó",
+        "加🌹微🌹信",
+        "🅒🅐🅢🅘🅝🅞 tonight",
+        "🇨🇦🇸🇮🇳🇴",
+        "𝐂𝐚𝐬𝐢𝐧𝐨",
+        "Ⓒⓐⓢⓘⓝⓞ",
     ] {
         let v = judge(&mut engine, &f.text(&member("u1"), evasion));
         assert_eq!(checks(&v, "ads"), [CheckKind::Keyword], "{evasion}");

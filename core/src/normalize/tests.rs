@@ -6,6 +6,12 @@ use super::*;
 fn full_width_and_compatibility_forms_fold_to_ascii() {
     assert_eq!(fold("ＷｅＣｈａｔ　ＶＸ：１２３"), "wechat vx:123");
     assert_eq!(fold("①②③ ㎏ ﬁ"), "123 kg fi");
+    // Enclosed and mathematical letters, with a mapping or from the table.
+    for written in ["Ⓦⓔ𝐜𝓱𝕒𝘁", "🅆🄴🄲🄷🄰🅃", "🅦🅔🅒🅗🅐🅣", "🆆🅴🅲🅷🅰🆃", "🇼🇪🇨🇭🇦🇹", "𝔀𝓮𝓬𝓱𝓪𝓽"]
+    {
+        assert_eq!(fold(written), "wechat", "{written}");
+    }
+    assert_eq!(fold("❶⓶➂➍ ⓫⓴ ⓿"), "1234 1120 0");
 }
 
 #[test]
