@@ -608,22 +608,35 @@ fn operator_scale(rng: &mut Rng, groups: usize, keywords_n: usize) -> Duration {
     compiled
 }
 
+/// When the state measurements' messages are sent.
+const STATE_START: Timestamp = Timestamp(1_795_251_600_000);
+
+/// An engine running the one rule in `rule` (TOML).
+fn state_engine(rule: &str) -> Engine {
+    let set = rulefile::parse(rule).expect("state rule");
+    Engine::new(Live::compile(set).expect("state rule compiles"))
+}
+
+/// Member `m{i}` posts `text` in one group.
+fn member_posts(i: usize, text: String) -> Event {
+    Event {
+        id: EventId::new("e"),
+        at: STATE_START,
+        platform: Platform::Discord,
+        group: GroupId::new("g"),
+        member: Member::new(format!("m{i}")),
+        kind: EventKind::MessagePosted(Message::text(text)),
+    }
+}
+
 /// Bytes of engine state per tracked item, measured with the counting allocator: `n` members
 /// each send one message (flood windows, duplicate texts) or break a rule once (ladders).
 fn state_memory(n: usize) {
     let per_item =
         |rule: &str, text: &dyn Fn(usize) -> String, count: &dyn Fn(&Engine) -> usize| {
-            let set = rulefile::parse(rule).expect("state rule");
-            let mut engine = Engine::new(Live::compile(set).expect("state rule compiles"));
-            let start = Timestamp(1_795_251_600_000);
-            let event = |i: usize| Event {
-                id: EventId::new("e"),
-                at: start,
-                platform: Platform::Discord,
-                group: GroupId::new("g"),
-                member: Member::new(format!("m{i}")),
-                kind: EventKind::MessagePosted(Message::text(text(i))),
-            };
+            let mut engine = state_engine(rule);
+            let start = STATE_START;
+            let event = |i: usize| member_posts(i, text(i));
             // The first evaluation sizes the reusable buffers.
             engine.evaluate(&event(0), start);
             let (before, items_before) = (allocated(), count(&engine));
@@ -657,20 +670,11 @@ fn state_memory(n: usize) {
 /// Members who each posted and broke a rule once (a flood window and a ladder counter each),
 /// in a process of their own so resident memory starts clean: run as a child of the bench.
 fn tracked_members(n: usize) {
-    let set = rulefile::parse(
+    let mut engine = state_engine(
         "[[rules]]\nid = \"ads\"\nkeywords = { substrings = [\"spam\"] }\nflood = { messages = 10, per = \"10s\" }\n",
-    )
-    .expect("state rule");
-    let mut engine = Engine::new(Live::compile(set).expect("state rule compiles"));
-    let start = Timestamp(1_795_251_600_000);
-    let event = |i: usize| Event {
-        id: EventId::new("e"),
-        at: start,
-        platform: Platform::Discord,
-        group: GroupId::new("g"),
-        member: Member::new(format!("m{i}")),
-        kind: EventKind::MessagePosted(Message::text("spam")),
-    };
+    );
+    let start = STATE_START;
+    let event = |i: usize| member_posts(i, "spam".to_owned());
     engine.evaluate(&event(0), start);
     let (rss_before, before) = (resident_bytes(), allocated());
     for i in 1..=n {
