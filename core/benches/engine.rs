@@ -325,6 +325,13 @@ fn human(rate: f64) -> String {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and wants a quick run.
     let quick = !std::env::args().any(|a| a == "--bench");
+    if std::env::var_os("BENCH_OPERATOR_ONLY").is_some() {
+        // For profilers: compiling the large operator's rules, again and again.
+        for _ in 0..5 {
+            operator_scale(&mut Rng(0x5EED), 20_000, 100_000);
+        }
+        return;
+    }
     if let Some(n) = std::env::var("BENCH_TRACKED_MEMBERS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -158,6 +158,22 @@ fn role_bit(r: Role) -> u8 {
 impl CompiledRules {
     /// Validates and compiles `set`, reporting every problem at once.
     pub fn compile(set: RuleSet) -> Result<CompiledRules, Vec<ConfigError>> {
+        CompiledRules::compile_with(set, None)
+    }
+
+    /// [`CompiledRules::compile`], reusing what it can of `previous` (the keyword automaton,
+    /// when the keywords changed little): a rule change at a large operator's scale.
+    pub fn recompile(
+        set: RuleSet,
+        previous: &CompiledRules,
+    ) -> Result<CompiledRules, Vec<ConfigError>> {
+        CompiledRules::compile_with(set, Some(previous))
+    }
+
+    fn compile_with(
+        set: RuleSet,
+        previous: Option<&CompiledRules>,
+    ) -> Result<CompiledRules, Vec<ConfigError>> {
         let mut errors = Errors { list: Vec::new() };
         validate_groups(&set, &mut errors);
         let mut keyword_patterns = KeywordPatterns::default();
@@ -185,12 +201,14 @@ impl CompiledRules {
         if !errors.list.is_empty() {
             return Err(errors.list);
         }
-        let keywords = keyword_patterns.build().map_err(|message| {
-            vec![ConfigError {
-                path: ConfigPath::root().join("rules"),
-                message,
-            }]
-        })?;
+        let keywords = keyword_patterns
+            .build(previous.map(|p| &p.keywords))
+            .map_err(|message| {
+                vec![ConfigError {
+                    path: ConfigPath::root().join("rules"),
+                    message,
+                }]
+            })?;
         apply_whitelist(&set, &mut rules);
         let groups = resolve_groups(&set, &rules);
         let mut unscoped: [Vec<u32>; 3] = Default::default();

@@ -72,6 +72,55 @@ fn keywords_shared_between_rules_compile_into_one_pattern() {
 }
 
 #[test]
+fn a_recompile_reuses_the_keyword_automaton_and_adds_the_new_keywords() {
+    let words: Vec<String> = (0..1_000).map(|i| format!("词{i:04}")).collect();
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    let set = |extra: &[&str], without: &str| RuleSet {
+        rules: vec![
+            rule_with_keywords("other", &["加微信"]),
+            rule_with_keywords(
+                "big",
+                &refs
+                    .iter()
+                    .copied()
+                    .filter(|w| *w != without)
+                    .chain(extra.iter().copied())
+                    .collect::<Vec<_>>(),
+            ),
+        ],
+        ..RuleSet::default()
+    };
+    let found = |compiled: &CompiledRules, text: &str| {
+        let mut owners = Vec::new();
+        compiled
+            .keywords
+            .find(text, |owner, _, _| owners.push((owner.rule, owner.keyword)));
+        owners.sort();
+        owners
+    };
+    let first = CompiledRules::compile(set(&[], "")).unwrap();
+    assert_eq!(first.keywords.added_patterns(), None);
+    // One keyword added, one removed: the big automaton stays, a small one holds the new one.
+    let second = CompiledRules::recompile(set(&["新词"], "词0005"), &first).unwrap();
+    assert!(second.keywords.shares_base_with(&first.keywords));
+    assert_eq!(second.keywords.added_patterns(), Some(1));
+    assert_eq!(found(&second, "这是新词"), [(1, 999)]);
+    assert_eq!(found(&second, "词0005"), [], "removed");
+    assert_eq!(found(&second, "词0006 加微信"), [(0, 0), (1, 5)]);
+    // A change elsewhere builds no automaton at all.
+    let third = CompiledRules::recompile(set(&["新词"], "词0005"), &second).unwrap();
+    assert!(third.keywords.shares_base_with(&first.keywords));
+    assert_eq!(found(&third, "这是新词"), [(1, 999)]);
+    // Many new keywords: everything is built afresh.
+    let many: Vec<String> = (0..100).map(|i| format!("新{i:03}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let fourth = CompiledRules::recompile(set(&many, ""), &third).unwrap();
+    assert!(!fourth.keywords.shares_base_with(&first.keywords));
+    assert_eq!(fourth.keywords.added_patterns(), None);
+    assert_eq!(found(&fourth, "新042"), [(1, 1_042)]);
+}
+
+#[test]
 fn a_hundred_thousand_keywords_in_one_rule_compile() {
     let words: Vec<String> = (0..100_000).map(|i| format!("kw{i:06}x")).collect();
     let mut rule = Rule::new("big");

@@ -104,7 +104,7 @@ async fn change_group(
     change(&mut group);
     candidate.groups.retain(|g| g.id != *id);
     candidate.groups.push(group.clone());
-    validate(&candidate)?;
+    validate(ctx, &candidate)?;
     ctx.store.put_group(group.clone(), &ctx.edit()).await?;
     reload_config(ctx).await?;
     Ok(group)
@@ -128,7 +128,7 @@ pub(super) async fn template(ctx: &Context<'_>, args: &Args) -> Result<Answer, C
         ids.push(rule.id.clone());
         rules.push(rule);
     }
-    validate(&config)?;
+    validate(ctx, &config)?;
     let edit = ctx.edit();
     for rule in rules {
         ctx.store.put_rule(rule, &edit).await?;

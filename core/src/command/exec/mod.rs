@@ -320,10 +320,8 @@ fn find<'a>(config: &'a RuleSet, id: &RuleId) -> Result<&'a Rule, CommandError> 
 }
 
 /// Refuses a configuration the engine could not run.
-fn validate(candidate: &RuleSet) -> Result<(), CommandError> {
-    CompiledRules::compile(candidate.clone())
-        .map(drop)
-        .map_err(|errors| CommandError::Invalid(errors.iter().map(ToString::to_string).collect()))
+fn validate(ctx: &Context<'_>, candidate: &RuleSet) -> Result<(), CommandError> {
+    recompile(candidate.clone(), ctx.rules).map(drop)
 }
 
 /// Applies `change` to a stored rule, checks the result, saves it and reloads.
@@ -348,7 +346,7 @@ async fn save_rule(
         Some(slot) => *slot = rule.clone(),
         None => config.rules.push(rule.clone()),
     }
-    validate(&config)?;
+    validate(ctx, &config)?;
     let id = rule.id.clone();
     let version = ctx.store.put_rule(rule, &ctx.edit()).await?;
     reload_config(ctx).await?;
@@ -377,14 +375,22 @@ pub async fn reload_configuration(
     store: &dyn Store,
     rules: &RulesHandle,
 ) -> Result<(), CommandError> {
-    let compiled = compile(store.config().await?)?;
+    let compiled = recompile(store.config().await?, rules)?;
     rules.swap_rules(compiled);
     Ok(())
 }
 
 fn compile(set: RuleSet) -> Result<CompiledRules, CommandError> {
-    CompiledRules::compile(set)
-        .map_err(|errors| CommandError::Invalid(errors.iter().map(ToString::to_string).collect()))
+    CompiledRules::compile(set).map_err(invalid)
+}
+
+/// Compiles `set`, reusing what it can of the rules running now.
+fn recompile(set: RuleSet, running: &RulesHandle) -> Result<CompiledRules, CommandError> {
+    CompiledRules::recompile(set, &running.rules()).map_err(invalid)
+}
+
+fn invalid(errors: Vec<crate::compile::ConfigError>) -> CommandError {
+    CommandError::Invalid(errors.into_iter().map(|e| e.to_string()).collect())
 }
 
 /// Compiles the stored configuration, and indexes the blacklist page by page: only one page

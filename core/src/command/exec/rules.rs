@@ -57,7 +57,7 @@ pub(super) async fn delete(ctx: &Context<'_>, args: &Args) -> Result<Answer, Com
         .whitelist
         .iter_mut()
         .for_each(|w| w.rules.retain(|r| r != &id));
-    validate(&candidate)?;
+    validate(ctx, &candidate)?;
     ctx.store.delete_rule(&id, &ctx.edit()).await?;
     reload_config(ctx).await?;
     Ok(Answer::RuleDeleted { rule: id })
