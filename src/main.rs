@@ -24,6 +24,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use groupguard_core::engine::Live;
 use groupguard_core::rulefile;
 
+// Each thread allocates from its own heap: the engine never waits on an allocator lock held
+// by a task compiling new rules or reading the database (with the system allocator it did,
+// for milliseconds, during a large operator's rule change: `docs/PERFORMANCE.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Self-hosted anti-harassment bot for WeCom, Matrix and Discord groups.
 #[derive(Debug, Parser)]
 #[command(name = "groupguard", version, about)]

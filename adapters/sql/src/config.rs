@@ -206,6 +206,36 @@ async fn delete_rule_tx(
     audit(conn, edit, &change).await
 }
 
+/// A group's row as the configuration query writes it in JSON.
+#[derive(serde::Deserialize)]
+struct StoredGroup(
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    i64,
+);
+
+impl StoredGroup {
+    fn into_config(self) -> Result<GroupConfig, StoreError> {
+        let StoredGroup(platform, id, name, tags, home_org, owner, admins, notices, native) = self;
+        Ok(GroupConfig {
+            id: GroupRef::new(parse(&platform)?, id),
+            name,
+            tags: from_json(&tags)?,
+            home_org: home_org.map(OrgId::from),
+            owner: owner.map(UserId::from),
+            admins: from_json(&admins)?,
+            notices,
+            native_filter: native != 0,
+        })
+    }
+}
+
 fn group_from_row(row: &sqlx::any::AnyRow) -> Result<GroupConfig, StoreError> {
     Ok(GroupConfig {
         id: platform_ref::<GroupRef>(row, "id")?,
@@ -418,18 +448,34 @@ impl ConfigStore for SqlStore {
     async fn config(&self) -> Result<RuleSet, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
         let settings = settings_tx(&mut conn).await?;
+        // Tens of thousands of groups and explicit scope entries come back as a few rows of
+        // JSON: the database driver hands rows over one at a time, slowly.
+        let (scopes, all_groups) = match self.backend {
+            Backend::Sqlite => (
+                "SELECT rule_id, json_group_array(json_array(platform, group_id) ORDER BY position) \
+                 AS scope FROM rule_groups GROUP BY rule_id",
+                "SELECT json_group_array(json_array(platform, id, name, tags, home_org, owner, \
+                 admins, notices, native_filter) ORDER BY platform, id) AS list FROM groups",
+            ),
+            Backend::Postgres => (
+                "SELECT rule_id, json_agg(json_build_array(platform, group_id) ORDER BY position)::text \
+                 AS scope FROM rule_groups GROUP BY rule_id",
+                "SELECT json_agg(json_build_array(platform, id, name, tags, home_org, owner, \
+                 admins, notices, native_filter) ORDER BY platform, id)::text AS list FROM groups",
+            ),
+        };
         let mut groups_of: HashMap<String, Vec<GroupRef>> = HashMap::new();
-        let rows = sqlx::query(
-            "SELECT rule_id, platform, group_id FROM rule_groups ORDER BY rule_id, position",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
-        for row in rows {
-            groups_of
-                .entry(col(&row, "rule_id")?)
-                .or_default()
-                .push(platform_ref::<GroupRef>(&row, "group_id")?);
+        for row in sqlx::query(scopes)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?
+        {
+            let scope: Vec<(String, String)> = from_json(&col::<String>(&row, "scope")?)?;
+            let scope = scope
+                .into_iter()
+                .map(|(platform, id)| Ok(GroupRef::new(parse(&platform)?, id)))
+                .collect::<Result<_, StoreError>>()?;
+            groups_of.insert(col(&row, "rule_id")?, scope);
         }
         let mut rules = Vec::new();
         for row in sqlx::query("SELECT id, body FROM rules ORDER BY position")
@@ -443,15 +489,19 @@ impl ConfigStore for SqlStore {
                 .unwrap_or_default();
             rules.push(rule);
         }
-        let groups = sqlx::query(
-            "SELECT platform, id, name, tags, home_org, owner, admins, notices, native_filter FROM groups ORDER BY platform, id",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?
-        .iter()
-        .map(group_from_row)
-        .collect::<Result<_, _>>()?;
+        let list = sqlx::query(all_groups)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+        // PostgreSQL aggregates no rows into NULL.
+        let groups: Vec<StoredGroup> = match col::<Option<String>>(&list, "list")? {
+            Some(list) => from_json(&list)?,
+            None => Vec::new(),
+        };
+        let groups = groups
+            .into_iter()
+            .map(StoredGroup::into_config)
+            .collect::<Result<_, _>>()?;
         let whitelist = sqlx::query(
             "SELECT platform, member, reason, rules FROM whitelist ORDER BY platform, member",
         )

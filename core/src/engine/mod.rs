@@ -80,18 +80,18 @@ impl Live {
 
     /// Swaps in both parts of `other`.
     pub fn replace(&self, other: Live) {
-        self.rules.store(other.rules.into_inner());
-        self.blacklist.store(other.blacklist.into_inner());
+        retire(self.rules.swap(other.rules.into_inner()));
+        retire(self.blacklist.swap(other.blacklist.into_inner()));
     }
 
     /// Swaps in new rules; the next evaluation uses them. The blacklist stays.
     pub fn swap_rules(&self, rules: CompiledRules) {
-        self.rules.store(Arc::new(rules));
+        retire(self.rules.swap(Arc::new(rules)));
     }
 
     /// Swaps in a new blacklist index. The rules stay.
     pub fn swap_blacklist(&self, blacklist: BlacklistIndex) {
-        self.blacklist.store(Arc::new(blacklist));
+        retire(self.blacklist.swap(Arc::new(blacklist)));
     }
 
     /// Adds or replaces `upserts` and drops the `removals` (member, owner) from the running
@@ -101,8 +101,24 @@ impl Live {
         upserts: &[BlacklistEntry],
         removals: &[(MemberRef, Option<UserId>)],
     ) {
-        self.blacklist
-            .rcu(|current| current.changed(upserts, removals));
+        retire(
+            self.blacklist
+                .rcu(|current| current.changed(upserts, removals)),
+        );
+    }
+}
+
+/// Frees what was swapped out here, in the task that swapped it, rather than in an engine
+/// still judging a message with it: freeing a large operator's rules takes milliseconds,
+/// which no decision should wait for. An evaluation holds the rules for microseconds, so this
+/// waits at most that long; if someone holds them longer, they free them.
+fn retire<T>(mut old: Arc<T>) {
+    for _ in 0..100_000 {
+        match Arc::try_unwrap(old) {
+            Ok(value) => return drop(value),
+            Err(shared) => old = shared,
+        }
+        std::thread::yield_now();
     }
 }
 

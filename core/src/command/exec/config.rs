@@ -1,6 +1,9 @@
 //! `group tag …`, `group org`, `template apply`, `audit undo`, `settings …`, `config export|import`.
 
-use super::{Answer, CommandError, Context, edit_list, reload, reload_config, validate};
+use super::{
+    Answer, CommandError, Context, edit_list, put_in_force, read_config, reload, reload_config,
+    validate,
+};
 use crate::command::parse::{Args, need};
 use crate::compile::CompiledRules;
 use crate::model::GroupRef;
@@ -94,7 +97,7 @@ async fn change_group(
     id: &GroupRef,
     change: impl FnOnce(&mut GroupConfig),
 ) -> Result<GroupConfig, CommandError> {
-    let mut candidate = ctx.store.config().await?;
+    let (mut candidate, revision) = read_config(ctx).await?;
     let mut group = candidate
         .groups
         .iter()
@@ -104,9 +107,9 @@ async fn change_group(
     change(&mut group);
     candidate.groups.retain(|g| g.id != *id);
     candidate.groups.push(group.clone());
-    validate(ctx, &candidate)?;
+    let checked = validate(ctx, candidate, revision)?;
     ctx.store.put_group(group.clone(), &ctx.edit()).await?;
-    reload_config(ctx).await?;
+    put_in_force(ctx, checked, 1).await?;
     Ok(group)
 }
 
@@ -117,7 +120,7 @@ pub(super) async fn template(ctx: &Context<'_>, args: &Args) -> Result<Answer, C
         .ok_or_else(|| CommandError::Refused(format!("there is no template `{template}`")))?;
     let set = rulefile::parse(text)
         .map_err(|e| CommandError::Refused(format!("template {template} is broken: {}", e[0])))?;
-    let mut config = ctx.store.config().await?;
+    let (mut config, revision) = read_config(ctx).await?;
     let mut ids = Vec::new();
     let mut rules = Vec::new();
     for mut rule in set.rules {
@@ -128,12 +131,13 @@ pub(super) async fn template(ctx: &Context<'_>, args: &Args) -> Result<Answer, C
         ids.push(rule.id.clone());
         rules.push(rule);
     }
-    validate(ctx, &config)?;
+    let checked = validate(ctx, config, revision)?;
     let edit = ctx.edit();
+    let writes = rules.len() as u64;
     for rule in rules {
         ctx.store.put_rule(rule, &edit).await?;
     }
-    reload_config(ctx).await?;
+    put_in_force(ctx, checked, writes).await?;
     Ok(Answer::TemplateApplied {
         template,
         rules: ids,

@@ -319,9 +319,41 @@ fn find<'a>(config: &'a RuleSet, id: &RuleId) -> Result<&'a Rule, CommandError> 
         .ok_or_else(|| CommandError::UnknownRule(id.clone()))
 }
 
-/// Refuses a configuration the engine could not run.
-fn validate(ctx: &Context<'_>, candidate: &RuleSet) -> Result<(), CommandError> {
-    recompile(candidate.clone(), ctx.rules).map(drop)
+/// The stored configuration and the revision it was read at.
+async fn read_config(ctx: &Context<'_>) -> Result<(RuleSet, u64), CommandError> {
+    let revision = ctx.store.revision().await?;
+    Ok((ctx.store.config().await?, revision))
+}
+
+/// A changed configuration, compiled before it is stored: what the engine runs once it is.
+struct Checked {
+    compiled: CompiledRules,
+    /// The revision of the configuration the change was made to.
+    revision: u64,
+}
+
+/// Refuses a configuration the engine could not run; compiles one it can.
+fn validate(ctx: &Context<'_>, candidate: RuleSet, revision: u64) -> Result<Checked, CommandError> {
+    Ok(Checked {
+        compiled: recompile(candidate, ctx.rules)?,
+        revision,
+    })
+}
+
+/// Puts a change stored in `writes` writes in force: the rules it was checked as, unless the
+/// store moved further meanwhile (another instance changed something too), when the stored
+/// configuration is compiled again instead.
+async fn put_in_force(
+    ctx: &Context<'_>,
+    checked: Checked,
+    writes: u64,
+) -> Result<(), CommandError> {
+    if ctx.store.revision().await? == checked.revision + writes {
+        ctx.rules.swap_rules(checked.compiled);
+        Ok(())
+    } else {
+        reload_config(ctx).await
+    }
 }
 
 /// Applies `change` to a stored rule, checks the result, saves it and reloads.
@@ -330,15 +362,15 @@ async fn change_rule(
     id: &RuleId,
     change: impl FnOnce(&mut Rule) -> Result<String, CommandError>,
 ) -> Result<Answer, CommandError> {
-    let config = ctx.store.config().await?;
+    let (config, revision) = read_config(ctx).await?;
     let mut rule = find(&config, id)?.clone();
     let what = change(&mut rule)?;
-    save_rule(ctx, config, rule, what).await
+    save_rule(ctx, (config, revision), rule, what).await
 }
 
 async fn save_rule(
     ctx: &Context<'_>,
-    mut config: RuleSet,
+    (mut config, revision): (RuleSet, u64),
     rule: Rule,
     what: String,
 ) -> Result<Answer, CommandError> {
@@ -346,10 +378,10 @@ async fn save_rule(
         Some(slot) => *slot = rule.clone(),
         None => config.rules.push(rule.clone()),
     }
-    validate(ctx, &config)?;
+    let checked = validate(ctx, config, revision)?;
     let id = rule.id.clone();
     let version = ctx.store.put_rule(rule, &ctx.edit()).await?;
-    reload_config(ctx).await?;
+    put_in_force(ctx, checked, 1).await?;
     Ok(Answer::RuleChanged {
         rule: id,
         what,
@@ -410,4 +442,49 @@ pub async fn load_rules(store: &dyn Store) -> Result<Live, CommandError> {
         }
     }
     Ok(Live::new(rules, index.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::memory::MemoryStore;
+    use crate::ports::ConfigStore;
+    use crate::rule::GroupConfig;
+
+    #[tokio::test]
+    async fn a_change_made_elsewhere_meanwhile_is_not_lost() {
+        let store = MemoryStore::new();
+        let rules: RulesHandle = Arc::new(load_rules(&store).await.unwrap());
+        let (admin, group) = (Member::new("boss"), GroupId::new("g1"));
+        let ctx = Context {
+            store: &store,
+            rules: &rules,
+            platform: Platform::WeCom,
+            group: &group,
+            actor: &admin,
+            now: Timestamp(0),
+        };
+        let edit = Edit::new(Source::Import, Timestamp(0));
+        let group_of = |id: &str| GroupConfig::new(GroupRef::new(Platform::WeCom, id));
+        // Alone, the checked rules go in force as they are.
+        let (config, revision) = read_config(&ctx).await.unwrap();
+        let checked = validate(&ctx, config, revision).unwrap();
+        store.put_group(group_of("mine"), &edit).await.unwrap();
+        put_in_force(&ctx, checked, 1).await.unwrap();
+        // Another instance stores a group between this change's read and its write: what runs
+        // afterwards has both.
+        let (mut config, revision) = read_config(&ctx).await.unwrap();
+        config.groups.push(group_of("second"));
+        let checked = validate(&ctx, config, revision).unwrap();
+        store.put_group(group_of("theirs"), &edit).await.unwrap();
+        store.put_group(group_of("second"), &edit).await.unwrap();
+        put_in_force(&ctx, checked, 1).await.unwrap();
+        let running = rules.rules();
+        for id in ["mine", "theirs", "second"] {
+            let group = GroupRef::new(Platform::WeCom, id);
+            assert!(running.group(&group).is_some(), "{id} runs");
+        }
+    }
 }

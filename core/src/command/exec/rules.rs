@@ -1,8 +1,8 @@
 //! `rule create|list|show|delete|enable|disable|mode|ladder|scope`.
 
 use super::{
-    Answer, CommandError, Context, RuleSummary, change_rule, edit_list, find, reload_config,
-    save_rule, validate, verb,
+    Answer, CommandError, Context, RuleSummary, change_rule, edit_list, find, put_in_force,
+    read_config, save_rule, validate, verb,
 };
 use crate::command::parse::{Args, need};
 use crate::native::{DISCORD_AUTOMOD, NativeFilter};
@@ -12,7 +12,7 @@ use crate::rulefile;
 pub(super) async fn create(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
     let id = need(args.rule("rule"), "rule")?;
     let name = args.text("name").unwrap_or_default();
-    let config = ctx.store.config().await?;
+    let (config, revision) = read_config(ctx).await?;
     if config.rules.iter().any(|r| r.id == id) {
         return Err(CommandError::Refused(format!("rule `{id}` already exists")));
     }
@@ -21,7 +21,7 @@ pub(super) async fn create(ctx: &Context<'_>, args: &Args) -> Result<Answer, Com
     rule.name = name;
     save_rule(
         ctx,
-        config,
+        (config, revision),
         rule,
         "created, disabled until it has checks and is enabled".to_owned(),
     )
@@ -49,7 +49,7 @@ pub(super) async fn show(ctx: &Context<'_>, args: &Args) -> Result<Answer, Comma
 
 pub(super) async fn delete(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
     let id = need(args.rule("rule"), "rule")?;
-    let config = ctx.store.config().await?;
+    let (config, revision) = read_config(ctx).await?;
     find(&config, &id)?;
     let mut candidate = config;
     candidate.rules.retain(|r| r.id != id);
@@ -57,9 +57,9 @@ pub(super) async fn delete(ctx: &Context<'_>, args: &Args) -> Result<Answer, Com
         .whitelist
         .iter_mut()
         .for_each(|w| w.rules.retain(|r| r != &id));
-    validate(ctx, &candidate)?;
+    let checked = validate(ctx, candidate, revision)?;
     ctx.store.delete_rule(&id, &ctx.edit()).await?;
-    reload_config(ctx).await?;
+    put_in_force(ctx, checked, 1).await?;
     Ok(Answer::RuleDeleted { rule: id })
 }
 
