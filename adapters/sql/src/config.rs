@@ -11,6 +11,7 @@ use groupguard_core::rule::{GroupConfig, Rule, RuleSet, Settings, WhitelistEntry
 use groupguard_core::time::Timestamp;
 use sqlx::AnyConnection;
 
+use crate::chunks;
 use crate::lists::{add_blacklist_tx, remove_blacklist_tx, upsert_blacklist};
 use crate::{
     Backend, CHUNK, SqlStore, Statement, Value, audit, audit_entry, col, db, from_json, parse,
@@ -56,10 +57,10 @@ async fn write_settings(conn: &mut AnyConnection, settings: &Settings) -> Result
 }
 
 /// A rule's explicit groups live in `rule_groups`, so its body is stored without them.
-fn rule_body(rule: &Rule) -> Result<String, StoreError> {
+async fn rule_body(conn: &mut AnyConnection, rule: &Rule) -> Result<String, StoreError> {
     let mut body = rule.clone();
     body.scope.groups = Vec::new();
-    to_json(&body)
+    chunks::to_stored_json(conn, &body).await
 }
 
 async fn load_rule(conn: &mut AnyConnection, id: &RuleId) -> Result<Option<Rule>, StoreError> {
@@ -71,7 +72,7 @@ async fn load_rule(conn: &mut AnyConnection, id: &RuleId) -> Result<Option<Rule>
     else {
         return Ok(None);
     };
-    let mut rule: Rule = from_json(&col::<String>(&row, "body")?)?;
+    let mut rule: Rule = chunks::from_stored_json(conn, &col::<String>(&row, "body")?).await?;
     let rows = sqlx::query(
         "SELECT platform, group_id FROM rule_groups WHERE rule_id = $1 ORDER BY position",
     )
@@ -130,7 +131,7 @@ async fn save_rule(
         sqlx::query("UPDATE rules SET version = $2, body = $3 WHERE id = $1")
             .bind(id.clone())
             .bind(version)
-            .bind(rule_body(rule)?)
+            .bind(rule_body(conn, rule).await?)
             .execute(&mut *conn)
             .await
             .map_err(db)?;
@@ -146,7 +147,7 @@ async fn save_rule(
         )
         .bind(id.clone())
         .bind(version)
-        .bind(rule_body(rule)?)
+        .bind(rule_body(conn, rule).await?)
         .execute(&mut *conn)
         .await
         .map_err(db)?;
@@ -157,7 +158,7 @@ async fn save_rule(
         .bind(version)
         .bind(edit.at.millis())
         .bind(edit.by.to_string())
-        .bind(to_json(rule)?)
+        .bind(chunks::to_stored_json(conn, rule).await?)
         .execute(&mut *conn)
         .await
         .map_err(db)?;
@@ -483,7 +484,8 @@ impl ConfigStore for SqlStore {
             .await
             .map_err(db)?
         {
-            let mut rule: Rule = from_json(&col::<String>(&row, "body")?)?;
+            let mut rule: Rule =
+                chunks::from_stored_json(&mut conn, &col::<String>(&row, "body")?).await?;
             rule.scope.groups = groups_of
                 .remove(&col::<String>(&row, "id")?)
                 .unwrap_or_default();
@@ -548,21 +550,22 @@ impl ConfigStore for SqlStore {
     }
 
     async fn rule_versions(&self, id: &RuleId) -> Result<Vec<RuleVersion>, StoreError> {
-        sqlx::query("SELECT version, at, by_source, body FROM rule_versions WHERE rule_id = $1 ORDER BY version")
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let rows = sqlx::query("SELECT version, at, by_source, body FROM rule_versions WHERE rule_id = $1 ORDER BY version")
             .bind(id.to_string())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await
-            .map_err(db)?
-            .iter()
-            .map(|row| {
-                Ok(RuleVersion {
-                    version: col::<i64>(row, "version")? as u64,
-                    at: Timestamp(col(row, "at")?),
-                    by: parse(&col::<String>(row, "by_source")?)?,
-                    rule: from_json(&col::<String>(row, "body")?)?,
-                })
-            })
-            .collect()
+            .map_err(db)?;
+        let mut versions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            versions.push(RuleVersion {
+                version: col::<i64>(row, "version")? as u64,
+                at: Timestamp(col(row, "at")?),
+                by: parse(&col::<String>(row, "by_source")?)?,
+                rule: chunks::from_stored_json(&mut conn, &col::<String>(row, "body")?).await?,
+            });
+        }
+        Ok(versions)
     }
 
     async fn put_group(&self, group: GroupConfig, edit: &Edit) -> Result<(), StoreError> {
@@ -627,15 +630,20 @@ impl AuditStore for SqlStore {
         before: Option<AuditId>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
         let rows = sqlx::query(
             "SELECT id, at, by_source, change, undone_by FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(before.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
-        rows.iter().map(audit_entry).collect()
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in &rows {
+            entries.push(audit_entry(&mut conn, row).await?);
+        }
+        Ok(entries)
     }
 
     async fn undo(&self, id: AuditId, edit: &Edit) -> Result<AuditEntry, StoreError> {
@@ -647,7 +655,7 @@ impl AuditStore for SqlStore {
                 .await
                 .map_err(db)?
                 .ok_or_else(|| StoreError::not_found("audit entry", id))?;
-        let change = audit_entry(&row)?.undo_plan(edit.at)?;
+        let change = audit_entry(&mut tx, &row).await?.undo_plan(edit.at)?;
         let undo_id = apply(&mut tx, change, edit).await?;
         let row =
             sqlx::query("SELECT id, at, by_source, change, undone_by FROM audit_log WHERE id = $1")
@@ -655,7 +663,7 @@ impl AuditStore for SqlStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db)?;
-        let undo = audit_entry(&row)?;
+        let undo = audit_entry(&mut tx, &row).await?;
         sqlx::query("UPDATE audit_log SET undone_by = $1 WHERE id = $2")
             .bind(undo.id)
             .bind(id)

@@ -5,6 +5,7 @@
 //! milliseconds and structured values as JSON text, which both databases carry unchanged.
 //! Migrations (`migrations/sqlite`, `migrations/postgres`) are applied when the store opens.
 
+mod chunks;
 mod config;
 mod lists;
 mod violations;
@@ -382,19 +383,22 @@ pub(crate) async fn audit(
     )
     .bind(edit.at.millis())
     .bind(edit.by.to_string())
-    .bind(to_json(change)?)
+    .bind(chunks::to_stored_json(conn, change).await?)
     .fetch_one(&mut *conn)
     .await
     .map_err(db)?;
     col(&row, "id")
 }
 
-pub(crate) fn audit_entry(row: &AnyRow) -> Result<AuditEntry, StoreError> {
+pub(crate) async fn audit_entry(
+    conn: &mut AnyConnection,
+    row: &AnyRow,
+) -> Result<AuditEntry, StoreError> {
     Ok(AuditEntry {
         id: col(row, "id")?,
         at: groupguard_core::time::Timestamp(col(row, "at")?),
         by: parse::<Source>(&col::<String>(row, "by_source")?)?,
-        change: from_json(&col::<String>(row, "change")?)?,
+        change: chunks::from_stored_json(conn, &col::<String>(row, "change")?).await?,
         undone_by: col(row, "undone_by")?,
     })
 }

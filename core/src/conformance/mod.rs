@@ -29,6 +29,7 @@ macro_rules! store_conformance_tests {
     ($make:expr) => {
         $crate::store_conformance_tests!(@tests $make;
             rules_are_versioned_and_keep_large_scopes,
+            long_keyword_lists_read_back_everywhere,
             deleted_rules_can_be_restored_for_72_hours,
             groups_settings_and_whitelist,
             missing_things_are_reported,

@@ -39,6 +39,36 @@ pub async fn rules_are_versioned_and_keep_large_scopes(store: &impl Store) {
     );
 }
 
+/// A long keyword list reads back exactly, in the rule, every version and the audit, and an
+/// undo of an edit restores it.
+pub async fn long_keyword_lists_read_back_everywhere(store: &impl Store) {
+    let mut words = rule("words", "加微信");
+    let list: Vec<String> = (0..3_000).map(|i| format!("词{i:05}")).collect();
+    words.keywords.as_mut().unwrap().substrings = list.clone();
+    store.put_rule(words.clone(), &edit(T0)).await.unwrap();
+    let mut edited = words.clone();
+    let keywords = edited.keywords.as_mut().unwrap();
+    keywords.substrings.insert(1_500, "新词".to_owned());
+    keywords.substrings.remove(10);
+    keywords.words = (0..600).map(|i| format!("word{i}")).collect();
+    store.put_rule(edited.clone(), &edit(T0)).await.unwrap();
+
+    assert_eq!(store.config().await.unwrap().rules, [edited.clone()]);
+    let versions = store.rule_versions(&"words".into()).await.unwrap();
+    let stored: Vec<&Rule> = versions.iter().map(|v| &v.rule).collect();
+    assert_eq!(stored, [&words, &edited]);
+    let latest = store.audit_page(None, 1).await.unwrap().remove(0);
+    match &latest.change {
+        Change::Rule { before, after, .. } => {
+            assert_eq!(before.as_deref(), Some(&words));
+            assert_eq!(after.as_deref(), Some(&edited));
+        }
+        other => panic!("a rule change, not {other:?}"),
+    }
+    store.undo(latest.id, &edit(T0)).await.unwrap();
+    assert_eq!(store.config().await.unwrap().rules, [words]);
+}
+
 /// Deleting a rule is audited; undo brings it back within 72 hours and only once.
 pub async fn deleted_rules_can_be_restored_for_72_hours(store: &impl Store) {
     store
