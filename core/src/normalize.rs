@@ -42,6 +42,9 @@
 //! are anything but letters and digits: spaces, dots, dashes, slashes, tildes, middle dots of
 //! every width (`·`, `・`, `･`), CJK commas (`，`, `、`), emoji and symbols. Both stages are
 //! idempotent.
+//!
+//! Keyword lists that ask for homophones are also searched in the collapsed text's sound
+//! ([`sound_mapped`]: toneless pinyin syllables), so `薇信`, `威信` and `V信` match `微信`.
 
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -136,6 +139,48 @@ fn fold_mapped_with(input: &str, lookalikes: bool) -> Mapped {
         origins.push((text.len() as u32, start as u32, end as u32));
         text.push(c);
     });
+    Mapped { text, origins }
+}
+
+/// What collapsed text sounds like, for keyword lists that match homophones: each Chinese
+/// character becomes its toneless pinyin syllable (the first reading of a character with
+/// several) followed by `'`, and so does a `v` written next to one (`V信` for `微信`: spammers
+/// write V for 微); anything else stays as it is, and the text starts with `'`. So `薇信`,
+/// `威信` and `v信` all sound `'wei'xin'`, and a keyword's sound matches only at syllable
+/// boundaries. The map leads from the sound back to the collapsed text.
+pub fn sound_mapped(collapsed: &str) -> Mapped {
+    use pinyin::ToPinyin;
+    let syllable = |c: char| c.to_pinyin().map(|p| p.plain());
+    let mut text = String::from("'");
+    let mut origins = vec![(0, 0, 0)];
+    let chars: Vec<(usize, char)> = collapsed.char_indices().collect();
+    for (n, &(at, c)) in chars.iter().enumerate() {
+        let span = (at as u32, (at + c.len_utf8()) as u32);
+        let beside_syllable = || {
+            let near = |m: Option<&(usize, char)>| m.is_some_and(|&(_, c)| syllable(c).is_some());
+            near(n.checked_sub(1).and_then(|m| chars.get(m))) || near(chars.get(n + 1))
+        };
+        let sound = match syllable(c) {
+            Some(s) => Some(s),
+            None if c == 'v' && beside_syllable() => Some("wei"),
+            None => None,
+        };
+        match sound {
+            Some(sound) => {
+                if !text.ends_with('\'') {
+                    origins.push((text.len() as u32, span.0, span.0));
+                    text.push('\'');
+                }
+                origins.push((text.len() as u32, span.0, span.1));
+                text.push_str(sound);
+                text.push('\'');
+            }
+            None => {
+                origins.push((text.len() as u32, span.0, span.1));
+                text.push(c);
+            }
+        }
+    }
     Mapped { text, origins }
 }
 

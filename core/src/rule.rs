@@ -406,6 +406,11 @@ pub struct Keywords {
     /// Match only as a whole word (Latin script): `sex` does not match `sussex`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub words: Vec<String>,
+    /// Also match Chinese keywords written with other characters of the same sound (`薇信`,
+    /// `威信` and `V信` for `微信`). Off by default: ordinary words share sounds too
+    /// (`威信` is "prestige").
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub homophones: bool,
 }
 
 /// Regular expressions (Rust `regex` syntax: linear time, no look-around), case-insensitive,

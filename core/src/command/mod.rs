@@ -48,6 +48,7 @@ pub enum CommandId {
     RuleSetKeywordsRemove,
     RuleSetWordsAdd,
     RuleSetWordsRemove,
+    RuleSetHomophones,
     RuleSetRegexAdd,
     RuleSetRegexRemove,
     RuleSetPhone,
@@ -136,6 +137,7 @@ commands! {
     RuleSetKeywordsRemove, ADMIN, "rule set <rule:rule> keywords remove <keywords:text...>", "Remove keywords.";
     RuleSetWordsAdd, ADMIN, "rule set <rule:rule> words add <words:text...>", "Add keywords matched as whole words only.";
     RuleSetWordsRemove, ADMIN, "rule set <rule:rule> words remove <words:text...>", "Remove whole-word keywords.";
+    RuleSetHomophones, ADMIN, "rule set <rule:rule> homophones <on:onoff>", "Also match Chinese keywords written with characters of the same sound (薇信, V信 for 微信); matches some ordinary words too.";
     RuleSetRegexAdd, ADMIN, "rule set <rule:rule> regex add <pattern:regex>", "Add a regular expression (quote it if it has spaces).";
     RuleSetRegexRemove, ADMIN, "rule set <rule:rule> regex remove <pattern:text>", "Remove a regular expression.";
     RuleSetPhone, ADMIN, "rule set <rule:rule> phone <on:onoff>", "Turn the phone-number check on or off.";

@@ -65,6 +65,10 @@ const EXAMPLES: &[(&str, CommandId)] = &[
         CommandId::RuleSetWordsRemove,
     ),
     (
+        "!guard rule set ads homophones on",
+        CommandId::RuleSetHomophones,
+    ),
+    (
         "!guard rule set ads regex add 'q{2}\\s*\\d+'",
         CommandId::RuleSetRegexAdd,
     ),

@@ -76,6 +76,11 @@ impl KeywordIndex {
         }
     }
 
+    /// Whether there is no keyword to find.
+    pub fn is_empty(&self) -> bool {
+        self.owners.is_empty()
+    }
+
     /// Heap bytes of the automata and owner tables.
     pub fn heap_bytes(&self) -> usize {
         let automata = self.base.as_deref().into_iter().chain(&self.added);
@@ -129,6 +134,11 @@ impl KeywordPatterns {
             self.add(joined, owner);
         }
         self.add(normalized, owner);
+    }
+
+    /// Adds a keyword's sound (see [`crate::normalize::sound_mapped`]) as it is.
+    pub(super) fn add_sound(&mut self, sound: String, owner: KeywordOwner) {
+        self.add(sound, owner);
     }
 
     fn add(&mut self, normalized: String, owner: KeywordOwner) {

@@ -14,7 +14,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::detect::links::{DomainSet, normalize_domain};
 use crate::keys;
 use crate::model::{GroupRef, OrgId, Platform, Role, RuleId, UserId};
-use crate::normalize::normalize;
+use crate::normalize::{is_cjk, normalize, sound_mapped};
 use crate::rule::{
     BlacklistCheck, DuplicateCheck, FloodCheck, GroupConfig, InviteCheck, LinkMode, PhoneKind,
     Rule, RuleSet,
@@ -132,6 +132,9 @@ pub struct CompiledRules {
     config: RuleSet,
     pub(crate) rules: Vec<CompiledRule>,
     pub(crate) keywords: KeywordIndex,
+    /// The sounds of the keywords of lists that match homophones, searched in a message's
+    /// sound ([`crate::normalize::sound_mapped`]).
+    pub(crate) homophones: KeywordIndex,
     pub(crate) groups: FxHashMap<u64, GroupEntry>,
     /// Per platform: the rules that apply to groups the set does not know.
     unscoped: [Box<[u32]>; 3],
@@ -177,6 +180,7 @@ impl CompiledRules {
         let mut errors = Errors { list: Vec::new() };
         validate_groups(&set, &mut errors);
         let mut keyword_patterns = KeywordPatterns::default();
+        let mut sound_patterns = KeywordPatterns::default();
         let mut rules = Vec::with_capacity(set.rules.len());
         let mut seen_ids: FxHashMap<&str, usize> = FxHashMap::default();
         for (i, rule) in set.rules.iter().enumerate() {
@@ -192,7 +196,7 @@ impl CompiledRules {
                 rule,
                 i as u32,
                 &path,
-                &mut keyword_patterns,
+                (&mut keyword_patterns, &mut sound_patterns),
                 &mut errors,
             );
             rules.push(compiled);
@@ -201,14 +205,16 @@ impl CompiledRules {
         if !errors.list.is_empty() {
             return Err(errors.list);
         }
-        let keywords = keyword_patterns
-            .build(previous.map(|p| &p.keywords))
-            .map_err(|message| {
+        let build = |patterns: KeywordPatterns, previous: Option<&KeywordIndex>| {
+            patterns.build(previous).map_err(|message| {
                 vec![ConfigError {
                     path: ConfigPath::root().join("rules"),
                     message,
                 }]
-            })?;
+            })
+        };
+        let keywords = build(keyword_patterns, previous.map(|p| &p.keywords))?;
+        let homophones = build(sound_patterns, previous.map(|p| &p.homophones))?;
         apply_whitelist(&set, &mut rules);
         let groups = resolve_groups(&set, &rules);
         let mut unscoped: [Vec<u32>; 3] = Default::default();
@@ -232,6 +238,7 @@ impl CompiledRules {
             config,
             rules,
             keywords,
+            homophones,
             groups,
             unscoped: unscoped.map(Vec::into_boxed_slice),
             home_orgs,
@@ -307,7 +314,7 @@ fn compile_rule(
     rule: &Rule,
     index: u32,
     path: &ConfigPath,
-    keywords: &mut KeywordPatterns,
+    (keywords, sounds): (&mut KeywordPatterns, &mut KeywordPatterns),
     errors: &mut Errors,
 ) -> CompiledRule {
     if !RuleId::is_valid(rule.id.as_str()) {
@@ -358,6 +365,9 @@ fn compile_rule(
                         keyword,
                         whole_word,
                     };
+                    if kw.homophones && normalized.chars().any(is_cjk) {
+                        sounds.add_sound(sound_mapped(&normalized).text, owner);
+                    }
                     keywords.add_keyword(normalized, owner);
                 }
                 keyword += 1;

@@ -5,7 +5,7 @@ fn rule_with_keywords(id: &str, words: &[&str]) -> Rule {
     let mut rule = Rule::new(id);
     rule.keywords = Some(Keywords {
         substrings: words.iter().map(|w| (*w).to_owned()).collect(),
-        words: Vec::new(),
+        ..Default::default()
     });
     rule
 }
@@ -126,7 +126,7 @@ fn a_hundred_thousand_keywords_in_one_rule_compile() {
     let mut rule = Rule::new("big");
     rule.keywords = Some(Keywords {
         substrings: words,
-        words: Vec::new(),
+        ..Default::default()
     });
     let compiled = CompiledRules::compile(RuleSet {
         rules: vec![rule],

@@ -87,6 +87,11 @@ pub async fn commands_change_the_next_decision(store: &impl Store) {
     .unwrap();
     assert!(matched(&mut engine, "专业代购").is_empty());
     assert_eq!(matched(&mut engine, "加 微 信"), ["ads"]);
+    assert!(matched(&mut engine, "加薇信").is_empty(), "as written");
+    run(store, &rules, &boss, "!guard rule set ads homophones on")
+        .await
+        .unwrap();
+    assert_eq!(matched(&mut engine, "加薇信"), ["ads"], "by sound");
     assert_eq!(
         run(store, &rules, &boss, "!guard rule list").await.unwrap(),
         "ads [enforce] No ads — keywords"

@@ -71,7 +71,7 @@ pub(crate) fn rule(id: &str, keyword: &str) -> Rule {
     let mut rule = Rule::new(id);
     rule.keywords = Some(crate::rule::Keywords {
         substrings: vec![keyword.to_owned()],
-        words: Vec::new(),
+        ..Default::default()
     });
     rule
 }

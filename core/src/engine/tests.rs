@@ -94,6 +94,49 @@ fn every_evasion_of_a_keyword_is_caught() {
 }
 
 #[test]
+fn homophones_match_only_where_a_list_asks_for_them() {
+    let mut engine = build(
+        r#"
+[[rules]]
+id = "sound"
+keywords = { substrings = ["微信"], homophones = true }
+
+[[rules]]
+id = "written"
+keywords = { substrings = ["微信"] }
+"#,
+    );
+    let mut f = EventFactory::new(Platform::WeCom, "g1");
+    for (written, matched) in [
+        ("加薇信聊", "薇信"),
+        ("有威信的人", "威信"),
+        ("加V信：abc", "V信"),
+        ("加 薇 信", "薇 信"),
+    ] {
+        let v = judge(&mut engine, &f.text(&member("u1"), written));
+        match first_evidence(&v, "sound") {
+            Evidence::Term {
+                term, matched: m, ..
+            } => {
+                assert_eq!((term.as_str(), m.as_str()), ("微信", matched), "{written}");
+            }
+            other => panic!("a term, not {other:?}"),
+        }
+        assert_eq!(
+            v.outcome("written"),
+            Some(&Outcome::NotMatched),
+            "{written}"
+        );
+        engine.state.ladder.clear();
+    }
+    // Other sounds, and a syllable split across a Latin word, do not match.
+    for written in ["微笑信任", "vip信息", "威风信号"] {
+        let v = judge(&mut engine, &f.text(&member("u2"), written));
+        assert_eq!(v.outcome("sound"), Some(&Outcome::NotMatched), "{written}");
+    }
+}
+
+#[test]
 fn whole_words_do_not_match_inside_other_words() {
     let mut engine = build(ADS);
     let mut f = EventFactory::new(Platform::Discord, "g1");

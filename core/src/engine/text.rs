@@ -7,7 +7,7 @@ use crate::detect::links::{LinkHit, find_links};
 use crate::detect::phone::{PhoneHit, find_phones};
 use crate::normalize::{
     Mapped, collapse_into, fold_into, fold_literal, fold_literal_mapped, fold_mapped,
-    normalize_mapped,
+    normalize_mapped, sound_mapped,
 };
 use crate::rule::PhoneKind;
 use crate::verdict::Evidence;
@@ -58,6 +58,14 @@ impl<'a> TextAnalysis<'a> {
             rules.keywords.find(&collapsed, |owner, start, end| {
                 keyword_hits.push((owner, start, end))
             });
+            if !rules.homophones.is_empty() {
+                let sound = sound_mapped(&collapsed);
+                rules.homophones.find(&sound.text, |owner, start, end| {
+                    // A keyword's sound starts with the `'` that ends the syllable before.
+                    let span = sound.source_span(start + 1, end);
+                    keyword_hits.push((owner, span.start, span.end));
+                });
+            }
         }
         TextAnalysis {
             raw,

@@ -187,3 +187,22 @@ fn spelled_out_letters_against_a_word_stay_with_that_word() {
     assert_eq!(normalize("buy w e c h a t now"), "buy wechat now");
     assert_eq!(normalize("plan b for"), "plan b for");
 }
+
+#[test]
+fn sounds_are_syllables_marked_at_their_boundaries() {
+    let sound = |text: &str| sound_mapped(&normalize(text)).text;
+    assert_eq!(sound("微信"), "'wei'xin'");
+    assert_eq!(sound("薇信"), sound("微信"));
+    assert_eq!(sound("威信"), sound("微信"));
+    assert_eq!(sound("加V信"), "'jia'wei'xin'");
+    assert_eq!(
+        sound("vip会员"),
+        "'vip'hui'yuan'",
+        "a v in a word is a letter"
+    );
+    assert_eq!(sound("ok"), "'ok");
+    // The map leads back to the characters that sound so.
+    let mapped = sound_mapped("加v信");
+    let at = mapped.text.find("wei").unwrap();
+    assert_eq!(mapped.source_span(at, at + "wei'xin'".len()), 3..7);
+}

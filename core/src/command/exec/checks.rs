@@ -72,6 +72,26 @@ pub(super) async fn keywords(
     .await
 }
 
+pub(super) async fn homophones(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
+    let id = &need(args.rule("rule"), "rule")?;
+    let on = need(args.flag("on"), "on")?;
+    change_rule(ctx, id, |r| {
+        let Some(keywords) = &mut r.keywords else {
+            return Err(CommandError::Refused(format!(
+                "rule `{}` has no keywords to match by sound",
+                r.id
+            )));
+        };
+        keywords.homophones = on;
+        Ok(if on {
+            "keywords now also match characters of the same sound".to_owned()
+        } else {
+            "keywords match as written again".to_owned()
+        })
+    })
+    .await
+}
+
 pub(super) async fn regex(
     ctx: &Context<'_>,
     args: &Args,

@@ -235,6 +235,7 @@ pub async fn execute(invocation: &Invocation, ctx: &Context<'_>) -> Result<Answe
         C::RuleSetWordsRemove => {
             checks::keywords(ctx, args, checks::KeywordList::Words, false).await
         }
+        C::RuleSetHomophones => checks::homophones(ctx, args).await,
         C::RuleSetRegexAdd => checks::regex(ctx, args, true).await,
         C::RuleSetRegexRemove => checks::regex(ctx, args, false).await,
         C::RuleSetPhone => checks::phone(ctx, args).await,
