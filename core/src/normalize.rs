@@ -95,7 +95,7 @@ pub fn collapse_into(folded: &str, out: &mut String) {
 }
 
 /// Normalized text with, for every output byte, the input byte range it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mapped {
     /// The normalized text.
     pub text: String,
@@ -144,44 +144,76 @@ fn fold_mapped_with(input: &str, lookalikes: bool) -> Mapped {
 
 /// What collapsed text sounds like, for keyword lists that match homophones: each Chinese
 /// character becomes its toneless pinyin syllable (the first reading of a character with
-/// several) followed by `'`, and so does a `v` written next to one (`V信` for `微信`: spammers
-/// write V for 微); anything else stays as it is, and the text starts with `'`. So `薇信`,
-/// `威信` and `v信` all sound `'wei'xin'`, and a keyword's sound matches only at syllable
-/// boundaries. The map leads from the sound back to the collapsed text.
+/// several), and so does a `v` written next to one (`V信` for `微信`: spammers write V for
+/// 微); anything else stays as it is. Each syllable is written as one character of its own (in
+/// Unicode's supplementary private use area), so the sound is as long as the text, and
+/// `薇信`, `威信` and `v信` all sound alike. The map leads back to the collapsed text.
 pub fn sound_mapped(collapsed: &str) -> Mapped {
-    use pinyin::ToPinyin;
-    let syllable = |c: char| c.to_pinyin().map(|p| p.plain());
-    let mut text = String::from("'");
-    let mut origins = vec![(0, 0, 0)];
-    let chars: Vec<(usize, char)> = collapsed.char_indices().collect();
-    for (n, &(at, c)) in chars.iter().enumerate() {
-        let span = (at as u32, (at + c.len_utf8()) as u32);
-        let beside_syllable = || {
-            let near = |m: Option<&(usize, char)>| m.is_some_and(|&(_, c)| syllable(c).is_some());
-            near(n.checked_sub(1).and_then(|m| chars.get(m))) || near(chars.get(n + 1))
+    let mut sound = Mapped::default();
+    sound_into(collapsed, &mut sound);
+    sound
+}
+
+/// [`sound_mapped`] into a buffer the caller reuses.
+pub fn sound_into(collapsed: &str, sound: &mut Mapped) {
+    let syllables = syllables();
+    let (text, origins) = (&mut sound.text, &mut sound.origins);
+    text.clear();
+    origins.clear();
+    let mut chars = collapsed
+        .char_indices()
+        .map(|(at, c)| (at, c, syllables.of(c)));
+    let mut next = chars.next();
+    let mut previous_sounded = false;
+    while let Some((at, c, own)) = next {
+        next = chars.next();
+        let beside = previous_sounded || next.is_some_and(|(_, _, s)| s.is_some());
+        let written = match own {
+            Some(syllable) => syllable,
+            None if c == 'v' && beside => syllables.wei,
+            None => c,
         };
-        let sound = match syllable(c) {
-            Some(s) => Some(s),
-            None if c == 'v' && beside_syllable() => Some("wei"),
-            None => None,
-        };
-        match sound {
-            Some(sound) => {
-                if !text.ends_with('\'') {
-                    origins.push((text.len() as u32, span.0, span.0));
-                    text.push('\'');
-                }
-                origins.push((text.len() as u32, span.0, span.1));
-                text.push_str(sound);
-                text.push('\'');
-            }
-            None => {
-                origins.push((text.len() as u32, span.0, span.1));
-                text.push(c);
-            }
+        previous_sounded = own.is_some();
+        origins.push((text.len() as u32, at as u32, (at + c.len_utf8()) as u32));
+        text.push(written);
+    }
+}
+
+/// Toneless pinyin syllables, one character each, for the CJK characters that have a reading.
+struct Syllables {
+    /// From the common CJK block's characters to their syllable's character, if any.
+    common: Vec<Option<char>>,
+    /// The syllable `wei`.
+    wei: char,
+}
+
+impl Syllables {
+    fn of(&self, c: char) -> Option<char> {
+        match c {
+            '\u{4E00}'..='\u{9FFF}' => self.common[c as usize - 0x4E00],
+            _ if is_cjk(c) => syllable_char(c),
+            _ => None,
         }
     }
-    Mapped { text, origins }
+}
+
+/// The syllable of `c` as one character, from the `pinyin` crate's readings.
+fn syllable_char(c: char) -> Option<char> {
+    use pinyin::ToPinyin;
+    static IDS: OnceLock<std::sync::Mutex<FxHashMap<&'static str, u32>>> = OnceLock::new();
+    let plain = c.to_pinyin()?.plain();
+    let mut ids = IDS.get_or_init(Default::default).lock().ok()?;
+    let next = ids.len() as u32;
+    let id = *ids.entry(plain).or_insert(next);
+    char::from_u32(0xF_0000 + id)
+}
+
+fn syllables() -> &'static Syllables {
+    static TABLE: OnceLock<Syllables> = OnceLock::new();
+    TABLE.get_or_init(|| Syllables {
+        common: ('\u{4E00}'..='\u{9FFF}').map(syllable_char).collect(),
+        wei: syllable_char('微').unwrap_or('微'),
+    })
 }
 
 /// [`normalize`] with a map back to the input.

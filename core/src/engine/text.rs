@@ -7,7 +7,7 @@ use crate::detect::links::{LinkHit, find_links};
 use crate::detect::phone::{PhoneHit, find_phones};
 use crate::normalize::{
     Mapped, collapse_into, fold_into, fold_literal, fold_literal_mapped, fold_mapped,
-    normalize_mapped, sound_mapped,
+    normalize_mapped, sound_into,
 };
 use crate::rule::PhoneKind;
 use crate::verdict::Evidence;
@@ -19,6 +19,7 @@ pub(super) struct Scratch {
     pub(super) collapsed: String,
     pub(super) skeleton: String,
     pub(super) keyword_hits: Vec<(KeywordOwner, usize, usize)>,
+    pub(super) sound: Mapped,
 }
 
 /// The event's text, normalized once and searched once for all rules.
@@ -58,11 +59,12 @@ impl<'a> TextAnalysis<'a> {
             rules.keywords.find(&collapsed, |owner, start, end| {
                 keyword_hits.push((owner, start, end))
             });
-            if !rules.homophones.is_empty() {
-                let sound = sound_mapped(&collapsed);
+            // Only text with CJK characters (three-byte UTF-8 and up) can sound like a keyword.
+            if !rules.homophones.is_empty() && collapsed.bytes().any(|b| b >= 0xE0) {
+                let sound = &mut scratch.sound;
+                sound_into(&collapsed, sound);
                 rules.homophones.find(&sound.text, |owner, start, end| {
-                    // A keyword's sound starts with the `'` that ends the syllable before.
-                    let span = sound.source_span(start + 1, end);
+                    let span = sound.source_span(start, end);
                     keyword_hits.push((owner, span.start, span.end));
                 });
             }

@@ -189,20 +189,20 @@ fn spelled_out_letters_against_a_word_stay_with_that_word() {
 }
 
 #[test]
-fn sounds_are_syllables_marked_at_their_boundaries() {
+fn sounds_are_one_character_per_syllable() {
     let sound = |text: &str| sound_mapped(&normalize(text)).text;
-    assert_eq!(sound("微信"), "'wei'xin'");
+    assert_eq!(sound("微信").chars().count(), 2);
     assert_eq!(sound("薇信"), sound("微信"));
     assert_eq!(sound("威信"), sound("微信"));
-    assert_eq!(sound("加V信"), "'jia'wei'xin'");
-    assert_eq!(
-        sound("vip会员"),
-        "'vip'hui'yuan'",
+    assert_eq!(sound("加V信"), sound("加微信"));
+    assert_ne!(sound("微笑"), sound("微信"));
+    assert!(
+        sound("vip会员").starts_with("vip"),
         "a v in a word is a letter"
     );
-    assert_eq!(sound("ok"), "'ok");
+    assert_eq!(sound("ok 1"), "ok 1");
     // The map leads back to the characters that sound so.
     let mapped = sound_mapped("加v信");
-    let at = mapped.text.find("wei").unwrap();
-    assert_eq!(mapped.source_span(at, at + "wei'xin'".len()), 3..7);
+    let at = mapped.text.char_indices().nth(1).unwrap().0;
+    assert_eq!(mapped.source_span(at, mapped.text.len()), 3..7);
 }
