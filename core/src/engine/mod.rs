@@ -250,9 +250,8 @@ impl Engine {
             (true, Some(min), Some(text)) => {
                 // Letters and digits only: punctuation and spacing do not make spam new.
                 let skeleton = &mut self.scratch.skeleton;
-                skeleton.clear();
-                skeleton.extend(text.collapsed.chars().filter(|&c| is_letter_or_digit(c)));
-                (skeleton.chars().count() >= min as usize).then(|| {
+                let chars = letters_and_digits(&text.collapsed, skeleton);
+                (chars >= min as usize).then(|| {
                     let key = keys::text(skeleton);
                     self.state
                         .record_text(key, member_key, group_key, now, &rules.needs);
@@ -306,6 +305,25 @@ impl Engine {
             .collect();
         verdict
     }
+}
+
+/// Writes the letters and digits of `text` to `out` (copied a run at a time) and returns
+/// how many there are.
+fn letters_and_digits(text: &str, out: &mut String) -> usize {
+    out.clear();
+    let (mut count, mut run) = (0, None);
+    for (at, c) in text.char_indices() {
+        if is_letter_or_digit(c) {
+            count += 1;
+            run.get_or_insert(at);
+        } else if let Some(start) = run.take() {
+            out.push_str(&text[start..at]);
+        }
+    }
+    if let Some(start) = run {
+        out.push_str(&text[start..]);
+    }
+    count
 }
 
 fn skip_reason(
