@@ -8,17 +8,19 @@
 //! # Memory
 //!
 //! State is bounded by activity, not by history: at every event a few flood windows idle for
-//! the longest flood window are dropped (see `engine::flood`), and every minute of event time a
-//! sweep drops duplicate texts older than the longest duplicate window and ladder counters
-//! whose violations have all decayed. Only members who post in a group with a flood rule get a
-//! flood window; only violators get ladder counters. A flood window costs 46 bytes per
-//! (member, group) for a limit of 10 messages, table slot included; a text tracked for
-//! duplicates with one sender 52 bytes; a ladder counter with one violation 36 bytes
-//! (measured: `docs/PERFORMANCE.md`).
+//! the longest flood window are dropped (see `engine::flood`), and the duplicate-text and
+//! ladder tables, each in 64 parts (`engine::shards`), have one part swept per sixty-fourth of
+//! a minute of event time: duplicate texts older than the longest duplicate window and ladder
+//! counters whose violations have all decayed go. No event pays for a pass over a whole table.
+//! Only members who post in a group with a flood rule get a flood window; only violators get
+//! ladder counters. A flood window costs 46 bytes per (member, group) for a limit of 10
+//! messages, table slot included; a text tracked for duplicates with one sender 52 bytes; a
+//! ladder counter with one violation 36 bytes (measured: `docs/PERFORMANCE.md`).
 
 mod checks;
 mod flood;
 mod ladder;
+mod shards;
 mod state;
 mod text;
 

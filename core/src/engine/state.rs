@@ -4,6 +4,7 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use super::flood::FloodWindows;
+use super::shards::{PARTS, Shards};
 use super::{DUPLICATE_SENDERS, LADDER_MEMORY, SWEEP_EVERY_MS};
 use crate::compile::StateNeeds;
 use crate::keys;
@@ -15,6 +16,9 @@ use crate::time::Timestamp;
 /// at 30,000 windows, and nothing like a pause.
 const FLOOD_SWEEP_PER_EVENT: usize = 8;
 
+/// The most table parts swept at one event.
+const PARTS_PER_EVENT: usize = 4;
+
 /// Counters the engine keeps between events.
 #[derive(Debug, Default)]
 pub struct EngineState {
@@ -23,6 +27,7 @@ pub struct EngineState {
     pub(super) duplicates: Duplicates,
     pub(super) blacklisted: FxHashMap<u64, ListMeta>,
     pub(super) next_sweep: i64,
+    next_part: usize,
 }
 
 /// Violation times per (member, rule), in whole seconds since the Unix epoch (a `u32` lasts
@@ -30,8 +35,8 @@ pub struct EngineState {
 /// sit in the map's own slot; a repeat offender's times move to `more`.
 #[derive(Debug, Default)]
 pub(super) struct Ladders {
-    few: FxHashMap<u64, [u32; 2]>,
-    more: FxHashMap<u64, SmallVec<[u32; LADDER_MEMORY]>>,
+    few: Shards<[u32; 2]>,
+    more: Shards<SmallVec<[u32; LADDER_MEMORY]>>,
 }
 
 /// In `Ladders::few`: no time in this place.
@@ -79,12 +84,12 @@ impl Ladders {
         }
     }
 
-    /// Keeps counters with a violation after `since` (seconds).
-    fn retain_recent(&mut self, since: u32) {
+    /// Keeps the counters of one part with a violation after `since` (seconds).
+    fn retain_recent(&mut self, part: usize, since: u32) {
         self.more
-            .retain(|_, times| times.last().is_some_and(|&t| t > since));
+            .retain_part(part, |_, times| times.last().is_some_and(|&t| t > since));
         let more = &self.more;
-        self.few.retain(|key, few| match *few {
+        self.few.retain_part(part, |key, few| match *few {
             MOVED => more.contains_key(key),
             [_, newest] => newest > since,
         });
@@ -105,8 +110,8 @@ impl Ladders {
 /// sender sits in the map's own slot; a text sent by several moves to `more`.
 #[derive(Debug, Default)]
 pub(super) struct Duplicates {
-    one: FxHashMap<u64, DuplicateSender>,
-    more: FxHashMap<u64, SmallVec<[DuplicateSender; 4]>>,
+    one: Shards<DuplicateSender>,
+    more: Shards<SmallVec<[DuplicateSender; 4]>>,
 }
 
 /// In `Duplicates::one`: the senders are in `Duplicates::more`.
@@ -164,19 +169,30 @@ impl EngineState {
         }
     }
 
-    /// Drops idle state: a few flood windows at every event, the rest every minute.
+    /// Drops idle state, a little at a time: a few flood windows at every event, and one part
+    /// of the duplicate and ladder tables per sixty-fourth of a minute of event time (after a
+    /// quiet spell, a few parts per event until it has caught up), so every entry is looked at
+    /// about once a minute.
     pub(super) fn sweep_if_due(&mut self, now: Timestamp, needs: &StateNeeds) {
         let now = now.millis();
         self.flood.sweep_some(now, FLOOD_SWEEP_PER_EVENT);
-        if now < self.next_sweep {
-            return;
+        let slot = SWEEP_EVERY_MS / PARTS as i64;
+        for _ in 0..PARTS_PER_EVENT {
+            if now < self.next_sweep {
+                return;
+            }
+            self.next_sweep = (self.next_sweep + slot).max(now - SWEEP_EVERY_MS);
+            let part = self.next_part;
+            self.next_part = (part + 1) % PARTS;
+            let duplicate_since = seconds(now - needs.duplicate_window_ms);
+            self.duplicates.retain_recent(part, duplicate_since);
+            self.ladder
+                .retain_recent(part, seconds(now - needs.decay_ms));
+            if part == 0 {
+                let now = Timestamp(now);
+                self.blacklisted.retain(|_, meta| meta.is_active(now));
+            }
         }
-        self.next_sweep = now + SWEEP_EVERY_MS;
-        let duplicate_since = seconds(now - needs.duplicate_window_ms);
-        self.duplicates.retain_recent(duplicate_since);
-        self.ladder.retain_recent(seconds(now - needs.decay_ms));
-        let now = Timestamp(now);
-        self.blacklisted.retain(|_, meta| meta.is_active(now));
     }
 
     /// Records a message of a member in a group (`key` pairs the two).
@@ -230,12 +246,13 @@ impl EngineState {
 }
 
 impl Duplicates {
-    /// Keeps texts sent after `since` (seconds).
-    fn retain_recent(&mut self, since: u32) {
-        self.more
-            .retain(|_, senders| senders.last().is_some_and(|s| s.at > since));
+    /// Keeps the texts of one part sent after `since` (seconds).
+    fn retain_recent(&mut self, part: usize, since: u32) {
+        self.more.retain_part(part, |_, senders| {
+            senders.last().is_some_and(|s| s.at > since)
+        });
         let more = &self.more;
-        self.one.retain(|text, one| match *one {
+        self.one.retain_part(part, |text, one| match *one {
             SENT_BY_SEVERAL => more.contains_key(text),
             one => one.at > since,
         });
@@ -273,7 +290,7 @@ mod tests {
             &many[4..],
             "the newest are kept"
         );
-        ladders.retain_recent(35);
+        (0..PARTS).for_each(|part| ladders.retain_recent(part, 35));
         assert_eq!(
             ladders.times(7).as_slice(),
             [30, 40],
@@ -311,7 +328,11 @@ mod tests {
         // After the window, the old senders drop out and the text is sent once again.
         state.record_text(1, 400, 5, at(100), &needs);
         assert_eq!(state.duplicates.senders(1).len(), 1);
-        state.duplicates.retain_recent(seconds(at(200).millis()));
+        (0..PARTS).for_each(|part| {
+            state
+                .duplicates
+                .retain_recent(part, seconds(at(200).millis()))
+        });
         assert!(state.duplicates.senders(1).is_empty());
         assert_eq!(state.duplicates.len(), 0);
     }
