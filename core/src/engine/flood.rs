@@ -33,6 +33,18 @@ pub(super) struct FloodWindows {
     cursor: usize,
 }
 
+/// Ticks from a record's last message to tick `now` (negative for a message from before it).
+fn ticks_since_last(record: &[u16], now: i64) -> i64 {
+    let last = (u32::from(record[4]) << 16) | u32::from(record[5]);
+    i64::from((now as u32).wrapping_sub(last) as i32)
+}
+
+/// Notes tick `tick` as a record's last message (kept modulo 2^32).
+fn set_last(record: &mut [u16], tick: i64) {
+    record[4] = ((tick as u32) >> 16) as u16;
+    record[5] = tick as u16;
+}
+
 /// Ticks of `tick_ms` in `millis`, rounded up.
 fn ticks(millis: i64, tick_ms: i64) -> i64 {
     (millis.max(0) as u64).div_ceil(tick_ms as u64) as i64
@@ -100,8 +112,7 @@ impl FloodWindows {
     fn decode(&self, i: usize, now_ms: i64) -> (u64, i64, Vec<i64>) {
         let r = self.record(i);
         let now = now_ms.div_euclid(self.tick_ms);
-        let last = (u32::from(r[4]) << 16) | u32::from(r[5]);
-        let last_tick = now - i64::from((now as u32).wrapping_sub(last) as i32);
+        let last_tick = now - ticks_since_last(r, now);
         let count = usize::from(r[6]);
         let last_low = last_tick as u16;
         let times = r[HEAD..HEAD + count]
@@ -114,9 +125,7 @@ impl FloodWindows {
     fn encode(&mut self, i: usize, last_ms: i64, times_ms: &[i64]) {
         let tick_ms = self.tick_ms;
         let r = self.record_mut(i);
-        let last = last_ms.div_euclid(tick_ms) as u32;
-        r[4] = (last >> 16) as u16;
-        r[5] = last as u16;
+        set_last(r, last_ms.div_euclid(tick_ms));
         r[6] = times_ms.len() as u16;
         for (slot, t) in r[HEAD..].iter_mut().zip(times_ms) {
             *slot = t.div_euclid(tick_ms) as u16;
@@ -153,8 +162,7 @@ impl FloodWindows {
         let now = now_ms.div_euclid(self.tick_ms);
         let (capacity, window) = (self.capacity, self.window_ticks);
         let r = self.record_mut(i);
-        let last = i64::from((u32::from(r[4]) << 16) | u32::from(r[5]));
-        let since_last = i64::from((now as u32).wrapping_sub(last as u32) as i32);
+        let since_last = ticks_since_last(r, now);
         let mut count = usize::from(r[6]);
         if !(0..window).contains(&since_last) {
             // Idle for a whole window, or a message from before the last one: start over.
@@ -172,8 +180,7 @@ impl FloodWindows {
             count -= 1;
         }
         r[HEAD + count] = now_low;
-        r[4] = ((now as u32) >> 16) as u16;
-        r[5] = now as u16;
+        set_last(r, now);
         r[6] = (count + 1) as u16;
     }
 
@@ -182,9 +189,7 @@ impl FloodWindows {
         let Some(i) = self.find(key) else { return 0 };
         let r = self.record(i);
         let now = now_ms.div_euclid(self.tick_ms);
-        let last = (u32::from(r[4]) << 16) | u32::from(r[5]);
-        let since_last = i64::from((now as u32).wrapping_sub(last) as i32);
-        if !(0..self.window_ticks).contains(&since_last) {
+        if !(0..self.window_ticks).contains(&ticks_since_last(r, now)) {
             return 0;
         }
         let per = ticks(per_ms, self.tick_ms);
@@ -235,9 +240,7 @@ impl FloodWindows {
                 self.cursor = 0;
             }
             let r = self.record(self.cursor);
-            let last = (u32::from(r[4]) << 16) | u32::from(r[5]);
-            let since_last = i64::from((now as u32).wrapping_sub(last) as i32);
-            if since_last >= self.window_ticks {
+            if ticks_since_last(r, now) >= self.window_ticks {
                 self.swap_remove(self.cursor);
             } else {
                 self.cursor += 1;
