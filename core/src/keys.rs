@@ -49,9 +49,12 @@ pub fn personal(platform: Platform, owner: &str, user: &str) -> u64 {
     key(Domain::Personal, Some(platform), &[owner, user])
 }
 
-/// A normalized text, for duplicate detection.
-pub fn text(text: &str) -> u64 {
-    key(Domain::Text, None, &[text])
+/// A normalized text (UTF-8), for duplicate detection.
+pub fn text(text: &[u8]) -> u64 {
+    let mut h = hasher();
+    Domain::Text.hash(&mut h);
+    text.hash(&mut h);
+    h.finish()
 }
 
 /// Two keys combined into one (a member in a group, a member under a rule).

@@ -57,6 +57,143 @@ pub fn normalize(input: &str) -> String {
     collapse(&fold(input))
 }
 
+/// A text folded and collapsed in one pass, with counts the checks after it use. Reused
+/// from one message to the next, so normalizing rarely allocates.
+#[derive(Debug, Default, Clone)]
+pub struct Normalized {
+    /// Stage 1, look-alikes mapped: what regexes see.
+    pub folded: String,
+    /// Stage 2: what keywords see.
+    pub collapsed: String,
+    /// The letters and digits alone, in order, as UTF-8: what duplicate texts are compared by.
+    pub skeleton: Vec<u8>,
+    /// How many characters `skeleton` has.
+    pub letters: usize,
+    /// How many characters could be digits of a phone number (ASCII digits, Chinese numerals).
+    pub digits: usize,
+    /// Whether a look-alike was mapped (then [`fold_literal`] differs from `folded`).
+    pub lookalikes: bool,
+}
+
+impl Normalized {
+    /// Folds and collapses `input`, replacing what was here.
+    pub fn of(&mut self, input: &str) {
+        let Normalized {
+            folded,
+            collapsed,
+            skeleton,
+            letters,
+            digits,
+            lookalikes,
+        } = self;
+        folded.clear();
+        collapsed.clear();
+        let mut numerals = 0;
+        *lookalikes = fold_chars(input, true, |c, _| {
+            folded.push(c);
+            numerals += usize::from(is_numeral(c));
+        });
+        *digits = numerals;
+        skeleton.clear();
+        *letters = collapse_to(folded, collapsed, Some(skeleton));
+    }
+}
+
+/// Collapses `folded` onto `out`, and writes its letters and digits alone to `skeleton` if
+/// given. Returns how many letters and digits there are.
+fn collapse_to(folded: &str, out: &mut String, skeleton: Option<&mut Vec<u8>>) -> usize {
+    collapse_pieces(
+        folded,
+        &mut PieceWriter {
+            folded,
+            out,
+            skeleton,
+        },
+    )
+}
+
+/// Receives the pieces of a collapsed text.
+trait PieceSink {
+    fn piece(&mut self, piece: Piece);
+}
+
+impl<F: FnMut(Piece)> PieceSink for F {
+    fn piece(&mut self, piece: Piece) {
+        self(piece)
+    }
+}
+
+/// Writes collapsed text.
+struct PieceWriter<'a> {
+    folded: &'a str,
+    out: &'a mut String,
+    skeleton: Option<&'a mut Vec<u8>>,
+}
+
+impl PieceSink for PieceWriter<'_> {
+    #[inline(always)]
+    fn piece(&mut self, piece: Piece) {
+        match piece {
+            Piece::Word(range) => {
+                let word = &self.folded[range];
+                self.out.push_str(word);
+                if let Some(skeleton) = &mut self.skeleton {
+                    skeleton.extend_from_slice(word.as_bytes());
+                }
+            }
+            Piece::Separators(range) => self.out.push_str(&self.folded[range]),
+            Piece::Canonical(c, _) => self.out.push(c),
+        }
+    }
+}
+
+/// A digit as phone numbers may be written: ASCII, or a Chinese numeral (`一`, `壹`, `幺`, `两`).
+pub fn numeral_value(c: char) -> Option<u8> {
+    Some(match c {
+        '0'..='9' => c as u8 - b'0',
+        '零' | '〇' | '○' => 0,
+        '一' | '壹' | '幺' => 1,
+        '二' | '贰' | '两' => 2,
+        '三' | '叁' => 3,
+        '四' | '肆' => 4,
+        '五' | '伍' => 5,
+        '六' | '陆' => 6,
+        '七' | '柒' => 7,
+        '八' | '捌' => 8,
+        '九' | '玖' => 9,
+        _ => return None,
+    })
+}
+
+/// Whether [`numeral_value`] reads `c` as a digit, answered from a bitmap.
+#[inline(always)]
+fn is_numeral(c: char) -> bool {
+    const COMMON_CJK: u32 = 0x4E00;
+    /// One bit per character of the common CJK block: a Chinese numeral.
+    const CJK_NUMERALS: [u64; 0x5200 / 64] = {
+        let mut bits = [0u64; 0x5200 / 64];
+        let numerals = [
+            '零', '一', '壹', '幺', '二', '贰', '两', '三', '叁', '四', '肆', '五', '伍', '六',
+            '陆', '七', '柒', '八', '捌', '九', '玖',
+        ];
+        let mut i = 0;
+        while i < numerals.len() {
+            let at = (numerals[i] as u32 - COMMON_CJK) as usize;
+            bits[at / 64] |= 1 << (at % 64);
+            i += 1;
+        }
+        bits
+    };
+    match c {
+        '0'..='9' | '〇' | '○' => true,
+        '\u{4E00}'..='\u{9FFF}' => {
+            let at = (c as u32 - COMMON_CJK) as usize;
+            CJK_NUMERALS[at / 64] >> (at % 64) & 1 == 1
+        }
+        _ => false,
+    }
+}
+
 /// Stage 1: compatibility mapping, look-alikes, lower case, no marks, no invisibles,
 /// simplified Chinese.
 pub fn fold(input: &str) -> String {
@@ -88,10 +225,7 @@ pub fn collapse(folded: &str) -> String {
 
 /// [`collapse`] appending to a buffer the caller reuses.
 pub fn collapse_into(folded: &str, out: &mut String) {
-    collapse_ranges(folded, |range, canonical| match canonical {
-        Some(c) => out.push(c),
-        None => out.push_str(&folded[range]),
-    });
+    collapse_to(folded, out, None);
 }
 
 /// Normalized text with, for every output byte, the input byte range it came from.
@@ -261,21 +395,31 @@ fn fold_chars(input: &str, lookalikes: bool, mut emit: impl FnMut(char, (usize, 
         let span = (start, start + c.len_utf8());
         if !word.active {
             // The common cases, kept cheap: ASCII and common CJK, no look-alike word open.
-            if c.is_ascii() {
-                emit(c.to_ascii_lowercase(), span);
-                continue;
-            }
-            if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
-                emit(t2s.simplify(c), span);
+            // This is the one place `emit` is called directly, so it is inlined here; the
+            // rare cases below reach it through a reference.
+            let plain = if c.is_ascii() {
+                Some(c.to_ascii_lowercase())
+            } else if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+                Some(t2s.simplify(c))
+            } else {
+                match punctuation_folded(c) {
+                    Some(None) => continue,
+                    Some(one) => one,
+                    None => None,
+                }
+            };
+            if let Some(x) = plain {
+                emit(x, span);
                 continue;
             }
         }
+        let emit: &mut dyn FnMut(char, (usize, usize)) = &mut emit;
         fold_char(c, t2s, lookalikes, |x, lookalike| {
             if word.active {
-                word.next(x, lookalike, span, &mut emit);
+                word.next(x, lookalike, span, emit);
             } else if lookalike.is_some() {
                 word.open(word_before(input, start, t2s));
-                word.next(x, lookalike, span, &mut emit);
+                word.next(x, lookalike, span, emit);
             } else {
                 emit(x, span);
             }
@@ -283,6 +427,46 @@ fn fold_chars(input: &str, lookalikes: bool, mut emit: impl FnMut(char, (usize, 
     }
     word.end(&mut emit);
     word.mapped_any
+}
+
+/// Characters of the blocks chat punctuation comes from: general punctuation, CJK symbols
+/// and punctuation, half- and full-width forms (`，`, `。`, `！`, `Ｗ`).
+const PUNCTUATION_BLOCKS: [std::ops::RangeInclusive<char>; 3] = [
+    '\u{2000}'..='\u{206F}',
+    '\u{3000}'..='\u{303F}',
+    '\u{FF00}'..='\u{FFEF}',
+];
+
+/// What [`fold_char`] makes of a character of [`PUNCTUATION_BLOCKS`], worked out once:
+/// `Some(Some(x))` for one character `x`, `Some(None)` for nothing, `None` otherwise (several
+/// characters, or outside those blocks).
+#[inline]
+fn punctuation_folded(c: char) -> Option<Option<char>> {
+    static TABLE: OnceLock<Vec<Option<Option<char>>>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        PUNCTUATION_BLOCKS
+            .iter()
+            .flat_map(|block| block.clone())
+            .map(|c| {
+                let mut folded: smallvec::SmallVec<[(char, Option<char>); 4]> =
+                    smallvec::SmallVec::new();
+                fold_char(c, t2s(), true, |x, lookalike| folded.push((x, lookalike)));
+                match folded.as_slice() {
+                    [] => Some(None),
+                    [(x, None)] => Some(Some(*x)),
+                    _ => None,
+                }
+            })
+            .collect()
+    });
+    let mut offset = 0;
+    for block in &PUNCTUATION_BLOCKS {
+        if block.contains(&c) {
+            return table[offset + (c as usize - *block.start() as usize)];
+        }
+        offset += *block.end() as usize - *block.start() as usize + 1;
+    }
+    None
 }
 
 /// Folds one character: calls `out(folded, latin_lookalike)` for each character it becomes.
@@ -373,7 +557,7 @@ impl LookalikeWord {
         c: char,
         lookalike: Option<char>,
         span: (usize, usize),
-        emit: &mut impl FnMut(char, (usize, usize)),
+        emit: &mut dyn FnMut(char, (usize, usize)),
     ) {
         if !is_word_char(c) {
             self.end(emit);
@@ -400,14 +584,14 @@ impl LookalikeWord {
         }
     }
 
-    fn end(&mut self, emit: &mut impl FnMut(char, (usize, usize))) {
+    fn end(&mut self, emit: &mut dyn FnMut(char, (usize, usize))) {
         if self.active {
             self.flush(!self.so_far.unlike, emit);
             self.active = false;
         }
     }
 
-    fn flush(&mut self, map: bool, emit: &mut impl FnMut(char, (usize, usize))) {
+    fn flush(&mut self, map: bool, emit: &mut dyn FnMut(char, (usize, usize))) {
         for (c, lookalike, span) in self.pending.drain(..) {
             match lookalike {
                 Some(latin) if map => {
@@ -533,10 +717,6 @@ pub fn is_word_char(c: char) -> bool {
     }
 }
 
-fn is_separator(c: char) -> bool {
-    !is_letter_or_digit(c)
-}
-
 /// Separators that end a clause; collapsed only between single characters.
 pub fn is_sentence_break(c: char) -> bool {
     matches!(
@@ -548,49 +728,163 @@ pub fn is_sentence_break(c: char) -> bool {
 /// Calls `keep(range, canonical)` for each part of `text` that survives separator collapse:
 /// words as they are, and separator runs between words as one canonical character.
 fn collapse_ranges(text: &str, mut keep: impl FnMut(Range<usize>, Option<char>)) {
-    let mut chars = text.char_indices().peekable();
-    // Length (capped at 2) of the last one-script run before the separator run, and its last char.
-    let mut left: Option<(usize, char)> = None;
-    while let Some(&(start, first)) = chars.peek() {
-        if !is_separator(first) {
-            // The length of the segment's last run of one script: `加v x` splits `v` off `加`.
-            let (mut run, mut last, mut end) = (0, first, start);
-            while let Some(&(i, c)) = chars.peek().filter(|(_, c)| !is_separator(*c)) {
-                run = if is_cjk(c) == is_cjk(last) {
-                    run + 1
-                } else {
-                    1
-                };
-                (last, end) = (c, i + c.len_utf8());
-                chars.next();
-            }
-            keep(start..end, None);
-            left = Some((run.min(2), last));
-            continue;
+    collapse_pieces(text, &mut |piece| match piece {
+        Piece::Word(range) | Piece::Separators(range) => keep(range, None),
+        Piece::Canonical(c, range) => keep(range, Some(c)),
+    });
+}
+
+/// What survives separator collapse, in order.
+enum Piece {
+    /// Letters and digits, as written (a byte range of the text).
+    Word(Range<usize>),
+    /// Separators before the first word or after the last, as written.
+    Separators(Range<usize>),
+    /// A separator run between two words, in its canonical form, and the run as written.
+    Canonical(char, Range<usize>),
+}
+
+/// What separator collapse needs to know of a character.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A letter or digit of a script written with spaces between words.
+    Word,
+    /// A CJK character.
+    Cjk,
+    /// A separator.
+    Separator,
+    /// A separator that ends a clause.
+    SentenceBreak,
+}
+
+impl Class {
+    fn of(c: char) -> Class {
+        if c.is_ascii() {
+            return ASCII_CLASSES[c as usize];
         }
-        let (mut end, mut has_break) = (start, false);
-        while let Some(&(i, c)) = chars.peek().filter(|(_, c)| is_separator(*c)) {
-            has_break |= is_sentence_break(c);
-            end = i + c.len_utf8();
-            chars.next();
+        if is_cjk(c) {
+            return Class::Cjk;
         }
-        let right = chars.peek().map(|&(i, c)| {
-            let next = text[i + c.len_utf8()..].chars().next();
-            let single = next.is_none_or(|n| is_separator(n) || is_cjk(n) != is_cjk(c));
-            (if single { 1 } else { 2 }, c)
-        });
-        match (left, right) {
-            (Some((left_len, left_char)), Some((right_len, right_char))) => {
-                let both_single = left_len == 1 && right_len == 1;
-                let joins_word =
-                    (is_cjk(left_char) || left_len == 1) && (is_cjk(right_char) || right_len == 1);
-                if !(both_single || (joins_word && !has_break)) {
-                    keep(start..end, Some(if has_break { ',' } else { ' ' }));
-                }
-            }
-            _ => keep(start..end, None),
+        if is_sentence_break(c) {
+            return Class::SentenceBreak;
+        }
+        // Punctuation and emoji common in chat, where no letter or digit is, spared the
+        // Unicode property lookups below.
+        if matches!(c,
+            '\u{2000}'..='\u{2027}' | '\u{202A}'..='\u{206F}' | '\u{3000}'
+            | '\u{3003}'..='\u{3004}' | '\u{3008}'..='\u{3020}' | '\u{1F300}'..='\u{1FAFF}')
+        {
+            return Class::Separator;
+        }
+        if c.is_alphanumeric() {
+            Class::Word
+        } else {
+            Class::Separator
         }
     }
+
+    fn is_separator(self) -> bool {
+        matches!(self, Class::Separator | Class::SentenceBreak)
+    }
+}
+
+const ASCII_CLASSES: [Class; 128] = {
+    let mut classes = [Class::Separator; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8 as char;
+        classes[b] = if c.is_ascii_alphanumeric() {
+            Class::Word
+        } else if matches!(c, ',' | '!' | '?' | ';' | ':' | '\n' | '\r') {
+            Class::SentenceBreak
+        } else {
+            Class::Separator
+        };
+        b += 1;
+    }
+    classes
+};
+
+/// The class and UTF-8 length of the character at byte `at` of `text`.
+#[inline(always)]
+fn class_at(text: &str, at: usize) -> (Class, usize) {
+    let lead = text.as_bytes()[at];
+    if lead < 0x80 {
+        return (ASCII_CLASSES[lead as usize], 1);
+    }
+    let c = text[at..].chars().next().unwrap_or_default();
+    if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+        return (Class::Cjk, 3);
+    }
+    (Class::of(c), c.len_utf8())
+}
+
+/// Separator collapse (see the module documentation) as a sequence of pieces. Returns how many
+/// letters and digits the text has.
+fn collapse_pieces(text: &str, out: &mut impl PieceSink) -> usize {
+    let len = text.len();
+    let mut letters = 0;
+    // The length (capped at 2) of the last word's last run of one script, and whether it is CJK.
+    let mut left: Option<(u8, bool)> = None;
+    let mut at = 0;
+    while at < len {
+        let (mut class, mut width) = class_at(text, at);
+        let start = at;
+        if class.is_separator() {
+            let mut has_break = false;
+            loop {
+                has_break |= class == Class::SentenceBreak;
+                at += width;
+                if at == len {
+                    break;
+                }
+                (class, width) = class_at(text, at);
+                if !class.is_separator() {
+                    break;
+                }
+            }
+            let Some((left_len, left_cjk)) = left.filter(|_| at < len) else {
+                out.piece(Piece::Separators(start..at));
+                continue;
+            };
+            // A word that starts with a single letter: the next character is not of its script.
+            let right_cjk = class == Class::Cjk;
+            let right_single = at + width == len || {
+                let (next, _) = class_at(text, at + width);
+                next.is_separator() || (next == Class::Cjk) != right_cjk
+            };
+            let both_single = left_len == 1 && right_single;
+            let joins_word = (left_cjk || left_len == 1) && (right_cjk || right_single);
+            if !(both_single || (joins_word && !has_break)) {
+                out.piece(Piece::Canonical(
+                    if has_break { ',' } else { ' ' },
+                    start..at,
+                ));
+            }
+            continue;
+        }
+        let mut run = (0u8, class == Class::Cjk);
+        loop {
+            let cjk = class == Class::Cjk;
+            run = if run.1 == cjk {
+                (run.0.saturating_add(1).min(2), cjk)
+            } else {
+                (1, cjk)
+            };
+            letters += 1;
+            at += width;
+            if at == len {
+                break;
+            }
+            (class, width) = class_at(text, at);
+            if class.is_separator() {
+                break;
+            }
+        }
+        out.piece(Piece::Word(start..at));
+        left = Some(run);
+    }
+    letters
 }
 
 /// Traditional → simplified, one character at a time, from OpenCC's character table.
@@ -601,6 +895,7 @@ struct T2s {
 }
 
 impl T2s {
+    #[inline]
     fn simplify(&self, c: char) -> char {
         let cp = c as usize;
         if cp < 0x10000 && self.bmp_has_mapping[cp / 64] & (1 << (cp % 64)) == 0 {

@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use crate::normalize::{is_letter_or_digit, is_sentence_break};
+use crate::normalize::{is_letter_or_digit, is_sentence_break, numeral_value};
 use crate::rule::PhoneKind;
 
 /// A phone number found in text.
@@ -21,24 +21,6 @@ pub struct PhoneHit {
     pub number: String,
     /// Where it is in the searched text (bytes).
     pub span: Range<usize>,
-}
-
-/// Chinese numerals and their digits.
-fn digit_value(c: char) -> Option<u8> {
-    Some(match c {
-        '0'..='9' => c as u8 - b'0',
-        '零' | '〇' | '○' => 0,
-        '一' | '壹' | '幺' => 1,
-        '二' | '贰' | '两' => 2,
-        '三' | '叁' => 3,
-        '四' | '肆' => 4,
-        '五' | '伍' => 5,
-        '六' | '陆' => 6,
-        '七' | '柒' => 7,
-        '八' | '捌' => 8,
-        '九' | '玖' => 9,
-        _ => return None,
-    })
 }
 
 fn is_digit_separator(c: char) -> bool {
@@ -53,8 +35,16 @@ fn has_enough_digits(text: &str) -> bool {
     let digits = if text.is_ascii() {
         text.bytes().filter(u8::is_ascii_digit).count()
     } else {
-        text.chars().filter(|&c| digit_value(c).is_some()).count()
+        text.chars().filter(|&c| numeral_value(c).is_some()).count()
     };
+    could_hold_phone(digits)
+}
+
+/// Whether a text with this many digits and numerals (see [`Normalized::digits`]) could hold
+/// a phone number at all.
+///
+/// [`Normalized::digits`]: crate::normalize::Normalized::digits
+pub fn could_hold_phone(digits: usize) -> bool {
     digits >= MIN_DIGITS
 }
 
@@ -69,7 +59,7 @@ pub fn find_phones(text: &str, kinds: &[PhoneKind]) -> Vec<PhoneHit> {
     }
     let mut run = DigitRun::default();
     for (at, c) in text.char_indices() {
-        if let Some(d) = digit_value(c) {
+        if let Some(d) = numeral_value(c) {
             if run.digits.is_empty() && !run.plus {
                 run.start = at;
             }

@@ -326,13 +326,13 @@ fn keyword(rule: &CompiledRule, index: u32, text: &TextAnalysis<'_>, hits: &mut 
 /// scan, then the patterns are tried in order only for a message that has a match.
 fn regex(rule: &CompiledRule, text: &TextAnalysis<'_>, hits: &mut Hits) {
     let Some(regex) = &rule.regex else { return };
-    if !regex.set.is_match(&text.folded) {
+    if !regex.set.is_match(&text.normalized.folded) {
         return;
     }
     if let Some((pattern, m)) = regex
         .each
         .iter()
-        .find_map(|r| r.find(&text.folded).map(|m| (r, m)))
+        .find_map(|r| r.find(&text.normalized.folded).map(|m| (r, m)))
     {
         hits.push(CheckHit {
             check: CheckKind::Regex,

@@ -32,7 +32,6 @@ use crate::compile::{CompiledRule, CompiledRules, ConfigError};
 use crate::keys;
 use crate::lists::BlacklistIndex;
 use crate::model::{Event, EventKind, Member, MemberRef, RuleId, UserId};
-use crate::normalize::is_letter_or_digit;
 use crate::ports::{StoreError, ViolationStore};
 use crate::rule::{BlacklistEntry, RuleSet};
 use crate::time::Timestamp;
@@ -251,10 +250,9 @@ impl Engine {
         let duplicate_key = match (counts_as_new, min_chars, &ctx.text) {
             (true, Some(min), Some(text)) => {
                 // Letters and digits only: punctuation and spacing do not make spam new.
-                let skeleton = &mut self.scratch.skeleton;
-                let chars = letters_and_digits(&text.collapsed, skeleton);
-                (chars >= min as usize).then(|| {
-                    let key = keys::text(skeleton);
+                let normalized = &text.normalized;
+                (normalized.letters >= min as usize).then(|| {
+                    let key = keys::text(&normalized.skeleton);
                     self.state
                         .record_text(key, member_key, group_key, now, &rules.needs);
                     key
@@ -307,25 +305,6 @@ impl Engine {
             .collect();
         verdict
     }
-}
-
-/// Writes the letters and digits of `text` to `out` (copied a run at a time) and returns
-/// how many there are.
-fn letters_and_digits(text: &str, out: &mut String) -> usize {
-    out.clear();
-    let (mut count, mut run) = (0, None);
-    for (at, c) in text.char_indices() {
-        if is_letter_or_digit(c) {
-            count += 1;
-            run.get_or_insert(at);
-        } else if let Some(start) = run.take() {
-            out.push_str(&text[start..at]);
-        }
-    }
-    if let Some(start) = run {
-        out.push_str(&text[start..]);
-    }
-    count
 }
 
 fn skip_reason(

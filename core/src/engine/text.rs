@@ -4,10 +4,10 @@ use std::cell::OnceCell;
 
 use crate::compile::{CompiledRules, KeywordOwner};
 use crate::detect::links::{LinkHit, find_links};
-use crate::detect::phone::{PhoneHit, find_phones};
+use crate::detect::phone::{PhoneHit, could_hold_phone, find_phones};
 use crate::normalize::{
-    Mapped, collapse_into, fold_into, fold_literal, fold_literal_mapped, fold_mapped,
-    normalize_mapped, sound_into,
+    Mapped, Normalized, fold_literal, fold_literal_mapped, fold_mapped, normalize_mapped,
+    sound_into,
 };
 use crate::rule::PhoneKind;
 use crate::verdict::Evidence;
@@ -15,9 +15,7 @@ use crate::verdict::Evidence;
 /// Buffers reused from one evaluation to the next, so judging a message rarely allocates.
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
-    pub(super) folded: String,
-    pub(super) collapsed: String,
-    pub(super) skeleton: String,
+    pub(super) normalized: Normalized,
     pub(super) keyword_hits: Vec<(KeywordOwner, usize, usize)>,
     pub(super) sound: Mapped,
 }
@@ -25,12 +23,10 @@ pub(super) struct Scratch {
 /// The event's text, normalized once and searched once for all rules.
 pub(super) struct TextAnalysis<'a> {
     pub(super) raw: &'a str,
-    /// Folded with look-alikes mapped: what regexes see.
-    pub(super) folded: String,
+    /// Folded (look-alikes mapped; what regexes see) and collapsed (what keywords see).
+    pub(super) normalized: Normalized,
     /// Folded as written, for links and phone numbers, when look-alikes made it differ.
     pub(super) literal: Option<String>,
-    /// Collapsed: what keywords see.
-    pub(super) collapsed: String,
     pub(super) keyword_hits: Vec<(KeywordOwner, usize, usize)>,
     pub(super) links: OnceCell<Vec<LinkHit>>,
     pub(super) phones: OnceCell<Vec<PhoneHit>>,
@@ -47,22 +43,20 @@ impl<'a> TextAnalysis<'a> {
         need_keywords: bool,
         scratch: &mut Scratch,
     ) -> TextAnalysis<'a> {
-        let mut folded = std::mem::take(&mut scratch.folded);
-        folded.clear();
-        let literal = fold_into(raw, &mut folded).then(|| fold_literal(raw));
-        let mut collapsed = std::mem::take(&mut scratch.collapsed);
-        collapsed.clear();
-        collapse_into(&folded, &mut collapsed);
+        let mut normalized = std::mem::take(&mut scratch.normalized);
+        normalized.of(raw);
+        let literal = normalized.lookalikes.then(|| fold_literal(raw));
+        let collapsed = &normalized.collapsed;
         let mut keyword_hits = std::mem::take(&mut scratch.keyword_hits);
         keyword_hits.clear();
         if need_keywords {
-            rules.keywords.find(&collapsed, |owner, start, end| {
+            rules.keywords.find(collapsed, |owner, start, end| {
                 keyword_hits.push((owner, start, end))
             });
             // Only text with CJK characters (three-byte UTF-8 and up) can sound like a keyword.
             if !rules.homophones.is_empty() && collapsed.bytes().any(|b| b >= 0xE0) {
                 let sound = &mut scratch.sound;
-                sound_into(&collapsed, sound);
+                sound_into(collapsed, sound);
                 rules.homophones.find(&sound.text, |owner, start, end| {
                     let span = sound.source_span(start, end);
                     keyword_hits.push((owner, span.start, span.end));
@@ -71,9 +65,8 @@ impl<'a> TextAnalysis<'a> {
         }
         TextAnalysis {
             raw,
-            folded,
+            normalized,
             literal,
-            collapsed,
             keyword_hits,
             links: OnceCell::new(),
             phones: OnceCell::new(),
@@ -85,8 +78,7 @@ impl<'a> TextAnalysis<'a> {
 
     /// Gives the buffers back for the next event.
     pub(super) fn recycle(self, scratch: &mut Scratch) {
-        scratch.folded = self.folded;
-        scratch.collapsed = self.collapsed;
+        scratch.normalized = self.normalized;
         scratch.keyword_hits = self.keyword_hits;
     }
 
@@ -101,7 +93,7 @@ impl<'a> TextAnalysis<'a> {
 
     /// The text links and phone numbers are searched in.
     pub(super) fn literal(&self) -> &str {
-        self.literal.as_deref().unwrap_or(&self.folded)
+        self.literal.as_deref().unwrap_or(&self.normalized.folded)
     }
 
     /// Evidence for a span of [`Self::literal`].
@@ -139,6 +131,9 @@ impl<'a> TextAnalysis<'a> {
 
     pub(super) fn phones(&self) -> &[PhoneHit] {
         self.phones.get_or_init(|| {
+            if !could_hold_phone(self.normalized.digits) {
+                return Vec::new();
+            }
             find_phones(
                 self.literal(),
                 &[

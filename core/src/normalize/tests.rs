@@ -206,3 +206,18 @@ fn sounds_are_one_character_per_syllable() {
     let at = mapped.text.char_indices().nth(1).unwrap().0;
     assert_eq!(mapped.source_span(at, mapped.text.len()), 3..7);
 }
+
+#[test]
+fn quick_character_tests_agree_with_their_definitions() {
+    for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+        let class = Class::of(c);
+        let separator = !is_letter_or_digit(c);
+        assert_eq!(class.is_separator(), separator, "{c:?}");
+        assert_eq!(class == Class::SentenceBreak, is_sentence_break(c), "{c:?}");
+        assert_eq!(class == Class::Cjk, is_cjk(c), "{c:?}");
+        let mut buf = [0u8; 4];
+        let (at_class, width) = class_at(c.encode_utf8(&mut buf), 0);
+        assert!(at_class == class && width == c.len_utf8(), "{c:?}");
+        assert_eq!(is_numeral(c), numeral_value(c).is_some(), "{c:?}");
+    }
+}
