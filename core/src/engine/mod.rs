@@ -207,8 +207,11 @@ impl Engine {
         };
 
         let in_scope = rules.rules_for(event.platform, group_key);
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; rules.rules.len()];
-        let mut eligible = Vec::with_capacity(in_scope.len());
+        let mut outcomes = std::mem::take(&mut self.scratch.outcomes);
+        outcomes.clear();
+        outcomes.resize(rules.rules.len(), None);
+        let mut eligible = std::mem::take(&mut self.scratch.eligible);
+        eligible.clear();
         for (i, rule) in rules.rules.iter().enumerate() {
             let skip = if !rule.rule.enabled {
                 Some(SkipReason::Disabled)
@@ -271,7 +274,7 @@ impl Engine {
             platform: event.platform,
             group: event.group.clone(),
             member: event.member.id.clone(),
-            outcomes: Vec::with_capacity(rules.rules.len()),
+            outcomes: Vec::new(),
             actions: Vec::new(),
             violations: Vec::new(),
         };
@@ -297,12 +300,14 @@ impl Engine {
         verdict.outcomes = rules
             .rules
             .iter()
-            .zip(outcomes)
+            .zip(outcomes.drain(..))
             .map(|(rule, outcome)| RuleOutcome {
                 rule: rule.rule.id.clone(),
                 result: outcome.unwrap_or(Outcome::NotMatched),
             })
             .collect();
+        self.scratch.outcomes = outcomes;
+        self.scratch.eligible = eligible;
         verdict
     }
 }
