@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use regex::{Regex, RegexSet};
+use regex_automata::meta::Regex as MetaRegex;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::detect::links::{DomainSet, normalize_domain};
@@ -95,8 +95,10 @@ impl CompiledRule {
 
 #[derive(Debug)]
 pub(crate) struct CompiledRegex {
-    pub set: RegexSet,
-    pub each: Vec<Regex>,
+    /// Every pattern at once: whether any matches.
+    pub set: MetaRegex,
+    /// Each pattern as written, and compiled.
+    pub each: Vec<(String, MetaRegex)>,
 }
 
 #[derive(Debug)]

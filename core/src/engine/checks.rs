@@ -332,11 +332,11 @@ fn regex(rule: &CompiledRule, text: &TextAnalysis<'_>, hits: &mut Hits) {
     if let Some((pattern, m)) = regex
         .each
         .iter()
-        .find_map(|r| r.find(&text.normalized.folded).map(|m| (r, m)))
+        .find_map(|(pattern, r)| r.find(&text.normalized.folded).map(|m| (pattern, m)))
     {
         hits.push(CheckHit {
             check: CheckKind::Regex,
-            evidence: text.folded_term(pattern.as_str().to_owned(), m.start(), m.end()),
+            evidence: text.folded_term(pattern.clone(), m.start(), m.end()),
         });
     }
 }

@@ -171,6 +171,32 @@ regex = { patterns = ['discord\.gg/\w+', 'q{2}\s*群\s*\d{5,}'] }
 }
 
 #[test]
+fn patterns_written_in_capitals_match_any_case() {
+    let mut engine = build(
+        r#"
+[[rules]]
+id = "codes"
+regex = { patterns = ['PROMO-[A-Z]{3}\d', 'WE(CHAT|IXIN)'] }
+"#,
+    );
+    let mut f = EventFactory::new(Platform::Discord, "g1");
+    for text in [
+        "use promo-abc1",
+        "use PROMO-XYZ9",
+        "Promo-aBc2 now",
+        "wECHAT",
+        "ＷＥＩＸＩＮ",
+    ] {
+        let v = judge(&mut engine, &f.text(&member("u1"), text));
+        assert_eq!(checks(&v, "codes"), [CheckKind::Regex], "{text}");
+    }
+    for text in ["promo-ab1", "promo-abcd"] {
+        let v = judge(&mut engine, &f.text(&member("u2"), text));
+        assert!(checks(&v, "codes").is_empty(), "{text}");
+    }
+}
+
+#[test]
 fn phone_numbers_are_found_in_every_spelling() {
     let mut engine = build(
         r#"

@@ -221,3 +221,15 @@ fn quick_character_tests_agree_with_their_definitions() {
         assert_eq!(is_numeral(c), numeral_value(c).is_some(), "{c:?}");
     }
 }
+
+#[test]
+fn folded_text_has_no_capital_ascii_letters() {
+    // Regexes rely on it: their capital ASCII letters are taken out before they run.
+    for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+        let folded = fold(c.encode_utf8(&mut [0; 4]));
+        assert!(
+            !folded.bytes().any(|b| b.is_ascii_uppercase()),
+            "{c:?} → {folded:?}"
+        );
+    }
+}
