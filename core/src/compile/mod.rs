@@ -132,6 +132,8 @@ pub(crate) struct StateNeeds {
 #[derive(Debug)]
 pub struct CompiledRules {
     config: RuleSet,
+    /// The store's revision `config` was read at, when it came from the store.
+    revision: Option<u64>,
     pub(crate) rules: Vec<CompiledRule>,
     pub(crate) keywords: KeywordIndex,
     /// The sounds of the keywords of lists that match homophones, searched in a message's
@@ -238,6 +240,7 @@ impl CompiledRules {
         config.blacklist = Vec::new();
         Ok(CompiledRules {
             config,
+            revision: None,
             rules,
             keywords,
             homophones,
@@ -252,6 +255,18 @@ impl CompiledRules {
     /// are not kept here: millions of them live only in the compact index (and in storage).
     pub fn config(&self) -> &RuleSet {
         &self.config
+    }
+
+    /// The store's revision this configuration is, if known: while the store is still at it,
+    /// [`CompiledRules::config`] is what the store holds.
+    pub fn revision(&self) -> Option<u64> {
+        self.revision
+    }
+
+    /// Marks this as the configuration stored at `revision`.
+    pub fn at_revision(mut self, revision: u64) -> CompiledRules {
+        self.revision = Some(revision);
+        self
     }
 
     /// The number of rules.
