@@ -88,12 +88,12 @@ impl Normalized {
         } = self;
         folded.clear();
         collapsed.clear();
-        let mut numerals = 0;
-        *lookalikes = fold_chars(input, true, |c, _| {
-            folded.push(c);
-            numerals += usize::from(is_numeral(c));
-        });
-        *digits = numerals;
+        let mut counting = CountingNumerals {
+            out: folded,
+            numerals: 0,
+        };
+        *lookalikes = fold_chars(input, true, &mut counting);
+        *digits = counting.numerals;
         skeleton.clear();
         *letters = collapse_to(folded, collapsed, Some(skeleton));
     }
@@ -165,33 +165,39 @@ pub fn numeral_value(c: char) -> Option<u8> {
     })
 }
 
+const COMMON_CJK: u32 = 0x4E00;
+
+/// One bit per character of the common CJK block: a Chinese numeral.
+const CJK_NUMERALS: [u64; 0x5200 / 64] = {
+    let mut bits = [0u64; 0x5200 / 64];
+    let numerals = [
+        '零', '一', '壹', '幺', '二', '贰', '两', '三', '叁', '四', '肆', '五', '伍', '六', '陆',
+        '七', '柒', '八', '捌', '九', '玖',
+    ];
+    let mut i = 0;
+    while i < numerals.len() {
+        let at = (numerals[i] as u32 - COMMON_CJK) as usize;
+        bits[at / 64] |= 1 << (at % 64);
+        i += 1;
+    }
+    bits
+};
+
 /// Whether [`numeral_value`] reads `c` as a digit, answered from a bitmap.
 #[inline(always)]
 fn is_numeral(c: char) -> bool {
-    const COMMON_CJK: u32 = 0x4E00;
-    /// One bit per character of the common CJK block: a Chinese numeral.
-    const CJK_NUMERALS: [u64; 0x5200 / 64] = {
-        let mut bits = [0u64; 0x5200 / 64];
-        let numerals = [
-            '零', '一', '壹', '幺', '二', '贰', '两', '三', '叁', '四', '肆', '五', '伍', '六',
-            '陆', '七', '柒', '八', '捌', '九', '玖',
-        ];
-        let mut i = 0;
-        while i < numerals.len() {
-            let at = (numerals[i] as u32 - COMMON_CJK) as usize;
-            bits[at / 64] |= 1 << (at % 64);
-            i += 1;
-        }
-        bits
-    };
     match c {
         '0'..='9' | '〇' | '○' => true,
-        '\u{4E00}'..='\u{9FFF}' => {
-            let at = (c as u32 - COMMON_CJK) as usize;
-            CJK_NUMERALS[at / 64] >> (at % 64) & 1 == 1
-        }
+        '\u{4E00}'..='\u{9FFF}' => is_cjk_numeral(c as u32),
         _ => false,
     }
+}
+
+/// Whether the code point `c`, of the common CJK block, is a Chinese numeral.
+#[inline(always)]
+fn is_cjk_numeral(c: u32) -> bool {
+    let at = (c - COMMON_CJK) as usize;
+    CJK_NUMERALS[at / 64] >> (at % 64) & 1 == 1
 }
 
 /// Stage 1: compatibility mapping, look-alikes, lower case, no marks, no invisibles,
@@ -205,14 +211,14 @@ pub fn fold(input: &str) -> String {
 /// [`fold`] appending to a buffer the caller reuses. Returns whether a look-alike was mapped
 /// (then [`fold_literal`] differs).
 pub fn fold_into(input: &str, out: &mut String) -> bool {
-    fold_chars(input, true, |c, _| out.push(c))
+    fold_chars(input, true, out)
 }
 
 /// Stage 1 without the look-alike mapping: the fold for hosts, where a look-alike letter
 /// makes another name.
 pub fn fold_literal(input: &str) -> String {
     let mut out = String::with_capacity(input.len());
-    fold_chars(input, false, |c, _| out.push(c));
+    fold_chars(input, false, &mut out);
     out
 }
 
@@ -267,13 +273,12 @@ pub fn fold_literal_mapped(input: &str) -> Mapped {
 }
 
 fn fold_mapped_with(input: &str, lookalikes: bool) -> Mapped {
-    let mut text = String::with_capacity(input.len());
-    let mut origins = Vec::with_capacity(input.len());
-    fold_chars(input, lookalikes, |c, (start, end)| {
-        origins.push((text.len() as u32, start as u32, end as u32));
-        text.push(c);
-    });
-    Mapped { text, origins }
+    let mut mapped = Mapped {
+        text: String::with_capacity(input.len()),
+        origins: Vec::with_capacity(input.len()),
+    };
+    fold_chars(input, lookalikes, &mut mapped);
+    mapped
 }
 
 /// What collapsed text sounds like, for keyword lists that match homophones: each Chinese
@@ -385,21 +390,103 @@ pub fn normalize_mapped(input: &str) -> Mapped {
     Mapped { text, origins }
 }
 
-/// Calls `emit(char, input_range)` for each folded character; with `lookalikes`, Cyrillic
-/// and Greek look-alikes of Latin letters are mapped where their word qualifies (see the
-/// module documentation). Returns whether any was.
-fn fold_chars(input: &str, lookalikes: bool, mut emit: impl FnMut(char, (usize, usize))) -> bool {
+/// Where folded text goes.
+trait FoldSink {
+    /// One folded character, from the input bytes `span`.
+    fn char(&mut self, c: char, span: (usize, usize));
+
+    /// A stretch of the input, from byte `start`, that folds to itself apart from ASCII
+    /// capitals (ASCII, and common CJK characters with no traditional form), holding
+    /// `numerals` ASCII digits and Chinese numerals.
+    fn run(&mut self, run: &str, start: usize, numerals: usize) {
+        let _ = numerals;
+        for (at, c) in run.char_indices() {
+            self.char(
+                c.to_ascii_lowercase(),
+                (start + at, start + at + c.len_utf8()),
+            );
+        }
+    }
+}
+
+impl FoldSink for String {
+    fn char(&mut self, c: char, _: (usize, usize)) {
+        self.push(c);
+    }
+
+    fn run(&mut self, run: &str, _: usize, _: usize) {
+        let at = self.len();
+        self.push_str(run);
+        self[at..].make_ascii_lowercase();
+    }
+}
+
+impl FoldSink for Mapped {
+    fn char(&mut self, c: char, (start, end): (usize, usize)) {
+        self.origins
+            .push((self.text.len() as u32, start as u32, end as u32));
+        self.text.push(c);
+    }
+}
+
+/// Folded text and how many digits and Chinese numerals it has.
+struct CountingNumerals<'a> {
+    out: &'a mut String,
+    numerals: usize,
+}
+
+impl FoldSink for CountingNumerals<'_> {
+    fn char(&mut self, c: char, _: (usize, usize)) {
+        self.out.push(c);
+        self.numerals += usize::from(is_numeral(c));
+    }
+
+    fn run(&mut self, run: &str, start: usize, numerals: usize) {
+        self.out.run(run, start, numerals);
+        self.numerals += numerals;
+    }
+}
+
+/// Folds `input` into `sink`; with `lookalikes`, Cyrillic and Greek look-alikes of Latin
+/// letters are mapped where their word qualifies (see the module documentation). Returns
+/// whether any was.
+fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
     let t2s = t2s();
+    let bytes = input.as_bytes();
     let mut word = LookalikeWord::default();
-    for (start, c) in input.char_indices() {
-        let span = (start, start + c.len_utf8());
+    // Most text is a stretch that folds to itself (but for ASCII case) with a few characters
+    // between: such a stretch is handed over whole.
+    let (mut at, mut run_start, mut run_numerals) = (0, 0, 0);
+    while at < bytes.len() {
+        let lead = bytes[at];
         if !word.active {
-            // The common cases, kept cheap: ASCII and common CJK, no look-alike word open.
-            // This is the one place `emit` is called directly, so it is inlined here; the
-            // rare cases below reach it through a reference.
-            let plain = if c.is_ascii() {
-                Some(c.to_ascii_lowercase())
-            } else if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+            if lead < 0x80 {
+                run_numerals += usize::from(lead.is_ascii_digit());
+                at += 1;
+                continue;
+            }
+            // Three bytes from U+4E00 to U+9FFF, the common CJK block.
+            if (0xE4..=0xE9).contains(&lead) {
+                let c = (u32::from(lead & 0x0F) << 12)
+                    | (u32::from(bytes[at + 1] & 0x3F) << 6)
+                    | u32::from(bytes[at + 2] & 0x3F);
+                if c >= 0x4E00 && !t2s.maps(c) {
+                    run_numerals += usize::from(is_cjk_numeral(c));
+                    at += 3;
+                    continue;
+                }
+            }
+        }
+        if run_start < at {
+            sink.run(&input[run_start..at], run_start, run_numerals);
+        }
+        let c = input[at..].chars().next().unwrap_or_default();
+        let span = (at, at + c.len_utf8());
+        at = span.1;
+        (run_start, run_numerals) = (at, 0);
+        if !word.active {
+            // Other common characters, kept cheap while no look-alike word is open.
+            let plain = if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
                 Some(t2s.simplify(c))
             } else {
                 match punctuation_folded(c) {
@@ -409,23 +496,26 @@ fn fold_chars(input: &str, lookalikes: bool, mut emit: impl FnMut(char, (usize, 
                 }
             };
             if let Some(x) = plain {
-                emit(x, span);
+                sink.char(x, span);
                 continue;
             }
         }
-        let emit: &mut dyn FnMut(char, (usize, usize)) = &mut emit;
+        let sink: &mut dyn FoldSink = sink;
         fold_char(c, t2s, lookalikes, |x, lookalike| {
             if word.active {
-                word.next(x, lookalike, span, emit);
+                word.next(x, lookalike, span, sink);
             } else if lookalike.is_some() {
-                word.open(word_before(input, start, t2s));
-                word.next(x, lookalike, span, emit);
+                word.open(word_before(input, span.0, t2s));
+                word.next(x, lookalike, span, sink);
             } else {
-                emit(x, span);
+                sink.char(x, span);
             }
         });
     }
-    word.end(&mut emit);
+    if run_start < at {
+        sink.run(&input[run_start..at], run_start, run_numerals);
+    }
+    word.end(sink);
     word.mapped_any
 }
 
@@ -557,11 +647,11 @@ impl LookalikeWord {
         c: char,
         lookalike: Option<char>,
         span: (usize, usize),
-        emit: &mut dyn FnMut(char, (usize, usize)),
+        emit: &mut dyn FoldSink,
     ) {
         if !is_word_char(c) {
             self.end(emit);
-            emit(c, span);
+            emit.char(c, span);
             return;
         }
         if c.is_ascii_alphabetic() {
@@ -575,30 +665,30 @@ impl LookalikeWord {
         match lookalike {
             Some(latin) if self.so_far.latin => {
                 self.mapped_any = true;
-                emit(latin, span);
+                emit.char(latin, span);
             }
             _ if !self.pending.is_empty() || lookalike.is_some() => {
                 self.pending.push((c, lookalike, span));
             }
-            _ => emit(c, span),
+            _ => emit.char(c, span),
         }
     }
 
-    fn end(&mut self, emit: &mut dyn FnMut(char, (usize, usize))) {
+    fn end(&mut self, emit: &mut dyn FoldSink) {
         if self.active {
             self.flush(!self.so_far.unlike, emit);
             self.active = false;
         }
     }
 
-    fn flush(&mut self, map: bool, emit: &mut dyn FnMut(char, (usize, usize))) {
+    fn flush(&mut self, map: bool, emit: &mut dyn FoldSink) {
         for (c, lookalike, span) in self.pending.drain(..) {
             match lookalike {
                 Some(latin) if map => {
                     self.mapped_any = true;
-                    emit(latin, span);
+                    emit.char(latin, span);
                 }
-                _ => emit(c, span),
+                _ => emit.char(c, span),
             }
         }
     }
@@ -897,11 +987,17 @@ struct T2s {
 impl T2s {
     #[inline]
     fn simplify(&self, c: char) -> char {
-        let cp = c as usize;
-        if cp < 0x10000 && self.bmp_has_mapping[cp / 64] & (1 << (cp % 64)) == 0 {
+        if (c as u32) < 0x10000 && !self.maps(c as u32) {
             return c;
         }
         self.map.get(&c).copied().unwrap_or(c)
+    }
+
+    /// Whether the code point `c`, of the BMP, has a simplified form.
+    #[inline(always)]
+    fn maps(&self, c: u32) -> bool {
+        let c = c as usize;
+        self.bmp_has_mapping[c / 64] & (1 << (c % 64)) != 0
     }
 }
 

@@ -155,6 +155,24 @@ fn mapped_and_plain_normalization_agree() {
 
 proptest! {
     #[test]
+    fn one_pass_normalization_agrees_with_the_stages(
+        s in "([a-zA-Z0-9 .,，。一二三微信號賺錢саѕіnо\u{200B}\u{FF21}-\u{FF3A}é\u{301}🌹]|\\PC){0,30}"
+    ) {
+        let mut normalized = Normalized::default();
+        normalized.of(&s);
+        let folded = fold(&s);
+        prop_assert_eq!(&normalized.folded, &folded);
+        prop_assert_eq!(&fold_mapped(&s).text, &folded);
+        prop_assert_eq!(&normalized.collapsed, &collapse(&folded));
+        let letters: String = folded.chars().filter(|&c| is_letter_or_digit(c)).collect();
+        prop_assert_eq!(&normalized.skeleton, letters.as_bytes());
+        prop_assert_eq!(normalized.letters, letters.chars().count());
+        let numerals = folded.chars().filter(|&c| numeral_value(c).is_some()).count();
+        prop_assert_eq!(normalized.digits, numerals);
+        prop_assert_eq!(fold_literal(&s), fold_literal_mapped(&s).text);
+    }
+
+    #[test]
     fn normalization_is_idempotent(s in "\\PC{0,40}") {
         let once = normalize(&s);
         prop_assert_eq!(normalize(&once), once);
