@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::FxBuildHasher;
 
 use crate::keys;
 use crate::model::{MemberRef, Platform, UserId};
@@ -341,7 +341,7 @@ impl BlacklistBuilder {
     /// Adds an entry; a later entry for the same member and owner replaces an earlier one.
     pub fn add(&mut self, entry: &BlacklistEntry) {
         self.patterns.extend(Pattern::of(entry));
-        let meta = self.interner.intern(meta(entry));
+        let meta = self.interner.intern_of(entry);
         self.pairs
             .push((entry_key(&entry.member, entry.owner.as_ref()), meta));
     }
@@ -358,7 +358,26 @@ impl BlacklistBuilder {
 #[derive(Debug, Default)]
 struct Interner {
     table: Vec<ListMeta>,
-    index: FxHashMap<ListMeta, u32>,
+    index: hashbrown::HashMap<ListMeta, u32, FxBuildHasher>,
+}
+
+/// The [`ListMeta`] of an entry, borrowed: an entry whose metadata is already known is
+/// indexed without allocating. Hashes as its `ListMeta` does (same fields, same order).
+#[derive(Hash)]
+struct MetaOf<'a> {
+    owner: Option<&'a UserId>,
+    reason: &'a str,
+    source: &'a Source,
+    expires_at: Option<Timestamp>,
+}
+
+impl hashbrown::Equivalent<ListMeta> for MetaOf<'_> {
+    fn equivalent(&self, meta: &ListMeta) -> bool {
+        self.owner == meta.owner.as_ref()
+            && self.reason == &*meta.reason
+            && self.source == &meta.source
+            && self.expires_at == meta.expires_at
+    }
 }
 
 impl Interner {
@@ -373,6 +392,20 @@ impl Interner {
             self.table.push(meta.clone());
             next
         })
+    }
+
+    /// [`Interner::intern`] of an entry's metadata.
+    fn intern_of(&mut self, e: &BlacklistEntry) -> u32 {
+        let borrowed = MetaOf {
+            owner: e.owner.as_ref(),
+            reason: &e.reason,
+            source: &e.source,
+            expires_at: e.expires_at,
+        };
+        match self.index.get(&borrowed) {
+            Some(&known) => known,
+            None => self.intern(meta(e)),
+        }
     }
 }
 

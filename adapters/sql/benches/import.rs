@@ -78,7 +78,7 @@ async fn main() {
         .sum();
     println!(
         "SQLite: {n} blacklist entries imported in {secs:.1} s ({:.0} entries/s), database {:.0} MB ({:.0} bytes per entry); \
-         full reload (read and compile everything) {reload:.1} s; \
+         full reload (read and compile everything) {reload:.2} s; \
          a rule change reloads in {:.0} ms, a blacklist change in {:.0} ms",
         n as f64 / secs,
         size as f64 / 1e6,

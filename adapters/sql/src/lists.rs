@@ -252,7 +252,7 @@ impl ListStore for SqlStore {
             .map(
                 |PageEntry(platform, member, owner, reason, source, created_at, expires_at)| {
                     Ok(BlacklistEntry {
-                        member: MemberRef::new(parse(&platform)?, member.into_owned()),
+                        member: MemberRef::new(parse(&platform)?, &*member),
                         owner: (!owner.is_empty()).then(|| UserId::from(owner.as_ref())),
                         reason: reason.into_owned(),
                         source: parse::<Source>(&source)?,

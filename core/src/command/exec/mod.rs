@@ -16,6 +16,8 @@ mod lists;
 mod reports;
 mod rules;
 
+use std::task::Poll;
+
 use crate::command::parse::{MissingArg, need};
 use crate::command::{CommandId, Invocation, literal_path, spec};
 use crate::compile::CompiledRules;
@@ -436,23 +438,38 @@ fn invalid(errors: Vec<crate::compile::ConfigError>) -> CommandError {
     CommandError::Invalid(errors.into_iter().map(|e| e.to_string()).collect())
 }
 
-/// Compiles the stored configuration, and indexes the blacklist page by page: only one page
-/// of entries is in memory at a time.
+/// Compiles the stored configuration, and indexes the blacklist page by page: two pages of
+/// entries at most are in memory at a time.
 pub async fn load_rules(store: &dyn Store) -> Result<Live, CommandError> {
+    const PAGE: u32 = 10_000;
     let revision = store.revision().await?;
     let rules = compile(store.config().await?)?.at_revision(revision);
     let mut index = BlacklistBuilder::default();
-    let mut after: Option<BlacklistEntry> = None;
-    loop {
-        let key = after.as_ref().map(|e| (&e.member, e.owner.as_ref()));
-        let page = store.blacklist_page(key, 10_000).await?;
-        page.iter().for_each(|e| index.add(e));
-        let done = page.len() < 10_000;
-        after = page.into_iter().last();
-        if done {
-            break;
+    let mut page = store.blacklist_page(None, PAGE).await?;
+    while page.len() == PAGE as usize {
+        let last = page
+            .last()
+            .map(|e| (e.member.clone(), e.owner.clone()))
+            .expect("a full page has a last entry");
+        let mut next = std::pin::pin!(store.blacklist_page(Some((&last.0, last.1.as_ref())), PAGE));
+        // The next page is asked for between chunks of this one, so the database reads it
+        // while this one is indexed.
+        let mut read = None;
+        for chunk in page.chunks(PAGE as usize / 16) {
+            chunk.iter().for_each(|e| index.add(e));
+            if read.is_none()
+                && let Poll::Ready(result) =
+                    std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx))).await
+            {
+                read = Some(result);
+            }
         }
+        page = match read {
+            Some(result) => result?,
+            None => next.await?,
+        };
     }
+    page.iter().for_each(|e| index.add(e));
     Ok(Live::new(rules, index.finish()))
 }
 
@@ -462,7 +479,7 @@ mod tests {
 
     use super::*;
     use crate::memory::MemoryStore;
-    use crate::ports::ConfigStore;
+    use crate::ports::{ConfigStore, ListStore};
     use crate::rule::GroupConfig;
 
     #[tokio::test]
@@ -527,5 +544,36 @@ mod tests {
         let (config, revision) = read_config(&ctx).await.unwrap();
         assert_eq!(config.groups, [theirs]);
         assert_eq!(revision, store.revision().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn start_up_indexes_a_blacklist_of_several_pages() {
+        let store = MemoryStore::new();
+        let entry = |i: u32| BlacklistEntry {
+            member: MemberRef::new(Platform::WeCom, format!("wm{i:06}")),
+            owner: None,
+            reason: format!("batch {}", i % 3),
+            source: Source::Import,
+            created_at: Timestamp(0),
+            expires_at: None,
+        };
+        let entries: Vec<BlacklistEntry> = (0..25_000).map(entry).collect();
+        let edit = Edit::new(Source::Import, Timestamp(0));
+        store.import_blacklist(entries, &edit).await.unwrap();
+        let live = load_rules(&store).await.unwrap();
+        let index = live.blacklist();
+        assert_eq!(index.len(), 25_000);
+        for i in [0, 9_999, 10_000, 19_999, 20_000, 24_999] {
+            let found = index.get(crate::keys::member(Platform::WeCom, &format!("wm{i:06}")));
+            assert_eq!(
+                found.map(|m| &*m.reason),
+                Some(format!("batch {}", i % 3).as_str())
+            );
+        }
+        assert!(
+            index
+                .get(crate::keys::member(Platform::WeCom, "wm025000"))
+                .is_none()
+        );
     }
 }
