@@ -596,11 +596,12 @@ impl Event {
     /// The id of the message this event is about: the message id, or the event id.
     pub fn message_id(&self) -> Option<MessageId> {
         match &self.kind {
+            // Sharing the event id's text rather than copying it.
             EventKind::MessagePosted(m) | EventKind::MessageEdited(m) => Some(
                 m.id.clone()
-                    .unwrap_or_else(|| MessageId::new(self.id.as_str())),
+                    .unwrap_or_else(|| MessageId(Arc::clone(&self.id.0))),
             ),
-            EventKind::Command { .. } => Some(MessageId::new(self.id.as_str())),
+            EventKind::Command { .. } => Some(MessageId(Arc::clone(&self.id.0))),
             _ => None,
         }
     }
