@@ -447,6 +447,20 @@ impl FoldSink for CountingNumerals<'_> {
     }
 }
 
+/// The code point at byte `at` of UTF-8 `bytes` if it is of the common CJK block (U+4E00 to
+/// U+9FFF: three bytes, led by 0xE4 to 0xE9), decoded without the general decoder.
+#[inline(always)]
+fn common_cjk(bytes: &[u8], at: usize) -> Option<u32> {
+    let lead = bytes[at];
+    if !(0xE4..=0xE9).contains(&lead) {
+        return None;
+    }
+    let c = (u32::from(lead & 0x0F) << 12)
+        | (u32::from(bytes[at + 1] & 0x3F) << 6)
+        | u32::from(bytes[at + 2] & 0x3F);
+    (c >= COMMON_CJK).then_some(c)
+}
+
 /// Folds `input` into `sink`; with `lookalikes`, Cyrillic and Greek look-alikes of Latin
 /// letters are mapped where their word qualifies (see the module documentation). Returns
 /// whether any was.
@@ -465,16 +479,12 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
                 at += 1;
                 continue;
             }
-            // Three bytes from U+4E00 to U+9FFF, the common CJK block.
-            if (0xE4..=0xE9).contains(&lead) {
-                let c = (u32::from(lead & 0x0F) << 12)
-                    | (u32::from(bytes[at + 1] & 0x3F) << 6)
-                    | u32::from(bytes[at + 2] & 0x3F);
-                if c >= 0x4E00 && !t2s.maps(c) {
-                    run_numerals += usize::from(is_cjk_numeral(c));
-                    at += 3;
-                    continue;
-                }
+            if let Some(c) = common_cjk(bytes, at)
+                && !t2s.maps(c)
+            {
+                run_numerals += usize::from(is_cjk_numeral(c));
+                at += 3;
+                continue;
             }
         }
         if run_start < at {
@@ -898,14 +908,15 @@ const ASCII_CLASSES: [Class; 128] = {
 /// The class and UTF-8 length of the character at byte `at` of `text`.
 #[inline(always)]
 fn class_at(text: &str, at: usize) -> (Class, usize) {
-    let lead = text.as_bytes()[at];
+    let bytes = text.as_bytes();
+    let lead = bytes[at];
     if lead < 0x80 {
         return (ASCII_CLASSES[lead as usize], 1);
     }
-    let c = text[at..].chars().next().unwrap_or_default();
-    if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+    if common_cjk(bytes, at).is_some() {
         return (Class::Cjk, 3);
     }
+    let c = text[at..].chars().next().unwrap_or_default();
     (Class::of(c), c.len_utf8())
 }
 
