@@ -57,6 +57,26 @@ pub struct BlacklistIndex {
 
 const EMPTY: u32 = u32::MAX;
 
+/// What the blacklist index keeps of an entry: who, and its [`ListMeta`] (not when it was
+/// made). Start-up reads the store in this form ([`crate::ports::ListStore::blacklist_index_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedEntry {
+    /// The member, or a pattern of members.
+    pub member: MemberRef,
+    /// Whose list, why, from where, until when.
+    pub meta: ListMeta,
+}
+
+impl IndexedEntry {
+    /// What the index keeps of `entry`.
+    pub fn of(entry: &BlacklistEntry) -> IndexedEntry {
+        IndexedEntry {
+            member: entry.member.clone(),
+            meta: meta(entry),
+        }
+    }
+}
+
 /// An entry whose member id is a glob (`@*:spam.example`, `@spam*:*`): shared ban lists
 /// (Matrix policy lists) ban whole servers and name patterns. `*` matches any run of
 /// characters, `?` one.
@@ -76,11 +96,15 @@ pub fn is_pattern(id: &str) -> bool {
 
 impl Pattern {
     fn of(e: &BlacklistEntry) -> Option<Pattern> {
-        if !is_pattern(e.member.id.as_str()) {
+        Pattern::new(&e.member, || meta(e))
+    }
+
+    fn new(member: &MemberRef, meta: impl FnOnce() -> ListMeta) -> Option<Pattern> {
+        if !is_pattern(member.id.as_str()) {
             return None;
         }
         let mut source = String::from("^");
-        for c in e.member.id.as_str().chars() {
+        for c in member.id.as_str().chars() {
             match c {
                 '*' => source.push_str(".*"),
                 '?' => source.push('.'),
@@ -88,12 +112,13 @@ impl Pattern {
             }
         }
         source.push('$');
+        let meta = meta();
         Some(Pattern {
-            platform: e.member.platform,
-            glob: e.member.id.as_str().to_owned(),
-            owner: e.owner.clone(),
+            platform: member.platform,
+            glob: member.id.as_str().to_owned(),
+            owner: meta.owner.clone(),
             matcher: regex::Regex::new(&source).ok()?,
-            meta: meta(e),
+            meta,
         })
     }
 
@@ -340,10 +365,32 @@ pub struct BlacklistBuilder {
 impl BlacklistBuilder {
     /// Adds an entry; a later entry for the same member and owner replaces an earlier one.
     pub fn add(&mut self, entry: &BlacklistEntry) {
-        self.patterns.extend(Pattern::of(entry));
-        let meta = self.interner.intern_of(entry);
-        self.pairs
-            .push((entry_key(&entry.member, entry.owner.as_ref()), meta));
+        let borrowed = MetaOf {
+            owner: entry.owner.as_ref(),
+            reason: &entry.reason,
+            source: &entry.source,
+            expires_at: entry.expires_at,
+        };
+        self.add_member(&entry.member, borrowed, || meta(entry));
+    }
+
+    /// [`BlacklistBuilder::add`] for what the index keeps of an entry.
+    pub fn add_indexed(&mut self, entry: &IndexedEntry) {
+        let meta = &entry.meta;
+        let borrowed = MetaOf {
+            owner: meta.owner.as_ref(),
+            reason: &meta.reason,
+            source: &meta.source,
+            expires_at: meta.expires_at,
+        };
+        self.add_member(&entry.member, borrowed, || meta.clone());
+    }
+
+    fn add_member(&mut self, member: &MemberRef, meta: MetaOf<'_>, owned: impl Fn() -> ListMeta) {
+        self.patterns.extend(Pattern::new(member, &owned));
+        let key = entry_key(member, meta.owner);
+        let meta = self.interner.intern_borrowed(&meta, owned);
+        self.pairs.push((key, meta));
     }
 
     /// The index of everything added.
@@ -394,17 +441,12 @@ impl Interner {
         })
     }
 
-    /// [`Interner::intern`] of an entry's metadata.
-    fn intern_of(&mut self, e: &BlacklistEntry) -> u32 {
-        let borrowed = MetaOf {
-            owner: e.owner.as_ref(),
-            reason: &e.reason,
-            source: &e.source,
-            expires_at: e.expires_at,
-        };
-        match self.index.get(&borrowed) {
+    /// [`Interner::intern`] of metadata seen through a borrow: `owned` makes the copy to keep
+    /// only when it is new.
+    fn intern_borrowed(&mut self, meta: &MetaOf<'_>, owned: impl FnOnce() -> ListMeta) -> u32 {
+        match self.index.get(meta) {
             Some(&known) => known,
-            None => self.intern(meta(e)),
+            None => self.intern(owned()),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::lists::IndexedEntry;
 use crate::model::{GroupId, GroupRef, MemberRef, MessageId, Platform, RuleId, UserId};
 use crate::platform::IdempotencyKey;
 use crate::rule::{BlacklistEntry, GroupConfig, Rule, RuleSet, Settings, Source, WhitelistEntry};
@@ -167,6 +168,17 @@ pub trait ListStore: Send + Sync {
         after: Option<(&MemberRef, Option<&UserId>)>,
         limit: u32,
     ) -> Result<Vec<BlacklistEntry>, StoreError>;
+
+    /// [`ListStore::blacklist_page`] with what the index keeps of each entry (no creation
+    /// time): what start-up reads, so a store may send less.
+    async fn blacklist_index_page(
+        &self,
+        after: Option<(&MemberRef, Option<&UserId>)>,
+        limit: u32,
+    ) -> Result<Vec<IndexedEntry>, StoreError> {
+        let page = self.blacklist_page(after, limit).await?;
+        Ok(page.iter().map(IndexedEntry::of).collect())
+    }
 
     /// How many entries there are.
     async fn blacklist_len(&self) -> Result<u64, StoreError>;

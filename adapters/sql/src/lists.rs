@@ -3,7 +3,10 @@
 use std::borrow::Cow;
 
 use async_trait::async_trait;
-use groupguard_core::model::{MemberRef, UserId};
+use std::sync::Arc;
+
+use groupguard_core::lists::{IndexedEntry, ListMeta};
+use groupguard_core::model::{MemberRef, Platform, UserId};
 use groupguard_core::ports::{AuditId, Change, Edit, ListStore, StoreError};
 use groupguard_core::rule::{BlacklistEntry, Source};
 use groupguard_core::time::Timestamp;
@@ -36,6 +39,38 @@ macro_rules! page_query {
     };
 }
 
+/// What the index keeps of a page of one platform's entries, as one JSON text (see
+/// [`page_query`]): no platform (the query names it) and no creation time, which cost the
+/// database more to write than reading the rows.
+macro_rules! index_page_query {
+    ($aggregate:literal, $array:literal, $order:literal, $cast:literal) => {
+        concat!(
+            "SELECT ",
+            $aggregate,
+            "(",
+            $array,
+            "(member, owner, reason, source, expires_at)",
+            $order,
+            ")",
+            $cast,
+            " AS page FROM \
+             (SELECT member, owner, reason, source, expires_at \
+              FROM blacklist WHERE platform = $1 AND (member, owner) > ($2, $3) \
+              ORDER BY member, owner LIMIT $4) AS page"
+        )
+    };
+}
+
+/// An entry as the index page query writes it.
+#[derive(serde::Deserialize)]
+struct IndexPageEntry<'a>(
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    Option<i64>,
+);
+
 /// A blacklist entry as the page query writes it.
 #[derive(serde::Deserialize)]
 struct PageEntry<'a>(
@@ -64,6 +99,11 @@ fn entry_from_row(row: &AnyRow) -> Result<BlacklistEntry, StoreError> {
 fn table_order(e: &BlacklistEntry) -> (&str, &str, &str) {
     let owner = e.owner.as_ref().map_or("", |o| o.as_str());
     (e.member.platform.as_str(), e.member.id.as_str(), owner)
+}
+
+fn index_order(e: &IndexedEntry) -> (&str, &str) {
+    let owner = e.meta.owner.as_ref().map_or("", |o| o.as_str());
+    (e.member.id.as_str(), owner)
 }
 
 fn owner_key(owner: Option<&UserId>) -> String {
@@ -265,6 +305,79 @@ impl ListStore for SqlStore {
         if self.backend == Backend::Sqlite {
             // One pass over a page that is already sorted.
             page.sort_by(|a, b| table_order(a).cmp(&table_order(b)));
+        }
+        Ok(page)
+    }
+
+    async fn blacklist_index_page(
+        &self,
+        after: Option<(&MemberRef, Option<&UserId>)>,
+        limit: u32,
+    ) -> Result<Vec<IndexedEntry>, StoreError> {
+        // One platform at a time, in the order the table sorts them.
+        let mut platforms = Platform::ALL;
+        platforms.sort_by_key(|p| p.as_str());
+        let (first, mut member, mut owner) = match after {
+            Some((m, o)) => (
+                platforms.iter().position(|&p| p == m.platform).unwrap_or(0),
+                m.id.to_string(),
+                owner_key(o),
+            ),
+            None => (0, String::new(), String::new()),
+        };
+        let query = match self.backend {
+            Backend::Sqlite => index_page_query!("json_group_array", "json_array", "", ""),
+            Backend::Postgres => index_page_query!(
+                "json_agg",
+                "json_build_array",
+                " ORDER BY member, owner",
+                "::text"
+            ),
+        };
+        let mut page = Vec::new();
+        // Entries share reasons and owners: one copy each, while they repeat.
+        let (mut reason, mut owner_id): (Option<Arc<str>>, Option<UserId>) = (None, None);
+        for &platform in &platforms[first..] {
+            let row = sqlx::query(query)
+                .bind(platform.as_str())
+                .bind(std::mem::take(&mut member))
+                .bind(std::mem::take(&mut owner))
+                .bind(i64::from(limit) - page.len() as i64)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+            let Some(json) = col::<Option<String>>(&row, "page")? else {
+                continue;
+            };
+            let rows: Vec<IndexPageEntry<'_>> =
+                serde_json::from_str(&json).map_err(StoreError::backend)?;
+            let start = page.len();
+            for IndexPageEntry(id, owner, why, source, expires_at) in rows {
+                let reason = match &reason {
+                    Some(known) if **known == *why => Arc::clone(known),
+                    _ => reason.insert(Arc::from(why.as_ref())).clone(),
+                };
+                let owner = (!owner.is_empty()).then(|| match &owner_id {
+                    Some(known) if known.as_str() == owner => known.clone(),
+                    _ => owner_id.insert(UserId::from(owner.as_ref())).clone(),
+                });
+                page.push(IndexedEntry {
+                    member: MemberRef::new(platform, id.as_ref()),
+                    meta: ListMeta {
+                        owner,
+                        reason,
+                        source: parse::<Source>(&source)?,
+                        expires_at: expires_at.map(Timestamp),
+                    },
+                });
+            }
+            if self.backend == Backend::Sqlite {
+                // One pass over rows that are already sorted (see `blacklist_page`).
+                page[start..].sort_by(|a, b| index_order(a).cmp(&index_order(b)));
+            }
+            if page.len() == limit as usize {
+                break;
+            }
         }
         Ok(page)
     }

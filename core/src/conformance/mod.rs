@@ -12,6 +12,7 @@ pub use store::*;
 use std::time::Duration;
 
 use crate::engine::Engine;
+use crate::lists::IndexedEntry;
 use crate::model::{Event, GroupRef, JoinScene, MemberRef, Platform, RuleId, UserId};
 use crate::ports::{
     ActionResult, ActionState, Change, Edit, Recorded, Store, StoreError, ViolationQuery,
@@ -34,6 +35,7 @@ macro_rules! store_conformance_tests {
             groups_settings_and_whitelist,
             missing_things_are_reported,
             blacklist_entries_page_in_key_order,
+            blacklist_index_pages_hold_what_the_index_keeps,
             blacklist_import_replaces_and_is_atomic,
             removed_blacklist_entries_can_be_restored,
             config_import_replaces_everything_at_once,

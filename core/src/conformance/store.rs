@@ -312,6 +312,42 @@ pub async fn blacklist_entries_page_in_key_order(store: &impl Store) {
     assert_eq!(page, [changed]);
 }
 
+/// Start-up's pages hold every entry in key order, over every platform and page boundary,
+/// without its creation time.
+pub async fn blacklist_index_pages_hold_what_the_index_keeps(store: &impl Store) {
+    let mut entries = Vec::new();
+    for platform in [Platform::WeCom, Platform::Discord, Platform::Matrix] {
+        for i in 0..5 {
+            let owner = (i % 2 == 1).then_some("zhang");
+            let mut e = entry(&format!("u{i}"), owner, T0);
+            e.member = MemberRef::new(platform, format!("u{i}"));
+            e.reason = format!("reason {}", i % 3);
+            if i == 4 {
+                e.expires_at = Some(T0.plus(Duration::from_secs(86_400)));
+            }
+            entries.push(e);
+        }
+    }
+    store.import_blacklist(entries, &edit(T0)).await.unwrap();
+    let whole = store.blacklist_page(None, 100).await.unwrap();
+    assert_eq!(whole.len(), 15);
+    let expected: Vec<IndexedEntry> = whole.iter().map(IndexedEntry::of).collect();
+    for size in [1, 4, 5, 6, 15, 16] {
+        let mut read: Vec<IndexedEntry> = Vec::new();
+        loop {
+            let after = read.last().map(|e| (&e.member, e.meta.owner.as_ref()));
+            let page = store.blacklist_index_page(after, size).await.unwrap();
+            assert!(page.len() <= size as usize);
+            let done = page.len() < size as usize;
+            read.extend(page);
+            if done {
+                break;
+            }
+        }
+        assert_eq!(read, expected, "pages of {size}");
+    }
+}
+
 /// An import writes all entries or, when one is bad, none.
 pub async fn blacklist_import_replaces_and_is_atomic(store: &impl Store) {
     store

@@ -445,18 +445,19 @@ pub async fn load_rules(store: &dyn Store) -> Result<Live, CommandError> {
     let revision = store.revision().await?;
     let rules = compile(store.config().await?)?.at_revision(revision);
     let mut index = BlacklistBuilder::default();
-    let mut page = store.blacklist_page(None, PAGE).await?;
+    let mut page = store.blacklist_index_page(None, PAGE).await?;
     while page.len() == PAGE as usize {
         let last = page
             .last()
-            .map(|e| (e.member.clone(), e.owner.clone()))
+            .map(|e| (e.member.clone(), e.meta.owner.clone()))
             .expect("a full page has a last entry");
-        let mut next = std::pin::pin!(store.blacklist_page(Some((&last.0, last.1.as_ref())), PAGE));
+        let mut next =
+            std::pin::pin!(store.blacklist_index_page(Some((&last.0, last.1.as_ref())), PAGE));
         // The next page is asked for between chunks of this one, so the database reads it
         // while this one is indexed.
         let mut read = None;
         for chunk in page.chunks(PAGE as usize / 16) {
-            chunk.iter().for_each(|e| index.add(e));
+            chunk.iter().for_each(|e| index.add_indexed(e));
             if read.is_none()
                 && let Poll::Ready(result) =
                     std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx))).await
@@ -469,7 +470,7 @@ pub async fn load_rules(store: &dyn Store) -> Result<Live, CommandError> {
             None => next.await?,
         };
     }
-    page.iter().for_each(|e| index.add(e));
+    page.iter().for_each(|e| index.add_indexed(e));
     Ok(Live::new(rules, index.finish()))
 }
 
