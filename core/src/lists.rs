@@ -410,7 +410,7 @@ struct Interner {
 
 /// The [`ListMeta`] of an entry, borrowed: an entry whose metadata is already known is
 /// indexed without allocating. Hashes as its `ListMeta` does (same fields, same order).
-#[derive(Hash)]
+#[derive(Clone, Copy, Hash)]
 struct MetaOf<'a> {
     owner: Option<&'a UserId>,
     reason: &'a str,
