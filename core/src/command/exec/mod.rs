@@ -480,6 +480,7 @@ mod tests {
 
     use super::*;
     use crate::memory::MemoryStore;
+    use crate::model::UserId;
     use crate::ports::{ConfigStore, ListStore};
     use crate::rule::GroupConfig;
 
@@ -576,5 +577,33 @@ mod tests {
                 .get(crate::keys::member(Platform::WeCom, "wm025000"))
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn start_up_indexes_stored_patterns_and_personal_entries() {
+        let store = MemoryStore::new();
+        let entry = |platform, id: &str, owner: Option<&str>| BlacklistEntry {
+            member: MemberRef::new(platform, id),
+            owner: owner.map(UserId::from),
+            reason: "spam".to_owned(),
+            source: Source::Import,
+            created_at: Timestamp(0),
+            expires_at: None,
+        };
+        let entries = vec![
+            entry(Platform::Matrix, "@*:spam.example", None),
+            entry(Platform::WeCom, "wmTroll", Some("owner1")),
+        ];
+        let edit = Edit::new(Source::Import, Timestamp(0));
+        store.import_blacklist(entries, &edit).await.unwrap();
+        let index = load_rules(&store).await.unwrap().blacklist();
+        let spammer = MemberRef::new(Platform::Matrix, "@bot:spam.example");
+        assert!(index.entry(&spammer, None).is_some());
+        let elsewhere = MemberRef::new(Platform::Matrix, "@bob:example.org");
+        assert!(index.entry(&elsewhere, None).is_none());
+        let troll = MemberRef::new(Platform::WeCom, "wmTroll");
+        let owner = UserId::from("owner1");
+        assert!(index.entry(&troll, Some(&owner)).is_some());
+        assert!(index.entry(&troll, None).is_none(), "personal to owner1");
     }
 }
