@@ -148,7 +148,7 @@ impl PieceSink for PieceWriter<'_> {
 }
 
 /// A digit as phone numbers may be written: ASCII, or a Chinese numeral (`一`, `壹`, `幺`, `两`).
-pub fn numeral_value(c: char) -> Option<u8> {
+pub const fn numeral_value(c: char) -> Option<u8> {
     Some(match c {
         '0'..='9' => c as u8 - b'0',
         '零' | '〇' | '○' => 0,
@@ -167,18 +167,17 @@ pub fn numeral_value(c: char) -> Option<u8> {
 
 const COMMON_CJK: u32 = 0x4E00;
 
-/// One bit per character of the common CJK block: a Chinese numeral.
+/// One bit per character of the common CJK block: a Chinese numeral ([`numeral_value`]).
 const CJK_NUMERALS: [u64; 0x5200 / 64] = {
     let mut bits = [0u64; 0x5200 / 64];
-    let numerals = [
-        '零', '一', '壹', '幺', '二', '贰', '两', '三', '叁', '四', '肆', '五', '伍', '六', '陆',
-        '七', '柒', '八', '捌', '九', '玖',
-    ];
-    let mut i = 0;
-    while i < numerals.len() {
-        let at = (numerals[i] as u32 - COMMON_CJK) as usize;
-        bits[at / 64] |= 1 << (at % 64);
-        i += 1;
+    let mut at = 0;
+    while at < 0x5200 {
+        if let Some(c) = char::from_u32(COMMON_CJK + at as u32)
+            && numeral_value(c).is_some()
+        {
+            bits[at / 64] |= 1 << (at % 64);
+        }
+        at += 1;
     }
     bits
 };
