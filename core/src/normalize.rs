@@ -73,6 +73,8 @@ pub struct Normalized {
     pub digits: usize,
     /// Whether a look-alike was mapped (then [`fold_literal`] differs from `folded`).
     pub lookalikes: bool,
+    /// The characters of `folded` a link may be written with.
+    pub link_chars: LinkChars,
 }
 
 impl Normalized {
@@ -85,15 +87,18 @@ impl Normalized {
             letters,
             digits,
             lookalikes,
+            link_chars,
         } = self;
         folded.clear();
         collapsed.clear();
-        let mut counting = CountingNumerals {
+        let mut noting = Noting {
             out: folded,
             numerals: 0,
+            link_chars: LinkChars::NONE,
         };
-        *lookalikes = fold_chars(input, true, &mut counting);
-        *digits = counting.numerals;
+        *lookalikes = fold_chars(input, true, &mut noting);
+        *digits = noting.numerals;
+        *link_chars = noting.link_chars;
         skeleton.clear();
         *letters = collapse_to(folded, collapsed, Some(skeleton));
     }
@@ -146,6 +151,79 @@ impl PieceSink for PieceWriter<'_> {
         }
     }
 }
+
+/// Characters a link may be written with: the `:` of a scheme, dots plain and disguised
+/// (`.`, `。`, `点`, the brackets of `(.)` and `(dot)`, the `d` of ` dot `). Noted while text
+/// is folded, so the link check searches a text only for those it holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkChars(u8);
+
+impl LinkChars {
+    /// None of them.
+    pub const NONE: LinkChars = LinkChars(0);
+    /// `:`
+    pub const COLON: LinkChars = LinkChars(1 << 1);
+    /// `.`
+    pub const DOT: LinkChars = LinkChars(1 << 2);
+    /// `(`, `[` and `{`.
+    pub const BRACKET: LinkChars = LinkChars(1 << 3);
+    /// `。`
+    pub const FULL_STOP: LinkChars = LinkChars(1 << 4);
+    /// `点`
+    pub const DIAN: LinkChars = LinkChars(1 << 5);
+    /// `d` and `D`.
+    pub const LETTER_D: LinkChars = LinkChars(1 << 6);
+    /// Every one of them: what to assume of a text nobody noted.
+    pub const ALL: LinkChars = LinkChars(0b111_1110);
+
+    /// Whether all of `other` is among these.
+    pub fn contains(self, other: LinkChars) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// What `c` is of them.
+    #[inline]
+    pub fn of(c: char) -> LinkChars {
+        match c {
+            '\0'..='\x7F' => LinkChars(ASCII_NOTES[c as usize] & LinkChars::ALL.0),
+            '。' => LinkChars::FULL_STOP,
+            '点' => LinkChars::DIAN,
+            _ => LinkChars::NONE,
+        }
+    }
+
+    /// Those `text` holds.
+    pub fn in_text(text: &str) -> LinkChars {
+        text.chars()
+            .fold(LinkChars::NONE, |chars, c| chars | LinkChars::of(c))
+    }
+}
+
+impl std::ops::BitOr for LinkChars {
+    type Output = LinkChars;
+
+    fn bitor(self, other: LinkChars) -> LinkChars {
+        LinkChars(self.0 | other.0)
+    }
+}
+
+/// Per ASCII character: bit 0 for a digit, the bits of [`LinkChars`] for those.
+const ASCII_NOTES: [u8; 128] = {
+    let mut notes = [0u8; 128];
+    let mut digit = b'0';
+    while digit <= b'9' {
+        notes[digit as usize] = 1;
+        digit += 1;
+    }
+    notes[b':' as usize] = LinkChars::COLON.0;
+    notes[b'.' as usize] = LinkChars::DOT.0;
+    notes[b'(' as usize] = LinkChars::BRACKET.0;
+    notes[b'[' as usize] = LinkChars::BRACKET.0;
+    notes[b'{' as usize] = LinkChars::BRACKET.0;
+    notes[b'd' as usize] = LinkChars::LETTER_D.0;
+    notes[b'D' as usize] = LinkChars::LETTER_D.0;
+    notes
+};
 
 /// A digit as phone numbers may be written: ASCII, or a Chinese numeral (`一`, `壹`, `幺`, `两`).
 pub const fn numeral_value(c: char) -> Option<u8> {
@@ -396,9 +474,9 @@ trait FoldSink {
 
     /// A stretch of the input, from byte `start`, that folds to itself apart from ASCII
     /// capitals (ASCII, and common CJK characters with no traditional form), holding
-    /// `numerals` ASCII digits and Chinese numerals.
-    fn run(&mut self, run: &str, start: usize, numerals: usize) {
-        let _ = numerals;
+    /// `numerals` ASCII digits and Chinese numerals, and `link_chars`.
+    fn run(&mut self, run: &str, start: usize, numerals: usize, link_chars: LinkChars) {
+        let _ = (numerals, link_chars);
         for (at, c) in run.char_indices() {
             self.char(
                 c.to_ascii_lowercase(),
@@ -413,7 +491,7 @@ impl FoldSink for String {
         self.push(c);
     }
 
-    fn run(&mut self, run: &str, _: usize, _: usize) {
+    fn run(&mut self, run: &str, _: usize, _: usize, _: LinkChars) {
         let at = self.len();
         self.push_str(run);
         self[at..].make_ascii_lowercase();
@@ -428,21 +506,24 @@ impl FoldSink for Mapped {
     }
 }
 
-/// Folded text and how many digits and Chinese numerals it has.
-struct CountingNumerals<'a> {
+/// Folded text, how many digits and Chinese numerals it has, and its link characters.
+struct Noting<'a> {
     out: &'a mut String,
     numerals: usize,
+    link_chars: LinkChars,
 }
 
-impl FoldSink for CountingNumerals<'_> {
+impl FoldSink for Noting<'_> {
     fn char(&mut self, c: char, _: (usize, usize)) {
         self.out.push(c);
         self.numerals += usize::from(is_numeral(c));
+        self.link_chars = self.link_chars | LinkChars::of(c);
     }
 
-    fn run(&mut self, run: &str, start: usize, numerals: usize) {
-        self.out.run(run, start, numerals);
+    fn run(&mut self, run: &str, start: usize, numerals: usize, link_chars: LinkChars) {
+        self.out.run(run, start, numerals, link_chars);
         self.numerals += numerals;
+        self.link_chars = self.link_chars | link_chars;
     }
 }
 
@@ -469,12 +550,14 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
     let mut word = LookalikeWord::default();
     // Most text is a stretch that folds to itself (but for ASCII case) with a few characters
     // between: such a stretch is handed over whole.
-    let (mut at, mut run_start, mut run_numerals) = (0, 0, 0);
+    let (mut at, mut run_start, mut run_numerals, mut run_notes) = (0, 0, 0, 0);
     while at < bytes.len() {
         let lead = bytes[at];
         if !word.active {
             if lead < 0x80 {
-                run_numerals += usize::from(lead.is_ascii_digit());
+                let notes = ASCII_NOTES[lead as usize];
+                run_numerals += usize::from(notes & 1);
+                run_notes |= notes;
                 at += 1;
                 continue;
             }
@@ -482,17 +565,21 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
                 && !t2s.maps(c)
             {
                 run_numerals += usize::from(is_cjk_numeral(c));
+                if c == '点' as u32 {
+                    run_notes |= LinkChars::DIAN.0;
+                }
                 at += 3;
                 continue;
             }
         }
+        let link_chars = LinkChars(run_notes & LinkChars::ALL.0);
         if run_start < at {
-            sink.run(&input[run_start..at], run_start, run_numerals);
+            sink.run(&input[run_start..at], run_start, run_numerals, link_chars);
         }
         let c = input[at..].chars().next().unwrap_or_default();
         let span = (at, at + c.len_utf8());
         at = span.1;
-        (run_start, run_numerals) = (at, 0);
+        (run_start, run_numerals, run_notes) = (at, 0, 0);
         if !word.active {
             // Other common characters, kept cheap while no look-alike word is open.
             let plain = if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
@@ -522,7 +609,8 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
         });
     }
     if run_start < at {
-        sink.run(&input[run_start..at], run_start, run_numerals);
+        let link_chars = LinkChars(run_notes & LinkChars::ALL.0);
+        sink.run(&input[run_start..at], run_start, run_numerals, link_chars);
     }
     word.end(sink);
     word.mapped_any

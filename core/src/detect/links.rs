@@ -26,7 +26,7 @@ use std::ops::Range;
 
 use rustc_hash::FxHashSet;
 
-use crate::normalize::is_letter_or_digit;
+use crate::normalize::{LinkChars, is_letter_or_digit};
 
 /// A link found in text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,14 @@ const FILE_EXTENSIONS: [&str; 10] = [
 
 /// Every link in `text`.
 pub fn find_links(text: &str) -> Vec<LinkHit> {
-    if !may_contain_link(text) {
+    find_links_among(text, LinkChars::ALL)
+}
+
+/// Every link in `text`, which holds no link characters but `link_chars` (as
+/// [`crate::normalize::Normalized`] notes them while folding): the quick test that spares
+/// most messages the scan then searches only for those.
+pub fn find_links_among(text: &str, link_chars: LinkChars) -> Vec<LinkHit> {
+    if !may_contain_link(text, link_chars) {
         return Vec::new();
     }
     let view = DotView::new(text);
@@ -109,7 +116,8 @@ pub fn find_links(text: &str) -> Vec<LinkHit> {
 
 /// Whether there is a scheme, a dot after a letter or digit, or a disguised dot after a
 /// Latin label (allowing for spaces): a quick test that spares most chat messages the scan.
-fn may_contain_link(text: &str) -> bool {
+/// Only the characters among `link_chars` are searched for.
+fn may_contain_link(text: &str, link_chars: LinkChars) -> bool {
     use memchr::memmem::Finder;
     use std::sync::OnceLock;
     static FINDERS: OnceLock<[Finder<'static>; 4]> = OnceLock::new();
@@ -121,8 +129,11 @@ fn may_contain_link(text: &str) -> bool {
             Finder::new("点"),
         ]
     });
+    let has = |chars| link_chars.contains(chars);
     let bytes = text.as_bytes();
-    if scheme.find(bytes).is_some() || spaced_dot.find(bytes).is_some() {
+    if (has(LinkChars::COLON) && scheme.find(bytes).is_some())
+        || (has(LinkChars::LETTER_D) && spaced_dot.find(bytes).is_some())
+    {
         return true;
     }
     let latin_before = |i: usize| {
@@ -134,14 +145,16 @@ fn may_contain_link(text: &str) -> bool {
     };
     let other_letter = |c: Option<char>| c.is_some_and(|c| !c.is_ascii() && is_letter_or_digit(c));
     // A dot after a Latin label, or between letters of other scripts (`例子.中国`).
-    let dot = memchr::memchr_iter(b'.', bytes).any(|i| {
-        latin_before(i)
-            || (other_letter(text[..i].chars().next_back())
-                && other_letter(text[i + 1..].chars().next()))
-    });
-    dot || memchr::memchr3_iter(b'(', b'[', b'{', bytes).any(latin_before)
-        || circle_dot.find_iter(bytes).any(latin_before)
-        || dian.find_iter(bytes).any(latin_before)
+    let dot = has(LinkChars::DOT)
+        && memchr::memchr_iter(b'.', bytes).any(|i| {
+            latin_before(i)
+                || (other_letter(text[..i].chars().next_back())
+                    && other_letter(text[i + 1..].chars().next()))
+        });
+    dot || (has(LinkChars::BRACKET)
+        && memchr::memchr3_iter(b'(', b'[', b'{', bytes).any(latin_before))
+        || (has(LinkChars::FULL_STOP) && circle_dot.find_iter(bytes).any(latin_before))
+        || (has(LinkChars::DIAN) && dian.find_iter(bytes).any(latin_before))
 }
 
 /// A character that makes the next one part of the same token: `user@host`, `a_b.c`.
@@ -601,5 +614,32 @@ mod tests {
             "evil.com"
         );
         assert_eq!(normalize_domain("example.com.").unwrap(), "example.com");
+    }
+
+    #[test]
+    fn the_quick_test_reads_only_the_noted_characters() {
+        // Each disguise is found with its own characters noted, and missed without them.
+        for (text, chars) in [
+            ("go https://x.example", LinkChars::COLON | LinkChars::DOT),
+            ("shop dot com", LinkChars::LETTER_D),
+            ("shop(.)com", LinkChars::BRACKET | LinkChars::DOT),
+            ("taobao 。com", LinkChars::FULL_STOP),
+            ("taobao点com", LinkChars::DIAN),
+        ] {
+            assert!(LinkChars::in_text(text).contains(chars));
+            assert_eq!(find_links_among(text, chars).len(), 1, "{text}");
+            assert_eq!(find_links_among(text, chars), find_links(text), "{text}");
+            assert_eq!(find_links_among(text, LinkChars::NONE), [], "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn noting_a_texts_link_characters_finds_every_link(
+            text in "([a-z0-9 .:/()\\[\\]{}@。点]|com|dot|https://|\\PC){0,24}"
+        ) {
+            let noted = LinkChars::in_text(&text);
+            proptest::prop_assert_eq!(find_links_among(&text, noted), find_links(&text));
+        }
     }
 }

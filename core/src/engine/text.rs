@@ -3,7 +3,7 @@
 use std::cell::OnceCell;
 
 use crate::compile::{CompiledRules, KeywordOwner};
-use crate::detect::links::{LinkHit, find_links};
+use crate::detect::links::{LinkHit, find_links_among};
 use crate::detect::phone::{PhoneHit, could_hold_phone, find_phones};
 use crate::normalize::{
     Mapped, Normalized, fold_literal, fold_literal_mapped, fold_mapped, normalize_mapped,
@@ -130,7 +130,10 @@ impl<'a> TextAnalysis<'a> {
     }
 
     pub(super) fn links(&self) -> &[LinkHit] {
-        self.links.get_or_init(|| find_links(self.literal()))
+        self.links.get_or_init(|| {
+            // Look-alikes are letters, so the literal text holds the same link characters.
+            find_links_among(self.literal(), self.normalized.link_chars)
+        })
     }
 
     pub(super) fn phones(&self) -> &[PhoneHit] {

@@ -156,7 +156,7 @@ fn mapped_and_plain_normalization_agree() {
 proptest! {
     #[test]
     fn one_pass_normalization_agrees_with_the_stages(
-        s in "([a-zA-Z0-9 .,，。一二三微信號賺錢саѕіnо\u{200B}\u{FF21}-\u{FF3A}é\u{301}🌹]|\\PC){0,30}"
+        s in "([a-zA-Z0-9 .,，。一二三微信號賺錢саѕіnоԁ\u{200B}\u{FF21}-\u{FF3A}é\u{301}🌹:(\\[{点點．]|\\PC){0,30}"
     ) {
         let mut normalized = Normalized::default();
         normalized.of(&s);
@@ -170,6 +170,9 @@ proptest! {
         let numerals = folded.chars().filter(|&c| numeral_value(c).is_some()).count();
         prop_assert_eq!(normalized.digits, numerals);
         prop_assert_eq!(fold_literal(&s), fold_literal_mapped(&s).text);
+        prop_assert_eq!(normalized.link_chars, LinkChars::in_text(&folded));
+        // Links are searched in the literal text with the folded text's notes.
+        prop_assert!(normalized.link_chars.contains(LinkChars::in_text(&fold_literal(&s))));
     }
 
     #[test]
