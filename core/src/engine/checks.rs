@@ -239,16 +239,24 @@ impl Context<'_> {
         let (Some(f), Some(text)) = (&rule.flood, self.event.text()) else {
             return;
         };
-        let mentions = self.event.message().map_or(0, |m| m.mentions.len());
         let limits = [
-            (CheckKind::MaxChars, f.max_chars, text.chars().count()),
-            (CheckKind::MaxLines, f.max_lines, text.matches('\n').count()),
-            (CheckKind::MaxMentions, f.max_mentions, mentions),
+            (CheckKind::MaxChars, f.max_chars),
+            (CheckKind::MaxLines, f.max_lines),
+            (CheckKind::MaxMentions, f.max_mentions),
         ];
-        for (check, limit, observed) in limits {
-            if let Some(limit) = limit
-                && observed as u32 > limit
-            {
+        for (check, limit) in limits {
+            let Some(limit) = limit else { continue };
+            // A text has no more characters or line breaks than bytes: most need no count.
+            let within = text.len() <= limit as usize;
+            let observed = match check {
+                CheckKind::MaxChars if !within => text.chars().count(),
+                CheckKind::MaxLines if !within => {
+                    memchr::memchr_iter(b'\n', text.as_bytes()).count()
+                }
+                CheckKind::MaxMentions => self.event.message().map_or(0, |m| m.mentions.len()),
+                _ => continue,
+            };
+            if observed as u32 > limit {
                 hits.push(CheckHit {
                     check,
                     evidence: Evidence::Count {

@@ -486,6 +486,13 @@ flood = { max_chars = 10, max_lines = 2, max_mentions = 2 }
     assert_eq!(checks(&v, "size"), [CheckKind::MaxChars]);
     let v = judge(&mut engine, &f.text(&member("u1"), "a\nb\nc\nd"));
     assert_eq!(checks(&v, "size"), [CheckKind::MaxLines]);
+    // At the limits exactly: ten letters, two line breaks.
+    for text in ["abcdefghij", "a\nb\nc"] {
+        let v = judge(&mut engine, &f.text(&member("u1"), text));
+        assert_eq!(v.outcome("size"), Some(&Outcome::NotMatched), "{text:?}");
+    }
+    let v = judge(&mut engine, &f.text(&member("u1"), "abcdefghijk"));
+    assert_eq!(checks(&v, "size"), [CheckKind::MaxChars]);
     let mut m = Message::text("hey");
     m.mentions = vec![UserId::new("a"), UserId::new("b"), UserId::new("c")];
     let v = judge(&mut engine, &f.message(&member("u1"), m));
