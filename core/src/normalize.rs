@@ -207,6 +207,12 @@ impl std::ops::BitOr for LinkChars {
     }
 }
 
+impl std::ops::BitOrAssign for LinkChars {
+    fn bitor_assign(&mut self, other: LinkChars) {
+        self.0 |= other.0;
+    }
+}
+
 /// Per ASCII character: bit 0 for a digit, the bits of [`LinkChars`] for those.
 const ASCII_NOTES: [u8; 128] = {
     let mut notes = [0u8; 128];
@@ -517,13 +523,13 @@ impl FoldSink for Noting<'_> {
     fn char(&mut self, c: char, _: (usize, usize)) {
         self.out.push(c);
         self.numerals += usize::from(is_numeral(c));
-        self.link_chars = self.link_chars | LinkChars::of(c);
+        self.link_chars |= LinkChars::of(c);
     }
 
     fn run(&mut self, run: &str, start: usize, numerals: usize, link_chars: LinkChars) {
         self.out.run(run, start, numerals, link_chars);
         self.numerals += numerals;
-        self.link_chars = self.link_chars | link_chars;
+        self.link_chars |= link_chars;
     }
 }
 

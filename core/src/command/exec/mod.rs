@@ -484,19 +484,29 @@ mod tests {
     use crate::ports::{ConfigStore, ListStore};
     use crate::rule::GroupConfig;
 
+    /// A command typed in `group` on WeCom by `admin`, at time 0.
+    fn wecom_context<'a>(
+        store: &'a MemoryStore,
+        rules: &'a RulesHandle,
+        group: &'a GroupId,
+        admin: &'a Member,
+    ) -> Context<'a> {
+        Context {
+            store,
+            rules,
+            platform: Platform::WeCom,
+            group,
+            actor: admin,
+            now: Timestamp(0),
+        }
+    }
+
     #[tokio::test]
     async fn a_change_made_elsewhere_meanwhile_is_not_lost() {
         let store = MemoryStore::new();
         let rules: RulesHandle = Arc::new(load_rules(&store).await.unwrap());
         let (admin, group) = (Member::new("boss"), GroupId::new("g1"));
-        let ctx = Context {
-            store: &store,
-            rules: &rules,
-            platform: Platform::WeCom,
-            group: &group,
-            actor: &admin,
-            now: Timestamp(0),
-        };
+        let ctx = wecom_context(&store, &rules, &group, &admin);
         let edit = Edit::new(Source::Import, Timestamp(0));
         let group_of = |id: &str| GroupConfig::new(GroupRef::new(Platform::WeCom, id));
         // Alone, the checked rules go in force as they are.
@@ -524,14 +534,7 @@ mod tests {
         let store = MemoryStore::new();
         let rules: RulesHandle = Arc::new(load_rules(&store).await.unwrap());
         let (admin, group) = (Member::new("boss"), GroupId::new("g1"));
-        let ctx = Context {
-            store: &store,
-            rules: &rules,
-            platform: Platform::WeCom,
-            group: &group,
-            actor: &admin,
-            now: Timestamp(0),
-        };
+        let ctx = wecom_context(&store, &rules, &group, &admin);
         let edit = Edit::new(Source::Import, Timestamp(0));
         assert_eq!(
             rules.rules().revision(),
