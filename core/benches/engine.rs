@@ -6,7 +6,8 @@
 //!
 //! Run: `cargo bench -p groupguard-core --bench engine` (set `BENCH_MESSAGES` to change the
 //! stream length, default 200,000; set `BENCH_ENGINE_ONLY=N` to stop after the evaluate pass,
-//! repeated N times with fresh engines, for profiling). `cargo test` runs a small version (unoptimized) that fails below floors
+//! repeated N times with fresh engines, for profiling; `BENCH_BLACKLIST_ONLY=N` runs the
+//! blacklist part alone N times). `cargo test` runs a small version (unoptimized) that fails below floors
 //! set about ten times under what it measures, to catch a regression by an order of
 //! magnitude.
 
@@ -341,6 +342,16 @@ fn human(rate: f64) -> String {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and wants a quick run.
     let quick = !std::env::args().any(|a| a == "--bench");
+    if let Some(runs) = std::env::var("BENCH_BLACKLIST_ONLY")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        // For profilers and side-by-side runs: the 2,000,000-entry blacklist alone.
+        for _ in 0..runs {
+            blacklist(2_000_000);
+        }
+        return;
+    }
     if std::env::var_os("BENCH_OPERATOR_ONLY").is_some() {
         // For profilers: compiling the large operator's rules, again and again.
         for _ in 0..5 {
