@@ -4,6 +4,12 @@
 //! and the time from each decision to its record being committed (p50, p99 from
 //! `groupguard_durable_seconds`, as the upper bound of the histogram bucket they fall in).
 //!
+//! Then a rule change at a large operator's scale while messages flow: an admin adds a
+//! keyword by chat command to a rule of 100,000 keywords while other groups post a message
+//! every millisecond, and how long each of those waited for its decision (from the line
+//! written to the verdict taken, the inbox's polling included), during the change and
+//! overall.
+//!
 //! SQLite: `cargo bench -p groupguard --features testing --bench service`
 //! PostgreSQL: the same with `GROUPGUARD_BENCH_POSTGRES=postgres://user@host:port/db` (a
 //! server whose databases the bench may create; it makes a fresh one). With
@@ -41,6 +47,7 @@ fn main() {
     } else {
         "SQLite"
     };
+    let change = change_while_messages_flow(full, database.as_deref());
     let report = run(events, database.as_deref());
     println!(
         "{store}: {events} events ({} violating) decided and stored in {:.2} s: {:.0} events/s; \
@@ -56,6 +63,164 @@ fn main() {
         report.journal_seconds,
         report.action_seconds,
     );
+    println!(
+        "{store}: a chat command adding a keyword to a rule of {} keywords took {} ms; {} \
+         messages of other groups came meanwhile, each decided within {} ms of coming (p50 {} \
+         ms); {} messages in all, the slowest decided after {} ms",
+        change.keywords,
+        change.answered_ms,
+        change.during.len(),
+        change.during.iter().max().copied().unwrap_or_default(),
+        percentile(&change.during, 0.5),
+        change.all.len(),
+        change.all.iter().max().copied().unwrap_or_default(),
+    );
+}
+
+struct Change {
+    keywords: usize,
+    answered_ms: i64,
+    /// How long after coming each message was decided, in ms: those that came while the
+    /// command ran, and all.
+    during: Vec<i64>,
+    all: Vec<i64>,
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The large operator's keyword rule changed by chat command in one group while the others
+/// post.
+fn change_while_messages_flow(full: bool, database_url: Option<&str>) -> Change {
+    let (keywords, messages) = if full { (100_000, 3_000) } else { (2_000, 300) };
+    let dir = support::fresh_dir("service-change-bench");
+    let words: Vec<String> = (0..keywords)
+        .map(|i| format!("\"{}\"", operator_keyword(i)))
+        .collect();
+    let rules = format!(
+        "{RULES}\n[[rules]]\nid = \"words\"\nkeywords = {{ substrings = [{}] }}\nladder = [\"delete+warn\"]\n",
+        words.join(", ")
+    );
+    support::import_rules(&dir, database_url, &rules);
+    let port = support::free_port();
+    let database = database_url
+        .map(|url| format!("database_url = \"{url}\"\n"))
+        .unwrap_or_default();
+    let inbox = dir.join("inbox.jsonl");
+    let config = format!(
+        "data_dir = \"{}\"\n{database}[http]\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n\
+         [rate_limits]\nwecom = 100000\n[testing]\ninbox = \"{}\"\noutbox = \"{}\"\n",
+        dir.join("data").display(),
+        inbox.display(),
+        dir.join("outbox.jsonl").display(),
+    );
+    let bot = support::start_bot(&dir, &config);
+    support::wait_ready(port);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&inbox)
+        .expect("the inbox");
+    let mut written = Vec::with_capacity(messages);
+    let mut command_at = 0;
+    let started = Instant::now();
+    for i in 0..messages {
+        if i == messages / 3 {
+            let command = json!({
+                "id": "command", "at": 0, "platform": "wecom", "group": "wrAdmins",
+                "member": {"id": "boss", "role": "admin"}, "type": "message",
+                "message": {"text": "!guard rule set words keywords add 新增的词"},
+            });
+            command_at = now_ms();
+            writeln!(file, "{command}").expect("the inbox");
+        }
+        let event = json!({
+            "id": format!("m{i}"), "at": 0, "platform": "wecom",
+            "group": format!("wrGroup{}", i % GROUPS),
+            "member": {"id": format!("wmPoster{i}")},
+            "type": "message", "message": {"text": format!("代购名牌包 第 {i} 条")},
+        });
+        written.push(now_ms());
+        writeln!(file, "{event}").expect("the inbox");
+        // One message a millisecond.
+        let due = Duration::from_millis(i as u64 + 1);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    drop(file);
+    let mut metrics = String::new();
+    let waited = Instant::now();
+    while counter(&metrics, "groupguard_decisions_total") < (messages + 1) as f64 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(300),
+            "not every event was decided in 5 minutes; last metrics:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        metrics = support::http_get(port, "/metrics").unwrap_or_default();
+    }
+    support::stop_bot(bot);
+    // When each event was decided: the time its verdict was taken at.
+    let url = database_url.map_or_else(
+        || format!("sqlite://{}", dir.join("data/groupguard.db").display()),
+        str::to_owned,
+    );
+    let decided: std::collections::HashMap<String, i64> = support::runtime().block_on(async {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let mut db = sqlx::AnyConnection::connect(&url)
+            .await
+            .expect("the database");
+        sqlx::query_as::<_, (String, i64)>("SELECT event_id, at FROM processed_events")
+            .fetch_all(&mut db)
+            .await
+            .expect("the decisions")
+            .into_iter()
+            .collect()
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let answered = decided.get("command").copied().unwrap_or_default();
+    let waits = |during: bool| {
+        let mut waits: Vec<i64> = written
+            .iter()
+            .enumerate()
+            .filter(|(_, at)| !during || (command_at..=answered).contains(*at))
+            .map(|(i, at)| decided.get(&format!("m{i}")).map_or(i64::MAX, |d| d - at))
+            .collect();
+        waits.sort_unstable();
+        waits
+    };
+    Change {
+        keywords,
+        answered_ms: answered - command_at,
+        during: waits(true),
+        all: waits(false),
+    }
+}
+
+/// The `i`-th of the operator's keywords: three to five characters of a small alphabet.
+fn operator_keyword(i: usize) -> String {
+    const CHARS: [char; 24] = [
+        '优', '惠', '券', '返', '利', '投', '资', '理', '财', '赚', '钱', '快', '招', '聘', '高',
+        '薪', '日', '结', '私', '信', '群', '号', '码', '领',
+    ];
+    let mut n = i + 24 * 24;
+    let mut word = String::new();
+    while n > 0 {
+        word.push(CHARS[n % 24]);
+        n /= 24;
+    }
+    word
 }
 
 /// A new database on `server`, its URL.

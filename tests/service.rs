@@ -549,6 +549,40 @@ async fn one_violation_kicks_in_one_group_and_asks_the_owner_in_another() {
     bot.stop();
 }
 
+#[tokio::test]
+async fn a_slow_change_holds_only_the_events_of_its_own_group() {
+    let mut bot = Bot::start("", "");
+    bot.push(&[admin_says("c1", RULES)]);
+    bot.wait_for("the first import's answer", |l| replies(l).len() == 1);
+    // An import of 50,000 keywords takes a while to check, compile and store.
+    let words: Vec<String> = (0..50_000).map(|i| format!("\"词{i:05}\"")).collect();
+    let large = RULES.replace("\"加微信\"", &format!("\"加微信\", {}", words.join(", ")));
+    bot.push(&[
+        admin_says("c2", &large),
+        says("m1", "spammer", "g2", "专业代购"),
+        says("m2", "other", "g1", "看看词12345"),
+    ]);
+    let lines = bot.wait_for("the large import's answer", |l| replies(l).len() == 2);
+    let answered = lines
+        .iter()
+        .rposition(|l| l.get("reply").is_some())
+        .expect("an answer");
+    let deleted = |message: &str, lines: &[Value]| {
+        lines.iter().position(|l| {
+            l["action"]["type"] == "delete_message" && l["action"]["message"] == message
+        })
+    };
+    // Another group's message was judged under the rules in force while the import ran.
+    assert!(
+        deleted("m1", &lines).is_some_and(|at| at < answered),
+        "m1 was dealt with before the import was answered: {lines:#?}"
+    );
+    // The import's own group waited for it: its next message was judged under the new rules.
+    let lines = bot.wait_for("m2 deleted", |l| deleted("m2", l).is_some());
+    assert!(deleted("m2", &lines) > Some(answered));
+    bot.stop();
+}
+
 fn command(id: &str, text: &str, reply_to: Value) -> Value {
     let mut kind = json!({"type": "command", "text": text});
     kind["reply_to"] = reply_to;
@@ -689,6 +723,11 @@ async fn groups_register_themselves_and_rules_follow_their_tags() {
         event("g9-created", json!({"id": "zhang"}), "g9", created),
         says("m1", "spammer", "g9", "代购"),
         admin_says("c2", "!guard group tag add vip --group g9"),
+    ]);
+    // A change made in one group reaches another one's events once it is in force, which
+    // its answer tells.
+    bot.wait_for("both answers", |l| replies(l).len() == 2);
+    bot.push(&[
         says("m2", "spammer", "g9", "代购 again"),
         event(
             "g9-renamed",
@@ -704,7 +743,6 @@ async fn groups_register_themselves_and_rules_follow_their_tags() {
         warns[0]["message"], "m2",
         "untagged, the group's first message was fine"
     );
-    bot.wait_for("both answers", |l| replies(l).len() == 2);
     bot.wait_metric("groupguard_group_changes_total 2");
     bot.stop();
     let store = bot.store().await;

@@ -2,29 +2,19 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use groupguard_core::command::{Context, execute, parse, reload_configuration, reply};
-use groupguard_core::delivery::backoff;
 use groupguard_core::engine::Engine;
-use groupguard_core::model::{
-    Event, EventKind, GroupChange, GroupRef, ListChange, Member, MemberRef, Platform, ReplyTo,
-};
-use groupguard_core::platform::AdapterErrorKind;
-use groupguard_core::ports::{Edit, Recorded, StoreError};
+use groupguard_core::model::{Event, Platform};
+use groupguard_core::ports::Recorded;
 use groupguard_core::raid::RaidDetector;
-use groupguard_core::reply::Reply;
-use groupguard_core::rule::{BlacklistEntry, GroupConfig, ManualRemovals, Source};
 use groupguard_core::verdict::Verdict;
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::task::JoinSet;
 
+use super::changes::{self, Change, Held, changes_state};
 use super::journal_file::key_of;
 use super::{Shared, until_stored};
 use crate::metrics::{CheckLabels, EventLabels, OutcomeLabels};
-
-/// Attempts at delivering a command's answer before it is given up.
-const REPLY_ATTEMPTS: u32 = 4;
 
 /// The most events read from the queue at once (their redelivery is checked together).
 const MAX_READ: usize = 512;
@@ -130,25 +120,49 @@ impl Handover {
 }
 
 /// Judges events in arrival order until every sender is gone and the queue is empty, then
-/// waits for the decisions still being stored and the answers still being delivered.
+/// waits for the changes under way, the decisions still being stored and the answers still
+/// being delivered. Changes (see [`changes`]) run beside judging; the events of a group
+/// with one under way wait for it.
 pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Receiver<Event>) {
     let handover = Arc::new(Handover::default());
     let recorder = tokio::spawn(record_batches(Arc::clone(&shared), Arc::clone(&handover)));
-    let mut raids = RaidDetector::default();
-    let mut replies = JoinSet::new();
-    let mut batch = Batch::default();
-    let mut decided = Decided::default();
+    let (todo, changes_todo) = mpsc::unbounded_channel();
+    let (changes_done, mut done) = mpsc::unbounded_channel();
+    let changer = tokio::spawn(changes::run(
+        Arc::clone(&shared),
+        changes_todo,
+        changes_done,
+    ));
+    let mut judge = Judge {
+        shared: &shared,
+        engine: &mut engine,
+        raids: RaidDetector::default(),
+        batch: Batch::default(),
+        handover: &handover,
+        todo,
+        held: Held::default(),
+        decided: Decided::default(),
+    };
     loop {
+        while let Ok(changed) = done.try_recv() {
+            judge.after_change(changed).await;
+        }
         // What is queued now, up to a batch: redelivery is checked for all of it at once.
         let mut group = Vec::new();
         match events.try_recv() {
             Ok(event) => group.push(event),
             Err(mpsc::error::TryRecvError::Empty) => {
                 shared.metrics.queue_depth.set(0);
-                handover.give(&mut batch).await;
-                match events.recv().await {
-                    Some(event) => group.push(event),
-                    None => break,
+                judge.handover.give(&mut judge.batch).await;
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Some(event) => group.push(event),
+                        None => break,
+                    },
+                    Some(changed) = done.recv() => {
+                        judge.after_change(changed).await;
+                        continue;
+                    }
                 }
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -163,7 +177,7 @@ pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Rece
         let unknown: Vec<(Platform, String)> = group
             .iter()
             .map(key_of)
-            .filter(|key| !decided.contains(key))
+            .filter(|key| !judge.decided.contains(key))
             .collect();
         let stored = match shared.store.seen_among(&unknown).await {
             Ok(stored) => stored,
@@ -182,42 +196,120 @@ pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Rece
                 })
                 .inc();
             let key = key_of(&event);
-            if decided.contains(&key) || stored.contains(&key) {
+            if judge.decided.contains(&key) || stored.contains(&key) {
                 shared.metrics.duplicates.inc();
                 tracing::debug!(event = %event.id, "redelivered event dropped");
-                batch.dropped.push(key);
+                // A redelivery of an event still waiting leaves the journal with it.
+                if !judge.decided.waits(&key) {
+                    judge.batch.dropped.push(key);
+                }
                 continue;
             }
-            // Commands, group and list changes and removals write as they are handled:
-            // what was decided before them is stored first, and their own decision right
-            // after.
-            let writes = changes_state(&event);
-            if writes {
-                until_all_stored(&handover, &mut batch).await;
-            }
-            handle(
-                &shared,
-                &mut engine,
-                &mut raids,
-                &mut replies,
-                &mut batch,
-                &event,
-            )
-            .await;
-            decided.insert(key);
-            if writes || batch.verdicts.len() >= HAND_OVER {
-                handover.give(&mut batch).await;
-            }
+            judge.take(event).await;
         }
-        while replies.try_join_next().is_some() {}
+    }
+    // The changes under way are made and the events behind them judged.
+    while !judge.held.is_empty() {
+        let Some(changed) = done.recv().await else {
+            break;
+        };
+        judge.after_change(changed).await;
+    }
+    let Judge {
+        mut batch, todo, ..
+    } = judge;
+    drop(todo);
+    if let Err(e) = changer.await {
+        tracing::error!(error = %e, "the change task stopped");
     }
     handover.give(&mut batch).await;
     handover.close();
     if let Err(e) = recorder.await {
         tracing::error!(error = %e, "the recorder stopped");
     }
-    while replies.join_next().await.is_some() {}
     tracing::info!("event queue drained");
+}
+
+/// The event task's judging: in arrival order, but for the events of a group with a change
+/// under way, which wait for it.
+struct Judge<'a> {
+    shared: &'a Arc<Shared>,
+    engine: &'a mut Engine,
+    raids: RaidDetector,
+    batch: Batch,
+    handover: &'a Handover,
+    /// To the change task.
+    todo: mpsc::UnboundedSender<Change>,
+    held: Held,
+    decided: Decided,
+}
+
+impl Judge<'_> {
+    /// Judges `event` now, or starts the change it brings, or puts it behind its group's.
+    async fn take(&mut self, event: Event) {
+        let key = key_of(&event);
+        let Some(event) = self.held.join(event) else {
+            self.decided.wait(key);
+            return;
+        };
+        if changes_state(&event) {
+            self.decided.wait(key);
+            self.begin_change(event).await;
+        } else {
+            self.decide(&event);
+            self.decided.insert(key);
+            if self.batch.verdicts.len() >= HAND_OVER {
+                self.handover.give(&mut self.batch).await;
+            }
+        }
+    }
+
+    /// Hands the change `event` brings to the change task, once what was decided before it is
+    /// on its way to the store.
+    async fn begin_change(&mut self, event: Event) {
+        self.held.begin(&event);
+        let (stored, stored_before) = oneshot::channel();
+        self.batch.stored.push(stored);
+        self.handover.give(&mut self.batch).await;
+        let change = Change {
+            event,
+            stored_before,
+        };
+        if let Err(mpsc::error::SendError(change)) = self.todo.send(change) {
+            // The change task is gone (it failed): the event is judged without its change.
+            tracing::error!(event = %change.event.id, "a change could not be made: the change task stopped");
+            Box::pin(self.after_change(change.event)).await;
+        }
+    }
+
+    /// Judges `changed`, whose change is made, and stores the decision right away; then takes
+    /// the events held behind it, in the order they came.
+    async fn after_change(&mut self, changed: Event) {
+        self.decide(&changed);
+        self.decided.insert(key_of(&changed));
+        self.handover.give(&mut self.batch).await;
+        for event in self.held.release(&changed) {
+            Box::pin(self.take(event)).await;
+        }
+    }
+
+    /// The engine's verdict on `event`, and a raid alert it sets off, for the recorder.
+    fn decide(&mut self, event: &Event) {
+        let now = self.shared.clock.now();
+        let started = Instant::now();
+        let mut verdict = self.engine.evaluate(event, now);
+        self.shared
+            .metrics
+            .evaluate_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if let Some(alert) = self.raids.observe(&self.shared.raid, &verdict) {
+            self.shared.metrics.raid_alerts.inc();
+            tracing::warn!(group = %event.group, platform = %event.platform, "raid alert");
+            verdict.actions.extend(alert);
+        }
+        self.batch.verdicts.push(verdict);
+        self.batch.decided.push(Instant::now());
+    }
 }
 
 /// How many decided events are remembered in memory, so that a redelivery soon after is
@@ -230,14 +322,26 @@ const RECENT_EVENTS: usize = 100_000;
 struct Decided {
     order: VecDeque<(Platform, String)>,
     keys: HashSet<(Platform, String)>,
+    /// Taken and not decided yet: behind a change, or bringing one.
+    waiting: HashSet<(Platform, String)>,
 }
 
 impl Decided {
+    /// Whether the event was decided lately or waits to be.
     fn contains(&self, key: &(Platform, String)) -> bool {
-        self.keys.contains(key)
+        self.keys.contains(key) || self.waiting.contains(key)
+    }
+
+    fn waits(&self, key: &(Platform, String)) -> bool {
+        self.waiting.contains(key)
+    }
+
+    fn wait(&mut self, key: (Platform, String)) {
+        self.waiting.insert(key);
     }
 
     fn insert(&mut self, key: (Platform, String)) {
+        self.waiting.remove(&key);
         if self.keys.insert(key.clone()) {
             self.order.push_back(key);
         }
@@ -247,25 +351,6 @@ impl Decided {
             }
         }
     }
-}
-
-/// Whether handling `event` writes to the store besides its decision.
-fn changes_state(event: &Event) -> bool {
-    command(event).is_some()
-        || matches!(
-            event.kind,
-            EventKind::GroupChanged(_)
-                | EventKind::ListChanged(_)
-                | EventKind::MemberRemoved { by: Some(_), .. }
-        )
-}
-
-/// Hands the batch over and waits until everything decided so far is stored.
-async fn until_all_stored(handover: &Handover, batch: &mut Batch) {
-    let (stored, done) = oneshot::channel();
-    batch.stored.push(stored);
-    handover.give(batch).await;
-    let _ = done.await;
 }
 
 /// Stores batches in the order they were decided and wakes the outbox for their actions.
@@ -369,295 +454,5 @@ fn count_decision(shared: &Shared, verdict: &Verdict) {
             rule = %record.rule, check = %record.check, group = %record.group, member = %record.member,
             mode = %record.mode, "violation"
         );
-    }
-}
-
-/// The command in an event and where its answer goes: a command event, or a message that
-/// starts with `!guard` (answered in the group, replying to the message).
-fn command(event: &Event) -> Option<(&str, ReplyTo)> {
-    match &event.kind {
-        EventKind::Command { text, reply_to } => Some((text, reply_to.clone())),
-        EventKind::MessagePosted(m) => {
-            let text = m.text.trim_start();
-            let is_command = groupguard_core::command::PREFIXES.iter().any(|p| {
-                text.get(..p.len())
-                    .is_some_and(|head| head.eq_ignore_ascii_case(p))
-            });
-            is_command.then(|| {
-                let to = ReplyTo::in_group(
-                    event.group.clone(),
-                    event.member.id.clone(),
-                    event.message_id(),
-                );
-                (text, to)
-            })
-        }
-        _ => None,
-    }
-}
-
-async fn handle(
-    shared: &Arc<Shared>,
-    engine: &mut Engine,
-    raids: &mut RaidDetector,
-    replies: &mut JoinSet<()>,
-    batch: &mut Batch,
-    event: &Event,
-) {
-    match &event.kind {
-        EventKind::GroupChanged(change) => sync_group(shared, event, change).await,
-        EventKind::ListChanged(change) => follow_list(shared, event, change).await,
-        EventKind::MemberRemoved {
-            by: Some(by),
-            banned,
-        } => blacklist_removal(shared, event, by, *banned).await,
-        _ => {}
-    }
-    if let Some((text, reply_to)) = command(event) {
-        let answer = run_command(shared, event, text).await;
-        replies.spawn(deliver_reply(
-            Arc::clone(shared),
-            event.platform,
-            reply_to,
-            answer,
-        ));
-    }
-    let now = shared.clock.now();
-    let started = Instant::now();
-    let mut verdict = engine.evaluate(event, now);
-    shared
-        .metrics
-        .evaluate_seconds
-        .observe(started.elapsed().as_secs_f64());
-    if let Some(alert) = raids.observe(&shared.raid, &verdict) {
-        shared.metrics.raid_alerts.inc();
-        tracing::warn!(group = %event.group, platform = %event.platform, "raid alert");
-        verdict.actions.extend(alert);
-    }
-    batch.verdicts.push(verdict);
-    batch.decided.push(Instant::now());
-}
-
-/// Runs a command and returns its answer (a refusal says why).
-async fn run_command(shared: &Shared, event: &Event, text: &str) -> Reply {
-    let answer = match parse(text, event.platform) {
-        Err(e) => Err(e.to_string()),
-        Ok(invocation) => {
-            let ctx = Context {
-                store: shared.store.as_ref(),
-                rules: &shared.rules,
-                platform: event.platform,
-                group: &event.group,
-                actor: &event.member,
-                now: shared.clock.now(),
-            };
-            shared
-                .own_change(async { Ok::<_, StoreError>(execute(&invocation, &ctx).await) })
-                .await
-                .unwrap_or_else(|e| Err(e.into()))
-                .map_err(|e| e.to_string())
-        }
-    };
-    let result = if answer.is_ok() { "ok" } else { "refused" };
-    shared
-        .metrics
-        .commands
-        .get_or_create(&OutcomeLabels {
-            outcome: result.to_owned(),
-        })
-        .inc();
-    match answer {
-        Ok(outcome) => reply(&outcome),
-        Err(refusal) => Reply::text(refusal).private(),
-    }
-}
-
-/// Delivers a command's answer where `to` points: retried a few times while the platform is
-/// busy, never past the handle's expiry; an expired or refused answer is logged and dropped.
-async fn deliver_reply(shared: Arc<Shared>, platform: Platform, to: ReplyTo, answer: Reply) {
-    let count = |result: &str| {
-        shared
-            .metrics
-            .replies
-            .get_or_create(&OutcomeLabels {
-                outcome: result.to_owned(),
-            })
-            .inc();
-    };
-    let Some(executor) = shared.executors.get(&platform) else {
-        tracing::warn!(%platform, "no adapter to answer a command");
-        count("failed");
-        return;
-    };
-    for attempt in 1..=REPLY_ATTEMPTS {
-        if to.expired(shared.clock.now()) {
-            tracing::warn!(group = %to.group, sender = %to.sender, "a command's answer was dropped: its reply handle had expired");
-            count("expired");
-            return;
-        }
-        let wait = match executor.reply(&to, &answer).await {
-            Ok(()) => {
-                count("done");
-                return;
-            }
-            Err(e) => match e.kind {
-                AdapterErrorKind::RateLimited { retry_after } => retry_after,
-                AdapterErrorKind::Transient => backoff(attempt),
-                AdapterErrorKind::Expired => {
-                    tracing::warn!(group = %to.group, sender = %to.sender, error = %e, "a command's answer was dropped: its reply handle had expired");
-                    count("expired");
-                    return;
-                }
-                _ => {
-                    tracing::warn!(group = %to.group, error = %e, "a command's answer could not be delivered");
-                    count("failed");
-                    return;
-                }
-            },
-        };
-        if attempt < REPLY_ATTEMPTS {
-            tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
-        }
-    }
-    tracing::warn!(group = %to.group, "a command's answer was given up after {REPLY_ATTEMPTS} attempts");
-    count("failed");
-}
-
-/// Stores what the platform says about a group (registration, name, owner, admins), so
-/// admin notices reach the right people and tags can be added to it.
-async fn sync_group(shared: &Shared, event: &Event, change: &GroupChange) {
-    let id = GroupRef::new(event.platform, event.group.clone());
-    let rules = shared.rules.rules();
-    let current = rules.group(&id);
-    let next = GroupConfig::changed(current, &id, change);
-    if next.as_ref() == current {
-        return;
-    }
-    let edit = Edit::new(Source::Platform(event.platform), shared.clock.now());
-    let store = shared.store.as_ref();
-    let result = shared
-        .own_change(async {
-            match next {
-                Some(group) => store.put_group(group, &edit).await?,
-                None => store.delete_group(&id, &edit).await?,
-            }
-            reload_configuration(store, &shared.rules)
-                .await
-                .map_err(|e| StoreError::Refused(e.to_string()))
-        })
-        .await;
-    match result {
-        Ok(()) => {
-            shared.metrics.group_changes.inc();
-            tracing::info!(group = %id, ?change, "group updated from the platform");
-        }
-        Err(e) => tracing::error!(group = %id, error = %e, "cannot store a group change"),
-    }
-}
-
-/// A shared ban list the bot follows changed: a ban becomes an org-wide blacklist entry with
-/// the list as its source (an entry a moderator or a rule made stays theirs), and a lifted
-/// ban removes the entry only when that list made it.
-async fn follow_list(shared: &Shared, event: &Event, change: &ListChange) {
-    let list = GroupRef::new(event.platform, event.group.clone());
-    let source = Source::List(list.clone());
-    let now = shared.clock.now();
-    let edit = Edit::new(source.clone(), now);
-    let (member, result) = match change {
-        ListChange::Ban { member, reason } => {
-            let member = MemberRef::new(event.platform, member.clone());
-            let reason = if reason.is_empty() {
-                format!("banned by {list}")
-            } else {
-                reason.clone()
-            };
-            // Another source's entry stays theirs; the same ban read again changes nothing.
-            if let Some(entry) = shared.rules.blacklist().entry(&member, None)
-                && entry.is_active(now)
-                && (entry.source != source || *entry.reason == *reason)
-            {
-                return;
-            }
-            let entry = BlacklistEntry {
-                member: member.clone(),
-                owner: None,
-                reason,
-                source,
-                created_at: now,
-                expires_at: None,
-            };
-            (member, shared.blacklist(entry, &edit).await)
-        }
-        ListChange::Lift { member } => {
-            let member = MemberRef::new(event.platform, member.clone());
-            let ours = shared
-                .rules
-                .blacklist()
-                .entry(&member, None)
-                .is_some_and(|entry| entry.source == source);
-            if !ours {
-                return;
-            }
-            let result = shared.unblacklist(&member, &edit).await;
-            (member, result)
-        }
-    };
-    match result {
-        Ok(()) => tracing::info!(%member, %list, ?change, "ban list followed"),
-        Err(e) => tracing::error!(%member, %list, error = %e, "cannot follow a ban list change"),
-    }
-}
-
-/// With `blacklist_manual_removals` on, a member an admin removed by hand goes on the
-/// blacklist with that admin as the source, so the removal holds in every group. Removals
-/// by bots (groupguard's own kicks included) are left to the ladders.
-async fn blacklist_removal(shared: &Shared, event: &Event, by: &Member, banned: bool) {
-    let rules = shared.rules.rules();
-    let policy = rules.config().settings.blacklist_manual_removals;
-    if policy == ManualRemovals::Off || by.is_bot {
-        return;
-    }
-    let group = GroupRef::new(event.platform, event.group.clone());
-    let owner = match policy {
-        ManualRemovals::Personal => match rules.group(&group).and_then(|g| g.owner.clone()) {
-            Some(owner) => Some(owner),
-            None => {
-                tracing::warn!(%group, "a manual removal is not blacklisted: the group has no known owner for a personal list");
-                return;
-            }
-        },
-        _ => None,
-    };
-    let now = shared.clock.now();
-    let member = MemberRef::new(event.platform, event.member.id.clone());
-    if shared
-        .rules
-        .blacklist()
-        .entry(&member, owner.as_ref())
-        .is_some_and(|entry| entry.is_active(now))
-    {
-        return;
-    }
-    let admin = MemberRef::new(event.platform, by.id.clone());
-    let entry = BlacklistEntry {
-        member: member.clone(),
-        owner,
-        reason: format!(
-            "{} by {} in {}",
-            if banned { "banned" } else { "kicked" },
-            by.label(),
-            group
-        ),
-        source: Source::Moderator(admin.clone()),
-        created_at: now,
-        expires_at: None,
-    };
-    drop(rules);
-    match shared
-        .blacklist(entry, &Edit::new(Source::Moderator(admin), now))
-        .await
-    {
-        Ok(()) => tracing::info!(%member, %group, "manual removal blacklisted"),
-        Err(e) => tracing::error!(%member, error = %e, "cannot blacklist a manual removal"),
     }
 }

@@ -4,16 +4,21 @@
 //! inbound journal, answers each push once its events are durable (so the platform may
 //! forget them) and queues them in order ([`journal::run`]); at start-up the events the
 //! last run journaled and did not decide go first. One task judges them in order
-//! ([`events::run`]): redelivered events are dropped, `!guard` commands run and are answered
-//! where their `ReplyTo` points, group changes are stored, removals by admins are blacklisted
-//! when the settings say so, the engine decides, a raid alert joins the verdict's actions,
-//! and the verdicts, their violation records and enforce actions are stored together by a
-//! recorder task (group commit: each transaction holds what was decided while the last one
-//! committed), their events leaving the journal once it lands. Another task ([`outbox::run`]) claims stored actions and carries them out
-//! through each platform's executor with their idempotency key: within a per-platform
-//! budget, retried, or handed to the group's admins as the core's delivery rules say.
-//! Because actions live in the store until they are finished, a restart resumes them.
+//! ([`events::run`]): redelivered events are dropped, the engine decides, a raid alert joins
+//! the verdict's actions. Changes run beside it on a task of their own ([`changes::run`]):
+//! `!guard` commands run and are answered where their `ReplyTo` points, group changes are
+//! stored, removals by admins are blacklisted when the settings say so. Judging never waits
+//! for a change (a large operator's recompile takes a good part of a second): only the
+//! events of the group it came from wait, and after a ban everyone's. The verdicts, their
+//! violation records and enforce actions are stored together by a recorder task (group
+//! commit: each transaction holds what was decided while the last one committed), their
+//! events leaving the journal once it lands. Another task ([`outbox::run`]) claims stored
+//! actions and carries them out through each platform's executor with their idempotency
+//! key: within a per-platform budget, retried, or handed to the group's admins as the core's
+//! delivery rules say. Because actions live in the store until they are finished, a restart
+//! resumes them.
 
+pub mod changes;
 pub mod events;
 pub mod journal;
 pub mod journal_file;
