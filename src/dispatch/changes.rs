@@ -99,6 +99,7 @@ pub struct Held {
     /// A ban that came while its own group waited for a change: what came after it is held
     /// already, and it goes ahead of that once its group's turn comes.
     ban_waiting: Option<(Platform, EventId)>,
+    len: usize,
 }
 
 /// Whether the change `event` brings holds every group's events rather than its own group's.
@@ -110,9 +111,14 @@ fn holds_everything(event: &Event) -> bool {
 }
 
 impl Held {
-    /// Whether nothing is held.
+    /// Whether nothing is held, and no change is under way.
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty() && self.everything.is_none()
+    }
+
+    /// How many events are held.
+    pub fn len(&self) -> usize {
+        self.len
     }
 
     /// Holds `event` behind the change it has to wait for; gives it back when there is none.
@@ -123,6 +129,7 @@ impl Held {
             .is_some_and(|(platform, id)| *platform == event.platform && *id == event.id);
         if let Some(everything) = self.everything.as_mut().filter(|_| !waited) {
             everything.push_back(event);
+            self.len += 1;
             return None;
         }
         let Some(group) = self.groups.get_mut(&group_of(&event)) else {
@@ -133,6 +140,7 @@ impl Held {
             self.ban_waiting = Some((event.platform, event.id.clone()));
         }
         group.push_back(event);
+        self.len += 1;
         None
     }
 
@@ -153,7 +161,9 @@ impl Held {
         } else {
             self.groups.remove(&group_of(changed))
         };
-        held.unwrap_or_default()
+        let held = held.unwrap_or_default();
+        self.len -= held.len();
+        held
     }
 }
 
@@ -462,8 +472,10 @@ mod tests {
         assert!(held.join(says("m1", "g2", "hi")).is_some());
         assert!(held.join(says("m2", "g1", "hi")).is_none());
         assert!(held.join(says("m3", "g1", "again")).is_none());
+        assert_eq!(held.len(), 2);
         assert_eq!(ids(held.release(&command)), ["m2", "m3"]);
         assert!(held.is_empty());
+        assert_eq!(held.len(), 0);
     }
 
     #[test]

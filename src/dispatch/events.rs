@@ -19,6 +19,9 @@ use crate::metrics::{CheckLabels, EventLabels, OutcomeLabels};
 /// The most events read from the queue at once (their redelivery is checked together).
 const MAX_READ: usize = 512;
 
+/// Events held behind changes under way before reading more waits for them.
+const MAX_HELD: usize = 10_000;
+
 /// Decisions handed to the recorder together.
 const HAND_OVER: usize = 64;
 
@@ -145,6 +148,14 @@ pub async fn run(shared: Arc<Shared>, mut engine: Engine, mut events: mpsc::Rece
     };
     loop {
         while let Ok(changed) = done.try_recv() {
+            judge.after_change(changed).await;
+        }
+        // A change that cannot finish (the store unreachable) stops the reading here, as a
+        // full recorder does, rather than holding ever more events in memory.
+        while judge.held.len() >= MAX_HELD {
+            let Some(changed) = done.recv().await else {
+                break;
+            };
             judge.after_change(changed).await;
         }
         // What is queued now, up to a batch: redelivery is checked for all of it at once.
