@@ -8,7 +8,7 @@
 //! keyword by chat command to a rule of 100,000 keywords while other groups post a message
 //! every millisecond, and how long each of those waited for its decision (from the line
 //! written to the verdict taken, the inbox's polling included), during the change and
-//! overall.
+//! overall; and how long a group the platform reports created holds its first message.
 //!
 //! SQLite: `cargo bench -p groupguard --features testing --bench service`
 //! PostgreSQL: the same with `GROUPGUARD_BENCH_POSTGRES=postgres://user@host:port/db` (a
@@ -66,7 +66,8 @@ fn main() {
     println!(
         "{store}: a chat command adding a keyword to a rule of {} keywords took {} ms; {} \
          messages of other groups came meanwhile, each decided within {} ms of coming (p50 {} \
-         ms); {} messages in all, the slowest decided after {} ms",
+         ms); {} messages in all, the slowest decided after {} ms; a new group's first message \
+         was decided {} ms after the group was reported created",
         change.keywords,
         change.answered_ms,
         change.during.len(),
@@ -74,12 +75,15 @@ fn main() {
         percentile(&change.during, 0.5),
         change.all.len(),
         change.all.iter().max().copied().unwrap_or_default(),
+        change.new_group_ms,
     );
 }
 
 struct Change {
     keywords: usize,
     answered_ms: i64,
+    /// How long after its group was reported created a group's first message was decided.
+    new_group_ms: i64,
     /// How long after coming each message was decided, in ms: those that came while the
     /// command ran, and all.
     during: Vec<i64>,
@@ -132,7 +136,7 @@ fn change_while_messages_flow(full: bool, database_url: Option<&str>) -> Change 
         .open(&inbox)
         .expect("the inbox");
     let mut written = Vec::with_capacity(messages);
-    let mut command_at = 0;
+    let (mut command_at, mut new_group_at) = (0, 0);
     let started = Instant::now();
     for i in 0..messages {
         if i == messages / 3 {
@@ -143,6 +147,20 @@ fn change_while_messages_flow(full: bool, database_url: Option<&str>) -> Change 
             });
             command_at = now_ms();
             writeln!(file, "{command}").expect("the inbox");
+        }
+        if i == messages * 2 / 3 {
+            // A group the platform reports created, and its first message right after.
+            let created = json!({
+                "id": "created", "at": 0, "platform": "wecom", "group": "wrNewGroup",
+                "member": {"id": "owner"}, "type": "group",
+                "change": {"type": "created", "name": "新群", "owner": "owner"},
+            });
+            let first = json!({
+                "id": "first", "at": 0, "platform": "wecom", "group": "wrNewGroup",
+                "member": {"id": "newcomer"}, "type": "message", "message": {"text": "大家好"},
+            });
+            new_group_at = now_ms();
+            writeln!(file, "{created}\n{first}").expect("the inbox");
         }
         let event = json!({
             "id": format!("m{i}"), "at": 0, "platform": "wecom",
@@ -161,7 +179,7 @@ fn change_while_messages_flow(full: bool, database_url: Option<&str>) -> Change 
     drop(file);
     let mut metrics = String::new();
     let waited = Instant::now();
-    while counter(&metrics, "groupguard_decisions_total") < (messages + 1) as f64 {
+    while counter(&metrics, "groupguard_decisions_total") < (messages + 3) as f64 {
         assert!(
             waited.elapsed() < Duration::from_secs(300),
             "not every event was decided in 5 minutes; last metrics:\n{metrics}"
@@ -203,6 +221,7 @@ fn change_while_messages_flow(full: bool, database_url: Option<&str>) -> Change 
     Change {
         keywords,
         answered_ms: answered - command_at,
+        new_group_ms: decided.get("first").copied().unwrap_or_default() - new_group_at,
         during: waits(true),
         all: waits(false),
     }

@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use groupguard_core::command::{Context, execute, parse, reload_configuration, reply};
+use groupguard_core::command::{Context, execute, parse, put_group, reply};
 use groupguard_core::delivery::backoff;
 use groupguard_core::model::{
     Event, EventId, EventKind, GroupChange, GroupId, GroupRef, ListChange, Member, MemberRef,
@@ -291,21 +291,21 @@ async fn deliver_reply(shared: Arc<Shared>, platform: Platform, to: ReplyTo, ans
 /// admin notices reach the right people and tags can be added to it.
 async fn sync_group(shared: &Shared, event: &Event, change: &GroupChange) {
     let id = GroupRef::new(event.platform, event.group.clone());
-    let rules = shared.rules.rules();
-    let current = rules.group(&id);
-    let next = GroupConfig::changed(current, &id, change);
-    if next.as_ref() == current {
-        return;
-    }
+    // The running rules are let go before the change swaps them: the swap frees them.
+    let next = {
+        let rules = shared.rules.rules();
+        let current = rules.group(&id);
+        let next = GroupConfig::changed(current, &id, change);
+        if next.as_ref() == current {
+            return;
+        }
+        next
+    };
     let edit = Edit::new(Source::Platform(event.platform), shared.clock.now());
     let store = shared.store.as_ref();
     let result = shared
         .own_change(async {
-            match next {
-                Some(group) => store.put_group(group, &edit).await?,
-                None => store.delete_group(&id, &edit).await?,
-            }
-            reload_configuration(store, &shared.rules)
+            put_group(store, &shared.rules, &id, next, &edit)
                 .await
                 .map_err(|e| StoreError::Refused(e.to_string()))
         })

@@ -17,7 +17,8 @@ mod slash;
 mod usage;
 
 pub use exec::{
-    Answer, CommandError, Context, RuleSummary, execute, load_rules, reload_configuration,
+    Answer, CommandError, Context, RuleSummary, execute, load_rules, put_group,
+    reload_configuration,
 };
 pub use parse::{Args, Invocation, PREFIXES, ParseError, Value, parse};
 pub use render::{render, reply};

@@ -6,8 +6,9 @@ use super::{
 };
 use crate::command::parse::{Args, need};
 use crate::compile::CompiledRules;
+use crate::engine::RulesHandle;
 use crate::model::GroupRef;
-use crate::ports::Change;
+use crate::ports::{Change, Edit, Store};
 use crate::rule::{GroupConfig, ManualRemovals};
 use crate::rulefile;
 
@@ -97,7 +98,7 @@ async fn change_group(
     id: &GroupRef,
     change: impl FnOnce(&mut GroupConfig),
 ) -> Result<GroupConfig, CommandError> {
-    let (mut candidate, revision) = read_config(ctx).await?;
+    let (mut candidate, revision) = read_config(ctx.store, ctx.rules).await?;
     let mut group = candidate
         .groups
         .iter()
@@ -107,10 +108,32 @@ async fn change_group(
     change(&mut group);
     candidate.groups.retain(|g| g.id != *id);
     candidate.groups.push(group.clone());
-    let checked = validate(ctx, candidate, revision)?;
+    let checked = validate(ctx.rules, candidate, revision)?;
     ctx.store.put_group(group.clone(), &ctx.edit()).await?;
-    put_in_force(ctx, checked, 1).await?;
+    put_in_force(ctx.store, ctx.rules, checked, 1).await?;
     Ok(group)
+}
+
+/// Puts what the platform says of a group in force: `next` stored, or the group deleted when
+/// it is `None`. Like a command's change, it is checked by compiling the running configuration
+/// with it (reusing the running keyword automaton) rather than by reading everything back:
+/// at a large operator's scale a group registering itself costs a recompile, not a reload.
+pub async fn put_group(
+    store: &dyn Store,
+    rules: &RulesHandle,
+    id: &GroupRef,
+    next: Option<GroupConfig>,
+    edit: &Edit,
+) -> Result<(), CommandError> {
+    let (mut candidate, revision) = read_config(store, rules).await?;
+    candidate.groups.retain(|g| g.id != *id);
+    candidate.groups.extend(next.clone());
+    let checked = validate(rules, candidate, revision)?;
+    match next {
+        Some(group) => store.put_group(group, edit).await?,
+        None => store.delete_group(id, edit).await?,
+    }
+    put_in_force(store, rules, checked, 1).await
 }
 
 pub(super) async fn template(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
@@ -120,7 +143,7 @@ pub(super) async fn template(ctx: &Context<'_>, args: &Args) -> Result<Answer, C
         .ok_or_else(|| CommandError::Refused(format!("there is no template `{template}`")))?;
     let set = rulefile::parse(text)
         .map_err(|e| CommandError::Refused(format!("template {template} is broken: {}", e[0])))?;
-    let (mut config, revision) = read_config(ctx).await?;
+    let (mut config, revision) = read_config(ctx.store, ctx.rules).await?;
     let mut ids = Vec::new();
     let mut rules = Vec::new();
     for mut rule in set.rules {
@@ -131,13 +154,13 @@ pub(super) async fn template(ctx: &Context<'_>, args: &Args) -> Result<Answer, C
         ids.push(rule.id.clone());
         rules.push(rule);
     }
-    let checked = validate(ctx, config, revision)?;
+    let checked = validate(ctx.rules, config, revision)?;
     let edit = ctx.edit();
     let writes = rules.len() as u64;
     for rule in rules {
         ctx.store.put_rule(rule, &edit).await?;
     }
-    put_in_force(ctx, checked, writes).await?;
+    put_in_force(ctx.store, ctx.rules, checked, writes).await?;
     Ok(Answer::TemplateApplied {
         template,
         rules: ids,

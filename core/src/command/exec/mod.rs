@@ -16,6 +16,8 @@ mod lists;
 mod reports;
 mod rules;
 
+pub use config::put_group;
+
 use std::task::Poll;
 
 use crate::command::parse::{MissingArg, need};
@@ -323,17 +325,20 @@ fn find<'a>(config: &'a RuleSet, id: &RuleId) -> Result<&'a Rule, CommandError> 
 }
 
 /// The stored configuration and the revision it was read at.
-async fn read_config(ctx: &Context<'_>) -> Result<(RuleSet, u64), CommandError> {
+async fn read_config(
+    store: &dyn Store,
+    rules: &RulesHandle,
+) -> Result<(RuleSet, u64), CommandError> {
     // The revision first: a change landing in between makes it look older than the
     // configuration read, never newer, so the next command reads the store again.
-    let revision = ctx.store.revision().await?;
-    let running = ctx.rules.rules();
+    let revision = store.revision().await?;
+    let running = rules.rules();
     // What runs is what is stored, unless something changed it since (another instance):
     // at a large operator's scale that spares reading tens of megabytes.
     if running.revision() == Some(revision) {
         return Ok((running.config().clone(), revision));
     }
-    Ok((ctx.store.config().await?, revision))
+    Ok((store.config().await?, revision))
 }
 
 /// A changed configuration, compiled before it is stored: what the engine runs once it is.
@@ -344,9 +349,13 @@ struct Checked {
 }
 
 /// Refuses a configuration the engine could not run; compiles one it can.
-fn validate(ctx: &Context<'_>, candidate: RuleSet, revision: u64) -> Result<Checked, CommandError> {
+fn validate(
+    rules: &RulesHandle,
+    candidate: RuleSet,
+    revision: u64,
+) -> Result<Checked, CommandError> {
     Ok(Checked {
-        compiled: recompile(candidate, ctx.rules)?,
+        compiled: recompile(candidate, rules)?,
         revision,
     })
 }
@@ -355,16 +364,17 @@ fn validate(ctx: &Context<'_>, candidate: RuleSet, revision: u64) -> Result<Chec
 /// store moved further meanwhile (another instance changed something too), when the stored
 /// configuration is compiled again instead.
 async fn put_in_force(
-    ctx: &Context<'_>,
+    store: &dyn Store,
+    rules: &RulesHandle,
     checked: Checked,
     writes: u64,
 ) -> Result<(), CommandError> {
     let revision = checked.revision + writes;
-    if ctx.store.revision().await? == revision {
-        ctx.rules.swap_rules(checked.compiled.at_revision(revision));
+    if store.revision().await? == revision {
+        rules.swap_rules(checked.compiled.at_revision(revision));
         Ok(())
     } else {
-        reload_config(ctx).await
+        reload_configuration(store, rules).await
     }
 }
 
@@ -374,7 +384,7 @@ async fn change_rule(
     id: &RuleId,
     change: impl FnOnce(&mut Rule) -> Result<String, CommandError>,
 ) -> Result<Answer, CommandError> {
-    let (config, revision) = read_config(ctx).await?;
+    let (config, revision) = read_config(ctx.store, ctx.rules).await?;
     let mut rule = find(&config, id)?.clone();
     let what = change(&mut rule)?;
     save_rule(ctx, (config, revision), rule, what).await
@@ -390,10 +400,10 @@ async fn save_rule(
         Some(slot) => *slot = rule.clone(),
         None => config.rules.push(rule.clone()),
     }
-    let checked = validate(ctx, config, revision)?;
+    let checked = validate(ctx.rules, config, revision)?;
     let id = rule.id.clone();
     let version = ctx.store.put_rule(rule, &ctx.edit()).await?;
-    put_in_force(ctx, checked, 1).await?;
+    put_in_force(ctx.store, ctx.rules, checked, 1).await?;
     Ok(Answer::RuleChanged {
         rule: id,
         what,
@@ -484,44 +494,25 @@ mod tests {
     use crate::ports::{ConfigStore, ListStore};
     use crate::rule::GroupConfig;
 
-    /// A command typed in `group` on WeCom by `admin`, at time 0.
-    fn wecom_context<'a>(
-        store: &'a MemoryStore,
-        rules: &'a RulesHandle,
-        group: &'a GroupId,
-        admin: &'a Member,
-    ) -> Context<'a> {
-        Context {
-            store,
-            rules,
-            platform: Platform::WeCom,
-            group,
-            actor: admin,
-            now: Timestamp(0),
-        }
-    }
-
     #[tokio::test]
     async fn a_change_made_elsewhere_meanwhile_is_not_lost() {
         let store = MemoryStore::new();
         let rules: RulesHandle = Arc::new(load_rules(&store).await.unwrap());
-        let (admin, group) = (Member::new("boss"), GroupId::new("g1"));
-        let ctx = wecom_context(&store, &rules, &group, &admin);
         let edit = Edit::new(Source::Import, Timestamp(0));
         let group_of = |id: &str| GroupConfig::new(GroupRef::new(Platform::WeCom, id));
         // Alone, the checked rules go in force as they are.
-        let (config, revision) = read_config(&ctx).await.unwrap();
-        let checked = validate(&ctx, config, revision).unwrap();
+        let (config, revision) = read_config(&store, &rules).await.unwrap();
+        let checked = validate(&rules, config, revision).unwrap();
         store.put_group(group_of("mine"), &edit).await.unwrap();
-        put_in_force(&ctx, checked, 1).await.unwrap();
+        put_in_force(&store, &rules, checked, 1).await.unwrap();
         // Another instance stores a group between this change's read and its write: what runs
         // afterwards has both.
-        let (mut config, revision) = read_config(&ctx).await.unwrap();
+        let (mut config, revision) = read_config(&store, &rules).await.unwrap();
         config.groups.push(group_of("second"));
-        let checked = validate(&ctx, config, revision).unwrap();
+        let checked = validate(&rules, config, revision).unwrap();
         store.put_group(group_of("theirs"), &edit).await.unwrap();
         store.put_group(group_of("second"), &edit).await.unwrap();
-        put_in_force(&ctx, checked, 1).await.unwrap();
+        put_in_force(&store, &rules, checked, 1).await.unwrap();
         let running = rules.rules();
         for id in ["mine", "theirs", "second"] {
             let group = GroupRef::new(Platform::WeCom, id);
@@ -530,23 +521,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_group_the_platform_reports_is_stored_and_in_force_and_its_removal_too() {
+        let store = MemoryStore::new();
+        let rules: RulesHandle = Arc::new(load_rules(&store).await.unwrap());
+        let edit = Edit::new(Source::Platform(Platform::WeCom), Timestamp(0));
+        let id = GroupRef::new(Platform::WeCom, "g9");
+        let mut group = GroupConfig::new(id.clone());
+        group.name = Some("VIP 群".to_owned());
+        put_group(&store, &rules, &id, Some(group.clone()), &edit)
+            .await
+            .unwrap();
+        assert_eq!(rules.rules().group(&id), Some(&group));
+        assert_eq!(store.config().await.unwrap().groups, [group]);
+        assert_eq!(
+            rules.rules().revision(),
+            Some(store.revision().await.unwrap()),
+            "what runs is what is stored"
+        );
+        put_group(&store, &rules, &id, None, &edit).await.unwrap();
+        assert_eq!(rules.rules().group(&id), None);
+        assert!(store.config().await.unwrap().groups.is_empty());
+    }
+
+    #[tokio::test]
     async fn a_command_reads_what_another_instance_stored_since() {
         let store = MemoryStore::new();
         let rules: RulesHandle = Arc::new(load_rules(&store).await.unwrap());
-        let (admin, group) = (Member::new("boss"), GroupId::new("g1"));
-        let ctx = wecom_context(&store, &rules, &group, &admin);
         let edit = Edit::new(Source::Import, Timestamp(0));
         assert_eq!(
             rules.rules().revision(),
             Some(store.revision().await.unwrap())
         );
         // The running rules are what is stored: a command starts from them.
-        let (config, _) = read_config(&ctx).await.unwrap();
+        let (config, _) = read_config(&store, &rules).await.unwrap();
         assert!(config.groups.is_empty());
         // Another instance adds a group: the running rules are behind, so the store is read.
         let theirs = GroupConfig::new(GroupRef::new(Platform::WeCom, "theirs"));
         store.put_group(theirs.clone(), &edit).await.unwrap();
-        let (config, revision) = read_config(&ctx).await.unwrap();
+        let (config, revision) = read_config(&store, &rules).await.unwrap();
         assert_eq!(config.groups, [theirs]);
         assert_eq!(revision, store.revision().await.unwrap());
     }

@@ -12,7 +12,7 @@ use crate::rulefile;
 pub(super) async fn create(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
     let id = need(args.rule("rule"), "rule")?;
     let name = args.text("name").unwrap_or_default();
-    let (config, revision) = read_config(ctx).await?;
+    let (config, revision) = read_config(ctx.store, ctx.rules).await?;
     if config.rules.iter().any(|r| r.id == id) {
         return Err(CommandError::Refused(format!("rule `{id}` already exists")));
     }
@@ -49,7 +49,7 @@ pub(super) async fn show(ctx: &Context<'_>, args: &Args) -> Result<Answer, Comma
 
 pub(super) async fn delete(ctx: &Context<'_>, args: &Args) -> Result<Answer, CommandError> {
     let id = need(args.rule("rule"), "rule")?;
-    let (config, revision) = read_config(ctx).await?;
+    let (config, revision) = read_config(ctx.store, ctx.rules).await?;
     find(&config, &id)?;
     let mut candidate = config;
     candidate.rules.retain(|r| r.id != id);
@@ -57,9 +57,9 @@ pub(super) async fn delete(ctx: &Context<'_>, args: &Args) -> Result<Answer, Com
         .whitelist
         .iter_mut()
         .for_each(|w| w.rules.retain(|r| r != &id));
-    let checked = validate(ctx, candidate, revision)?;
+    let checked = validate(ctx.rules, candidate, revision)?;
     ctx.store.delete_rule(&id, &ctx.edit()).await?;
-    put_in_force(ctx, checked, 1).await?;
+    put_in_force(ctx.store, ctx.rules, checked, 1).await?;
     Ok(Answer::RuleDeleted { rule: id })
 }
 
