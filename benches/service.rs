@@ -115,21 +115,7 @@ fn change_while_messages_flow(full: bool, database_url: Option<&str>) -> Change 
         "{RULES}\n[[rules]]\nid = \"words\"\nkeywords = {{ substrings = [{}] }}\nladder = [\"delete+warn\"]\n",
         words.join(", ")
     );
-    support::import_rules(&dir, database_url, &rules);
-    let port = support::free_port();
-    let database = database_url
-        .map(|url| format!("database_url = \"{url}\"\n"))
-        .unwrap_or_default();
-    let inbox = dir.join("inbox.jsonl");
-    let config = format!(
-        "data_dir = \"{}\"\n{database}[http]\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n\
-         [rate_limits]\nwecom = 100000\n[testing]\ninbox = \"{}\"\noutbox = \"{}\"\n",
-        dir.join("data").display(),
-        inbox.display(),
-        dir.join("outbox.jsonl").display(),
-    );
-    let bot = support::start_bot(&dir, &config);
-    support::wait_ready(port);
+    let (bot, port, inbox) = start(&dir, database_url, &rules);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -324,9 +310,14 @@ fn quantile(metrics: &str, name: &str, q: f64) -> f64 {
         .map_or(f64::NAN, |b| b.0)
 }
 
-fn run(events: usize, database_url: Option<&str>) -> Report {
-    let dir = support::fresh_dir("service-bench");
-    support::import_rules(&dir, database_url, RULES);
+/// `groupguard run` in `dir` with `rules` imported and the test platform: the bot, its HTTP
+/// port and its inbox.
+fn start(
+    dir: &std::path::Path,
+    database_url: Option<&str>,
+    rules: &str,
+) -> (std::process::Child, u16, std::path::PathBuf) {
+    support::import_rules(dir, database_url, rules);
     let port = support::free_port();
     let database = database_url
         .map(|url| format!("database_url = \"{url}\"\n"))
@@ -339,8 +330,14 @@ fn run(events: usize, database_url: Option<&str>) -> Report {
         inbox.display(),
         dir.join("outbox.jsonl").display(),
     );
-    let bot = support::start_bot(&dir, &config);
+    let bot = support::start_bot(dir, &config);
     support::wait_ready(port);
+    (bot, port, inbox)
+}
+
+fn run(events: usize, database_url: Option<&str>) -> Report {
+    let dir = support::fresh_dir("service-bench");
+    let (bot, port, inbox) = start(&dir, database_url, RULES);
     let (lines, violating) = burst(events);
     let started = Instant::now();
     std::fs::OpenOptions::new()
