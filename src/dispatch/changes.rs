@@ -123,6 +123,10 @@ impl Held {
 
     /// Holds `event` behind the change it has to wait for; gives it back when there is none.
     pub fn join(&mut self, event: Event) -> Option<Event> {
+        // Most of the time no change is under way, and an event is judged without a lookup.
+        if self.is_empty() {
+            return Some(event);
+        }
         let waited = self
             .ban_waiting
             .as_ref()
