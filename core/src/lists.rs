@@ -394,8 +394,22 @@ impl BlacklistBuilder {
     }
 
     /// The index of everything added.
-    pub fn finish(self) -> BlacklistIndex {
+    pub fn finish(mut self) -> BlacklistIndex {
         let mut index = BlacklistIndex::from_pairs(self.pairs, self.interner.table);
+        // In key order whatever order they came in (start-up reads runs of the list at once),
+        // so the first pattern that matches is the same in every instance.
+        self.patterns.sort_by(|a, b| {
+            (
+                a.platform.as_str(),
+                &a.glob,
+                a.owner.as_ref().map(UserId::as_str),
+            )
+                .cmp(&(
+                    b.platform.as_str(),
+                    &b.glob,
+                    b.owner.as_ref().map(UserId::as_str),
+                ))
+        });
         index.patterns = self.patterns.into();
         index
     }

@@ -11,7 +11,7 @@ use crate::platform::IdempotencyKey;
 use crate::ports::{
     ActionId, ActionResult, ActionState, AuditEntry, AuditId, AuditStore, Change, ConfigStore,
     DAY_MS, DayStats, Edit, ListStore, OutboxAction, Recorded, RuleVersion, StoreError,
-    StoredViolation, ViolationId, ViolationQuery, ViolationStore,
+    StoredViolation, ViolationId, ViolationQuery, ViolationStore, split_offsets,
 };
 use crate::rule::{BlacklistEntry, GroupConfig, Rule, RuleSet, Settings, WhitelistEntry};
 use crate::time::Timestamp;
@@ -434,6 +434,20 @@ impl ListStore for MemoryStore {
 
     async fn blacklist_len(&self) -> Result<u64, StoreError> {
         Ok(self.lock().blacklist.len() as u64)
+    }
+
+    async fn blacklist_splits(
+        &self,
+        parts: u32,
+    ) -> Result<Vec<(MemberRef, Option<UserId>)>, StoreError> {
+        let inner = self.lock();
+        let entries: Vec<&BlacklistEntry> = inner.blacklist.values().collect();
+        Ok(split_offsets(entries.len() as u64, parts)
+            .map(|at| {
+                let e = entries[at as usize];
+                (e.member.clone(), e.owner.clone())
+            })
+            .collect())
     }
 }
 

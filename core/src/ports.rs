@@ -182,6 +182,17 @@ pub trait ListStore: Send + Sync {
 
     /// How many entries there are.
     async fn blacklist_len(&self) -> Result<u64, StoreError>;
+
+    /// Keys (member, owner) of entries that cut the list, in key order, into `parts` runs of
+    /// about equal length, each key the last of its run: start-up reads the runs at once.
+    /// Empty where the store cannot tell cheaply, and then the list is read in one run.
+    async fn blacklist_splits(
+        &self,
+        parts: u32,
+    ) -> Result<Vec<(MemberRef, Option<UserId>)>, StoreError> {
+        let _ = parts;
+        Ok(Vec::new())
+    }
 }
 
 /// Identifies an audit entry.
@@ -342,6 +353,15 @@ impl AuditEntry {
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Now.
     fn now(&self) -> Timestamp;
+}
+
+/// The places (from 0, in key order) of the entries that end the first `parts - 1` of
+/// `parts` runs of about equal length over `len` entries: the entries whose keys
+/// [`ListStore::blacklist_splits`] returns. None when there are fewer entries than parts.
+pub fn split_offsets(len: u64, parts: u32) -> impl Iterator<Item = u64> {
+    let parts = u64::from(parts);
+    let runs = if len >= parts { parts } else { 1 };
+    (1..runs).map(move |k| len * k / runs - 1)
 }
 
 /// Milliseconds in a day: stats are per UTC day.

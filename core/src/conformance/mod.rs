@@ -36,6 +36,7 @@ macro_rules! store_conformance_tests {
             missing_things_are_reported,
             blacklist_entries_page_in_key_order,
             blacklist_index_pages_hold_what_the_index_keeps,
+            blacklist_splits_cut_the_list_into_even_runs,
             blacklist_import_replaces_and_is_atomic,
             removed_blacklist_entries_can_be_restored,
             config_import_replaces_everything_at_once,

@@ -348,6 +348,33 @@ pub async fn blacklist_index_pages_hold_what_the_index_keeps(store: &impl Store)
     }
 }
 
+/// The keys that cut the list for start-up's parallel reads end runs of equal length, over
+/// platforms and owners.
+pub async fn blacklist_splits_cut_the_list_into_even_runs(store: &impl Store) {
+    assert!(
+        store.blacklist_splits(2).await.unwrap().is_empty(),
+        "empty list"
+    );
+    let mut entries = Vec::new();
+    for platform in [Platform::WeCom, Platform::Discord, Platform::Matrix] {
+        for i in 0..5 {
+            let mut e = entry(&format!("u{i}"), (i % 2 == 1).then_some("zhang"), T0);
+            e.member = MemberRef::new(platform, format!("u{i}"));
+            entries.push(e);
+        }
+    }
+    store.import_blacklist(entries, &edit(T0)).await.unwrap();
+    let whole = store.blacklist_page(None, 100).await.unwrap();
+    let key = |at: usize| (whole[at].member.clone(), whole[at].owner.clone());
+    assert_eq!(store.blacklist_splits(3).await.unwrap(), [key(4), key(9)]);
+    assert_eq!(store.blacklist_splits(2).await.unwrap(), [key(6)]);
+    assert!(store.blacklist_splits(1).await.unwrap().is_empty());
+    assert!(
+        store.blacklist_splits(16).await.unwrap().is_empty(),
+        "more parts than entries"
+    );
+}
+
 /// An import writes all entries or, when one is bad, none.
 pub async fn blacklist_import_replaces_and_is_atomic(store: &impl Store) {
     store

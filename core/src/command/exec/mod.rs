@@ -13,18 +13,17 @@
 mod checks;
 mod config;
 mod lists;
+mod load;
 mod reports;
 mod rules;
 
 pub use config::put_group;
-
-use std::task::Poll;
+pub use load::load_rules;
 
 use crate::command::parse::{MissingArg, need};
 use crate::command::{CommandId, Invocation, literal_path, spec};
 use crate::compile::CompiledRules;
-use crate::engine::{Live, RulesHandle};
-use crate::lists::BlacklistBuilder;
+use crate::engine::RulesHandle;
 use crate::model::{GroupId, GroupRef, Member, MemberRef, Platform, RuleId};
 use crate::ports::{AuditEntry, DayStats, Edit, Store, StoreError, StoredViolation};
 use crate::rule::{BlacklistEntry, Mode, Rule, RuleSet, Source, WhitelistEntry};
@@ -446,42 +445,6 @@ fn recompile(set: RuleSet, running: &RulesHandle) -> Result<CompiledRules, Comma
 
 fn invalid(errors: Vec<crate::compile::ConfigError>) -> CommandError {
     CommandError::Invalid(errors.into_iter().map(|e| e.to_string()).collect())
-}
-
-/// Compiles the stored configuration, and indexes the blacklist page by page: two pages of
-/// entries at most are in memory at a time.
-pub async fn load_rules(store: &dyn Store) -> Result<Live, CommandError> {
-    const PAGE: u32 = 10_000;
-    let revision = store.revision().await?;
-    let rules = compile(store.config().await?)?.at_revision(revision);
-    let mut index = BlacklistBuilder::default();
-    let mut page = store.blacklist_index_page(None, PAGE).await?;
-    while page.len() == PAGE as usize {
-        let last = page
-            .last()
-            .map(|e| (e.member.clone(), e.meta.owner.clone()))
-            .expect("a full page has a last entry");
-        let mut next =
-            std::pin::pin!(store.blacklist_index_page(Some((&last.0, last.1.as_ref())), PAGE));
-        // The next page is asked for between chunks of this one, so the database reads it
-        // while this one is indexed.
-        let mut read = None;
-        for chunk in page.chunks(PAGE as usize / 16) {
-            chunk.iter().for_each(|e| index.add_indexed(e));
-            if read.is_none()
-                && let Poll::Ready(result) =
-                    std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx))).await
-            {
-                read = Some(result);
-            }
-        }
-        page = match read {
-            Some(result) => result?,
-            None => next.await?,
-        };
-    }
-    page.iter().for_each(|e| index.add_indexed(e));
-    Ok(Live::new(rules, index.finish()))
 }
 
 #[cfg(test)]
