@@ -122,6 +122,12 @@ impl Pattern {
         })
     }
 
+    /// Its place in key order: platform, glob, owner.
+    fn key(&self) -> (&str, &str, Option<&str>) {
+        let owner = self.owner.as_ref().map(UserId::as_str);
+        (self.platform.as_str(), &self.glob, owner)
+    }
+
     fn same(&self, member: &MemberRef, owner: Option<&UserId>) -> bool {
         self.platform == member.platform
             && self.glob == member.id.as_str()
@@ -398,18 +404,7 @@ impl BlacklistBuilder {
         let mut index = BlacklistIndex::from_pairs(self.pairs, self.interner.table);
         // In key order whatever order they came in (start-up reads runs of the list at once),
         // so the first pattern that matches is the same in every instance.
-        self.patterns.sort_by(|a, b| {
-            (
-                a.platform.as_str(),
-                &a.glob,
-                a.owner.as_ref().map(UserId::as_str),
-            )
-                .cmp(&(
-                    b.platform.as_str(),
-                    &b.glob,
-                    b.owner.as_ref().map(UserId::as_str),
-                ))
-        });
+        self.patterns.sort_by(|a, b| a.key().cmp(&b.key()));
         index.patterns = self.patterns.into();
         index
     }

@@ -84,15 +84,24 @@ struct PageEntry<'a>(
 );
 
 fn entry_from_row(row: &AnyRow) -> Result<BlacklistEntry, StoreError> {
-    let owner: String = col(row, "owner")?;
+    let (member, owner) = key_from_row(row)?;
     Ok(BlacklistEntry {
-        member: platform_ref::<MemberRef>(row, "member")?,
-        owner: (!owner.is_empty()).then(|| UserId::from(owner)),
+        member,
+        owner,
         reason: col(row, "reason")?,
         source: parse::<Source>(&col::<String>(row, "source")?)?,
         created_at: Timestamp(col(row, "created_at")?),
         expires_at: col::<Option<i64>>(row, "expires_at")?.map(Timestamp),
     })
+}
+
+/// An entry's key (member, owner) from its `platform`, `member` and `owner` columns.
+fn key_from_row(row: &AnyRow) -> Result<(MemberRef, Option<UserId>), StoreError> {
+    let owner: String = col(row, "owner")?;
+    Ok((
+        platform_ref(row, "member")?,
+        (!owner.is_empty()).then(|| UserId::from(owner)),
+    ))
 }
 
 /// The table's key order: platform as stored, member, owner ('' for none).
@@ -408,14 +417,7 @@ impl ListStore for SqlStore {
             .map_err(db)?;
             // Entries removed meanwhile: fewer splits.
             let Some(row) = row else { break };
-            let owner = col::<String>(&row, "owner")?;
-            splits.push((
-                MemberRef::new(
-                    parse(&col::<String>(&row, "platform")?)?,
-                    col::<String>(&row, "member")?,
-                ),
-                (!owner.is_empty()).then(|| UserId::from(owner)),
-            ));
+            splits.push(key_from_row(&row)?);
         }
         Ok(splits)
     }

@@ -46,6 +46,17 @@ struct Run<'a> {
     page: PageState<'a>,
 }
 
+impl Run<'_> {
+    /// Moves the read on; a page that has arrived waits as `Read`.
+    fn poll(&mut self, cx: &mut std::task::Context<'_>) {
+        if let PageState::Reading(read) = &mut self.page
+            && let Poll::Ready(page) = read.as_mut().poll(cx)
+        {
+            self.page = PageState::Read(page);
+        }
+    }
+}
+
 enum PageState<'a> {
     Reading(PageRead<'a>),
     Read(Result<Vec<IndexedEntry>, StoreError>),
@@ -104,13 +115,7 @@ async fn read_blacklist(
         for chunk in page.chunks(PAGE as usize / 16) {
             chunk.iter().for_each(|e| index.add_indexed(e));
             std::future::poll_fn(|cx| {
-                for run in runs.iter_mut() {
-                    if let PageState::Reading(read) = &mut run.page
-                        && let Poll::Ready(result) = read.as_mut().poll(cx)
-                    {
-                        run.page = PageState::Read(result);
-                    }
-                }
+                runs.iter_mut().for_each(|run| run.poll(cx));
                 Poll::Ready(())
             })
             .await;
@@ -122,22 +127,18 @@ async fn read_blacklist(
 /// The next page read, and the run it belongs to; none when every run is done.
 async fn next_page(runs: &mut [Run<'_>]) -> Option<(usize, Result<Vec<IndexedEntry>, StoreError>)> {
     std::future::poll_fn(|cx| {
-        let mut reading = false;
-        for (at, run) in runs.iter_mut().enumerate() {
-            if let PageState::Reading(read) = &mut run.page
-                && let Poll::Ready(result) = read.as_mut().poll(cx)
-            {
-                run.page = PageState::Read(result);
-            }
-            match std::mem::replace(&mut run.page, PageState::Done) {
-                PageState::Read(result) => return Poll::Ready(Some((at, result))),
-                other => {
-                    reading |= matches!(other, PageState::Reading(_));
-                    run.page = other;
-                }
-            }
+        runs.iter_mut().for_each(|run| run.poll(cx));
+        if let Some(at) = runs
+            .iter()
+            .position(|run| matches!(run.page, PageState::Read(_)))
+            && let PageState::Read(page) = std::mem::replace(&mut runs[at].page, PageState::Done)
+        {
+            return Poll::Ready(Some((at, page)));
         }
-        if reading {
+        if runs
+            .iter()
+            .any(|run| matches!(run.page, PageState::Reading(_)))
+        {
             Poll::Pending
         } else {
             Poll::Ready(None)
