@@ -232,7 +232,14 @@ const ASCII_NOTES: [u8; 128] = {
 };
 
 /// A digit as phone numbers may be written: ASCII, or a Chinese numeral (`一`, `壹`, `幺`, `两`).
-pub const fn numeral_value(c: char) -> Option<u8> {
+#[inline]
+pub fn numeral_value(c: char) -> Option<u8> {
+    // Most characters are no numeral: the bitmap says so before the long match is tried.
+    if is_numeral(c) { numeral_of(c) } else { None }
+}
+
+/// [`numeral_value`] by one match over every numeral.
+const fn numeral_of(c: char) -> Option<u8> {
     Some(match c {
         '0'..='9' => c as u8 - b'0',
         '零' | '〇' | '○' => 0,
@@ -257,7 +264,7 @@ const CJK_NUMERALS: [u64; 0x5200 / 64] = {
     let mut at = 0;
     while at < 0x5200 {
         if let Some(c) = char::from_u32(COMMON_CJK + at as u32)
-            && numeral_value(c).is_some()
+            && numeral_of(c).is_some()
         {
             bits[at / 64] |= 1 << (at % 64);
         }
@@ -266,7 +273,7 @@ const CJK_NUMERALS: [u64; 0x5200 / 64] = {
     bits
 };
 
-/// Whether [`numeral_value`] reads `c` as a digit, answered from a bitmap.
+/// Whether [`numeral_of`] reads `c` as a digit, answered from a bitmap.
 #[inline(always)]
 fn is_numeral(c: char) -> bool {
     match c {
@@ -345,23 +352,106 @@ impl Mapped {
     }
 }
 
-/// [`fold`] with a map back to the input.
-pub fn fold_mapped(input: &str) -> Mapped {
-    fold_mapped_with(input, true)
-}
-
-/// [`fold_literal`] with a map back to the input.
-pub fn fold_literal_mapped(input: &str) -> Mapped {
-    fold_mapped_with(input, false)
-}
-
-fn fold_mapped_with(input: &str, lookalikes: bool) -> Mapped {
-    let mut mapped = Mapped {
-        text: String::with_capacity(input.len()),
-        origins: Vec::with_capacity(input.len()),
+/// The input byte range that bytes `span` of its fold came from ([`fold`] with
+/// `lookalikes`, else [`fold_literal`]): from where the input character behind the span's
+/// first byte starts to where the one behind its last byte ends. Found by folding `input`
+/// again and counting, so nothing is kept per character. Empty for an empty span.
+pub fn folded_source(input: &str, lookalikes: bool, span: Range<usize>) -> Range<usize> {
+    if span.is_empty() {
+        return 0..0;
+    }
+    let mut locating = Locating {
+        out: 0,
+        first: span.start,
+        last: span.end - 1,
+        start: None,
+        end: None,
     };
-    fold_chars(input, lookalikes, &mut mapped);
-    mapped
+    fold_chars(input, lookalikes, &mut locating);
+    match (locating.start, locating.end) {
+        (Some(start), Some(end)) => start..end,
+        _ => 0..0,
+    }
+}
+
+/// The input byte range that bytes `span` of [`normalize`]`(input)` came from; `folded` is
+/// [`fold`]`(input)`. A separator run written as one canonical character leads back to the
+/// whole run.
+pub fn collapsed_source(input: &str, folded: &str, span: Range<usize>) -> Range<usize> {
+    if span.is_empty() {
+        return 0..0;
+    }
+    let (first, last) = (span.start, span.end - 1);
+    let (mut out, mut start, mut end) = (0, None, None);
+    collapse_pieces(folded, &mut |piece| {
+        let (written, from, copied) = match piece {
+            Piece::Word(range) | Piece::Separators(range) => (range.len(), range, true),
+            Piece::Canonical(c, range) => (c.len_utf8(), range, false),
+        };
+        let here = out..out + written;
+        if here.contains(&first) {
+            start = Some(if copied {
+                folded.floor_char_boundary(from.start + first - out)
+            } else {
+                from.start
+            });
+        }
+        if here.contains(&last) {
+            end = Some(if copied {
+                char_end(folded, from.start + last - out)
+            } else {
+                from.end
+            });
+        }
+        out += written;
+    });
+    match (start, end) {
+        (Some(start), Some(end)) => folded_source(input, true, start..end),
+        _ => 0..0,
+    }
+}
+
+/// Where the character holding byte `at` of `text` ends.
+fn char_end(text: &str, at: usize) -> usize {
+    let start = text.floor_char_boundary(at);
+    start + text[start..].chars().next().map_or(0, char::len_utf8)
+}
+
+/// Folded text counted, not written: where the input characters behind two of its bytes are.
+struct Locating {
+    /// Folded bytes so far.
+    out: usize,
+    /// The folded bytes looked for.
+    first: usize,
+    last: usize,
+    /// Where the input character behind `first` starts, and the one behind `last` ends.
+    start: Option<usize>,
+    end: Option<usize>,
+}
+
+impl FoldSink for Locating {
+    fn char(&mut self, c: char, (start, end): (usize, usize)) {
+        let here = self.out..self.out + c.len_utf8();
+        if here.contains(&self.first) {
+            self.start = Some(start);
+        }
+        if here.contains(&self.last) {
+            self.end = Some(end);
+        }
+        self.out = here.end;
+    }
+
+    fn run(&mut self, run: &str, start: usize, _: usize, _: LinkChars) {
+        // A run folds to itself byte for byte (ASCII case aside): its offsets are the input's.
+        let here = self.out..self.out + run.len();
+        if here.contains(&self.first) {
+            self.start = Some(start + run.floor_char_boundary(self.first - self.out));
+        }
+        if here.contains(&self.last) {
+            self.end = Some(start + char_end(run, self.last - self.out));
+        }
+        self.out = here.end;
+    }
 }
 
 /// What collapsed text sounds like, for keyword lists that match homophones: each Chinese
@@ -438,41 +528,6 @@ fn syllables() -> &'static Syllables {
     })
 }
 
-/// [`normalize`] with a map back to the input.
-pub fn normalize_mapped(input: &str) -> Mapped {
-    let folded = fold_mapped(input);
-    let mut text = String::with_capacity(folded.text.len());
-    let mut origins = Vec::with_capacity(folded.origins.len());
-    // Origins are in output order, so a cursor finds each kept char's origin.
-    let mut cursor = 0;
-    collapse_ranges(&folded.text, |range, canonical| {
-        while folded.origins[cursor].0 < range.start as u32 {
-            cursor += 1;
-        }
-        match canonical {
-            Some(c) => {
-                let (_, start, _) = folded.origins[cursor];
-                let end = folded
-                    .origins
-                    .get(cursor + folded.text[range.clone()].chars().count() - 1)
-                    .map_or(start, |o| o.2);
-                origins.push((text.len() as u32, start, end));
-                text.push(c);
-                cursor += folded.text[range].chars().count();
-            }
-            None => {
-                for c in folded.text[range].chars() {
-                    let (_, start, end) = folded.origins[cursor];
-                    origins.push((text.len() as u32, start, end));
-                    text.push(c);
-                    cursor += 1;
-                }
-            }
-        }
-    });
-    Mapped { text, origins }
-}
-
 /// Where folded text goes.
 trait FoldSink {
     /// One folded character, from the input bytes `span`.
@@ -501,14 +556,6 @@ impl FoldSink for String {
         let at = self.len();
         self.push_str(run);
         self[at..].make_ascii_lowercase();
-    }
-}
-
-impl FoldSink for Mapped {
-    fn char(&mut self, c: char, (start, end): (usize, usize)) {
-        self.origins
-            .push((self.text.len() as u32, start as u32, end as u32));
-        self.text.push(c);
     }
 }
 
@@ -916,15 +963,6 @@ pub fn is_sentence_break(c: char) -> bool {
         c,
         ',' | '!' | '?' | ';' | ':' | '\n' | '\r' | '\u{2028}' | '\u{2029}' | '。' | '、'
     )
-}
-
-/// Calls `keep(range, canonical)` for each part of `text` that survives separator collapse:
-/// words as they are, and separator runs between words as one canonical character.
-fn collapse_ranges(text: &str, mut keep: impl FnMut(Range<usize>, Option<char>)) {
-    collapse_pieces(text, &mut |piece| match piece {
-        Piece::Word(range) | Piece::Separators(range) => keep(range, None),
-        Piece::Canonical(c, range) => keep(range, Some(c)),
-    });
 }
 
 /// What survives separator collapse, in order.

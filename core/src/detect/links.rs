@@ -164,8 +164,12 @@ fn continues_word(c: char) -> bool {
 
 /// The length of `http://` or `https://` starting at `i`, or 0.
 fn scheme_at(chars: &[(char, usize, usize)], i: usize) -> usize {
+    if chars[i].0 != 'h' {
+        return 0;
+    }
     for scheme in ["https://", "http://"] {
-        let n = scheme.chars().count();
+        // ASCII: as many characters as bytes.
+        let n = scheme.len();
         if chars.len() >= i + n && chars[i..i + n].iter().map(|c| c.0).eq(scheme.chars()) {
             return n;
         }

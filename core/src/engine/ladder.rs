@@ -156,12 +156,7 @@ impl Engine {
             rule: rule.rule.id.clone(),
             check: first.check,
             evidence: first.evidence.clone(),
-            excerpt: event
-                .text()
-                .unwrap_or_default()
-                .chars()
-                .take(EXCERPT_CHARS)
-                .collect(),
+            excerpt: excerpt(event.text().unwrap_or_default()).to_owned(),
             actions,
             mode,
         });
@@ -190,4 +185,17 @@ fn render_template(
         Field::Count => put(out, count),
         Field::Next => put(out, next),
     })
+}
+
+/// The first [`EXCERPT_CHARS`] characters of `text`, copied at once rather than one by one.
+fn excerpt(text: &str) -> &str {
+    // A text has no more characters than bytes.
+    if text.len() <= EXCERPT_CHARS {
+        return text;
+    }
+    let end = text
+        .char_indices()
+        .nth(EXCERPT_CHARS)
+        .map_or(text.len(), |(at, _)| at);
+    &text[..end]
 }

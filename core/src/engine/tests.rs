@@ -834,8 +834,15 @@ warn_template = "{member}: {rule} ({check}) #{count}, next: {next}"
         ),
         ("ads", CheckKind::Keyword, "专业代购", Mode::Enforce)
     );
-    let v = judge(&mut engine, &f.text(&ann, "代购"));
+    // A long message is kept as its first 200 characters.
+    let long = format!("代购{}", "好".repeat(300));
+    let v = judge(&mut engine, &f.text(&ann, &long));
     assert_eq!(action_names(&v), ["delete", "timeout"]);
+    let excerpt = &v.violations[0].excerpt;
+    assert_eq!(excerpt.chars().count(), 200);
+    assert!(long.starts_with(excerpt.as_str()));
+    let v = judge(&mut engine, &f.text(&ann, "代购"));
+    assert_eq!(action_names(&v), ["kick", "blacklist", "notify"]);
     let v = judge(&mut engine, &f.text(&ann, "代购"));
     assert_eq!(action_names(&v), ["kick", "blacklist", "notify"]);
     let Action::Blacklist {

@@ -6,8 +6,7 @@ use crate::compile::{CompiledRules, KeywordOwner};
 use crate::detect::links::{LinkHit, find_links_among};
 use crate::detect::phone::{PhoneHit, could_hold_phone, find_phones};
 use crate::normalize::{
-    Mapped, Normalized, fold_literal, fold_literal_mapped, fold_mapped, normalize_mapped,
-    sound_into,
+    Mapped, Normalized, collapsed_source, fold_literal, folded_source, sound_into,
 };
 use crate::rule::PhoneKind;
 use crate::verdict::{Evidence, Outcome};
@@ -34,9 +33,6 @@ pub(super) struct TextAnalysis<'a> {
     pub(super) keyword_hits: Vec<(KeywordOwner, usize, usize)>,
     pub(super) links: OnceCell<Vec<LinkHit>>,
     pub(super) phones: OnceCell<Vec<PhoneHit>>,
-    pub(super) folded_map: OnceCell<Mapped>,
-    pub(super) literal_map: OnceCell<Mapped>,
-    pub(super) collapsed_map: OnceCell<Mapped>,
 }
 
 impl<'a> TextAnalysis<'a> {
@@ -74,9 +70,6 @@ impl<'a> TextAnalysis<'a> {
             keyword_hits,
             links: OnceCell::new(),
             phones: OnceCell::new(),
-            folded_map: OnceCell::new(),
-            literal_map: OnceCell::new(),
-            collapsed_map: OnceCell::new(),
         }
     }
 
@@ -86,13 +79,10 @@ impl<'a> TextAnalysis<'a> {
         scratch.keyword_hits = self.keyword_hits;
     }
 
-    /// Evidence for a span of the folded text.
+    /// Evidence for a span of the folded text. Spans are traced back by normalizing again
+    /// (only a message with evidence pays for it), not by a map kept for every message.
     pub(super) fn folded_term(&self, term: String, start: usize, end: usize) -> Evidence {
-        let span = self
-            .folded_map
-            .get_or_init(|| fold_mapped(self.raw))
-            .source_span(start, end);
-        self.term(term, span)
+        self.term(term, folded_source(self.raw, true, start..end))
     }
 
     /// The text links and phone numbers are searched in.
@@ -102,22 +92,13 @@ impl<'a> TextAnalysis<'a> {
 
     /// Evidence for a span of [`Self::literal`].
     pub(super) fn literal_term(&self, term: String, start: usize, end: usize) -> Evidence {
-        if self.literal.is_none() {
-            return self.folded_term(term, start, end);
-        }
-        let span = self
-            .literal_map
-            .get_or_init(|| fold_literal_mapped(self.raw))
-            .source_span(start, end);
-        self.term(term, span)
+        // Without look-alikes in the text, both folds are the same.
+        self.term(term, folded_source(self.raw, false, start..end))
     }
 
     /// Evidence for a span of the collapsed text.
     pub(super) fn collapsed_term(&self, term: String, start: usize, end: usize) -> Evidence {
-        let span = self
-            .collapsed_map
-            .get_or_init(|| normalize_mapped(self.raw))
-            .source_span(start, end);
+        let span = collapsed_source(self.raw, &self.normalized.folded, start..end);
         self.term(term, span)
     }
 

@@ -126,31 +126,80 @@ fn evasions_combined() {
     assert_eq!(normalize("微\u{200D} 信 號"), "微信号");
 }
 
-#[test]
-fn mapped_spans_point_back_into_the_input() {
-    let input = "请加 微\u{200B} 信 号码";
-    let mapped = normalize_mapped(input);
-    assert_eq!(mapped.text, "请加微信号码");
-    let start = mapped.text.find("微信").unwrap();
-    let span = mapped.source_span(start, start + "微信".len());
-    assert_eq!(&input[span], "微\u{200B} 信");
+/// The map every source span is checked against: folding and collapsing again, noting for
+/// each character written the input it came from.
+impl FoldSink for Mapped {
+    fn char(&mut self, c: char, (start, end): (usize, usize)) {
+        self.origins
+            .push((self.text.len() as u32, start as u32, end as u32));
+        self.text.push(c);
+    }
+}
+
+fn fold_mapped(input: &str, lookalikes: bool) -> Mapped {
+    let mut mapped = Mapped::default();
+    fold_chars(input, lookalikes, &mut mapped);
+    mapped
+}
+
+/// Calls `keep(range, canonical)` for each part of `text` that survives separator collapse:
+/// words as they are, and separator runs between words as one canonical character.
+fn collapse_ranges(text: &str, mut keep: impl FnMut(Range<usize>, Option<char>)) {
+    collapse_pieces(text, &mut |piece| match piece {
+        Piece::Word(range) | Piece::Separators(range) => keep(range, None),
+        Piece::Canonical(c, range) => keep(range, Some(c)),
+    });
+}
+
+fn normalize_mapped(input: &str) -> Mapped {
+    let folded = fold_mapped(input, true);
+    let (mut text, mut origins) = (String::new(), Vec::new());
+    let mut cursor = 0;
+    collapse_ranges(&folded.text, |range, canonical| {
+        while folded.origins[cursor].0 < range.start as u32 {
+            cursor += 1;
+        }
+        let chars = folded.text[range.clone()].chars().count();
+        match canonical {
+            Some(c) => {
+                let (_, start, _) = folded.origins[cursor];
+                let (_, _, end) = folded.origins[cursor + chars - 1];
+                origins.push((text.len() as u32, start, end));
+                text.push(c);
+            }
+            None => {
+                for (i, c) in folded.text[range].chars().enumerate() {
+                    let (_, start, end) = folded.origins[cursor + i];
+                    origins.push((text.len() as u32, start, end));
+                    text.push(c);
+                }
+            }
+        }
+        cursor += chars;
+    });
+    Mapped { text, origins }
 }
 
 #[test]
-fn mapped_and_plain_normalization_agree() {
-    for s in [
-        "ＶＸ 微信",
-        "a b c",
-        "ﬁne",
-        "賺錢!!",
-        "",
-        "free - gift",
-        "саsinо",
-        "好的。谢谢",
-    ] {
-        assert_eq!(normalize_mapped(s).text, normalize(s));
-        assert_eq!(fold_mapped(s).text, fold(s));
-    }
+fn spans_point_back_into_the_input() {
+    let input = "请加 微\u{200B} 信 号码";
+    let folded = fold(input);
+    let collapsed = normalize(input);
+    assert_eq!(collapsed, "请加微信号码");
+    let start = collapsed.find("微信").unwrap();
+    let span = collapsed_source(input, &folded, start..start + "微信".len());
+    assert_eq!(&input[span], "微\u{200B} 信");
+    // A separator run kept as one space leads back to the whole run.
+    let input = "free - gift";
+    let at = normalize(input).find(' ').unwrap();
+    assert_eq!(collapsed_source(input, &fold(input), at..at + 1), 4..7);
+    // Folded text: a full-width word and a ligature, each to the characters written.
+    let input = "ＶＸ ﬁne";
+    let folded = fold(input);
+    assert_eq!(folded, "vx fine");
+    assert_eq!(&input[folded_source(input, true, 0..2)], "ＶＸ");
+    assert_eq!(&input[folded_source(input, true, 4..5)], "ﬁ");
+    assert_eq!(folded_source(input, true, 3..3), 0..0);
 }
 
 proptest! {
@@ -162,14 +211,14 @@ proptest! {
         normalized.of(&s);
         let folded = fold(&s);
         prop_assert_eq!(&normalized.folded, &folded);
-        prop_assert_eq!(&fold_mapped(&s).text, &folded);
+        prop_assert_eq!(&fold_mapped(&s, true).text, &folded);
         prop_assert_eq!(&normalized.collapsed, &collapse(&folded));
         let letters: String = folded.chars().filter(|&c| is_letter_or_digit(c)).collect();
         prop_assert_eq!(&normalized.skeleton, letters.as_bytes());
         prop_assert_eq!(normalized.letters, letters.chars().count());
         let numerals = folded.chars().filter(|&c| numeral_value(c).is_some()).count();
         prop_assert_eq!(normalized.digits, numerals);
-        prop_assert_eq!(fold_literal(&s), fold_literal_mapped(&s).text);
+        prop_assert_eq!(fold_literal(&s), fold_mapped(&s, false).text);
         prop_assert_eq!(normalized.link_chars, LinkChars::in_text(&folded));
         // Links are searched in the literal text with the folded text's notes.
         prop_assert!(normalized.link_chars.contains(LinkChars::in_text(&fold_literal(&s))));
@@ -192,12 +241,28 @@ proptest! {
     }
 
     #[test]
-    fn spans_are_valid_input_ranges(s in "\\PC{0,30}") {
-        let mapped = normalize_mapped(&s);
-        for (i, _) in mapped.text.char_indices() {
-            let span = mapped.source_span(i, i + 1);
-            prop_assert!(span.start <= span.end && span.end <= s.len());
-            prop_assert!(s.is_char_boundary(span.start) && s.is_char_boundary(span.end));
+    fn source_spans_agree_with_a_map_of_every_character(
+        s in "([a-zA-Z0-9 .,，。一二三微信號賺錢саѕіnоԁ\u{200B}\u{FF21}-\u{FF3A}é\u{301}🌹ﬁ㎏:-]|\\PC){0,30}"
+    ) {
+        let folded = fold(&s);
+        for (lookalikes, map) in [(true, fold_mapped(&s, true)), (false, fold_mapped(&s, false))] {
+            for (i, c) in map.text.char_indices() {
+                for (j, d) in map.text[i..].char_indices().take(3) {
+                    let span = i..i + j + d.len_utf8();
+                    let found = folded_source(&s, lookalikes, span.clone());
+                    prop_assert_eq!(found, map.source_span(span.start, span.end), "{:?} in {:?}", c, &map.text);
+                }
+            }
+        }
+        let map = normalize_mapped(&s);
+        prop_assert_eq!(&map.text, &normalize(&s));
+        for (i, _) in map.text.char_indices() {
+            for (j, d) in map.text[i..].char_indices().take(3) {
+                let span = i..i + j + d.len_utf8();
+                let found = collapsed_source(&s, &folded, span.clone());
+                prop_assert!(s.is_char_boundary(found.start) && s.is_char_boundary(found.end));
+                prop_assert_eq!(found, map.source_span(span.start, span.end));
+            }
         }
     }
 }
@@ -239,7 +304,8 @@ fn quick_character_tests_agree_with_their_definitions() {
         let mut buf = [0u8; 4];
         let (at_class, width) = class_at(c.encode_utf8(&mut buf), 0);
         assert!(at_class == class && width == c.len_utf8(), "{c:?}");
-        assert_eq!(is_numeral(c), numeral_value(c).is_some(), "{c:?}");
+        assert_eq!(is_numeral(c), numeral_of(c).is_some(), "{c:?}");
+        assert_eq!(numeral_value(c), numeral_of(c), "{c:?}");
     }
 }
 
