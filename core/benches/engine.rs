@@ -6,7 +6,9 @@
 //!
 //! Run: `cargo bench -p groupguard-core --bench engine` (set `BENCH_MESSAGES` to change the
 //! stream length, default 200,000; set `BENCH_ENGINE_ONLY=N` to stop after the evaluate pass,
-//! repeated N times with fresh engines, for profiling; `BENCH_BLACKLIST_ONLY=N` runs the
+//! repeated N times with fresh engines, for profiling, and with `BENCH_KIND=clean`, `keyword`,
+//! `link` or `phone` the passes after the first judge only messages of that kind;
+//! `BENCH_BLACKLIST_ONLY=N` runs the
 //! blacklist part alone N times). `cargo test` runs a small version (unoptimized) that fails below floors
 //! set about ten times under what it measures, to catch a regression by an order of
 //! magnitude.
@@ -408,13 +410,29 @@ fn main() {
     {
         // For profilers: the evaluate pass again, so it outweighs generating the stream.
         println!("evaluate: {} msgs/s", human(engine_rate));
+        let kind = std::env::var("BENCH_KIND").ok().map(|k| match k.as_str() {
+            "clean" => Label::Clean,
+            "keyword" => Label::Keyword,
+            "link" => Label::Link,
+            "phone" => Label::Phone,
+            other => panic!("BENCH_KIND {other:?}: clean, keyword, link or phone"),
+        });
+        let judged: Vec<&Event> = events
+            .iter()
+            .filter(|(_, label)| kind.is_none_or(|k| k == *label))
+            .map(|(event, _)| event)
+            .collect();
         for _ in 1..repeat {
             let mut engine = Engine::with_handle(Arc::clone(&live));
             let t = Instant::now();
-            for (event, _) in &events {
+            for event in &judged {
                 black_box(engine.evaluate(event, event.at));
             }
-            println!("evaluate: {} msgs/s", human(per_second(n, t.elapsed())));
+            println!(
+                "evaluate: {} msgs/s ({} messages)",
+                human(per_second(judged.len(), t.elapsed())),
+                judged.len()
+            );
         }
         return;
     }
