@@ -494,6 +494,15 @@ fn main() {
         format!("{name} {} / {}", at(0.5), at(0.99))
     })
     .collect();
+    // Where the slowest calls were: the same places run after run point at the engine (a
+    // table growing, a sweep), different ones at the machine.
+    let mut slowest: Vec<(u64, usize)> = latencies.iter().copied().zip(0..).collect();
+    slowest.sort_unstable_by(|a, b| b.cmp(a));
+    let slowest: Vec<String> = slowest
+        .iter()
+        .take(5)
+        .map(|(ns, i)| format!("#{i} {:.0} µs", *ns as f64 / 1e3))
+        .collect();
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
 
@@ -610,6 +619,7 @@ fn main() {
         "evaluate latency by message, p50 / p99 ns: {}",
         by_label.join(", ")
     );
+    println!("slowest calls: {}", slowest.join(", "));
     let precision = f64::from(tp) / f64::from((tp + fp).max(1));
     let recall = f64::from(tp) / f64::from((tp + fn_).max(1));
     println!(
