@@ -357,57 +357,31 @@ impl Mapped {
 /// first byte starts to where the one behind its last byte ends. Found by folding `input`
 /// again and counting, so nothing is kept per character. Empty for an empty span.
 pub fn folded_source(input: &str, lookalikes: bool, span: Range<usize>) -> Range<usize> {
-    if span.is_empty() {
+    let Some(mut locating) = Locating::of(span) else {
         return 0..0;
-    }
-    let mut locating = Locating {
-        out: 0,
-        first: span.start,
-        last: span.end - 1,
-        start: None,
-        end: None,
     };
     fold_chars(input, lookalikes, &mut locating);
-    match (locating.start, locating.end) {
-        (Some(start), Some(end)) => start..end,
-        _ => 0..0,
-    }
+    locating.found().unwrap_or(0..0)
 }
 
 /// The input byte range that bytes `span` of [`normalize`]`(input)` came from; `folded` is
 /// [`fold`]`(input)`. A separator run written as one canonical character leads back to the
 /// whole run.
 pub fn collapsed_source(input: &str, folded: &str, span: Range<usize>) -> Range<usize> {
-    if span.is_empty() {
+    let Some(mut locating) = Locating::of(span) else {
         return 0..0;
-    }
-    let (first, last) = (span.start, span.end - 1);
-    let (mut out, mut start, mut end) = (0, None, None);
-    collapse_pieces(folded, &mut |piece| {
-        let (written, from, copied) = match piece {
-            Piece::Word(range) | Piece::Separators(range) => (range.len(), range, true),
-            Piece::Canonical(c, range) => (c.len_utf8(), range, false),
-        };
-        let here = out..out + written;
-        if here.contains(&first) {
-            start = Some(if copied {
-                folded.floor_char_boundary(from.start + first - out)
-            } else {
-                from.start
-            });
-        }
-        if here.contains(&last) {
-            end = Some(if copied {
-                char_end(folded, from.start + last - out)
-            } else {
-                from.end
-            });
-        }
-        out += written;
+    };
+    collapse_pieces(folded, &mut |piece| match piece {
+        Piece::Word(from) | Piece::Separators(from) => locating.see(
+            from.len(),
+            |at| folded.floor_char_boundary(from.start + at),
+            |at| char_end(folded, from.start + at),
+        ),
+        Piece::Canonical(c, from) => locating.see(c.len_utf8(), |_| from.start, |_| from.end),
     });
-    match (start, end) {
-        (Some(start), Some(end)) => folded_source(input, true, start..end),
-        _ => 0..0,
+    match locating.found() {
+        Some(in_folded) => folded_source(input, true, in_folded),
+        None => 0..0,
     }
 }
 
@@ -417,40 +391,64 @@ fn char_end(text: &str, at: usize) -> usize {
     start + text[start..].chars().next().map_or(0, char::len_utf8)
 }
 
-/// Folded text counted, not written: where the input characters behind two of its bytes are.
+/// Output counted, not written: where the source behind its bytes `first` and `last` is.
 struct Locating {
-    /// Folded bytes so far.
+    /// Output bytes so far.
     out: usize,
-    /// The folded bytes looked for.
     first: usize,
     last: usize,
-    /// Where the input character behind `first` starts, and the one behind `last` ends.
+    /// Where the source character behind `first` starts, and the one behind `last` ends.
     start: Option<usize>,
     end: Option<usize>,
 }
 
-impl FoldSink for Locating {
-    fn char(&mut self, c: char, (start, end): (usize, usize)) {
-        let here = self.out..self.out + c.len_utf8();
+impl Locating {
+    /// Looking for the bytes of a span; none for an empty one.
+    fn of(span: Range<usize>) -> Option<Locating> {
+        (!span.is_empty()).then(|| Locating {
+            out: 0,
+            first: span.start,
+            last: span.end - 1,
+            start: None,
+            end: None,
+        })
+    }
+
+    /// Notes `written` bytes of output; `start_of` and `end_of` give, for an offset in
+    /// them, where the source character behind it starts and ends.
+    fn see(
+        &mut self,
+        written: usize,
+        start_of: impl FnOnce(usize) -> usize,
+        end_of: impl FnOnce(usize) -> usize,
+    ) {
+        let here = self.out..self.out + written;
         if here.contains(&self.first) {
-            self.start = Some(start);
+            self.start = Some(start_of(self.first - self.out));
         }
         if here.contains(&self.last) {
-            self.end = Some(end);
+            self.end = Some(end_of(self.last - self.out));
         }
         self.out = here.end;
     }
 
+    fn found(&self) -> Option<Range<usize>> {
+        Some(self.start?..self.end?)
+    }
+}
+
+impl FoldSink for Locating {
+    fn char(&mut self, c: char, (start, end): (usize, usize)) {
+        self.see(c.len_utf8(), |_| start, |_| end);
+    }
+
     fn run(&mut self, run: &str, start: usize, _: usize, _: LinkChars) {
         // A run folds to itself byte for byte (ASCII case aside): its offsets are the input's.
-        let here = self.out..self.out + run.len();
-        if here.contains(&self.first) {
-            self.start = Some(start + run.floor_char_boundary(self.first - self.out));
-        }
-        if here.contains(&self.last) {
-            self.end = Some(start + char_end(run, self.last - self.out));
-        }
-        self.out = here.end;
+        self.see(
+            run.len(),
+            |at| start + run.floor_char_boundary(at),
+            |at| start + char_end(run, at),
+        );
     }
 }
 

@@ -843,8 +843,6 @@ warn_template = "{member}: {rule} ({check}) #{count}, next: {next}"
     assert!(long.starts_with(excerpt.as_str()));
     let v = judge(&mut engine, &f.text(&ann, "代购"));
     assert_eq!(action_names(&v), ["kick", "blacklist", "notify"]);
-    let v = judge(&mut engine, &f.text(&ann, "代购"));
-    assert_eq!(action_names(&v), ["kick", "blacklist", "notify"]);
     let Action::Blacklist {
         owner, expires_at, ..
     } = &v.actions[1].action
