@@ -1,6 +1,6 @@
 //! Compact keys for identities, so engine state and lists hold integers, not strings.
 //!
-//! Keys are SipHash values under a key chosen at random when the process starts: stable for
+//! Keys are SipHash values under keys chosen at random when the process starts: stable for
 //! the life of the process (rule sets and engine state agree), unpredictable to anyone who
 //! picks their own user id, so nobody can craft an id that collides with a whitelisted one.
 //! Keys are never persisted.
@@ -8,12 +8,9 @@
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::OnceLock;
 
-use crate::model::Platform;
+use siphasher::sip::SipHasher13;
 
-fn hasher() -> std::hash::DefaultHasher {
-    static STATE: OnceLock<RandomState> = OnceLock::new();
-    STATE.get_or_init(RandomState::new).build_hasher()
-}
+use crate::model::Platform;
 
 /// Distinguishes the kinds of keys, so a group key never equals a member key.
 #[derive(Clone, Copy)]
@@ -25,30 +22,29 @@ enum Domain {
     Pair,
 }
 
-/// A hasher that has taken in the domain and platform, as one byte: copied from one made
-/// once per tag, which is cheaper than taking the byte in anew for every key.
-fn tagged(domain: Domain, platform: Option<Platform>) -> std::hash::DefaultHasher {
+/// SipHash-1-3 under the keys of one tag (a domain and a platform). Every tag has keys of
+/// its own, drawn from the standard library's randomly keyed hasher when the process starts,
+/// so one id under two tags gives unrelated keys, and an id is hashed in one call with
+/// nothing to take in before it.
+fn keyed(domain: Domain, platform: Option<Platform>) -> &'static SipHasher13 {
     // Tags run from domain 0 with platform 0 to the last domain with no platform (0xF).
     const TAGS: usize = (Domain::Pair as usize + 1) << 4;
-    static TAGGED: OnceLock<Vec<std::hash::DefaultHasher>> = OnceLock::new();
-    let tagged = TAGGED.get_or_init(|| {
-        (0..TAGS)
+    static KEYED: OnceLock<Vec<SipHasher13>> = OnceLock::new();
+    let keyed = KEYED.get_or_init(|| {
+        let random = RandomState::new();
+        (0..TAGS as u8)
             .map(|tag| {
-                let mut h = hasher();
-                h.write_u8(tag as u8);
-                h
+                SipHasher13::new_with_keys(random.hash_one((tag, 0)), random.hash_one((tag, 1)))
             })
             .collect()
     });
     let tag = (domain as u8) << 4 | platform.map_or(0xF, |p| p as u8);
-    tagged[usize::from(tag)].clone()
+    &keyed[usize::from(tag)]
 }
 
 /// The key of one id. SipHash takes the input's length in, so one part needs no terminator.
 fn key_of_one(domain: Domain, platform: Platform, id: &str) -> u64 {
-    let mut h = tagged(domain, Some(platform));
-    h.write(id.as_bytes());
-    h.finish()
+    keyed(domain, Some(platform)).hash(id.as_bytes())
 }
 
 /// A member on a platform.
@@ -63,7 +59,7 @@ pub fn group(platform: Platform, group: &str) -> u64 {
 
 /// A member on one owner's personal list.
 pub fn personal(platform: Platform, owner: &str, user: &str) -> u64 {
-    let mut h = tagged(Domain::Personal, Some(platform));
+    let mut h = *keyed(Domain::Personal, Some(platform));
     // Each part ends with a byte no UTF-8 text holds, so no two pairs read alike.
     owner.hash(&mut h);
     user.hash(&mut h);
@@ -72,9 +68,7 @@ pub fn personal(platform: Platform, owner: &str, user: &str) -> u64 {
 
 /// A normalized text (UTF-8), for duplicate detection.
 pub fn text(text: &[u8]) -> u64 {
-    let mut h = tagged(Domain::Text, None);
-    h.write(text);
-    h.finish()
+    keyed(Domain::Text, None).hash(text)
 }
 
 /// Two keys combined into one (a member in a group, a member under a rule).
@@ -84,11 +78,7 @@ pub fn text(text: &[u8]) -> u64 {
 pub fn pair(a: u64, b: u64) -> u64 {
     static OFFSETS: OnceLock<(u64, u64)> = OnceLock::new();
     let &(x, y) = OFFSETS.get_or_init(|| {
-        let offset = |n: u64| {
-            let mut h = tagged(Domain::Pair, None);
-            h.write_u64(n);
-            h.finish()
-        };
+        let offset = |n: u64| keyed(Domain::Pair, None).hash(&n.to_le_bytes());
         (offset(0), offset(1))
     });
     let product = u128::from(a ^ x) * u128::from(b ^ y);

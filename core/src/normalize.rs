@@ -1093,28 +1093,57 @@ fn collapse_pieces(text: &str, out: &mut impl PieceSink) -> usize {
             }
             continue;
         }
-        let mut run = (0u8, class == Class::Cjk);
-        loop {
-            let cjk = class == Class::Cjk;
-            run = if run.1 == cjk {
-                (run.0.saturating_add(1).min(2), cjk)
-            } else {
-                (1, cjk)
-            };
-            letters += 1;
-            at += width;
-            if at == len {
-                break;
-            }
-            (class, width) = class_at(text, at);
-            if class.is_separator() {
-                break;
-            }
-        }
+        let (end, chars, run) = word_from(text, at + width, class == Class::Cjk);
+        letters += chars;
+        at = end;
         out.piece(Piece::Word(start..at));
         left = Some(run);
     }
     letters
+}
+
+/// The word (letters and digits) whose first character, CJK or not, ends at byte `at`: where
+/// the word ends, how many characters it has, and its last run of one script (length capped
+/// at 2, whether CJK). Each script's stretch is scanned by a loop of its own, as nearly every
+/// word is one stretch.
+#[inline(always)]
+fn word_from(text: &str, mut at: usize, first_cjk: bool) -> (usize, usize, (u8, bool)) {
+    let bytes = text.as_bytes();
+    let len = bytes.len();
+    let (mut chars, mut run) = (1, (1u8, first_cjk));
+    while at < len {
+        let start = at;
+        let (stretch, cjk) = if bytes[at] < 0x80 {
+            while at < len && bytes[at] < 0x80 && ASCII_CLASSES[bytes[at] as usize] == Class::Word {
+                at += 1;
+            }
+            (at - start, false)
+        } else if common_cjk(bytes, at).is_some() {
+            at += 3;
+            while at < len && common_cjk(bytes, at).is_some() {
+                at += 3;
+            }
+            ((at - start) / 3, true)
+        } else {
+            let c = text[at..].chars().next().unwrap_or_default();
+            let class = Class::of(c);
+            if class.is_separator() {
+                break;
+            }
+            at += c.len_utf8();
+            (1, class == Class::Cjk)
+        };
+        if stretch == 0 {
+            break;
+        }
+        chars += stretch;
+        run = if run.1 == cjk {
+            (2, cjk)
+        } else {
+            (stretch.min(2) as u8, cjk)
+        };
+    }
+    (at, chars, run)
 }
 
 /// Traditional → simplified, one character at a time, from OpenCC's character table.
