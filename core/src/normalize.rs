@@ -582,14 +582,26 @@ impl FoldSink for Noting<'_> {
 /// U+9FFF: three bytes, led by 0xE4 to 0xE9), decoded without the general decoder.
 #[inline(always)]
 fn common_cjk(bytes: &[u8], at: usize) -> Option<u32> {
-    let lead = bytes[at];
+    let Some(&[lead, second, third]) = bytes.get(at..at + 3) else {
+        return None;
+    };
     if !(0xE4..=0xE9).contains(&lead) {
         return None;
     }
-    let c = (u32::from(lead & 0x0F) << 12)
-        | (u32::from(bytes[at + 1] & 0x3F) << 6)
-        | u32::from(bytes[at + 2] & 0x3F);
+    let c =
+        (u32::from(lead & 0x0F) << 12) | (u32::from(second & 0x3F) << 6) | u32::from(third & 0x3F);
     (c >= COMMON_CJK).then_some(c)
+}
+
+/// Whether the character at byte `at` of UTF-8 `bytes` is of the common CJK block, told from
+/// its first two bytes (U+4E00 is `E4 B8 80`).
+#[inline(always)]
+fn is_common_cjk(bytes: &[u8], at: usize) -> bool {
+    match bytes[at] {
+        0xE5..=0xE9 => true,
+        0xE4 => bytes.get(at + 1).is_some_and(|&b| b >= 0xB8),
+        _ => false,
+    }
 }
 
 /// Folds `input` into `sink`; with `lookalikes`, Cyrillic and Greek look-alikes of Latin
@@ -603,24 +615,33 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
     // between: such a stretch is handed over whole.
     let (mut at, mut run_start, mut run_numerals, mut run_notes) = (0, 0, 0, 0);
     while at < bytes.len() {
-        let lead = bytes[at];
         if !word.active {
-            if lead < 0x80 {
-                let notes = ASCII_NOTES[lead as usize];
-                run_numerals += usize::from(notes & 1);
-                run_notes |= notes;
-                at += 1;
-                continue;
-            }
-            if let Some(c) = common_cjk(bytes, at)
-                && !t2s.maps(c)
-            {
-                run_numerals += usize::from(is_cjk_numeral(c));
-                if c == '点' as u32 {
-                    run_notes |= LinkChars::DIAN.0;
+            while at < bytes.len() {
+                let lead = bytes[at];
+                if lead < 0x80 {
+                    let notes = ASCII_NOTES[lead as usize];
+                    run_numerals += usize::from(notes & 1);
+                    run_notes |= notes;
+                    at += 1;
+                    continue;
+                }
+                let Some(c) = common_cjk(bytes, at) else {
+                    break;
+                };
+                // Nearly every character is plain: one bit says so.
+                if t2s.notable(c) {
+                    if t2s.maps(c) {
+                        break;
+                    }
+                    run_numerals += usize::from(is_cjk_numeral(c));
+                    if c == '点' as u32 {
+                        run_notes |= LinkChars::DIAN.0;
+                    }
                 }
                 at += 3;
-                continue;
+            }
+            if at == bytes.len() {
+                break;
             }
         }
         let link_chars = LinkChars(run_notes & LinkChars::ALL.0);
@@ -1034,6 +1055,17 @@ const ASCII_CLASSES: [Class; 128] = {
     classes
 };
 
+/// The bytes that are an ASCII letter or digit.
+const WORD_BYTES: [bool; 256] = {
+    let mut word = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        word[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    word
+};
+
 /// The class and UTF-8 length of the character at byte `at` of `text`.
 #[inline(always)]
 fn class_at(text: &str, at: usize) -> (Class, usize) {
@@ -1042,7 +1074,7 @@ fn class_at(text: &str, at: usize) -> (Class, usize) {
     if lead < 0x80 {
         return (ASCII_CLASSES[lead as usize], 1);
     }
-    if common_cjk(bytes, at).is_some() {
+    if is_common_cjk(bytes, at) {
         return (Class::Cjk, 3);
     }
     let c = text[at..].chars().next().unwrap_or_default();
@@ -1114,13 +1146,13 @@ fn word_from(text: &str, mut at: usize, first_cjk: bool) -> (usize, usize, (u8, 
     while at < len {
         let start = at;
         let (stretch, cjk) = if bytes[at] < 0x80 {
-            while at < len && bytes[at] < 0x80 && ASCII_CLASSES[bytes[at] as usize] == Class::Word {
+            while at < len && WORD_BYTES[bytes[at] as usize] {
                 at += 1;
             }
             (at - start, false)
-        } else if common_cjk(bytes, at).is_some() {
+        } else if is_common_cjk(bytes, at) {
             at += 3;
-            while at < len && common_cjk(bytes, at).is_some() {
+            while at < len && is_common_cjk(bytes, at) {
                 at += 3;
             }
             ((at - start) / 3, true)
@@ -1150,6 +1182,9 @@ fn word_from(text: &str, mut at: usize, first_cjk: bool) -> (usize, usize, (u8, 
 struct T2s {
     /// One bit per BMP code point that has a mapping, so most lookups never hash.
     bmp_has_mapping: Box<[u64]>,
+    /// One bit per character of the common CJK block that folding must look at: one with a
+    /// mapping, a numeral, or `点`.
+    cjk_notable: Box<[u64]>,
     map: FxHashMap<char, char>,
 }
 
@@ -1160,6 +1195,13 @@ impl T2s {
             return c;
         }
         self.map.get(&c).copied().unwrap_or(c)
+    }
+
+    /// Whether the code point `c`, of the common CJK block, is in `cjk_notable`.
+    #[inline(always)]
+    fn notable(&self, c: u32) -> bool {
+        let at = (c - COMMON_CJK) as usize;
+        self.cjk_notable[at / 64] & (1 << (at % 64)) != 0
     }
 
     /// Whether the code point `c`, of the BMP, has a simplified form.
@@ -1206,8 +1248,16 @@ fn t2s() -> &'static T2s {
                 bmp_has_mapping[cp / 64] |= 1 << (cp % 64);
             }
         }
+        let mut cjk_notable = CJK_NUMERALS.to_vec().into_boxed_slice();
+        for c in COMMON_CJK..=0x9FFF {
+            let at = (c - COMMON_CJK) as usize;
+            if c == '点' as u32 || bmp_has_mapping[c as usize / 64] & (1 << (c % 64)) != 0 {
+                cjk_notable[at / 64] |= 1 << (at % 64);
+            }
+        }
         T2s {
             bmp_has_mapping,
+            cjk_notable,
             map,
         }
     })
