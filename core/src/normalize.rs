@@ -594,14 +594,13 @@ fn common_cjk(bytes: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Whether the character at byte `at` of UTF-8 `bytes` is of the common CJK block, told from
-/// its first two bytes (U+4E00 is `E4 B8 80`).
+/// its first two bytes (U+4E00 is `E4 B8 80`) without a branch on either: which of the lead
+/// bytes comes next in Chinese text is anyone's guess.
 #[inline(always)]
 fn is_common_cjk(bytes: &[u8], at: usize) -> bool {
-    match bytes[at] {
-        0xE5..=0xE9 => true,
-        0xE4 => bytes.get(at + 1).is_some_and(|&b| b >= 0xB8),
-        _ => false,
-    }
+    let lead = bytes[at];
+    let second = bytes.get(at + 1).copied().unwrap_or(0);
+    (lead.wrapping_sub(0xE5) < 5) | ((lead == 0xE4) & (second >= 0xB8))
 }
 
 /// Folds `input` into `sink`; with `lookalikes`, Cyrillic and Greek look-alikes of Latin
