@@ -5,9 +5,9 @@
 //! share of the key space), and an entry sits at that place or just after it, behind the
 //! entries pushed along before it. A lookup reads from there on, usually within one cache
 //! line, and stops at the key, a larger key or an empty slot. Keys (8 bytes) and metadata
-//! indexes (4 bytes) sit side by side in 12-byte slots, so a hit reads its metadata index from
-//! the cache line that held its key instead of waiting on a second one. An entry costs 15
-//! bytes; reasons, sources and expiry times are shared between entries that
+//! indexes (4 bytes) are two parallel arrays, so a miss, the common case, reads only keys:
+//! 10 bytes per entry, which keeps 2,000,000 entries within a server's last-level cache. An
+//! entry costs 15 bytes; reasons, sources and expiry times are shared between entries that
 //! have the same ones (a bulk import shares one). Being in key order, the arrays are built
 //! from a sorted stream in one pass, and a change merges into a copy without sorting again.
 
@@ -43,7 +43,10 @@ impl ListMeta {
 /// An immutable set of keyed entries, and the few whose member is a pattern.
 #[derive(Debug, Clone, Default)]
 pub struct BlacklistIndex {
-    slots: Box<[Slot]>,
+    /// An empty slot holds `u64::MAX`, so a lookup stops there as at any larger key.
+    keys: Box<[u64]>,
+    /// Into the shared metadata table; [`EMPTY`] for an empty slot.
+    metas: Box<[u32]>,
     /// Slots a key can be placed at; the array runs on past them where the last entries were
     /// pushed along.
     places: usize,
@@ -52,23 +55,7 @@ pub struct BlacklistIndex {
     patterns: Arc<[Pattern]>,
 }
 
-/// A key and its metadata index, packed to 12 bytes (4-aligned).
-#[derive(Debug, Clone, Copy)]
-#[repr(C, packed(4))]
-struct Slot {
-    /// `u64::MAX` in an empty slot, so a lookup stops there as at any larger key.
-    key: u64,
-    /// Into the shared metadata table; [`EMPTY`] for an empty slot.
-    meta: u32,
-}
-
-const _: () = assert!(size_of::<Slot>() == 12);
-
 const EMPTY: u32 = u32::MAX;
-const EMPTY_SLOT: Slot = Slot {
-    key: u64::MAX,
-    meta: EMPTY,
-};
 
 /// What the blacklist index keeps of an entry: who, and its [`ListMeta`] (not when it was
 /// made). Start-up reads the store in this form ([`crate::ports::ListStore::blacklist_index_page`]).
@@ -256,10 +243,11 @@ impl BlacklistIndex {
                 .collect(),
         );
         let kept = self
-            .slots
+            .keys
             .iter()
-            .filter(|slot| slot.meta != EMPTY)
-            .map(|slot| (slot.key, slot.meta));
+            .zip(&self.metas)
+            .filter(|(_, meta)| **meta != EMPTY)
+            .map(|(key, meta)| (*key, *meta));
         let merged =
             merge_last_wins(kept, changes.into_iter()).filter(|(key, _)| !removed.contains(key));
         let mut index = BlacklistIndex::from_sorted(merged, self.len, interner.table);
@@ -281,20 +269,24 @@ impl BlacklistIndex {
         table: Vec<ListMeta>,
     ) -> BlacklistIndex {
         let places = expected + expected / 4 + 1;
-        let mut slots = vec![EMPTY_SLOT; places];
+        let mut keys = vec![u64::MAX; places];
+        let mut metas = vec![EMPTY; places];
         let mut next = 0;
         let mut len = 0;
         for (key, meta) in entries {
             let at = place(key, places).max(next);
-            if at == slots.len() {
-                slots.push(EMPTY_SLOT);
+            if at == keys.len() {
+                keys.push(u64::MAX);
+                metas.push(EMPTY);
             }
-            slots[at] = Slot { key, meta };
+            keys[at] = key;
+            metas[at] = meta;
             next = at + 1;
             len += 1;
         }
         BlacklistIndex {
-            slots: slots.into(),
+            keys: keys.into(),
+            metas: metas.into(),
             places,
             len,
             table: table.into(),
@@ -305,14 +297,10 @@ impl BlacklistIndex {
     /// The entry for `key`, active or not.
     pub fn get(&self, key: u64) -> Option<&ListMeta> {
         let from = place(key, self.places);
-        let slot = self
-            .slots
-            .get(from..)?
-            .iter()
-            .find(|slot| slot.key >= key)?;
+        let at = from + self.keys.get(from..)?.iter().position(|&k| k >= key)?;
         // An empty slot reads as `u64::MAX`: the key `u64::MAX` itself needs its metadata.
-        match slot.meta {
-            meta if slot.key == key && meta != EMPTY => Some(&self.table[meta as usize]),
+        match self.metas[at] {
+            meta if self.keys[at] == key && meta != EMPTY => Some(&self.table[meta as usize]),
             _ => None,
         }
     }
@@ -329,7 +317,7 @@ impl BlacklistIndex {
 
     /// Heap bytes used by keys and metadata indexes (shared metadata excluded).
     pub fn heap_bytes(&self) -> usize {
-        self.slots.len() * size_of::<Slot>()
+        self.keys.len() * 8 + self.metas.len() * 4
     }
 }
 
