@@ -593,16 +593,6 @@ fn common_cjk(bytes: &[u8], at: usize) -> Option<u32> {
     (c >= COMMON_CJK).then_some(c)
 }
 
-/// Whether the character at byte `at` of UTF-8 `bytes` is of the common CJK block, told from
-/// its first two bytes (U+4E00 is `E4 B8 80`) without a branch on either: which of the lead
-/// bytes comes next in Chinese text is anyone's guess.
-#[inline(always)]
-fn is_common_cjk(bytes: &[u8], at: usize) -> bool {
-    let lead = bytes[at];
-    let second = bytes.get(at + 1).copied().unwrap_or(0);
-    (lead.wrapping_sub(0xE5) < 5) | ((lead == 0xE4) & (second >= 0xB8))
-}
-
 /// Folds `input` into `sink`; with `lookalikes`, Cyrillic and Greek look-alikes of Latin
 /// letters are mapped where their word qualifies (see the module documentation). Returns
 /// whether any was.
@@ -1054,17 +1044,6 @@ const ASCII_CLASSES: [Class; 128] = {
     classes
 };
 
-/// The bytes that are an ASCII letter or digit.
-const WORD_BYTES: [bool; 256] = {
-    let mut word = [false; 256];
-    let mut b = 0;
-    while b < 128 {
-        word[b] = (b as u8).is_ascii_alphanumeric();
-        b += 1;
-    }
-    word
-};
-
 /// The class and UTF-8 length of the character at byte `at` of `text`.
 #[inline(always)]
 fn class_at(text: &str, at: usize) -> (Class, usize) {
@@ -1073,7 +1052,7 @@ fn class_at(text: &str, at: usize) -> (Class, usize) {
     if lead < 0x80 {
         return (ASCII_CLASSES[lead as usize], 1);
     }
-    if is_common_cjk(bytes, at) {
+    if common_cjk(bytes, at).is_some() {
         return (Class::Cjk, 3);
     }
     let c = text[at..].chars().next().unwrap_or_default();
@@ -1124,57 +1103,28 @@ fn collapse_pieces(text: &str, out: &mut impl PieceSink) -> usize {
             }
             continue;
         }
-        let (end, chars, run) = word_from(text, at + width, class == Class::Cjk);
-        letters += chars;
-        at = end;
+        let mut run = (0u8, class == Class::Cjk);
+        loop {
+            let cjk = class == Class::Cjk;
+            run = if run.1 == cjk {
+                (run.0.saturating_add(1).min(2), cjk)
+            } else {
+                (1, cjk)
+            };
+            letters += 1;
+            at += width;
+            if at == len {
+                break;
+            }
+            (class, width) = class_at(text, at);
+            if class.is_separator() {
+                break;
+            }
+        }
         out.piece(Piece::Word(start..at));
         left = Some(run);
     }
     letters
-}
-
-/// The word (letters and digits) whose first character, CJK or not, ends at byte `at`: where
-/// the word ends, how many characters it has, and its last run of one script (length capped
-/// at 2, whether CJK). Each script's stretch is scanned by a loop of its own, as nearly every
-/// word is one stretch.
-#[inline(always)]
-fn word_from(text: &str, mut at: usize, first_cjk: bool) -> (usize, usize, (u8, bool)) {
-    let bytes = text.as_bytes();
-    let len = bytes.len();
-    let (mut chars, mut run) = (1, (1u8, first_cjk));
-    while at < len {
-        let start = at;
-        let (stretch, cjk) = if bytes[at] < 0x80 {
-            while at < len && WORD_BYTES[bytes[at] as usize] {
-                at += 1;
-            }
-            (at - start, false)
-        } else if is_common_cjk(bytes, at) {
-            at += 3;
-            while at < len && is_common_cjk(bytes, at) {
-                at += 3;
-            }
-            ((at - start) / 3, true)
-        } else {
-            let c = text[at..].chars().next().unwrap_or_default();
-            let class = Class::of(c);
-            if class.is_separator() {
-                break;
-            }
-            at += c.len_utf8();
-            (1, class == Class::Cjk)
-        };
-        if stretch == 0 {
-            break;
-        }
-        chars += stretch;
-        run = if run.1 == cjk {
-            (2, cjk)
-        } else {
-            (stretch.min(2) as u8, cjk)
-        };
-    }
-    (at, chars, run)
 }
 
 /// Traditional → simplified, one character at a time, from OpenCC's character table.

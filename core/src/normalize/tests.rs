@@ -151,86 +151,6 @@ fn collapse_ranges(text: &str, mut keep: impl FnMut(Range<usize>, Option<char>))
     });
 }
 
-/// Separator collapse a character at a time: what [`collapse_pieces`] must agree with.
-fn collapse_pieces_by_char(text: &str, out: &mut impl PieceSink) -> usize {
-    let len = text.len();
-    let mut letters = 0;
-    // The length (capped at 2) of the last word's last run of one script, and whether it is CJK.
-    let mut left: Option<(u8, bool)> = None;
-    let mut at = 0;
-    while at < len {
-        let (mut class, mut width) = class_at(text, at);
-        let start = at;
-        if class.is_separator() {
-            let mut has_break = false;
-            loop {
-                has_break |= class == Class::SentenceBreak;
-                at += width;
-                if at == len {
-                    break;
-                }
-                (class, width) = class_at(text, at);
-                if !class.is_separator() {
-                    break;
-                }
-            }
-            let Some((left_len, left_cjk)) = left.filter(|_| at < len) else {
-                out.piece(Piece::Separators(start..at));
-                continue;
-            };
-            // A word that starts with a single letter: the next character is not of its script.
-            let right_cjk = class == Class::Cjk;
-            let right_single = at + width == len || {
-                let (next, _) = class_at(text, at + width);
-                next.is_separator() || (next == Class::Cjk) != right_cjk
-            };
-            let both_single = left_len == 1 && right_single;
-            let joins_word = (left_cjk || left_len == 1) && (right_cjk || right_single);
-            if !(both_single || (joins_word && !has_break)) {
-                out.piece(Piece::Canonical(
-                    if has_break { ',' } else { ' ' },
-                    start..at,
-                ));
-            }
-            continue;
-        }
-        let mut run = (0u8, class == Class::Cjk);
-        loop {
-            let cjk = class == Class::Cjk;
-            run = if run.1 == cjk {
-                (run.0.saturating_add(1).min(2), cjk)
-            } else {
-                (1, cjk)
-            };
-            letters += 1;
-            at += width;
-            if at == len {
-                break;
-            }
-            (class, width) = class_at(text, at);
-            if class.is_separator() {
-                break;
-            }
-        }
-        out.piece(Piece::Word(start..at));
-        left = Some(run);
-    }
-    letters
-}
-
-/// A collapsed text's pieces as comparable values: range, canonical character, whether a word.
-type PieceList = Vec<(Range<usize>, Option<char>, bool)>;
-
-impl PieceSink for PieceList {
-    fn piece(&mut self, piece: Piece) {
-        self.push(match piece {
-            Piece::Word(range) => (range, None, true),
-            Piece::Separators(range) => (range, None, false),
-            Piece::Canonical(c, range) => (range, Some(c), false),
-        });
-    }
-}
-
 fn normalize_mapped(input: &str) -> Mapped {
     let folded = fold_mapped(input, true);
     let (mut text, mut origins) = (String::new(), Vec::new());
@@ -302,17 +222,6 @@ proptest! {
         prop_assert_eq!(normalized.link_chars, LinkChars::in_text(&folded));
         // Links are searched in the literal text with the folded text's notes.
         prop_assert!(normalized.link_chars.contains(LinkChars::in_text(&fold_literal(&s))));
-    }
-
-    #[test]
-    fn word_scan_agrees_with_collapse_by_character(
-        s in "([a-zA-Z0-9 .,，。一二三微信號あア가ßσ\u{3400}\u{20000}:-]|\\PC){0,30}"
-    ) {
-        let folded = fold(&s);
-        let (mut by_word, mut by_char) = (PieceList::new(), PieceList::new());
-        let letters = collapse_pieces(&folded, &mut by_word);
-        prop_assert_eq!(letters, collapse_pieces_by_char(&folded, &mut by_char));
-        prop_assert_eq!(by_word, by_char);
     }
 
     #[test]
