@@ -5,10 +5,11 @@
 //! share of the key space), and an entry sits at that place or just after it, behind the
 //! entries pushed along before it. A lookup reads from there on, usually within one cache
 //! line, and stops at the key, a larger key or an empty slot. Keys (8 bytes) and metadata
-//! indexes (4 bytes) are two parallel arrays, so a miss, the common case, reads only keys:
-//! 10 bytes per entry, which keeps 2,000,000 entries within a server's last-level cache. An
-//! entry costs 15 bytes; reasons, sources and expiry times are shared between entries that
-//! have the same ones (a bulk import shares one). Being in key order, the arrays are built
+//! indexes are two parallel arrays, so a miss, the common case, reads only keys: 10 bytes per
+//! entry, which keeps 2,000,000 entries within a server's last-level cache. Reasons, sources
+//! and expiry times are shared between entries that have the same ones (a bulk import shares
+//! one), so a metadata index takes 1 byte while there are fewer than 255 of them, 2 below
+//! 65,535, else 4: an entry costs 11.25 to 15 bytes. Being in key order, the arrays are built
 //! from a sorted stream in one pass, and a change merges into a copy without sorting again.
 
 use std::sync::Arc;
@@ -46,7 +47,7 @@ pub struct BlacklistIndex {
     /// An empty slot holds `u64::MAX`, so a lookup stops there as at any larger key.
     keys: Box<[u64]>,
     /// Into the shared metadata table; [`EMPTY`] for an empty slot.
-    metas: Box<[u32]>,
+    metas: MetaIndexes,
     /// Slots a key can be placed at; the array runs on past them where the last entries were
     /// pushed along.
     places: usize,
@@ -220,11 +221,12 @@ impl BlacklistIndex {
     /// Builds the index. When a key appears twice, the later entry wins.
     pub fn build(entries: impl IntoIterator<Item = (u64, ListMeta)>) -> BlacklistIndex {
         let mut interner = Interner::default();
-        let pairs = entries
+        let arrivals = entries
             .into_iter()
-            .map(|(key, meta)| (key, interner.intern(meta)))
+            .enumerate()
+            .map(|(i, (key, meta))| arrival(key, interner.intern(meta), i))
             .collect();
-        BlacklistIndex::from_pairs(pairs, interner.table)
+        BlacklistIndex::from_arrivals(arrivals, interner.table)
     }
 
     /// A copy with `upserts` added (replacing entries with the same key) and `removals`
@@ -239,26 +241,23 @@ impl BlacklistIndex {
         let changes = sorted_last_wins(
             upserts
                 .into_iter()
-                .map(|(key, meta)| (key, interner.intern(meta)))
+                .enumerate()
+                .map(|(i, (key, meta))| arrival(key, interner.intern(meta), i))
                 .collect(),
         );
-        let kept = self
-            .keys
-            .iter()
-            .zip(&self.metas)
-            .filter(|(_, meta)| **meta != EMPTY)
-            .map(|(key, meta)| (*key, *meta));
-        let merged =
-            merge_last_wins(kept, changes.into_iter()).filter(|(key, _)| !removed.contains(key));
+        let kept = (0..self.keys.len())
+            .map(|at| (self.keys[at], self.metas.get(at)))
+            .filter(|(_, meta)| *meta != EMPTY);
+        let merged = merge_last_wins(kept, changes).filter(|(key, _)| !removed.contains(key));
         let mut index = BlacklistIndex::from_sorted(merged, self.len, interner.table);
         index.patterns = Arc::clone(&self.patterns);
         index
     }
 
-    fn from_pairs(pairs: Vec<(u64, u32)>, table: Vec<ListMeta>) -> BlacklistIndex {
-        let sorted = sorted_last_wins(pairs);
-        let len = sorted.len();
-        BlacklistIndex::from_sorted(sorted.into_iter(), len, table)
+    fn from_arrivals(arrivals: Vec<Arrival>, table: Vec<ListMeta>) -> BlacklistIndex {
+        // A key that came twice leaves a spare slot: too few to matter.
+        let len = arrivals.len();
+        BlacklistIndex::from_sorted(sorted_last_wins(arrivals), len, table)
     }
 
     /// Places entries given in strictly ascending key order; `expected` sizes the array
@@ -270,23 +269,24 @@ impl BlacklistIndex {
     ) -> BlacklistIndex {
         let places = expected + expected / 4 + 1;
         let mut keys = vec![u64::MAX; places];
-        let mut metas = vec![EMPTY; places];
+        let mut metas = MetaIndexes::empty(places, table.len());
         let mut next = 0;
         let mut len = 0;
         for (key, meta) in entries {
             let at = place(key, places).max(next);
             if at == keys.len() {
                 keys.push(u64::MAX);
-                metas.push(EMPTY);
+                metas.push_empty();
             }
             keys[at] = key;
-            metas[at] = meta;
+            metas.set(at, meta);
             next = at + 1;
             len += 1;
         }
+        metas.shrink_to_fit();
         BlacklistIndex {
             keys: keys.into(),
-            metas: metas.into(),
+            metas,
             places,
             len,
             table: table.into(),
@@ -299,7 +299,7 @@ impl BlacklistIndex {
         let from = place(key, self.places);
         let at = from + self.keys.get(from..)?.iter().position(|&k| k >= key)?;
         // An empty slot reads as `u64::MAX`: the key `u64::MAX` itself needs its metadata.
-        match self.metas[at] {
+        match self.metas.get(at) {
             meta if self.keys[at] == key && meta != EMPTY => Some(&self.table[meta as usize]),
             _ => None,
         }
@@ -317,7 +317,87 @@ impl BlacklistIndex {
 
     /// Heap bytes used by keys and metadata indexes (shared metadata excluded).
     pub fn heap_bytes(&self) -> usize {
-        self.keys.len() * 8 + self.metas.len() * 4
+        self.keys.len() * 8 + self.metas.heap_bytes()
+    }
+}
+
+/// Metadata indexes, one a slot, as narrow as the shared table allows: entries share their
+/// reasons, sources and expiry times (a bulk import shares one), so the indexes of most lists
+/// fit in a byte, and the array that a hit reads besides the keys is a quarter of the size.
+/// The largest value of each width marks an empty slot.
+#[derive(Debug, Clone)]
+enum MetaIndexes {
+    Byte(Vec<u8>),
+    Short(Vec<u16>),
+    Word(Vec<u32>),
+}
+
+impl Default for MetaIndexes {
+    fn default() -> MetaIndexes {
+        MetaIndexes::Byte(Vec::new())
+    }
+}
+
+impl MetaIndexes {
+    /// `slots` empty slots for indexes into a table of `table` entries.
+    fn empty(slots: usize, table: usize) -> MetaIndexes {
+        if table < usize::from(u8::MAX) {
+            MetaIndexes::Byte(vec![u8::MAX; slots])
+        } else if table < usize::from(u16::MAX) {
+            MetaIndexes::Short(vec![u16::MAX; slots])
+        } else {
+            MetaIndexes::Word(vec![EMPTY; slots])
+        }
+    }
+
+    /// The index at slot `at`; [`EMPTY`] for an empty slot.
+    #[inline]
+    fn get(&self, at: usize) -> u32 {
+        match self {
+            MetaIndexes::Byte(m) => match m[at] {
+                u8::MAX => EMPTY,
+                meta => u32::from(meta),
+            },
+            MetaIndexes::Short(m) => match m[at] {
+                u16::MAX => EMPTY,
+                meta => u32::from(meta),
+            },
+            MetaIndexes::Word(m) => m[at],
+        }
+    }
+
+    /// Sets slot `at` to `meta`, which the width was chosen for.
+    fn set(&mut self, at: usize, meta: u32) {
+        match self {
+            MetaIndexes::Byte(m) => m[at] = meta as u8,
+            MetaIndexes::Short(m) => m[at] = meta as u16,
+            MetaIndexes::Word(m) => m[at] = meta,
+        }
+    }
+
+    fn push_empty(&mut self) {
+        match self {
+            MetaIndexes::Byte(m) => m.push(u8::MAX),
+            MetaIndexes::Short(m) => m.push(u16::MAX),
+            MetaIndexes::Word(m) => m.push(EMPTY),
+        }
+    }
+
+    /// Gives back what pushing past the places left spare.
+    fn shrink_to_fit(&mut self) {
+        match self {
+            MetaIndexes::Byte(m) => m.shrink_to_fit(),
+            MetaIndexes::Short(m) => m.shrink_to_fit(),
+            MetaIndexes::Word(m) => m.shrink_to_fit(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            MetaIndexes::Byte(m) => m.capacity(),
+            MetaIndexes::Short(m) => m.capacity() * 2,
+            MetaIndexes::Word(m) => m.capacity() * 4,
+        }
     }
 }
 
@@ -327,18 +407,29 @@ fn place(key: u64, places: usize) -> usize {
     ((u128::from(key) * places as u128) >> 64) as usize
 }
 
-/// Sorted by key, keeping the last of pairs with the same key.
-fn sorted_last_wins(mut pairs: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
-    // A stable sort keeps insertion order among equal keys.
-    pairs.sort_by_key(|p| p.0);
-    pairs.dedup_by(|later, earlier| {
-        let same = later.0 == earlier.0;
-        if same {
-            *earlier = *later;
+/// A key and its metadata index as they arrived: the key, then the arrival's number in the
+/// high half of the second word and the metadata index in the low half. Sorted as they are,
+/// arrivals fall in key order, and in the order they came among equal keys, without the
+/// buffer a stable sort would take (16 MB for 2,000,000 entries); the 16 bytes are what a
+/// key and an index take anyway, padded.
+type Arrival = (u64, u64);
+
+fn arrival(key: u64, meta: u32, number: usize) -> Arrival {
+    (key, ((number as u64) << 32) | u64::from(meta))
+}
+
+/// Keys and metadata indexes sorted by key, keeping the last arrival of a key.
+fn sorted_last_wins(mut arrivals: Vec<Arrival>) -> impl Iterator<Item = (u64, u32)> {
+    arrivals.sort_unstable();
+    let mut arrivals = arrivals.into_iter().peekable();
+    std::iter::from_fn(move || {
+        loop {
+            let (key, arrived) = arrivals.next()?;
+            if arrivals.peek().is_none_or(|next| next.0 != key) {
+                return Some((key, arrived as u32));
+            }
         }
-        same
-    });
-    pairs
+    })
 }
 
 /// Two ascending streams merged; on equal keys, `b`'s pair.
@@ -359,12 +450,12 @@ fn merge_last_wins(
 }
 
 /// Builds an index from entries streamed in (a page at a time from the store): each entry
-/// is kept as its 8-byte key and a 4-byte metadata index until [`BlacklistBuilder::finish`]
+/// is kept as its key, metadata index and arrival (16 bytes) until [`BlacklistBuilder::finish`]
 /// sorts and places them, so the entries themselves need not all be in memory at once.
 #[derive(Debug, Default)]
 pub struct BlacklistBuilder {
     interner: Interner,
-    pairs: Vec<(u64, u32)>,
+    arrivals: Vec<Arrival>,
     patterns: Vec<Pattern>,
 }
 
@@ -396,12 +487,12 @@ impl BlacklistBuilder {
         self.patterns.extend(Pattern::new(member, &owned));
         let key = entry_key(member, meta.owner);
         let meta = self.interner.intern_borrowed(&meta, owned);
-        self.pairs.push((key, meta));
+        self.arrivals.push(arrival(key, meta, self.arrivals.len()));
     }
 
     /// The index of everything added.
     pub fn finish(mut self) -> BlacklistIndex {
-        let mut index = BlacklistIndex::from_pairs(self.pairs, self.interner.table);
+        let mut index = BlacklistIndex::from_arrivals(self.arrivals, self.interner.table);
         // In key order whatever order they came in (start-up reads runs of the list at once),
         // so the first pattern that matches is the same in every instance.
         self.patterns.sort_by(|a, b| a.key().cmp(&b.key()));
@@ -488,7 +579,44 @@ mod tests {
             assert!(index.get(absent).is_none() || keys.contains(&absent));
         }
         assert_eq!(index.table.len(), 1, "identical metadata is shared");
-        assert!(index.heap_bytes() <= keys.len() * 16);
+        assert!(
+            index.heap_bytes() <= keys.len() * 12,
+            "keys and a byte of metadata index"
+        );
+    }
+
+    #[test]
+    fn metadata_indexes_are_as_wide_as_the_shared_table_needs() {
+        // Fewer than 255 distinct metadata, fewer than 65,535, and more: a byte, two, four.
+        for (distinct, bytes_per_slot) in [(254, 1), (255, 2), (65_534, 2), (65_535, 4)] {
+            let entries = (0..70_000u64).map(|i| {
+                let key = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                (key, meta(&format!("reason {}", i % distinct)))
+            });
+            let index = BlacklistIndex::build(entries);
+            assert_eq!(index.table.len(), distinct as usize);
+            let slots = index.keys.len();
+            assert_eq!(
+                index.heap_bytes(),
+                slots * (8 + bytes_per_slot),
+                "{distinct}"
+            );
+            for i in 0..70_000u64 {
+                let found = index.get(i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let reason = format!("reason {}", i % distinct);
+                assert_eq!(
+                    found.map(|m| &*m.reason),
+                    Some(reason.as_str()),
+                    "{distinct}"
+                );
+            }
+            // A change keeps every entry's metadata, whatever the width.
+            let changed = index.with_changes([(1, meta("new"))], &[]);
+            assert_eq!(changed.get(1).map(|m| &*m.reason), Some("new"));
+            let last = 69_999u64.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let reason = format!("reason {}", 69_999 % distinct);
+            assert_eq!(changed.get(last).map(|m| &*m.reason), Some(reason.as_str()));
+        }
     }
 
     #[test]
