@@ -332,8 +332,9 @@ impl BlacklistIndex {
 
 /// A Bloom filter of keys with one 64-bit word per key: three of its bits, chosen by the
 /// key, are set. Keys are already secret keyed hashes, so their bits serve as they are: the
-/// low half picks the word, the next 18 bits the three bits in it (the high bits order the
-/// slots). With 10 bits per entry, about 2 % of absent keys pass.
+/// high bits pick the word, as they pick a key's slot, so an index built in key order writes
+/// its filter from start to end; the low 18 bits pick the three bits in the word. With 10
+/// bits per entry, about 2 % of absent keys pass.
 #[derive(Debug, Clone, Default)]
 struct KeyFilter {
     words: Box<[u64]>,
@@ -349,9 +350,9 @@ impl KeyFilter {
     /// The word of `key` and the bits it sets there.
     #[inline(always)]
     fn bits(&self, key: u64) -> (usize, u64) {
-        let word = ((u64::from(key as u32) * self.words.len() as u64) >> 32) as usize;
+        let word = place(key, self.words.len());
         let bit = |shift: u32| 1u64 << ((key >> shift) & 63);
-        (word, bit(32) | bit(38) | bit(44))
+        (word, bit(0) | bit(6) | bit(12))
     }
 
     fn add(&mut self, key: u64) {
