@@ -258,6 +258,17 @@ const fn numeral_of(c: char) -> Option<u8> {
 
 const COMMON_CJK: u32 = 0x4E00;
 
+/// Whether bit `at` of a bitmap is set.
+#[inline(always)]
+const fn has_bit(bits: &[u64], at: usize) -> bool {
+    bits[at / 64] & (1 << (at % 64)) != 0
+}
+
+/// Sets bit `at` of a bitmap.
+const fn set_bit(bits: &mut [u64], at: usize) {
+    bits[at / 64] |= 1 << (at % 64);
+}
+
 /// One bit per character of the common CJK block: a Chinese numeral ([`numeral_value`]).
 const CJK_NUMERALS: [u64; 0x5200 / 64] = {
     let mut bits = [0u64; 0x5200 / 64];
@@ -266,7 +277,7 @@ const CJK_NUMERALS: [u64; 0x5200 / 64] = {
         if let Some(c) = char::from_u32(COMMON_CJK + at as u32)
             && numeral_of(c).is_some()
         {
-            bits[at / 64] |= 1 << (at % 64);
+            set_bit(&mut bits, at);
         }
         at += 1;
     }
@@ -286,8 +297,7 @@ fn is_numeral(c: char) -> bool {
 /// Whether the code point `c`, of the common CJK block, is a Chinese numeral.
 #[inline(always)]
 fn is_cjk_numeral(c: u32) -> bool {
-    let at = (c - COMMON_CJK) as usize;
-    CJK_NUMERALS[at / 64] >> (at % 64) & 1 == 1
+    has_bit(&CJK_NUMERALS, (c - COMMON_CJK) as usize)
 }
 
 /// Stage 1: compatibility mapping, look-alikes, lower case, no marks, no invisibles,
@@ -1149,15 +1159,13 @@ impl T2s {
     /// Whether the code point `c`, of the common CJK block, is in `cjk_notable`.
     #[inline(always)]
     fn notable(&self, c: u32) -> bool {
-        let at = (c - COMMON_CJK) as usize;
-        self.cjk_notable[at / 64] & (1 << (at % 64)) != 0
+        has_bit(&self.cjk_notable, (c - COMMON_CJK) as usize)
     }
 
     /// Whether the code point `c`, of the BMP, has a simplified form.
     #[inline(always)]
     fn maps(&self, c: u32) -> bool {
-        let c = c as usize;
-        self.bmp_has_mapping[c / 64] & (1 << (c % 64)) != 0
+        has_bit(&self.bmp_has_mapping, c as usize)
     }
 }
 
@@ -1192,16 +1200,14 @@ fn t2s() -> &'static T2s {
         map.retain(|k, v| k != v);
         let mut bmp_has_mapping = vec![0u64; 0x10000 / 64].into_boxed_slice();
         for &c in map.keys() {
-            let cp = c as usize;
-            if cp < 0x10000 {
-                bmp_has_mapping[cp / 64] |= 1 << (cp % 64);
+            if (c as u32) < 0x10000 {
+                set_bit(&mut bmp_has_mapping, c as usize);
             }
         }
         let mut cjk_notable = CJK_NUMERALS.to_vec().into_boxed_slice();
         for c in COMMON_CJK..=0x9FFF {
-            let at = (c - COMMON_CJK) as usize;
-            if c == '点' as u32 || bmp_has_mapping[c as usize / 64] & (1 << (c % 64)) != 0 {
-                cjk_notable[at / 64] |= 1 << (at % 64);
+            if c == '点' as u32 || has_bit(&bmp_has_mapping, c as usize) {
+                set_bit(&mut cjk_notable, (c - COMMON_CJK) as usize);
             }
         }
         T2s {
