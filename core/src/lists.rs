@@ -241,18 +241,20 @@ impl BlacklistIndex {
     ) -> BlacklistIndex {
         let mut interner = Interner::from_table(self.table.to_vec());
         let removed: rustc_hash::FxHashSet<u64> = removals.iter().copied().collect();
-        let changes = sorted_last_wins(
-            upserts
-                .into_iter()
-                .enumerate()
-                .map(|(i, (key, meta))| arrival(key, interner.intern(meta), i))
-                .collect(),
-        );
+        let arrivals: Vec<Arrival> = upserts
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, meta))| arrival(key, interner.intern(meta), i))
+            .collect();
+        // Sized for every upsert being new: a bulk change into a small index must not crowd
+        // its keys into a few places, nor its filter into a few words.
+        let at_most = self.len + arrivals.len();
+        let changes = sorted_last_wins(arrivals);
         let kept = (0..self.keys.len())
             .map(|at| (self.keys[at], self.metas.get(at)))
             .filter(|(_, meta)| *meta != EMPTY);
         let merged = merge_last_wins(kept, changes).filter(|(key, _)| !removed.contains(key));
-        let mut index = BlacklistIndex::from_sorted(merged, self.len, interner.table);
+        let mut index = BlacklistIndex::from_sorted(merged, at_most, interner.table);
         index.patterns = Arc::clone(&self.patterns);
         index
     }
@@ -679,6 +681,28 @@ mod tests {
             let reason = format!("reason {}", 69_999 % distinct);
             assert_eq!(changed.get(last).map(|m| &*m.reason), Some(reason.as_str()));
         }
+    }
+
+    #[test]
+    fn a_bulk_change_into_an_empty_index_is_sized_for_what_it_adds() {
+        let keys: Vec<u64> = (0..20_000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        let index =
+            BlacklistIndex::default().with_changes(keys.iter().map(|&k| (k, meta("raid"))), &[]);
+        assert_eq!(index.len(), keys.len());
+        assert!(index.places >= keys.len(), "{} places", index.places);
+        for &k in &keys {
+            assert_eq!(index.get(k).map(|m| &*m.reason), Some("raid"));
+        }
+        let passed = (0..20_000u64)
+            .map(|i| i.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ 0x5555)
+            .filter(|&absent| index.filter.may_hold(absent))
+            .count();
+        assert!(
+            passed < 20_000 / 25,
+            "{passed} of 20,000 absent keys passed the filter"
+        );
     }
 
     #[test]
