@@ -9,8 +9,9 @@
 //! away 98 % of the lookups that miss, the common case, after one read of an array an eighth
 //! the size of the keys. Reasons, sources and expiry times are shared between entries that
 //! have the same ones (a bulk import shares one), so a metadata index takes 1 byte while there
-//! are fewer than 255 of them, 2 below 65,535, else 4: an entry costs 12.5 to 16.25 bytes. Being in key order, the arrays are built
-//! from a sorted stream in one pass, and a change merges into a copy without sorting again.
+//! are fewer than 255 of them, 2 below 65,535, else 4: an entry costs 12.5 to 16.25 bytes.
+//! Being in key order, the arrays are built from a sorted stream in one pass, and a change
+//! merges into a copy without sorting again.
 
 use std::sync::Arc;
 
@@ -617,6 +618,14 @@ mod tests {
         }
     }
 
+    /// How many of `probes` keys, spread apart from the tests' keys, pass the filter.
+    fn absent_passing_the_filter(index: &BlacklistIndex, probes: u64) -> usize {
+        (0..probes)
+            .map(|i| i.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ 0x5555)
+            .filter(|&absent| index.filter.may_hold(absent))
+            .count()
+    }
+
     #[test]
     fn finds_every_entry_and_nothing_else() {
         let keys: Vec<u64> = (0..50_000u64)
@@ -639,10 +648,7 @@ mod tests {
             index.heap_bytes()
         );
         // Nearly every absent key is turned away by the filter, without reading the keys.
-        let passed = (0..50_000u64)
-            .map(|i| i.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ 0x5555)
-            .filter(|&absent| index.filter.may_hold(absent))
-            .count();
+        let passed = absent_passing_the_filter(&index, 50_000);
         assert!(
             passed < 50_000 / 25,
             "{passed} of 50,000 absent keys passed the filter"
@@ -695,10 +701,7 @@ mod tests {
         for &k in &keys {
             assert_eq!(index.get(k).map(|m| &*m.reason), Some("raid"));
         }
-        let passed = (0..20_000u64)
-            .map(|i| i.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ 0x5555)
-            .filter(|&absent| index.filter.may_hold(absent))
-            .count();
+        let passed = absent_passing_the_filter(&index, 20_000);
         assert!(
             passed < 20_000 / 25,
             "{passed} of 20,000 absent keys passed the filter"
