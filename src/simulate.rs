@@ -146,8 +146,8 @@ fn write_decision(
             .map(excerpt)
             .unwrap_or_else(|| describe(&event.kind))
     )?;
-    for outcome in &verdict.outcomes {
-        match &outcome.result {
+    for (rule, result) in verdict.outcomes.iter() {
+        match result {
             Outcome::Matched(m) => {
                 let hits: Vec<String> = m
                     .hits
@@ -157,13 +157,13 @@ fn write_decision(
                 let actions: Vec<String> = verdict
                     .actions
                     .iter()
-                    .filter(|a| a.rule == outcome.rule)
+                    .filter(|a| a.rule == *rule)
                     .map(|a| format!("{}[{}]", a.action.name(), a.mode))
                     .collect();
                 writeln!(
                     out,
                     "    {}  MATCHED  {}  violation {} -> {}",
-                    outcome.rule,
+                    rule,
                     hits.join("; "),
                     m.count_after,
                     if actions.is_empty() {
@@ -176,10 +176,8 @@ fn write_decision(
                     writeln!(out, "        note: {note}")?;
                 }
             }
-            Outcome::NotMatched if all => writeln!(out, "    {}  not matched", outcome.rule)?,
-            Outcome::Skipped(reason) if all => {
-                writeln!(out, "    {}  skipped: {reason}", outcome.rule)?
-            }
+            Outcome::NotMatched if all => writeln!(out, "    {rule}  not matched")?,
+            Outcome::Skipped(reason) if all => writeln!(out, "    {rule}  skipped: {reason}")?,
             _ => {}
         }
     }

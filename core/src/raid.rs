@@ -126,7 +126,7 @@ mod tests {
             platform: Platform::WeCom,
             group: group.into(),
             member: member.into(),
-            outcomes: Vec::new(),
+            outcomes: Default::default(),
             actions: Vec::new(),
             violations: Vec::new(),
         };

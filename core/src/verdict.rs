@@ -2,9 +2,10 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::model::{EventId, GroupId, KindName, MessageId, OrgId, Platform, Role, RuleId, UserId};
 use crate::names::named;
@@ -28,7 +29,7 @@ pub struct Verdict {
     /// Whose event.
     pub member: UserId,
     /// Every rule's outcome, in rule order.
-    pub outcomes: Vec<RuleOutcome>,
+    pub outcomes: Outcomes,
     /// What to do, tagged enforce or shadow.
     pub actions: Vec<PlannedAction>,
     /// One record per matched rule, for storage.
@@ -38,18 +39,119 @@ pub struct Verdict {
 impl Verdict {
     /// The outcomes of rules that matched.
     pub fn matched(&self) -> impl Iterator<Item = (&RuleId, &Match)> {
-        self.outcomes.iter().filter_map(|o| match &o.result {
-            Outcome::Matched(m) => Some((&o.rule, m)),
-            _ => None,
-        })
+        self.outcomes
+            .iter()
+            .filter_map(|(rule, result)| match result {
+                Outcome::Matched(m) => Some((rule, m)),
+                _ => None,
+            })
     }
 
     /// The outcome of one rule.
     pub fn outcome(&self, rule: &str) -> Option<&Outcome> {
         self.outcomes
             .iter()
-            .find(|o| o.rule.as_str() == rule)
-            .map(|o| &o.result)
+            .find(|(id, _)| id.as_str() == rule)
+            .map(|(_, result)| result)
+    }
+}
+
+/// Every rule's outcome, in rule order, held as the judged rules' ids (shared with the
+/// running rules) and the outcomes other than [`Outcome::NotMatched`]: a verdict on a clean
+/// message copies no rule id and allocates nothing for its outcomes. Serialized as the full
+/// list of [`RuleOutcome`]s.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    rules: Arc<[RuleId]>,
+    /// By rule index, ascending; never `NotMatched`.
+    notable: Vec<(u32, Outcome)>,
+}
+
+static NOT_MATCHED: Outcome = Outcome::NotMatched;
+
+impl Outcomes {
+    /// Every one of `rules` not matched.
+    pub fn none_matched(rules: Arc<[RuleId]>) -> Outcomes {
+        Outcomes {
+            rules,
+            notable: Vec::new(),
+        }
+    }
+
+    /// Sets the outcome of the rule at `index`.
+    ///
+    /// # Panics
+    /// When `index` is not a rule's.
+    pub fn set(&mut self, index: usize, outcome: Outcome) {
+        assert!(index < self.rules.len(), "no rule at {index}");
+        let index = index as u32;
+        let at = self.notable.partition_point(|(i, _)| *i < index);
+        let present = self.notable.get(at).is_some_and(|(i, _)| *i == index);
+        match (outcome, present) {
+            (Outcome::NotMatched, true) => drop(self.notable.remove(at)),
+            (Outcome::NotMatched, false) => {}
+            (outcome, true) => self.notable[at].1 = outcome,
+            (outcome, false) => self.notable.insert(at, (index, outcome)),
+        }
+    }
+
+    /// Each rule with its outcome, in rule order.
+    pub fn iter(&self) -> impl Iterator<Item = (&RuleId, &Outcome)> {
+        let mut notable = self.notable.iter().peekable();
+        self.rules.iter().enumerate().map(move |(i, rule)| {
+            match notable.next_if(|(at, _)| *at as usize == i) {
+                Some((_, outcome)) => (rule, outcome),
+                None => (rule, &NOT_MATCHED),
+            }
+        })
+    }
+
+    /// How many rules were judged.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether no rule was judged.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+impl FromIterator<RuleOutcome> for Outcomes {
+    fn from_iter<I: IntoIterator<Item = RuleOutcome>>(outcomes: I) -> Outcomes {
+        let mut rules = Vec::new();
+        let mut notable = Vec::new();
+        for (i, RuleOutcome { rule, result }) in outcomes.into_iter().enumerate() {
+            rules.push(rule);
+            if result != Outcome::NotMatched {
+                notable.push((i as u32, result));
+            }
+        }
+        Outcomes {
+            rules: rules.into(),
+            notable,
+        }
+    }
+}
+
+impl Serialize for Outcomes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// A [`RuleOutcome`] by reference.
+        #[derive(Serialize)]
+        struct Entry<'a> {
+            rule: &'a RuleId,
+            #[serde(flatten)]
+            result: &'a Outcome,
+        }
+        serializer.collect_seq(self.iter().map(|(rule, result)| Entry { rule, result }))
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcomes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Outcomes, D::Error> {
+        Ok(Vec::<RuleOutcome>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
     }
 }
 
@@ -414,4 +516,69 @@ pub struct ViolationRecord {
     pub actions: Vec<Action>,
     /// Enforce or shadow.
     pub mode: Mode,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcomes(ids: &[&str]) -> Outcomes {
+        Outcomes::none_matched(ids.iter().map(|&id| RuleId::from(id)).collect())
+    }
+
+    fn listed(outcomes: &Outcomes) -> Vec<(&str, &Outcome)> {
+        outcomes.iter().map(|(id, o)| (id.as_str(), o)).collect()
+    }
+
+    #[test]
+    fn outcomes_list_every_rule_in_rule_order_whatever_order_they_were_set_in() {
+        let mut list = outcomes(&["a", "b", "c", "d"]);
+        let skipped = Outcome::Skipped(SkipReason::OutOfScope);
+        list.set(3, Outcome::Skipped(SkipReason::Bot));
+        list.set(1, skipped.clone());
+        assert_eq!(
+            listed(&list),
+            [
+                ("a", &Outcome::NotMatched),
+                ("b", &skipped),
+                ("c", &Outcome::NotMatched),
+                ("d", &Outcome::Skipped(SkipReason::Bot)),
+            ]
+        );
+        list.set(3, Outcome::NotMatched);
+        list.set(1, Outcome::Skipped(SkipReason::Disabled));
+        assert_eq!(
+            listed(&list)[1..],
+            [
+                ("b", &Outcome::Skipped(SkipReason::Disabled)),
+                ("c", &Outcome::NotMatched),
+                ("d", &Outcome::NotMatched),
+            ]
+        );
+        assert_eq!(list, {
+            let mut same = outcomes(&["a", "b", "c", "d"]);
+            same.set(1, Outcome::Skipped(SkipReason::Disabled));
+            same
+        });
+    }
+
+    #[test]
+    fn outcomes_serialize_as_the_full_list_and_read_back() {
+        let mut list = outcomes(&["ads", "flood"]);
+        list.set(1, Outcome::Skipped(SkipReason::Whitelisted));
+        let json = serde_json::to_string(&list).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"rule":"ads","outcome":"not_matched"},{"rule":"flood","outcome":"skipped","reason":"whitelisted"}]"#
+        );
+        let back: Outcomes = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, list);
+        assert_eq!(back.len(), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "no rule at 2")]
+    fn an_outcome_for_a_rule_not_judged_is_refused() {
+        outcomes(&["a", "b"]).set(2, Outcome::Skipped(SkipReason::Bot));
+    }
 }

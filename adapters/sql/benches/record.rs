@@ -12,7 +12,7 @@ use groupguard_core::ports::{Recorded, ViolationStore};
 use groupguard_core::rule::Mode;
 use groupguard_core::time::Timestamp;
 use groupguard_core::verdict::{
-    Action, CheckKind, Evidence, Outcome, PlannedAction, RuleOutcome, Verdict, ViolationRecord,
+    Action, CheckKind, Evidence, Outcomes, PlannedAction, Verdict, ViolationRecord,
 };
 use groupguard_sql::SqlStore;
 
@@ -28,10 +28,7 @@ fn clean_verdict(i: usize) -> Verdict {
         platform: Platform::Matrix,
         group: format!("!room{}:example.org", i % 500).into(),
         member: format!("@member{}:example.org", i % 5_000).into(),
-        outcomes: vec![RuleOutcome {
-            rule: "ads".into(),
-            result: Outcome::NotMatched,
-        }],
+        outcomes: Outcomes::none_matched(["ads".into()].into()),
         actions: Vec::new(),
         violations: Vec::new(),
     }

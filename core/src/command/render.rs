@@ -234,8 +234,8 @@ pub fn reply(answer: &Answer) -> Reply {
         }
         Answer::Why(verdict) => {
             let mut lines = Vec::new();
-            for o in &verdict.outcomes {
-                lines.push(match &o.result {
+            for (rule, result) in verdict.outcomes.iter() {
+                lines.push(match result {
                     RuleResult::Matched(m) => {
                         let hits: Vec<String> = m
                             .hits
@@ -244,14 +244,14 @@ pub fn reply(answer: &Answer) -> Reply {
                             .collect();
                         format!(
                             "  {}: matched {} — violation {}, {}",
-                            o.rule,
+                            rule,
                             hits.join("; "),
                             m.count_after,
                             m.rung
                         )
                     }
-                    RuleResult::NotMatched => format!("  {}: not matched", o.rule),
-                    RuleResult::Skipped(reason) => format!("  {}: skipped, {reason}", o.rule),
+                    RuleResult::NotMatched => format!("  {rule}: not matched"),
+                    RuleResult::Skipped(reason) => format!("  {rule}: skipped, {reason}"),
                 });
             }
             for a in &verdict.actions {

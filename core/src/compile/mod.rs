@@ -6,6 +6,7 @@
 //! atomically (see [`crate::engine::Live`]). Blacklist entries are validated here but indexed
 //! on their own ([`crate::lists::BlacklistIndex`]), so a list change recompiles no rule.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex_automata::meta::Regex as MetaRegex;
@@ -135,6 +136,8 @@ pub struct CompiledRules {
     /// The store's revision `config` was read at, when it came from the store.
     revision: Option<u64>,
     pub(crate) rules: Vec<CompiledRule>,
+    /// The rules' ids, shared by every verdict.
+    pub(crate) rule_ids: Arc<[RuleId]>,
     pub(crate) keywords: KeywordIndex,
     /// The sounds of the keywords of lists that match homophones, searched in a message's
     /// sound ([`crate::normalize::sound_mapped`]).
@@ -241,6 +244,7 @@ impl CompiledRules {
         Ok(CompiledRules {
             config,
             revision: None,
+            rule_ids: rules.iter().map(|r| r.rule.id.clone()).collect(),
             rules,
             keywords,
             homophones,

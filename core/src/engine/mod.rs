@@ -35,7 +35,7 @@ use crate::model::{Event, EventKind, Member, MemberRef, RuleId, UserId};
 use crate::ports::{StoreError, ViolationStore};
 use crate::rule::{BlacklistEntry, RuleSet};
 use crate::time::Timestamp;
-use crate::verdict::{Outcome, RuleOutcome, SkipReason, Verdict};
+use crate::verdict::{Outcome, Outcomes, SkipReason, Verdict};
 
 use checks::Context;
 use state::ladder_key;
@@ -207,9 +207,7 @@ impl Engine {
         };
 
         let in_scope = rules.rules_for(event.platform, group_key);
-        let mut outcomes = std::mem::take(&mut self.scratch.outcomes);
-        outcomes.clear();
-        outcomes.resize(rules.rules.len(), None);
+        let mut outcomes = Outcomes::none_matched(rules.rule_ids.clone());
         let mut eligible = std::mem::take(&mut self.scratch.eligible);
         eligible.clear();
         for (i, rule) in rules.rules.iter().enumerate() {
@@ -221,7 +219,7 @@ impl Engine {
                 skip_reason(rule, &event.member, member_key, &event.kind)
             };
             match skip {
-                Some(reason) => outcomes[i] = Some(Outcome::Skipped(reason)),
+                Some(reason) => outcomes.set(i, Outcome::Skipped(reason)),
                 None => eligible.push(i),
             }
         }
@@ -274,7 +272,7 @@ impl Engine {
             platform: event.platform,
             group: event.group.clone(),
             member: event.member.id.clone(),
-            outcomes: Vec::new(),
+            outcomes,
             actions: Vec::new(),
             violations: Vec::new(),
         };
@@ -287,26 +285,15 @@ impl Engine {
                 duplicate: duplicate_key,
             };
             let hits = ctx.check(rule, &keys, &self.state);
-            outcomes[i] = Some(if hits.is_empty() {
-                Outcome::NotMatched
-            } else {
-                Outcome::Matched(self.punish(&ctx, rule, hits, &mut verdict, &mut blacklisted))
-            });
+            if !hits.is_empty() {
+                let found = self.punish(&ctx, rule, hits, &mut verdict, &mut blacklisted);
+                verdict.outcomes.set(i, Outcome::Matched(found));
+            }
         }
         self.state.blacklisted.extend(blacklisted);
         if let Some(text) = ctx.text.take() {
             text.recycle(&mut self.scratch);
         }
-        verdict.outcomes = rules
-            .rules
-            .iter()
-            .zip(outcomes.drain(..))
-            .map(|(rule, outcome)| RuleOutcome {
-                rule: rule.rule.id.clone(),
-                result: outcome.unwrap_or(Outcome::NotMatched),
-            })
-            .collect();
-        self.scratch.outcomes = outcomes;
         self.scratch.eligible = eligible;
         verdict
     }

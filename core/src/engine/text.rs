@@ -9,14 +9,12 @@ use crate::normalize::{
     Mapped, Normalized, collapsed_source, fold_literal, folded_source, sound_into,
 };
 use crate::rule::PhoneKind;
-use crate::verdict::{Evidence, Outcome};
+use crate::verdict::Evidence;
 
 /// Buffers reused from one evaluation to the next, so judging a message rarely allocates.
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
     pub(super) normalized: Normalized,
-    /// Each rule's outcome while the verdict is put together.
-    pub(super) outcomes: Vec<Option<Outcome>>,
     /// The rules that run.
     pub(super) eligible: Vec<usize>,
     pub(super) keyword_hits: Vec<(KeywordOwner, usize, usize)>,
