@@ -29,7 +29,13 @@ named! {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
+    /// Bytes of literal text, so a filled text is allocated once.
+    literal_len: usize,
 }
+
+/// Room for the values of a filled template's placeholders before its text grows again: a
+/// name, a rule, a check, a count and a rung are usually shorter.
+const FIELD_ROOM: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -64,12 +70,19 @@ impl Template {
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_owned()));
         }
-        Ok(Template { parts })
+        let literal_len = parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(text) => text.len(),
+                Part::Field(_) => 0,
+            })
+            .sum();
+        Ok(Template { parts, literal_len })
     }
 
     /// The text with every placeholder filled by `value`, in one pass.
     pub fn fill(&self, mut value: impl FnMut(Field, &mut String)) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.literal_len + FIELD_ROOM);
         for part in &self.parts {
             match part {
                 Part::Text(text) => out.push_str(text),

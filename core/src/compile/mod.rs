@@ -72,6 +72,8 @@ pub(crate) struct CompiledRule {
     pub invites: Option<(InviteCheck, FxHashSet<OrgId>)>,
     pub blacklist: Option<BlacklistCheck>,
     pub warn_template: Template,
+    /// Each rung of the ladder as written (`delete+warn`), for verdicts and warnings.
+    pub rung_labels: Vec<String>,
 }
 
 impl CompiledRule {
@@ -496,6 +498,7 @@ fn compile_rule(
             .or(set.settings.warn_template.as_deref())
             .and_then(|t| Template::parse(t).ok())
             .unwrap_or_else(default_warn_template),
+        rung_labels: rule.ladder.iter().map(ToString::to_string).collect(),
         rule: rule.clone(),
     }
 }

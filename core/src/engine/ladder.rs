@@ -7,7 +7,7 @@ use crate::compile::CompiledRule;
 use crate::keys;
 use crate::lists::ListMeta;
 use crate::model::Member;
-use crate::rule::{ListScope, Mode, Rung, Source, Step};
+use crate::rule::{ListScope, Mode, Source, Step};
 use crate::template::{Field, Template, put};
 use crate::time::duration_millis;
 use crate::verdict::{Action, CheckHit, CheckKind, Match, PlannedAction, Verdict, ViolationRecord};
@@ -34,7 +34,8 @@ impl Engine {
         let ladder = &rule.rule.ladder;
         let rung_index = (count_before as usize).min(ladder.len() - 1);
         let rung = &ladder[rung_index];
-        let next = &ladder[(rung_index + 1).min(ladder.len() - 1)];
+        let rung_label = &rule.rung_labels[rung_index];
+        let next = &rule.rung_labels[(rung_index + 1).min(ladder.len() - 1)];
         let first = &hits[0];
         let mode = rule.rule.mode;
         let mut notes = Vec::new();
@@ -112,7 +113,7 @@ impl Engine {
                         event.group,
                         first.check,
                         first.evidence,
-                        rung
+                        rung_label
                     ),
                 },
                 Step::Review => Action::QueueReview {
@@ -164,7 +165,7 @@ impl Engine {
             hits,
             count_before,
             count_after: count_before + 1,
-            rung: rung.to_string(),
+            rung: rung_label.clone(),
             notes,
         }
     }
@@ -176,14 +177,14 @@ fn render_template(
     rule: &CompiledRule,
     check: CheckKind,
     count: u32,
-    next: &Rung,
+    next: &str,
 ) -> String {
     template.fill(|field, out| match field {
         Field::Member => out.push_str(member.label()),
         Field::Rule => out.push_str(rule.rule.label()),
         Field::Check => out.push_str(check.as_str()),
         Field::Count => put(out, count),
-        Field::Next => put(out, next),
+        Field::Next => out.push_str(next),
     })
 }
 
