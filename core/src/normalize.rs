@@ -120,6 +120,11 @@ fn collapse_to(folded: &str, out: &mut String, skeleton: Option<&mut Vec<u8>>) -
 /// Receives the pieces of a collapsed text.
 trait PieceSink {
     fn piece(&mut self, piece: Piece);
+
+    /// Whether the sink needs no more pieces: collapse stops.
+    fn done(&self) -> bool {
+        false
+    }
 }
 
 impl<F: FnMut(Piece)> PieceSink for F {
@@ -378,20 +383,41 @@ pub fn folded_source(input: &str, lookalikes: bool, span: Range<usize>) -> Range
 /// [`fold`]`(input)`. A separator run written as one canonical character leads back to the
 /// whole run.
 pub fn collapsed_source(input: &str, folded: &str, span: Range<usize>) -> Range<usize> {
-    let Some(mut locating) = Locating::of(span) else {
+    let Some(locating) = Locating::of(span) else {
         return 0..0;
     };
-    collapse_pieces(folded, &mut |piece| match piece {
-        Piece::Word(from) | Piece::Separators(from) => locating.see(
-            from.len(),
-            |at| folded.floor_char_boundary(from.start + at),
-            |at| char_end(folded, from.start + at),
-        ),
-        Piece::Canonical(c, from) => locating.see(c.len_utf8(), |_| from.start, |_| from.end),
-    });
-    match locating.found() {
+    let mut pieces = LocatingPieces { folded, locating };
+    collapse_pieces(folded, &mut pieces);
+    match pieces.locating.found() {
         Some(in_folded) => folded_source(input, true, in_folded),
         None => 0..0,
+    }
+}
+
+/// Locates a span of collapsed text in the folded text it was collapsed from.
+struct LocatingPieces<'a> {
+    folded: &'a str,
+    locating: Locating,
+}
+
+impl PieceSink for LocatingPieces<'_> {
+    fn piece(&mut self, piece: Piece) {
+        let folded = self.folded;
+        match piece {
+            Piece::Word(from) | Piece::Separators(from) => self.locating.see(
+                from.len(),
+                |at| folded.floor_char_boundary(from.start + at),
+                |at| char_end(folded, from.start + at),
+            ),
+            Piece::Canonical(c, from) => {
+                self.locating
+                    .see(c.len_utf8(), |_| from.start, |_| from.end)
+            }
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.locating.found().is_some()
     }
 }
 
@@ -450,6 +476,10 @@ impl Locating {
 impl FoldSink for Locating {
     fn char(&mut self, c: char, (start, end): (usize, usize)) {
         self.see(c.len_utf8(), |_| start, |_| end);
+    }
+
+    fn done(&self) -> bool {
+        self.found().is_some()
     }
 
     fn run(&mut self, run: &str, start: usize, _: usize, _: LinkChars) {
@@ -541,6 +571,11 @@ trait FoldSink {
     /// One folded character, from the input bytes `span`.
     fn char(&mut self, c: char, span: (usize, usize));
 
+    /// Whether the sink needs no more: folding stops.
+    fn done(&self) -> bool {
+        false
+    }
+
     /// A stretch of the input, from byte `start`, that folds to itself apart from ASCII
     /// capitals (ASCII, and common CJK characters with no traditional form), holding
     /// `numerals` ASCII digits and Chinese numerals, and `link_chars`.
@@ -605,7 +640,7 @@ fn common_cjk(bytes: &[u8], at: usize) -> Option<u32> {
 
 /// Folds `input` into `sink`; with `lookalikes`, Cyrillic and Greek look-alikes of Latin
 /// letters are mapped where their word qualifies (see the module documentation). Returns
-/// whether any was.
+/// whether any was; stops early once the sink is done.
 fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
     let t2s = t2s();
     let bytes = input.as_bytes();
@@ -613,7 +648,7 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
     // Most text is a stretch that folds to itself (but for ASCII case) with a few characters
     // between: such a stretch is handed over whole.
     let (mut at, mut run_start, mut run_numerals, mut run_notes) = (0, 0, 0, 0);
-    while at < bytes.len() {
+    while at < bytes.len() && !sink.done() {
         if !word.active {
             while at < bytes.len() {
                 let lead = bytes[at];
@@ -1077,7 +1112,7 @@ fn collapse_pieces(text: &str, out: &mut impl PieceSink) -> usize {
     // The length (capped at 2) of the last word's last run of one script, and whether it is CJK.
     let mut left: Option<(u8, bool)> = None;
     let mut at = 0;
-    while at < len {
+    while at < len && !out.done() {
         let (mut class, mut width) = class_at(text, at);
         let start = at;
         if class.is_separator() {
