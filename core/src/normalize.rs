@@ -1104,8 +1104,8 @@ fn class_at(text: &str, at: usize) -> (Class, usize) {
     (Class::of(c), c.len_utf8())
 }
 
-/// Separator collapse (see the module documentation) as a sequence of pieces. Returns how many
-/// letters and digits the text has.
+/// Separator collapse (see the module documentation) as a sequence of pieces, until the sink
+/// is done. Returns how many letters and digits the text has (up to there).
 fn collapse_pieces(text: &str, out: &mut impl PieceSink) -> usize {
     let len = text.len();
     let mut letters = 0;
