@@ -235,15 +235,28 @@ impl FloodWindows {
     /// for a whole window at `now_ms`: memory follows activity without a pass over all.
     pub(super) fn sweep_some(&mut self, now_ms: i64, budget: usize) {
         let now = now_ms.div_euclid(self.tick_ms.max(1));
-        for _ in 0..budget.min(self.len) {
+        let mut budget = budget.min(self.len);
+        while budget > 0 {
             if self.cursor >= self.len {
                 self.cursor = 0;
             }
-            let r = self.record(self.cursor);
-            if ticks_since_last(r, now) >= self.window_ticks {
-                self.swap_remove(self.cursor);
-            } else {
-                self.cursor += 1;
+            // The records up to the end of the cursor's chunk, read in a row.
+            let (stride, first) = (self.stride(), self.cursor % PER_CHUNK);
+            let count = budget.min(PER_CHUNK - first).min(self.len - self.cursor);
+            let records = &self.chunks[self.cursor / PER_CHUNK][first * stride..][..count * stride];
+            let idle = records
+                .chunks_exact(stride)
+                .position(|r| ticks_since_last(r, now) >= self.window_ticks);
+            match idle {
+                Some(at) => {
+                    self.cursor += at;
+                    budget -= at + 1;
+                    self.swap_remove(self.cursor);
+                }
+                None => {
+                    self.cursor += count;
+                    budget -= count;
+                }
             }
         }
     }
