@@ -2,6 +2,7 @@
 
 use smallvec::SmallVec;
 
+use super::flood::WindowAt;
 use super::state::{DuplicateSender, EngineState, seconds};
 use super::text::TextAnalysis;
 use crate::compile::{CompiledRule, CompiledRules, KeywordOwner};
@@ -25,11 +26,11 @@ pub(super) struct Context<'a> {
     pub(super) text: Option<TextAnalysis<'a>>,
 }
 
-/// What the checks of one rule see besides the event: where the rule is in the set, and the
-/// state keys of this event's flood window and duplicate text.
+/// What the checks of one rule see besides the event: where the rule is in the set, where
+/// this event's flood window is, and the state key of its duplicate text.
 pub(super) struct Keys {
     pub(super) rule_index: u32,
-    pub(super) flood: Option<u64>,
+    pub(super) flood: Option<WindowAt>,
     pub(super) duplicate: Option<u64>,
 }
 
@@ -219,14 +220,20 @@ impl Context<'_> {
     }
 
     /// Too many messages from the member in the group within the window.
-    fn flood(&self, rule: &CompiledRule, key: Option<u64>, state: &EngineState, hits: &mut Hits) {
+    fn flood(
+        &self,
+        rule: &CompiledRule,
+        window: Option<WindowAt>,
+        state: &EngineState,
+        hits: &mut Hits,
+    ) {
         let Some(f) = &rule.flood else { return };
-        let (Some(limit), Some(per), Some(key)) = (f.messages, f.per, key) else {
+        let (Some(limit), Some(per), Some(window)) = (f.messages, f.per, window) else {
             return;
         };
         let observed = state
             .flood
-            .count_recent(key, self.now.millis(), duration_millis(per));
+            .count_recent_at(window, self.now.millis(), duration_millis(per));
         if observed > limit {
             hits.push(CheckHit {
                 check: CheckKind::Flood,

@@ -21,6 +21,11 @@ const MAX_CAPACITY: usize = crate::compile::MAX_FLOOD_MESSAGES as usize + 1;
 /// The most ticks a window may span, so that ages modulo 2^16 stay exact.
 const MAX_TICKS: i64 = i16::MAX as i64;
 
+/// Where a window is, from recording a message in it until a window is removed: the checks of
+/// the same event read it without finding it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct WindowAt(usize);
+
 #[derive(Debug, Default)]
 pub(super) struct FloodWindows {
     table: HashTable<u32>,
@@ -153,8 +158,9 @@ impl FloodWindows {
         i
     }
 
-    /// Records a message at `now_ms` in the window `key`.
-    pub(super) fn record_message(&mut self, key: u64, now_ms: i64) {
+    /// Records a message at `now_ms` in the window `key`, and returns where the window is
+    /// until the next window is removed.
+    pub(super) fn record_message(&mut self, key: u64, now_ms: i64) -> WindowAt {
         let i = match self.find(key) {
             Some(i) => i,
             None => self.push(key),
@@ -182,12 +188,20 @@ impl FloodWindows {
         r[HEAD + count] = now_low;
         set_last(r, now);
         r[6] = (count + 1) as u16;
+        WindowAt(i)
     }
 
     /// Messages in the window `key` within `per_ms` before `now_ms`.
+    #[cfg(test)]
     pub(super) fn count_recent(&self, key: u64, now_ms: i64, per_ms: i64) -> u32 {
-        let Some(i) = self.find(key) else { return 0 };
-        let r = self.record(i);
+        self.find(key)
+            .map_or(0, |i| self.count_recent_at(WindowAt(i), now_ms, per_ms))
+    }
+
+    /// [`FloodWindows::count_recent`] of the window just recorded at `window`, without
+    /// finding it again.
+    pub(super) fn count_recent_at(&self, window: WindowAt, now_ms: i64, per_ms: i64) -> u32 {
+        let r = self.record(window.0);
         let now = now_ms.div_euclid(self.tick_ms);
         if !(0..self.window_ticks).contains(&ticks_since_last(r, now)) {
             return 0;

@@ -238,12 +238,11 @@ impl Engine {
             event.kind,
             EventKind::MessagePosted(_) | EventKind::Command { .. }
         );
-        let flood_key = (counts_as_new
+        let flood_window = (counts_as_new
             && eligible_rules().any(|r| r.flood.as_ref().is_some_and(|f| f.messages.is_some())))
         .then(|| {
-            let key = keys::pair(group_key, member_key);
-            self.state.record_message(key, now, &rules.needs);
-            key
+            self.state
+                .record_message(keys::pair(group_key, member_key), now, &rules.needs)
         });
         let min_chars = eligible_rules()
             .filter_map(|r| r.duplicates.as_ref().map(|d| d.min_chars))
@@ -281,7 +280,7 @@ impl Engine {
             let rule = &rules.rules[i];
             let keys = checks::Keys {
                 rule_index: i as u32,
-                flood: flood_key,
+                flood: flood_window,
                 duplicate: duplicate_key,
             };
             let hits = ctx.check(rule, &keys, &self.state);

@@ -3,7 +3,7 @@
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use super::flood::FloodWindows;
+use super::flood::{FloodWindows, WindowAt};
 use super::shards::{PARTS, Shards};
 use super::{DUPLICATE_SENDERS, LADDER_MEMORY, SWEEP_EVERY_MS};
 use crate::compile::StateNeeds;
@@ -196,10 +196,15 @@ impl EngineState {
     }
 
     /// Records a message of a member in a group (`key` pairs the two).
-    pub(super) fn record_message(&mut self, key: u64, now: Timestamp, needs: &StateNeeds) {
+    pub(super) fn record_message(
+        &mut self,
+        key: u64,
+        now: Timestamp,
+        needs: &StateNeeds,
+    ) -> WindowAt {
         self.flood
             .fit(needs.flood_capacity, needs.flood_window_ms, now.millis());
-        self.flood.record_message(key, now.millis());
+        self.flood.record_message(key, now.millis())
     }
 
     /// Records who sent a text where.
