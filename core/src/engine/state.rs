@@ -1,5 +1,7 @@
 //! What the engine remembers between events, and the sweep that keeps it bounded.
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
@@ -223,29 +225,30 @@ impl EngineState {
         };
         let since = seconds(now.millis() - needs.duplicate_window_ms);
         let d = &mut self.duplicates;
-        let previous = match d.one.get(&text) {
-            None => None,
-            Some(&SENT_BY_SEVERAL) => {
-                let senders = d.more.entry(text).or_default();
-                senders.retain(|s| {
-                    s.at > since && !(s.member == sender.member && s.group == sender.group)
-                });
-                senders.push(sender);
-                if senders.len() > DUPLICATE_SENDERS {
-                    senders.remove(0);
-                }
+        let same_sender =
+            |s: &DuplicateSender| s.member == sender.member && s.group == sender.group;
+        // One probe of the table: nearly every text is new or was sent once.
+        let mut slot = match d.one.entry(text) {
+            Entry::Vacant(slot) => {
+                slot.insert(sender);
                 return;
             }
-            Some(&one) => Some(one),
+            Entry::Occupied(slot) => slot,
         };
-        match previous {
-            Some(p) if p.at > since && !(p.member == sender.member && p.group == sender.group) => {
-                d.one.insert(text, SENT_BY_SEVERAL);
-                d.more.insert(text, SmallVec::from_slice(&[p, sender]));
+        let previous = *slot.get();
+        if previous == SENT_BY_SEVERAL {
+            let senders = d.more.entry(text).or_default();
+            senders.retain(|s| s.at > since && !same_sender(s));
+            senders.push(sender);
+            if senders.len() > DUPLICATE_SENDERS {
+                senders.remove(0);
             }
-            _ => {
-                d.one.insert(text, sender);
-            }
+        } else if previous.at > since && !same_sender(&previous) {
+            slot.insert(SENT_BY_SEVERAL);
+            d.more
+                .insert(text, SmallVec::from_slice(&[previous, sender]));
+        } else {
+            slot.insert(sender);
         }
     }
 }
