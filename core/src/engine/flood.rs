@@ -36,6 +36,9 @@ pub(super) struct FloodWindows {
     tick_ms: i64,
     window_ticks: i64,
     cursor: usize,
+    /// The (capacity, window) last fitted to, so that fitting again, at every message, is
+    /// one comparison.
+    fitted: Option<(usize, i64)>,
 }
 
 /// Ticks from a record's last message to tick `now` (negative for a message from before it).
@@ -92,9 +95,17 @@ impl FloodWindows {
     /// Sizes records for `capacity` times and windows up to `window_ms`, converting every
     /// window (as of `now_ms`) when the rules changed either.
     pub(super) fn fit(&mut self, capacity: usize, window_ms: i64, now_ms: i64) {
+        let fitted = Some((capacity, window_ms));
+        if fitted == self.fitted {
+            return;
+        }
         let capacity = capacity.clamp(1, MAX_CAPACITY);
         let tick_ms = ticks(window_ms, MAX_TICKS).max(1);
+        let window_ticks = ticks(window_ms, tick_ms);
         if capacity == self.capacity && tick_ms == self.tick_ms {
+            // The records stay as they are; only how long a window is changed.
+            self.window_ticks = window_ticks;
+            self.fitted = fitted;
             return;
         }
         let old: Vec<(u64, i64, Vec<i64>)> =
@@ -102,7 +113,8 @@ impl FloodWindows {
         *self = FloodWindows {
             capacity,
             tick_ms,
-            window_ticks: ticks(window_ms, tick_ms),
+            window_ticks,
+            fitted,
             ..FloodWindows::default()
         };
         for (key, last, times) in old {
@@ -327,6 +339,23 @@ mod tests {
         floods.fit(11, 10_000, last);
         assert_eq!(floods.count_recent(9, last, 10_000), 1);
         assert_eq!(floods.len(), 1);
+    }
+
+    #[test]
+    fn a_longer_window_after_a_rule_change_counts_over_its_whole_length() {
+        let mut floods = FloodWindows::default();
+        floods.fit(11, 10_000, T0);
+        floods.record_message(5, T0);
+        floods.record_message(5, T0 + 1_000);
+        // Both windows are counted in 1 ms ticks: the records stay, the window grows.
+        floods.fit(11, 20_000, T0 + 1_000);
+        assert_eq!(floods.count_recent(5, T0 + 15_000, 20_000), 2);
+        floods.sweep_some(T0 + 15_000, 8);
+        floods.record_message(5, T0 + 15_000);
+        assert_eq!(floods.count_recent(5, T0 + 15_000, 20_000), 3);
+        // And back: the shorter window drops what is older than it.
+        floods.fit(11, 10_000, T0 + 15_000);
+        assert_eq!(floods.count_recent(5, T0 + 15_000, 10_000), 1);
     }
 
     #[test]
