@@ -3,7 +3,7 @@
 use smallvec::SmallVec;
 
 use super::flood::WindowAt;
-use super::state::{DuplicateSender, EngineState, seconds};
+use super::state::{DuplicateSender, EngineState, RecordedText, seconds};
 use super::text::TextAnalysis;
 use crate::compile::{CompiledRule, CompiledRules, KeywordOwner};
 use crate::detect::links::find_links;
@@ -27,11 +27,11 @@ pub(super) struct Context<'a> {
 }
 
 /// What the checks of one rule see besides the event: where the rule is in the set, where
-/// this event's flood window is, and the state key of its duplicate text.
+/// this event's flood window is, and who has sent its text.
 pub(super) struct Keys {
     pub(super) rule_index: u32,
     pub(super) flood: Option<WindowAt>,
-    pub(super) duplicate: Option<u64>,
+    pub(super) duplicate: Option<RecordedText>,
 }
 
 /// One check's hits, pushed in the order the rule lists its checks.
@@ -50,7 +50,7 @@ impl Context<'_> {
             self.links(rule, text, &mut hits);
         }
         self.message_kind(rule, &mut hits);
-        self.duplicates(rule, keys.duplicate, state, &mut hits);
+        self.duplicates(rule, keys.duplicate.as_ref(), state, &mut hits);
         self.flood(rule, keys.flood, state, &mut hits);
         self.size_limits(rule, &mut hits);
         hits
@@ -175,17 +175,17 @@ impl Context<'_> {
     fn duplicates(
         &self,
         rule: &CompiledRule,
-        key: Option<u64>,
+        text: Option<&RecordedText>,
         state: &EngineState,
         hits: &mut Hits,
     ) {
-        let (Some(d), Some(key)) = (&rule.duplicates, key) else {
+        let (Some(d), Some(text)) = (&rule.duplicates, text) else {
             return;
         };
         let since = seconds(self.now.millis() - duration_millis(d.window));
         let recent: SmallVec<[&DuplicateSender; 8]> = state
             .duplicates
-            .senders(key)
+            .senders(text)
             .iter()
             .filter(|s| s.at > since)
             .collect();

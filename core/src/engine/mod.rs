@@ -247,15 +247,14 @@ impl Engine {
         let min_chars = eligible_rules()
             .filter_map(|r| r.duplicates.as_ref().map(|d| d.min_chars))
             .min();
-        let duplicate_key = match (counts_as_new, min_chars, &ctx.text) {
+        let duplicate_text = match (counts_as_new, min_chars, &ctx.text) {
             (true, Some(min), Some(text)) => {
                 // Letters and digits only: punctuation and spacing do not make spam new.
                 let normalized = &text.normalized;
                 (normalized.letters >= min as usize).then(|| {
                     let key = keys::text(&normalized.skeleton);
                     self.state
-                        .record_text(key, member_key, group_key, now, &rules.needs);
-                    key
+                        .record_text(key, member_key, group_key, now, &rules.needs)
                 })
             }
             _ => None,
@@ -281,7 +280,7 @@ impl Engine {
             let keys = checks::Keys {
                 rule_index: i as u32,
                 flood: flood_window,
-                duplicate: duplicate_key,
+                duplicate: duplicate_text,
             };
             let hits = ctx.check(rule, &keys, &self.state);
             if !hits.is_empty() {

@@ -123,13 +123,22 @@ const SENT_BY_SEVERAL: DuplicateSender = DuplicateSender {
     at: u32::MAX,
 };
 
+/// A text's senders as recording it left them: nearly always one, carried here so that the
+/// checks of the same event need not look the text up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RecordedText {
+    /// Its only sender.
+    One(DuplicateSender),
+    /// Sent by several; the text's key.
+    Several(u64),
+}
+
 impl Duplicates {
-    /// The text's senders, oldest first.
-    pub(super) fn senders(&self, text: u64) -> &[DuplicateSender] {
-        match self.one.get(&text) {
-            None => &[],
-            Some(&SENT_BY_SEVERAL) => self.more.get(&text).map_or(&[], |s| s.as_slice()),
-            Some(one) => std::slice::from_ref(one),
+    /// The senders of a text just recorded, oldest first.
+    pub(super) fn senders<'a>(&'a self, text: &'a RecordedText) -> &'a [DuplicateSender] {
+        match text {
+            RecordedText::One(sender) => std::slice::from_ref(sender),
+            RecordedText::Several(key) => self.more.get(key).map_or(&[], |s| s.as_slice()),
         }
     }
 
@@ -217,7 +226,7 @@ impl EngineState {
         group: u64,
         now: Timestamp,
         needs: &StateNeeds,
-    ) {
+    ) -> RecordedText {
         let sender = DuplicateSender {
             member: member as u32,
             group: group as u32,
@@ -231,7 +240,7 @@ impl EngineState {
         let mut slot = match d.one.entry(text) {
             Entry::Vacant(slot) => {
                 slot.insert(sender);
-                return;
+                return RecordedText::One(sender);
             }
             Entry::Occupied(slot) => slot,
         };
@@ -243,12 +252,15 @@ impl EngineState {
             if senders.len() > DUPLICATE_SENDERS {
                 senders.remove(0);
             }
+            RecordedText::Several(text)
         } else if previous.at > since && !same_sender(&previous) {
             slot.insert(SENT_BY_SEVERAL);
             d.more
                 .insert(text, SmallVec::from_slice(&[previous, sender]));
+            RecordedText::Several(text)
         } else {
             slot.insert(sender);
+            RecordedText::One(sender)
         }
     }
 }
@@ -318,30 +330,35 @@ mod tests {
         let mut state = EngineState::default();
         let at = |s: i64| Timestamp(1_795_251_600_000 + s * 1000);
         state.record_text(1, 100, 5, at(0), &needs);
-        state.record_text(1, 100, 5, at(1), &needs);
-        assert_eq!(
-            state.duplicates.senders(1).len(),
-            1,
-            "the same sender again"
+        let again = state.record_text(1, 100, 5, at(1), &needs);
+        assert!(
+            matches!(again, RecordedText::One(s) if s.member == 100),
+            "the same sender again: {again:?}"
         );
         state.record_text(1, 200, 5, at(2), &needs);
-        state.record_text(1, 300, 6, at(3), &needs);
+        let several = state.record_text(1, 300, 6, at(3), &needs);
+        assert_eq!(several, RecordedText::Several(1));
         let members: Vec<u32> = state
             .duplicates
-            .senders(1)
+            .senders(&several)
             .iter()
             .map(|s| s.member)
             .collect();
         assert_eq!(members, [100, 200, 300]);
         // After the window, the old senders drop out and the text is sent once again.
-        state.record_text(1, 400, 5, at(100), &needs);
-        assert_eq!(state.duplicates.senders(1).len(), 1);
+        let later = state.record_text(1, 400, 5, at(100), &needs);
+        let members: Vec<u32> = state
+            .duplicates
+            .senders(&later)
+            .iter()
+            .map(|s| s.member)
+            .collect();
+        assert_eq!(members, [400]);
         (0..PARTS).for_each(|part| {
             state
                 .duplicates
                 .retain_recent(part, seconds(at(200).millis()))
         });
-        assert!(state.duplicates.senders(1).is_empty());
         assert_eq!(state.duplicates.len(), 0);
     }
 }
