@@ -329,31 +329,25 @@ mod tests {
         };
         let mut state = EngineState::default();
         let at = |s: i64| Timestamp(1_795_251_600_000 + s * 1000);
+        let members = |state: &EngineState, text: &RecordedText| -> Vec<u32> {
+            state
+                .duplicates
+                .senders(text)
+                .iter()
+                .map(|s| s.member)
+                .collect()
+        };
         state.record_text(1, 100, 5, at(0), &needs);
         let again = state.record_text(1, 100, 5, at(1), &needs);
-        assert!(
-            matches!(again, RecordedText::One(s) if s.member == 100),
-            "the same sender again: {again:?}"
-        );
+        assert_eq!(members(&state, &again), [100], "the same sender again");
+        assert!(matches!(again, RecordedText::One(_)), "{again:?}");
         state.record_text(1, 200, 5, at(2), &needs);
         let several = state.record_text(1, 300, 6, at(3), &needs);
         assert_eq!(several, RecordedText::Several(1));
-        let members: Vec<u32> = state
-            .duplicates
-            .senders(&several)
-            .iter()
-            .map(|s| s.member)
-            .collect();
-        assert_eq!(members, [100, 200, 300]);
+        assert_eq!(members(&state, &several), [100, 200, 300]);
         // After the window, the old senders drop out and the text is sent once again.
         let later = state.record_text(1, 400, 5, at(100), &needs);
-        let members: Vec<u32> = state
-            .duplicates
-            .senders(&later)
-            .iter()
-            .map(|s| s.member)
-            .collect();
-        assert_eq!(members, [400]);
+        assert_eq!(members(&state, &later), [400]);
         (0..PARTS).for_each(|part| {
             state
                 .duplicates
