@@ -261,6 +261,7 @@ impl FloodWindows {
     /// for a whole window at `now_ms`: memory follows activity without a pass over all.
     pub(super) fn sweep_some(&mut self, now_ms: i64, budget: usize) {
         let now = now_ms.div_euclid(self.tick_ms.max(1));
+        // The budget never exceeds the windows left, so each pass below uses up some of it.
         let mut budget = budget.min(self.len);
         while budget > 0 {
             if self.cursor >= self.len {
