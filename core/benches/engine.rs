@@ -10,7 +10,8 @@
 //! repeated N times with fresh engines, for profiling, and with `BENCH_KIND=clean`, `keyword`,
 //! `link` or `phone` the passes after the first judge only messages of that kind;
 //! `BENCH_BLACKLIST_ONLY=N` runs the
-//! blacklist part alone N times). `cargo test` runs a small version (unoptimized) that fails below floors
+//! blacklist part alone N times, `BENCH_KEYWORDS_ONLY=N` the engine's keyword automaton and
+//! `daachorse`'s by turns, N rounds). `cargo test` runs a small version (unoptimized) that fails below floors
 //! set about ten times under what it measures, to catch a regression by an order of
 //! magnitude.
 
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
+use groupguard_core::compile::CharAutomaton;
 use groupguard_core::detect::links::find_links_among;
 use groupguard_core::detect::phone::find_phones;
 use groupguard_core::engine::{Engine, Live};
@@ -385,6 +387,13 @@ fn main() {
         "stream: {n} messages, {:.1} bytes on average, 10,000 keywords, every check on",
         bytes as f64 / n as f64
     );
+    if let Some(rounds) = std::env::var("BENCH_KEYWORDS_ONLY")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        keyword_automata(&events, &keywords, rounds);
+        return;
+    }
 
     let set = rules(&keywords);
     let t = Instant::now();
@@ -529,9 +538,16 @@ fn main() {
         .map(|(e, _)| normalize(e.text().unwrap_or_default()))
         .collect();
     let patterns: Vec<String> = keywords.iter().map(|k| normalize(k)).collect();
+    let own =
+        CharAutomaton::build(patterns.iter().map(String::as_str).zip(0..)).expect("automaton");
     let daac: daachorse::CharwiseDoubleArrayAhoCorasick<u32> =
         daachorse::CharwiseDoubleArrayAhoCorasick::new(&patterns).expect("automaton");
     let automaton = aho_corasick::AhoCorasick::new(&patterns).expect("automaton");
+    println!(
+        "keyword automaton: {} KB as in the engine, {} KB as daachorse's",
+        own.heap_bytes() / 1000,
+        daac.heap_bytes() / 1000
+    );
     let baseline_pass = |matches: &dyn Fn(&str) -> bool| {
         let t = Instant::now();
         black_box(normalized.iter().filter(|t| matches(t)).count());
@@ -548,15 +564,22 @@ fn main() {
     // Side by side: `evaluate` and the automata take turns, so that a change in what the
     // machine's neighbours do falls on both; the best pass of each is reported, and the
     // ratio of each round.
-    let (mut daac_rate, mut automaton_rate) = (0f64, 0f64);
+    let (mut own_rate, mut daac_rate, mut automaton_rate) = (0f64, 0f64, 0f64);
     let mut engine_rate = engine_rate;
     let mut round_ratios = Vec::new();
     for _ in 0..if quick { 1 } else { 3 } {
         let engine_now = engine_pass();
-        let daac_now = baseline_pass(&|t| daac.find_overlapping_iter(t).next().is_some());
+        // Every match, as the engine searches.
+        let own_now = baseline_pass(&|t| {
+            let mut found = false;
+            own.find_overlapping(t, |_, _, _| found = true);
+            found
+        });
+        let daac_now = baseline_pass(&|t| daac.find_overlapping_iter(t).count() > 0);
         let automaton_now = baseline_pass(&|t| automaton.is_match(t));
         round_ratios.push(format!("{:.0} %", engine_now / automaton_now * 100.0));
         engine_rate = engine_rate.max(engine_now);
+        own_rate = own_rate.max(own_now);
         daac_rate = daac_rate.max(daac_now);
         automaton_rate = automaton_rate.max(automaton_now);
     }
@@ -602,7 +625,11 @@ fn main() {
     );
     for (what, rate) in [
         (
-            "keywords only: daachorse character-wise automaton, as in the engine",
+            "keywords only: the engine's character-wise automaton, every match",
+            own_rate,
+        ),
+        (
+            "keywords only: `daachorse` character-wise automaton, every match",
             daac_rate,
         ),
         (
@@ -945,6 +972,53 @@ fn evasion_quality(rng: &mut Rng, n: usize) {
     );
 }
 
+/// The engine's keyword automaton and `daachorse`'s by turns over the stream's collapsed
+/// texts, every match of each: for side-by-side runs of the search alone.
+fn keyword_automata(events: &[(Event, Label)], keywords: &[String], rounds: u32) {
+    let texts: Vec<String> = events
+        .iter()
+        .map(|(e, _)| normalize(e.text().unwrap_or_default()))
+        .collect();
+    let patterns: Vec<String> = keywords.iter().map(|k| normalize(k)).collect();
+    let own =
+        CharAutomaton::build(patterns.iter().map(String::as_str).zip(0..)).expect("automaton");
+    let daac: daachorse::CharwiseDoubleArrayAhoCorasick<u32> =
+        daachorse::CharwiseDoubleArrayAhoCorasick::new(&patterns).expect("automaton");
+    // Apart, so that a profiler tells them apart.
+    #[inline(never)]
+    fn own_pass(own: &CharAutomaton, texts: &[String]) -> usize {
+        let mut matches = 0;
+        for text in texts {
+            own.find_overlapping(text, |_, _, _| matches += 1);
+        }
+        matches
+    }
+    #[inline(never)]
+    fn daachorse_pass(
+        daac: &daachorse::CharwiseDoubleArrayAhoCorasick<u32>,
+        texts: &[String],
+    ) -> usize {
+        texts
+            .iter()
+            .map(|t| daac.find_overlapping_iter(t).count())
+            .sum()
+    }
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let own_matches = own_pass(&own, &texts);
+        let own_rate = per_second(texts.len(), t.elapsed());
+        let t = Instant::now();
+        let daac_matches = daachorse_pass(&daac, &texts);
+        let daac_rate = per_second(texts.len(), t.elapsed());
+        assert_eq!(own_matches, daac_matches);
+        println!(
+            "keywords, every match: the engine's automaton {}, daachorse {} msgs/s",
+            human(own_rate),
+            human(daac_rate)
+        );
+    }
+}
+
 /// Time per message of each text stage `evaluate` runs, measured alone on the same stream.
 fn breakdown(events: &[(Event, Label)], keywords: &[String]) {
     let texts: Vec<&str> = events.iter().filter_map(|(e, _)| e.text()).collect();
@@ -962,13 +1036,13 @@ fn breakdown(events: &[(Event, Label)], keywords: &[String]) {
     let patterns: Vec<String> = keywords.iter().map(|k| normalize(k)).collect();
     // The time to search every text for every pattern with one automaton.
     let search = |patterns: &[String], texts: &[String]| {
-        let automaton: daachorse::CharwiseDoubleArrayAhoCorasick<u32> =
-            daachorse::CharwiseDoubleArrayAhoCorasick::new(patterns).expect("automaton");
+        let automaton =
+            CharAutomaton::build(patterns.iter().map(String::as_str).zip(0..)).expect("automaton");
         let t = Instant::now();
-        let matches: usize = texts
-            .iter()
-            .map(|t| automaton.find_overlapping_iter(t.as_str()).count())
-            .sum();
+        let mut matches = 0usize;
+        for text in texts {
+            automaton.find_overlapping(text, |_, _, _| matches += 1);
+        }
         black_box(matches);
         ns(t.elapsed())
     };

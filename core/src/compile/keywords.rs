@@ -10,9 +10,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use daachorse::CharwiseDoubleArrayAhoCorasick;
 use rustc_hash::FxHashMap;
 
+use super::automaton::CharAutomaton;
 use crate::normalize::{is_letter_or_digit, is_word_char};
 
 /// Who owns a keyword pattern.
@@ -38,14 +38,14 @@ pub(crate) struct KeywordIndex {
 
 /// An automaton and the id of each pattern it finds.
 struct Automaton {
-    search: CharwiseDoubleArrayAhoCorasick<u32>,
+    search: CharAutomaton,
     ids: FxHashMap<String, u32>,
 }
 
 impl Automaton {
     /// Over `texts`, numbered from `first_id`.
     fn build(texts: Vec<String>, first_id: u32) -> Result<Automaton, String> {
-        let search = CharwiseDoubleArrayAhoCorasick::with_values(texts.iter().zip(first_id..))
+        let search = CharAutomaton::build(texts.iter().map(String::as_str).zip(first_id..))
             .map_err(|e| format!("the keyword automaton cannot be built: {e}"))?;
         Ok(Automaton {
             search,
@@ -60,19 +60,22 @@ impl KeywordIndex {
     /// new keywords'.
     pub fn find(&self, text: &str, mut found: impl FnMut(KeywordOwner, usize, usize)) {
         let automata = self.base.as_deref().into_iter().chain(&self.added);
-        for m in automata.flat_map(|a| a.search.find_overlapping_iter(text)) {
-            let (start, end) = (m.start(), m.end());
-            let (lo, hi) = self.ranges[m.value() as usize];
-            let alone = || {
-                let before = text[..start].chars().next_back();
-                let after = text[end..].chars().next();
-                !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char)
-            };
-            for owner in &self.owners[lo as usize..hi as usize] {
-                if !owner.whole_word || alone() {
-                    found(*owner, start, end);
-                }
-            }
+        for automaton in automata {
+            automaton
+                .search
+                .find_overlapping(text, |start, end, pattern| {
+                    let (lo, hi) = self.ranges[pattern as usize];
+                    let alone = || {
+                        let before = text[..start].chars().next_back();
+                        let after = text[end..].chars().next();
+                        !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char)
+                    };
+                    for owner in &self.owners[lo as usize..hi as usize] {
+                        if !owner.whole_word || alone() {
+                            found(*owner, start, end);
+                        }
+                    }
+                });
         }
     }
 

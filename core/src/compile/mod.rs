@@ -23,10 +23,12 @@ use crate::rule::{
 use crate::template::Template;
 use crate::time::duration_millis;
 
+mod automaton;
 mod keywords;
 mod path;
 mod validate;
 
+pub use automaton::{AutomatonError, CharAutomaton};
 use keywords::KeywordPatterns;
 pub(crate) use keywords::{KeywordIndex, KeywordOwner};
 use path::Errors;
