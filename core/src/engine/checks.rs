@@ -263,7 +263,13 @@ impl Context<'_> {
             let observed = match check {
                 CheckKind::MaxChars if !within => text.chars().count(),
                 CheckKind::MaxLines if !within => {
-                    memchr::memchr_iter(b'\n', text.as_bytes()).count()
+                    // Found one past the limit before the rest are counted: most texts have
+                    // no line break, and one search says so.
+                    let mut breaks = memchr::memchr_iter(b'\n', text.as_bytes());
+                    if breaks.nth(limit as usize).is_none() {
+                        continue;
+                    }
+                    limit as usize + 1 + breaks.count()
                 }
                 CheckKind::MaxMentions => self.event.message().map_or(0, |m| m.mentions.len()),
                 _ => continue,

@@ -486,6 +486,16 @@ flood = { max_chars = 10, max_lines = 2, max_mentions = 2 }
     assert_eq!(checks(&v, "size"), [CheckKind::MaxChars]);
     let v = judge(&mut engine, &f.text(&member("u1"), "a\nb\nc\nd"));
     assert_eq!(checks(&v, "size"), [CheckKind::MaxLines]);
+    // Every line break counted, past the limit too.
+    let v = judge(&mut engine, &f.text(&member("u1"), "\n\n\n\n\n"));
+    assert_eq!(
+        first_evidence(&v, "size"),
+        Evidence::Count {
+            observed: 5,
+            limit: 2,
+            window: None
+        }
+    );
     // At the limits exactly: ten letters, two line breaks.
     for text in ["abcdefghij", "a\nb\nc"] {
         let v = judge(&mut engine, &f.text(&member("u1"), text));
