@@ -166,14 +166,23 @@ impl CharAutomaton {
                 state = ROOT;
                 continue;
             }
-            let mut output;
+            let output;
             (state, output) = self.step(state, code);
-            while output != 0 {
-                let out = self.outputs[output as usize - 1];
-                let end = at + c.len_utf8();
-                found(end - out.len as usize, end, out.value);
-                output = out.next;
+            if output != 0 {
+                self.report(output, at + c.len_utf8(), &mut found);
             }
+        }
+    }
+
+    /// Hands the patterns of `output` and its chain, ending at `end`, to `found`. Apart from
+    /// the search loop, which then keeps its state in registers.
+    #[cold]
+    #[inline(never)]
+    fn report(&self, mut output: u32, end: usize, found: &mut impl FnMut(usize, usize, u32)) {
+        while output != 0 {
+            let out = self.outputs[output as usize - 1];
+            found(end - out.len as usize, end, out.value);
+            output = out.next;
         }
     }
 
