@@ -66,6 +66,7 @@ pub struct Normalized {
     /// Stage 2: what keywords see.
     pub collapsed: String,
     /// The letters and digits alone, in order, as UTF-8: what duplicate texts are compared by.
+    /// Empty when not asked for ([`Normalized::of_text`]).
     pub skeleton: Vec<u8>,
     /// How many characters `skeleton` has.
     pub letters: usize,
@@ -80,6 +81,12 @@ pub struct Normalized {
 impl Normalized {
     /// Folds and collapses `input`, replacing what was here.
     pub fn of(&mut self, input: &str) {
+        self.of_text(input, true);
+    }
+
+    /// As [`Normalized::of`], writing the letters-only `skeleton` only `with_skeleton`: only
+    /// the duplicate check reads it.
+    pub fn of_text(&mut self, input: &str, with_skeleton: bool) {
         let Normalized {
             folded,
             collapsed,
@@ -100,7 +107,7 @@ impl Normalized {
         *digits = noting.numerals;
         *link_chars = noting.link_chars;
         skeleton.clear();
-        *letters = collapse_to(folded, collapsed, Some(skeleton));
+        *letters = collapse_to(folded, collapsed, with_skeleton.then_some(skeleton));
     }
 }
 

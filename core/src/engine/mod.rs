@@ -227,10 +227,12 @@ impl Engine {
         let eligible_rules = || eligible.iter().map(|&i| &rules.rules[i]);
         if let Some(text) = event.text() {
             let need_keywords = eligible_rules().any(|r| r.has_keywords);
+            let need_skeleton = eligible_rules().any(|r| r.duplicates.is_some());
             ctx.text = Some(TextAnalysis::new(
                 text,
                 &rules,
                 need_keywords,
+                need_skeleton,
                 &mut self.scratch,
             ));
         }

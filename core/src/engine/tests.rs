@@ -536,6 +536,17 @@ duplicates = { members = 3, groups = 2, window = "60s" }
     let v = judge(&mut other, &f.in_group("g2").text(&member("x"), spam));
     assert_eq!(checks(&v, "dups"), [CheckKind::DuplicateGroups]);
 
+    // Different texts from as many members are not duplicates.
+    let mut different = engine_with_dups();
+    for (who, text) in [
+        ("a", "今天的课程安排在下午三点"),
+        ("b", "明天的作业请大家按时提交"),
+        ("c", "周末的活动改到室内举行了"),
+    ] {
+        let v = judge(&mut different, &f.text(&member(who), text));
+        assert_eq!(v.outcome("dups"), Some(&Outcome::NotMatched), "{text}");
+    }
+
     // Short texts and texts outside the window do not count.
     let mut short = engine_with_dups();
     for who in ["a", "b", "c", "d"] {

@@ -34,15 +34,17 @@ pub(super) struct TextAnalysis<'a> {
 }
 
 impl<'a> TextAnalysis<'a> {
-    /// Normalizes and searches `raw`, in buffers taken from `scratch`.
+    /// Normalizes and searches `raw`, in buffers taken from `scratch`; the letters-only
+    /// skeleton only when `need_skeleton` (a duplicate check runs).
     pub(super) fn new(
         raw: &'a str,
         rules: &CompiledRules,
         need_keywords: bool,
+        need_skeleton: bool,
         scratch: &mut Scratch,
     ) -> TextAnalysis<'a> {
         let mut normalized = std::mem::take(&mut scratch.normalized);
-        normalized.of(raw);
+        normalized.of_text(raw, need_skeleton);
         let literal = normalized.lookalikes.then(|| fold_literal(raw));
         let collapsed = &normalized.collapsed;
         let mut keyword_hits = std::mem::take(&mut scratch.keyword_hits);

@@ -222,6 +222,15 @@ proptest! {
         prop_assert_eq!(normalized.link_chars, LinkChars::in_text(&folded));
         // Links are searched in the literal text with the folded text's notes.
         prop_assert!(normalized.link_chars.contains(LinkChars::in_text(&fold_literal(&s))));
+        // Without the skeleton, the rest is the same (and the last skeleton is gone).
+        let mut without = normalized.clone();
+        without.of_text(&s, false);
+        prop_assert!(without.skeleton.is_empty());
+        prop_assert_eq!(
+            (&without.folded, &without.collapsed, without.letters, without.digits),
+            (&normalized.folded, &normalized.collapsed, normalized.letters, normalized.digits)
+        );
+        prop_assert_eq!((without.lookalikes, without.link_chars), (normalized.lookalikes, normalized.link_chars));
     }
 
     #[test]
