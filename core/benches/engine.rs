@@ -833,16 +833,22 @@ fn tracked_members(n: usize) {
     let event = |i: usize| member_posts(i, "spam".to_owned());
     engine.evaluate(&event(0), start);
     let (rss_before, before) = (resident_bytes(), allocated());
+    let mut slowest = (Duration::ZERO, 0);
     for i in 1..=n {
-        engine.evaluate(&event(i), start);
+        let event = event(i);
+        let t = Instant::now();
+        black_box(engine.evaluate(&event, start));
+        slowest = slowest.max((t.elapsed(), i));
     }
     let stats = engine.state().stats();
     assert!(stats.flood_windows > n && stats.ladder_counters > n);
     println!(
-        "{n} tracked members (a flood window and a ladder counter each): {:.0} MiB allocated, resident memory grew by {:.0} MiB to {:.0} MiB for the whole process",
+        "{n} tracked members (a flood window and a ladder counter each): {:.0} MiB allocated, resident memory grew by {:.0} MiB to {:.0} MiB for the whole process; the slowest call as they were added {:.2} ms (member #{})",
         (allocated() - before) as f64 / 1_048_576.0,
         resident_bytes().saturating_sub(rss_before) as f64 / 1_048_576.0,
-        resident_bytes() as f64 / 1_048_576.0
+        resident_bytes() as f64 / 1_048_576.0,
+        slowest.0.as_secs_f64() * 1e3,
+        slowest.1
     );
 }
 

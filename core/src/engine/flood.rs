@@ -6,8 +6,10 @@
 //! oldest first. Times are ticks (1 ms, or coarser for windows over 32 s so that a window
 //! spans at most 32,767 ticks) kept modulo 2^16: every time a window holds is within one
 //! window of its last message, so the age of each is exact. The table that finds a record by
-//! key holds only the record's 4-byte index, and the key (already a keyed hash) is its hash.
-//! Records live in fixed-size chunks, so growing never copies or doubles the whole.
+//! key holds only the record's 4-byte index, and the key (already a keyed hash) is its hash;
+//! it is in parts that grow on their own, and records live in fixed-size chunks, so growing
+//! never copies or rehashes the whole: at a million windows, one table rehashing all of them
+//! had held one message up for 56 ms.
 //! A few records are swept per message ([`FloodWindows::sweep_some`]): no pass over all.
 
 use hashbrown::HashTable;
@@ -20,15 +22,24 @@ const PER_CHUNK: usize = 4096;
 const MAX_CAPACITY: usize = crate::compile::MAX_FLOOD_MESSAGES as usize + 1;
 /// The most ticks a window may span, so that ages modulo 2^16 stay exact.
 const MAX_TICKS: i64 = i16::MAX as i64;
+/// Parts of the table that finds a record, as many as the other state tables have: a part of
+/// a million windows' table rehashes about 15,600 of them.
+const TABLE_PARTS: usize = 64;
+
+/// The part of the table that finds `key`: bits from the key's middle, since a part's table
+/// takes its slot from the low bits and its tag from the top ones.
+fn part_of(key: u64) -> usize {
+    (key >> 48) as usize % TABLE_PARTS
+}
 
 /// Where a window is, from recording a message in it until a window is removed: the checks of
 /// the same event read it without finding it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct WindowAt(usize);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct FloodWindows {
-    table: HashTable<u32>,
+    table: Box<[HashTable<u32>]>,
     chunks: Vec<Box<[u16]>>,
     len: usize,
     /// Times kept per window: the largest flood limit + 1.
@@ -39,6 +50,21 @@ pub(super) struct FloodWindows {
     /// The (capacity, window) last fitted to, so that fitting again, at every message, is
     /// one comparison.
     fitted: Option<(usize, i64)>,
+}
+
+impl Default for FloodWindows {
+    fn default() -> Self {
+        FloodWindows {
+            table: (0..TABLE_PARTS).map(|_| HashTable::new()).collect(),
+            chunks: Vec::new(),
+            len: 0,
+            capacity: 0,
+            tick_ms: 0,
+            window_ticks: 0,
+            cursor: 0,
+            fitted: None,
+        }
+    }
 }
 
 /// Ticks from a record's last message to tick `now` (negative for a message from before it).
@@ -87,7 +113,7 @@ impl FloodWindows {
     }
 
     fn find(&self, key: u64) -> Option<usize> {
-        self.table
+        self.table[part_of(key)]
             .find(key, |&i| Self::key_of(self.record(i as usize)) == key)
             .map(|&i| i as usize)
     }
@@ -163,7 +189,7 @@ impl FloodWindows {
             *w = (key >> shift) as u16;
         }
         let (chunks, stride) = (&self.chunks, self.stride());
-        self.table.insert_unique(key, i as u32, |&j| {
+        self.table[part_of(key)].insert_unique(key, i as u32, |&j| {
             let at = (j as usize % PER_CHUNK) * stride;
             Self::key_of(&chunks[j as usize / PER_CHUNK][at..at + stride])
         });
@@ -238,11 +264,13 @@ impl FloodWindows {
         let key = Self::key_of(self.record(i));
         let last = self.len - 1;
         let last_key = Self::key_of(self.record(last));
-        if let Ok(entry) = self.table.find_entry(key, |&j| j as usize == i) {
+        if let Ok(entry) = self.table[part_of(key)].find_entry(key, |&j| j as usize == i) {
             entry.remove();
         }
         if i != last {
-            if let Some(slot) = self.table.find_mut(last_key, |&j| j as usize == last) {
+            if let Some(slot) =
+                self.table[part_of(last_key)].find_mut(last_key, |&j| j as usize == last)
+            {
                 *slot = i as u32;
             }
             let mut moved = [0u16; HEAD + MAX_CAPACITY];
@@ -368,6 +396,8 @@ mod tests {
             let at = if key % 2 == 0 { T0 } else { T0 + 15_000 };
             floods.record_message(key.wrapping_mul(0x9E37_79B9_7F4A_7C15), at);
         }
+        // Spread over every part of the table, so records move between parts below.
+        assert!(floods.table.iter().all(|part| part.len() > 50));
         floods.remove(0);
         assert_eq!(floods.len() as u64, n - 1);
         // At T0 + 20 s the even windows are idle.
