@@ -533,15 +533,12 @@ fn main() {
     }
 
     // Baselines on the same normalized texts: keyword matching only.
-    let normalized: Vec<String> = events
-        .iter()
-        .map(|(e, _)| normalize(e.text().unwrap_or_default()))
-        .collect();
-    let patterns: Vec<String> = keywords.iter().map(|k| normalize(k)).collect();
-    let own =
-        CharAutomaton::build(patterns.iter().map(String::as_str).zip(0..)).expect("automaton");
-    let daac: daachorse::CharwiseDoubleArrayAhoCorasick<u32> =
-        daachorse::CharwiseDoubleArrayAhoCorasick::new(&patterns).expect("automaton");
+    let KeywordSearch {
+        texts: normalized,
+        patterns,
+        own,
+        daac,
+    } = KeywordSearch::of(&events, &keywords);
     let automaton = aho_corasick::AhoCorasick::new(&patterns).expect("automaton");
     println!(
         "keyword automaton: {} KB as in the engine, {} KB as daachorse's",
@@ -978,18 +975,40 @@ fn evasion_quality(rng: &mut Rng, n: usize) {
     );
 }
 
+/// The stream's normalized texts, the normalized keywords and two automata over them: the
+/// engine's and `daachorse`'s.
+struct KeywordSearch {
+    texts: Vec<String>,
+    patterns: Vec<String>,
+    own: CharAutomaton,
+    daac: daachorse::CharwiseDoubleArrayAhoCorasick<u32>,
+}
+
+impl KeywordSearch {
+    fn of(events: &[(Event, Label)], keywords: &[String]) -> KeywordSearch {
+        let texts = events
+            .iter()
+            .map(|(e, _)| normalize(e.text().unwrap_or_default()))
+            .collect();
+        let patterns: Vec<String> = keywords.iter().map(|k| normalize(k)).collect();
+        let own =
+            CharAutomaton::build(patterns.iter().map(String::as_str).zip(0..)).expect("automaton");
+        let daac = daachorse::CharwiseDoubleArrayAhoCorasick::new(&patterns).expect("automaton");
+        KeywordSearch {
+            texts,
+            patterns,
+            own,
+            daac,
+        }
+    }
+}
+
 /// The engine's keyword automaton and `daachorse`'s by turns over the stream's collapsed
 /// texts, every match of each: for side-by-side runs of the search alone.
 fn keyword_automata(events: &[(Event, Label)], keywords: &[String], rounds: u32) {
-    let texts: Vec<String> = events
-        .iter()
-        .map(|(e, _)| normalize(e.text().unwrap_or_default()))
-        .collect();
-    let patterns: Vec<String> = keywords.iter().map(|k| normalize(k)).collect();
-    let own =
-        CharAutomaton::build(patterns.iter().map(String::as_str).zip(0..)).expect("automaton");
-    let daac: daachorse::CharwiseDoubleArrayAhoCorasick<u32> =
-        daachorse::CharwiseDoubleArrayAhoCorasick::new(&patterns).expect("automaton");
+    let KeywordSearch {
+        texts, own, daac, ..
+    } = KeywordSearch::of(events, keywords);
     // Apart, so that a profiler tells them apart.
     #[inline(never)]
     fn own_pass(own: &CharAutomaton, texts: &[String]) -> usize {
