@@ -7,8 +7,8 @@
 //! Matches go to a callback, longest first at each end, as they are found.
 //!
 //! It searches like the `daachorse` crate's character-wise automaton, which it replaced (same
-//! matches, in the same order, checked by a property test; a tenth fewer instructions a
-//! message in the engine bench), and builds four times as fast: the nodes with the most
+//! matches, in the same order, checked by a property test; a tenth fewer instructions over
+//! the engine bench's stream), and builds four times as fast: the nodes with the most
 //! children are placed first, the many with one child fill the holes, and a free slot that
 //! placements keep passing over is dropped from the list they try, so placing stays linear.
 //! 100,000 keywords build in about 0.2 s instead of 0.7–0.8 s, which is most of compiling a
