@@ -22,8 +22,8 @@ const PER_CHUNK: usize = 4096;
 const MAX_CAPACITY: usize = crate::compile::MAX_FLOOD_MESSAGES as usize + 1;
 /// The most ticks a window may span, so that ages modulo 2^16 stay exact.
 const MAX_TICKS: i64 = i16::MAX as i64;
-/// Parts of the table that finds a record, as many as the other state tables have: a part of
-/// a million windows' table rehashes about 15,600 of them.
+/// Parts of the table that finds a record: a part of a million windows' table rehashes about
+/// 15,600 of them.
 const TABLE_PARTS: usize = 64;
 
 /// The part of the table that finds `key`: bits from the key's middle, since a part's table

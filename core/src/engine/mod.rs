@@ -9,8 +9,8 @@
 //!
 //! State is bounded by activity, not by history: at every event a few flood windows idle for
 //! the longest flood window are dropped (see `engine::flood`), and the duplicate-text and
-//! ladder tables, each in 64 parts (`engine::shards`), have one part swept per sixty-fourth of
-//! a minute of event time: duplicate texts older than the longest duplicate window and ladder
+//! ladder tables, each in 256 parts (`engine::shards`), have one part swept per 256th of a
+//! minute of event time: duplicate texts older than the longest duplicate window and ladder
 //! counters whose violations have all decayed go. No event pays for a pass over a whole table.
 //! Only members who post in a group with a flood rule get a flood window; only violators get
 //! ladder counters. A flood window costs 46 bytes per (member, group) for a limit of 10

@@ -181,7 +181,7 @@ impl EngineState {
     }
 
     /// Drops idle state, a little at a time: a few flood windows at every event, and one part
-    /// of the duplicate and ladder tables per sixty-fourth of a minute of event time (after a
+    /// of the duplicate and ladder tables per 256th of a minute of event time (after a
     /// quiet spell, a few parts per event until it has caught up), so every entry is looked at
     /// about once a minute.
     pub(super) fn sweep_if_due(&mut self, now: Timestamp, needs: &StateNeeds) {
