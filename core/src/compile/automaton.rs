@@ -167,7 +167,7 @@ impl CharAutomaton {
                 continue;
             }
             let output;
-            (state, output) = self.step(state, code);
+            (state, output) = step(&self.states, state, code);
             if output != 0 {
                 self.report(output, at + c.len_utf8(), &mut found);
             }
@@ -186,30 +186,31 @@ impl CharAutomaton {
         }
     }
 
-    /// The state after `state` reads the character of `code`, and its output.
-    #[inline(always)]
-    fn step(&self, mut state: u32, code: u32) -> (u32, u32) {
-        loop {
-            let from = &self.states[state as usize];
-            let child = from.base.wrapping_add(code);
-            if let Some(next) = self.states.get(child as usize)
-                && next.check == state
-            {
-                return (child, next.output);
-            }
-            if state == ROOT {
-                return (ROOT, 0);
-            }
-            state = from.fail;
-        }
-    }
-
     /// Heap bytes of its tables.
     pub fn heap_bytes(&self) -> usize {
         self.codes.flat.len() * 2
             + self.codes.astral.capacity() * 8
             + self.states.len() * size_of::<Slot>()
             + self.outputs.len() * size_of::<Output>()
+    }
+}
+
+/// The state after `state` reads the character of `code` (a child, or a child of the first
+/// state on its fail chain that has one, or the root), and that state's output.
+#[inline(always)]
+fn step(states: &[Slot], mut state: u32, code: u32) -> (u32, u32) {
+    loop {
+        let from = &states[state as usize];
+        let child = from.base.wrapping_add(code);
+        if let Some(next) = states.get(child as usize)
+            && next.check == state
+        {
+            return (child, next.output);
+        }
+        if state == ROOT {
+            return (ROOT, 0);
+        }
+        state = from.fail;
     }
 }
 
@@ -443,23 +444,12 @@ impl Builder {
         if parent == ROOT {
             return ROOT;
         }
-        let mut state = self.states[parent as usize].fail;
-        loop {
-            let next = self.states[state as usize]
-                .base
-                .wrapping_add(u32::from(code));
-            if self
-                .states
-                .get(next as usize)
-                .is_some_and(|s| s.check == state)
-            {
-                return next;
-            }
-            if state == ROOT {
-                return ROOT;
-            }
-            state = self.states[state as usize].fail;
-        }
+        step(
+            &self.states,
+            self.states[parent as usize].fail,
+            u32::from(code),
+        )
+        .0
     }
 }
 
