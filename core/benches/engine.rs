@@ -823,9 +823,8 @@ fn state_memory(n: usize) {
 /// Members who each posted and broke a rule once (a flood window and a ladder counter each),
 /// in a process of their own so resident memory starts clean: run as a child of the bench.
 fn tracked_members(n: usize) {
-    let mut engine = state_engine(
-        "[[rules]]\nid = \"ads\"\nkeywords = { substrings = [\"spam\"] }\nflood = { messages = 10, per = \"10s\" }\n",
-    );
+    let rule = "[[rules]]\nid = \"ads\"\nkeywords = { substrings = [\"spam\"] }\nflood = { messages = 10, per = \"10s\" }\n";
+    let mut engine = state_engine(rule);
     let start = STATE_START;
     let event = |i: usize| member_posts(i, "spam".to_owned());
     engine.evaluate(&event(0), start);
@@ -846,6 +845,26 @@ fn tracked_members(n: usize) {
         resident_bytes() as f64 / 1_048_576.0,
         slowest.0.as_secs_f64() * 1e3,
         slowest.1
+    );
+    // A rule change that raises the flood limit: every window needs room for more times.
+    let raised = rulefile::parse(&rule.replace("messages = 10", "messages = 20")).expect("rule");
+    engine
+        .handle()
+        .replace(Live::compile(raised).expect("rule compiles"));
+    let (before, calls) = (allocated(), n / 10);
+    let (mut slowest, mut most_allocated) = (Duration::ZERO, 0);
+    let later = start.plus(Duration::from_secs(1));
+    for i in 1..=calls {
+        let event = event(i);
+        let t = Instant::now();
+        black_box(engine.evaluate(&event, later));
+        slowest = slowest.max(t.elapsed());
+        most_allocated = most_allocated.max(allocated() - before);
+    }
+    println!(
+        "then a rule change raising the flood limit from 10 to 20 messages: the slowest of the next {calls} calls {:.2} ms, at most {:.0} MiB allocated on top of the state",
+        slowest.as_secs_f64() * 1e3,
+        most_allocated as f64 / 1_048_576.0,
     );
 }
 

@@ -11,6 +11,9 @@
 //! never copies or rehashes the whole: at a million windows, one table rehashing all of them
 //! had held one message up for 56 ms.
 //! A few records are swept per message ([`FloodWindows::sweep_some`]): no pass over all.
+//! A rule change that needs records of another size or tick starts a new generation of
+//! records; the old one moves over a few records per message, and a window at once when its
+//! member posts: re-encoding a million windows in one event had held it up for 220 ms.
 
 use hashbrown::HashTable;
 
@@ -25,11 +28,18 @@ const MAX_TICKS: i64 = i16::MAX as i64;
 /// Parts of the table that finds a record: a part of a million windows' table rehashes about
 /// 15,600 of them.
 const TABLE_PARTS: usize = 64;
+/// The bit of a table entry that tells the generation of records it is in; the other bits
+/// are its index there.
+const GENERATION: u32 = 1 << 31;
 
 /// The part of the table that finds `key`: bits from the key's middle, since a part's table
 /// takes its slot from the low bits and its tag from the top ones.
 fn part_of(key: u64) -> usize {
     (key >> 48) as usize % TABLE_PARTS
+}
+
+fn index_of(entry: u32) -> usize {
+    (entry & !GENERATION) as usize
 }
 
 /// Where a window is, from recording a message in it until a window is removed: the checks of
@@ -40,11 +50,7 @@ pub(super) struct WindowAt(usize);
 #[derive(Debug)]
 pub(super) struct FloodWindows {
     table: Box<[HashTable<u32>]>,
-    chunks: Vec<Box<[u16]>>,
-    len: usize,
-    /// Times kept per window: the largest flood limit + 1.
-    capacity: usize,
-    tick_ms: i64,
+    records: Generations,
     window_ticks: i64,
     cursor: usize,
     /// The (capacity, window) last fitted to, so that fitting again, at every message, is
@@ -56,15 +62,135 @@ impl Default for FloodWindows {
     fn default() -> Self {
         FloodWindows {
             table: (0..TABLE_PARTS).map(|_| HashTable::new()).collect(),
-            chunks: Vec::new(),
-            len: 0,
-            capacity: 0,
-            tick_ms: 0,
+            records: Generations::default(),
             window_ticks: 0,
             cursor: 0,
             fitted: None,
         }
     }
+}
+
+/// Records as the rules need them now, and those laid out for the rules before the last
+/// change of their size or tick, until all have moved.
+#[derive(Debug, Default)]
+struct Generations {
+    current: Records,
+    previous: Records,
+    /// The [`GENERATION`] bit of `current`'s table entries; `previous`'s have the other.
+    current_bit: u32,
+}
+
+impl Generations {
+    fn is_current(&self, entry: u32) -> bool {
+        entry & GENERATION == self.current_bit
+    }
+
+    fn of(&self, entry: u32) -> &Records {
+        if self.is_current(entry) {
+            &self.current
+        } else {
+            &self.previous
+        }
+    }
+
+    fn key_at(&self, entry: u32) -> u64 {
+        key_of(self.of(entry).record(index_of(entry)))
+    }
+
+    /// The table entry of the last record of the previous generation, if any is left.
+    fn last_previous(&self) -> Option<u32> {
+        let last = self.previous.len.checked_sub(1)?;
+        Some(last as u32 | (self.current_bit ^ GENERATION))
+    }
+}
+
+/// Records of one size and tick, in chunks.
+#[derive(Debug, Default)]
+struct Records {
+    chunks: Vec<Box<[u16]>>,
+    len: usize,
+    /// Times kept per window: the largest flood limit + 1.
+    capacity: usize,
+    tick_ms: i64,
+}
+
+impl Records {
+    fn stride(&self) -> usize {
+        HEAD + self.capacity
+    }
+
+    fn record(&self, i: usize) -> &[u16] {
+        let stride = self.stride();
+        let at = (i % PER_CHUNK) * stride;
+        &self.chunks[i / PER_CHUNK][at..at + stride]
+    }
+
+    fn record_mut(&mut self, i: usize) -> &mut [u16] {
+        let stride = self.stride();
+        let at = (i % PER_CHUNK) * stride;
+        &mut self.chunks[i / PER_CHUNK][at..at + stride]
+    }
+
+    /// Appends an empty record for `key`.
+    fn push(&mut self, key: u64) -> usize {
+        let i = self.len;
+        if i / PER_CHUNK == self.chunks.len() {
+            self.chunks
+                .push(vec![0; PER_CHUNK * self.stride()].into_boxed_slice());
+        }
+        self.len += 1;
+        let r = self.record_mut(i);
+        r.fill(0);
+        for (w, shift) in r[..4].iter_mut().zip([48, 32, 16, 0]) {
+            *w = (key >> shift) as u16;
+        }
+        i
+    }
+
+    /// Removes record `i`, moving the last record into its place; returns that record's key
+    /// and former index if one moved.
+    fn swap_remove(&mut self, i: usize) -> Option<(u64, usize)> {
+        let last = self.len - 1;
+        let moved = (i != last).then(|| {
+            let mut moved = [0u16; HEAD + MAX_CAPACITY];
+            let record = self.record(last);
+            moved[..record.len()].copy_from_slice(record);
+            let stride = self.stride();
+            self.record_mut(i).copy_from_slice(&moved[..stride]);
+            (key_of(&moved), last)
+        });
+        self.len -= 1;
+        if self.len.div_ceil(PER_CHUNK) < self.chunks.len() {
+            self.chunks.pop();
+        }
+        moved
+    }
+
+    /// Copies record `i` of `from` into record `j`, re-encoded for this size and tick, as of
+    /// `now_ms` (ticks are kept modulo 2^32, so the time places them): the newest times stay.
+    fn encode_from(&mut self, j: usize, from: &Records, i: usize, now_ms: i64) {
+        let r = from.record(i);
+        let now = now_ms.div_euclid(from.tick_ms);
+        let last_tick = now - ticks_since_last(r, now);
+        let last_low = last_tick as u16;
+        let times = &r[HEAD..HEAD + usize::from(r[6])];
+        let times = &times[times.len().saturating_sub(self.capacity)..];
+        let millis = |tick: i64| tick * from.tick_ms;
+        let tick_ms = self.tick_ms;
+        let to = self.record_mut(j);
+        set_last(to, millis(last_tick).div_euclid(tick_ms));
+        to[6] = times.len() as u16;
+        for (slot, &t) in to[HEAD..].iter_mut().zip(times) {
+            let at = last_tick - i64::from(last_low.wrapping_sub(t));
+            *slot = millis(at).div_euclid(tick_ms) as u16;
+        }
+    }
+}
+
+fn key_of(record: &[u16]) -> u64 {
+    record[..4]
+        .iter()
+        .fold(0, |key, &w| (key << 16) | u64::from(w))
 }
 
 /// Ticks from a record's last message to tick `now` (negative for a message from before it).
@@ -87,39 +213,25 @@ fn ticks(millis: i64, tick_ms: i64) -> i64 {
 impl FloodWindows {
     /// Windows tracked.
     pub(super) fn len(&self) -> usize {
-        self.len
+        self.records.current.len + self.records.previous.len
     }
 
-    fn stride(&self) -> usize {
-        HEAD + self.capacity
-    }
-
-    fn record(&self, i: usize) -> &[u16] {
-        let stride = self.stride();
-        let at = (i % PER_CHUNK) * stride;
-        &self.chunks[i / PER_CHUNK][at..at + stride]
-    }
-
-    fn record_mut(&mut self, i: usize) -> &mut [u16] {
-        let stride = self.stride();
-        let at = (i % PER_CHUNK) * stride;
-        &mut self.chunks[i / PER_CHUNK][at..at + stride]
-    }
-
-    fn key_of(record: &[u16]) -> u64 {
-        record[..4]
-            .iter()
-            .fold(0, |key, &w| (key << 16) | u64::from(w))
-    }
-
-    fn find(&self, key: u64) -> Option<usize> {
+    fn find(&self, key: u64) -> Option<u32> {
         self.table[part_of(key)]
-            .find(key, |&i| Self::key_of(self.record(i as usize)) == key)
-            .map(|&i| i as usize)
+            .find(key, |&entry| self.records.key_at(entry) == key)
+            .copied()
     }
 
-    /// Sizes records for `capacity` times and windows up to `window_ms`, converting every
-    /// window (as of `now_ms`) when the rules changed either.
+    /// Points the table entry `from` of `key` at `to`.
+    fn retarget(&mut self, key: u64, from: u32, to: u32) {
+        if let Some(entry) = self.table[part_of(key)].find_mut(key, |&e| e == from) {
+            *entry = to;
+        }
+    }
+
+    /// Sizes records for `capacity` times and windows up to `window_ms`; when the rules
+    /// changed either, records of another size or tick start a new generation, into which
+    /// the current ones move a few at a time.
     pub(super) fn fit(&mut self, capacity: usize, window_ms: i64, now_ms: i64) {
         let fitted = Some((capacity, window_ms));
         if fitted == self.fitted {
@@ -127,72 +239,52 @@ impl FloodWindows {
         }
         let capacity = capacity.clamp(1, MAX_CAPACITY);
         let tick_ms = ticks(window_ms, MAX_TICKS).max(1);
-        let window_ticks = ticks(window_ms, tick_ms);
-        if capacity == self.capacity && tick_ms == self.tick_ms {
+        self.window_ticks = ticks(window_ms, tick_ms);
+        self.fitted = fitted;
+        let current = &self.records.current;
+        if capacity == current.capacity && tick_ms == current.tick_ms {
             // The records stay as they are; only how long a window is changed.
-            self.window_ticks = window_ticks;
-            self.fitted = fitted;
             return;
         }
-        let old: Vec<(u64, i64, Vec<i64>)> =
-            (0..self.len).map(|i| self.decode(i, now_ms)).collect();
-        *self = FloodWindows {
+        // One change moves at a time: what an earlier one left behind moves now.
+        while let Some(entry) = self.records.last_previous() {
+            self.move_to_current(entry, now_ms);
+        }
+        let fresh = Records {
             capacity,
             tick_ms,
-            window_ticks,
-            fitted,
-            ..FloodWindows::default()
+            ..Records::default()
         };
-        for (key, last, times) in old {
-            let i = self.push(key);
-            let keep = &times[times.len().saturating_sub(capacity)..];
-            self.encode(i, last, keep);
-        }
+        let records = &mut self.records;
+        records.previous = std::mem::replace(&mut records.current, fresh);
+        records.current_bit ^= GENERATION;
+        self.cursor = 0;
     }
 
-    /// A record's key, last message time and message times, in milliseconds (ticks are kept
-    /// modulo 2^32, so `now_ms` places them).
-    fn decode(&self, i: usize, now_ms: i64) -> (u64, i64, Vec<i64>) {
-        let r = self.record(i);
-        let now = now_ms.div_euclid(self.tick_ms);
-        let last_tick = now - ticks_since_last(r, now);
-        let count = usize::from(r[6]);
-        let last_low = last_tick as u16;
-        let times = r[HEAD..HEAD + count]
-            .iter()
-            .map(|&t| (last_tick - i64::from(last_low.wrapping_sub(t))) * self.tick_ms)
-            .collect();
-        (Self::key_of(r), last_tick * self.tick_ms, times)
-    }
-
-    fn encode(&mut self, i: usize, last_ms: i64, times_ms: &[i64]) {
-        let tick_ms = self.tick_ms;
-        let r = self.record_mut(i);
-        set_last(r, last_ms.div_euclid(tick_ms));
-        r[6] = times_ms.len() as u16;
-        for (slot, t) in r[HEAD..].iter_mut().zip(times_ms) {
-            *slot = t.div_euclid(tick_ms) as u16;
-        }
+    /// Moves the previous generation's record of table entry `entry` into the current one.
+    fn move_to_current(&mut self, entry: u32, now_ms: i64) -> usize {
+        let Generations {
+            current,
+            previous,
+            current_bit,
+        } = &mut self.records;
+        let i = index_of(entry);
+        let key = key_of(previous.record(i));
+        let j = current.push(key);
+        current.encode_from(j, previous, i, now_ms);
+        let to = j as u32 | *current_bit;
+        self.retarget(key, entry, to);
+        self.drop_record(entry);
+        j
     }
 
     /// Appends an empty record for `key`, and finds it from then on.
     fn push(&mut self, key: u64) -> usize {
-        let i = self.len;
-        if i / PER_CHUNK == self.chunks.len() {
-            self.chunks
-                .push(vec![0; PER_CHUNK * self.stride()].into_boxed_slice());
-        }
-        self.len += 1;
-        let r = self.record_mut(i);
-        r.fill(0);
-        for (w, shift) in r[..4].iter_mut().zip([48, 32, 16, 0]) {
-            *w = (key >> shift) as u16;
-        }
-        let (chunks, stride) = (&self.chunks, self.stride());
-        self.table[part_of(key)].insert_unique(key, i as u32, |&j| {
-            let at = (j as usize % PER_CHUNK) * stride;
-            Self::key_of(&chunks[j as usize / PER_CHUNK][at..at + stride])
-        });
+        let records = &mut self.records;
+        let i = records.current.push(key);
+        let entry = i as u32 | records.current_bit;
+        let records = &self.records;
+        self.table[part_of(key)].insert_unique(key, entry, |&e| records.key_at(e));
         i
     }
 
@@ -200,12 +292,13 @@ impl FloodWindows {
     /// until the next window is removed.
     pub(super) fn record_message(&mut self, key: u64, now_ms: i64) -> WindowAt {
         let i = match self.find(key) {
-            Some(i) => i,
+            Some(entry) if self.records.is_current(entry) => index_of(entry),
+            Some(entry) => self.move_to_current(entry, now_ms),
             None => self.push(key),
         };
-        let now = now_ms.div_euclid(self.tick_ms);
-        let (capacity, window) = (self.capacity, self.window_ticks);
-        let r = self.record_mut(i);
+        let now = now_ms.div_euclid(self.records.current.tick_ms);
+        let (capacity, window) = (self.records.current.capacity, self.window_ticks);
+        let r = self.records.current.record_mut(i);
         let since_last = ticks_since_last(r, now);
         let mut count = usize::from(r[6]);
         if !(0..window).contains(&since_last) {
@@ -231,20 +324,25 @@ impl FloodWindows {
 
     /// Messages in the window `key` within `per_ms` before `now_ms`.
     #[cfg(test)]
-    pub(super) fn count_recent(&self, key: u64, now_ms: i64, per_ms: i64) -> u32 {
-        self.find(key)
-            .map_or(0, |i| self.count_recent_at(WindowAt(i), now_ms, per_ms))
+    pub(super) fn count_recent(&mut self, key: u64, now_ms: i64, per_ms: i64) -> u32 {
+        let i = match self.find(key) {
+            Some(entry) if self.records.is_current(entry) => index_of(entry),
+            Some(entry) => self.move_to_current(entry, now_ms),
+            None => return 0,
+        };
+        self.count_recent_at(WindowAt(i), now_ms, per_ms)
     }
 
     /// [`FloodWindows::count_recent`] of the window just recorded at `window`, without
     /// finding it again.
     pub(super) fn count_recent_at(&self, window: WindowAt, now_ms: i64, per_ms: i64) -> u32 {
-        let r = self.record(window.0);
-        let now = now_ms.div_euclid(self.tick_ms);
+        let current = &self.records.current;
+        let r = current.record(window.0);
+        let now = now_ms.div_euclid(current.tick_ms);
         if !(0..self.window_ticks).contains(&ticks_since_last(r, now)) {
             return 0;
         }
-        let per = ticks(per_ms, self.tick_ms);
+        let per = ticks(per_ms, current.tick_ms);
         let now_low = now as u16;
         r[HEAD..HEAD + usize::from(r[6])]
             .iter()
@@ -254,51 +352,70 @@ impl FloodWindows {
 
     /// Forgets the window `key`.
     pub(super) fn remove(&mut self, key: u64) {
-        if let Some(i) = self.find(key) {
-            self.swap_remove(i);
+        if let Some(entry) = self.find(key) {
+            self.swap_remove(entry);
         }
     }
 
-    /// Removes record `i`, moving the last record into its place.
-    fn swap_remove(&mut self, i: usize) {
-        let key = Self::key_of(self.record(i));
-        let last = self.len - 1;
-        let last_key = Self::key_of(self.record(last));
-        if let Ok(entry) = self.table[part_of(key)].find_entry(key, |&j| j as usize == i) {
-            entry.remove();
+    /// Removes the record of table entry `entry`, and the entry.
+    fn swap_remove(&mut self, entry: u32) {
+        let key = self.records.key_at(entry);
+        if let Ok(found) = self.table[part_of(key)].find_entry(key, |&e| e == entry) {
+            found.remove();
         }
-        if i != last {
-            if let Some(slot) =
-                self.table[part_of(last_key)].find_mut(last_key, |&j| j as usize == last)
-            {
-                *slot = i as u32;
-            }
-            let mut moved = [0u16; HEAD + MAX_CAPACITY];
-            let record = self.record(last);
-            moved[..record.len()].copy_from_slice(record);
-            let stride = self.stride();
-            self.record_mut(i).copy_from_slice(&moved[..stride]);
-        }
-        self.len -= 1;
-        if self.len.div_ceil(PER_CHUNK) < self.chunks.len() {
-            self.chunks.pop();
+        self.drop_record(entry);
+    }
+
+    /// Removes the record of table entry `entry` from its generation, whose last record
+    /// takes its place.
+    fn drop_record(&mut self, entry: u32) {
+        let generation = entry & GENERATION;
+        let records = if self.records.is_current(entry) {
+            &mut self.records.current
+        } else {
+            &mut self.records.previous
+        };
+        if let Some((moved, from)) = records.swap_remove(index_of(entry)) {
+            self.retarget(moved, from as u32 | generation, entry);
         }
     }
 
-    /// Checks up to `budget` windows, from where the last call stopped, and drops those idle
-    /// for a whole window at `now_ms`: memory follows activity without a pass over all.
+    /// Moves up to `budget` records of the previous generation (dropping those idle for a
+    /// whole window), then checks the rest of `budget` windows from where the last call
+    /// stopped and drops those idle at `now_ms`: memory follows activity without a pass
+    /// over all.
     pub(super) fn sweep_some(&mut self, now_ms: i64, budget: usize) {
-        let now = now_ms.div_euclid(self.tick_ms.max(1));
+        let mut budget = budget;
+        while budget > 0
+            && let Some(entry) = self.records.last_previous()
+        {
+            budget -= 1;
+            let previous = &self.records.previous;
+            let now = now_ms.div_euclid(previous.tick_ms);
+            let window = ticks(
+                self.window_ticks * self.records.current.tick_ms,
+                previous.tick_ms,
+            );
+            if ticks_since_last(previous.record(index_of(entry)), now) >= window {
+                self.swap_remove(entry);
+            } else {
+                self.move_to_current(entry, now_ms);
+            }
+        }
+        let current = &self.records.current;
+        let now = now_ms.div_euclid(current.tick_ms.max(1));
         // The budget never exceeds the windows left, so each pass below uses up some of it.
-        let mut budget = budget.min(self.len);
+        let mut budget = budget.min(current.len);
         while budget > 0 {
-            if self.cursor >= self.len {
+            let current = &self.records.current;
+            if self.cursor >= current.len {
                 self.cursor = 0;
             }
             // The records up to the end of the cursor's chunk, read in a row.
-            let (stride, first) = (self.stride(), self.cursor % PER_CHUNK);
-            let count = budget.min(PER_CHUNK - first).min(self.len - self.cursor);
-            let records = &self.chunks[self.cursor / PER_CHUNK][first * stride..][..count * stride];
+            let (stride, first) = (current.stride(), self.cursor % PER_CHUNK);
+            let count = budget.min(PER_CHUNK - first).min(current.len - self.cursor);
+            let records =
+                &current.chunks[self.cursor / PER_CHUNK][first * stride..][..count * stride];
             let idle = records
                 .chunks_exact(stride)
                 .position(|r| ticks_since_last(r, now) >= self.window_ticks);
@@ -306,7 +423,7 @@ impl FloodWindows {
                 Some(at) => {
                     self.cursor += at;
                     budget -= at + 1;
-                    self.swap_remove(self.cursor);
+                    self.swap_remove(self.cursor as u32 | self.records.current_bit);
                 }
                 None => {
                     self.cursor += count;
@@ -410,6 +527,98 @@ mod tests {
                 floods.count_recent(key.wrapping_mul(0x9E37_79B9_7F4A_7C15), T0 + 20_000, 10_000);
             assert_eq!(count, u32::from(key % 2 == 1), "window {key}");
         }
-        assert_eq!(floods.chunks.len(), (n as usize / 2).div_ceil(PER_CHUNK));
+        assert_eq!(
+            floods.records.current.chunks.len(),
+            (n as usize / 2).div_ceil(PER_CHUNK)
+        );
+    }
+
+    fn key(n: u64) -> u64 {
+        n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    #[test]
+    fn a_rule_change_moves_windows_a_few_at_a_time_and_a_posting_member_at_once() {
+        let mut floods = FloodWindows::default();
+        floods.fit(11, 10_000, T0);
+        let n = PER_CHUNK as u64 * 3 + 5;
+        for k in 0..n {
+            floods.record_message(key(k), T0);
+        }
+        // A larger limit needs larger records: none is re-encoded by the change itself.
+        floods.fit(21, 10_000, T0 + 1_000);
+        assert_eq!(floods.records.previous.len as u64, n);
+        assert_eq!(floods.len() as u64, n);
+        floods.sweep_some(T0 + 1_000, 8);
+        assert_eq!(floods.records.current.len, 8);
+        assert_eq!(floods.len() as u64, n);
+        // A member who posts finds their window moved, with its earlier message.
+        floods.record_message(key(0), T0 + 2_000);
+        assert_eq!(floods.count_recent(key(0), T0 + 2_000, 10_000), 2);
+        // A window not moved yet can be forgotten.
+        floods.remove(key(1));
+        assert_eq!(floods.count_recent(key(1), T0 + 2_000, 10_000), 0);
+        let mut sweeps = 0;
+        while floods.records.previous.len > 0 && sweeps < n {
+            floods.sweep_some(T0 + 3_000, 8);
+            sweeps += 1;
+        }
+        assert!(
+            floods.records.previous.chunks.is_empty(),
+            "memory given back"
+        );
+        assert_eq!(floods.len() as u64, n - 1);
+        for k in 2..n {
+            assert_eq!(
+                floods.count_recent(key(k), T0 + 3_000, 10_000),
+                1,
+                "window {k}"
+            );
+        }
+        // The new limit holds: 21 messages, then the oldest go.
+        for i in 0..30 {
+            floods.record_message(key(2), T0 + 3_000 + i);
+        }
+        assert_eq!(floods.count_recent(key(2), T0 + 3_100, 10_000), 21);
+    }
+
+    #[test]
+    fn a_second_change_before_the_first_has_moved_everything_keeps_every_window() {
+        let mut floods = FloodWindows::default();
+        floods.fit(11, 10_000, T0);
+        let n = PER_CHUNK as u64 + 100;
+        for k in 0..n {
+            floods.record_message(key(k), T0);
+            floods.record_message(key(k), T0 + 500);
+        }
+        floods.fit(21, 10_000, T0 + 1_000);
+        floods.sweep_some(T0 + 1_000, 8);
+        // Windows over 32 s count in coarser ticks: another generation.
+        floods.fit(21, 100_000, T0 + 1_000);
+        assert_eq!(floods.records.previous.len as u64, n);
+        assert_eq!(floods.records.current.len, 0);
+        for k in 0..n {
+            assert_eq!(
+                floods.count_recent(key(k), T0 + 1_000, 100_000),
+                2,
+                "window {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn windows_idle_when_the_rules_change_are_dropped_not_moved() {
+        let mut floods = FloodWindows::default();
+        floods.fit(11, 10_000, T0);
+        for k in 0..100 {
+            floods.record_message(key(k), T0 + k as i64 * 100);
+        }
+        floods.fit(4, 10_000, T0 + 15_000);
+        for _ in 0..100 {
+            floods.sweep_some(T0 + 15_000, 8);
+        }
+        // Those posted less than 10 s before (after T0 + 5 s) are kept.
+        assert_eq!(floods.len(), 49);
+        assert_eq!(floods.records.previous.len, 0);
     }
 }
