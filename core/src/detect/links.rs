@@ -222,16 +222,41 @@ fn authority_end(chars: &[(char, usize, usize)], start: usize) -> usize {
 
 /// The host a browser would open for `authority`, in ASCII, with its registrable domain.
 fn url_host(authority: &str) -> Option<(String, String)> {
-    let url = url::Url::parse(&format!("http://{authority}/")).ok()?;
-    let host = url.host_str()?.trim_end_matches('.').to_owned();
-    match url.host()? {
-        url::Host::Domain(_) if host.contains('.') => {
-            let domain = registrable_domain(&host);
-            Some((host, domain))
-        }
-        url::Host::Domain(_) => None,
-        url::Host::Ipv4(_) | url::Host::Ipv6(_) => Some((host.clone(), host)),
+    let (host, is_domain) = read_host(authority)?;
+    let host = host.trim_end_matches('.');
+    match is_domain {
+        true if host.contains('.') => Some((host.to_owned(), registrable_domain(host))),
+        true => None,
+        false => Some((host.to_owned(), host.to_owned())),
     }
+}
+
+/// The host the `url` crate reads from `http://{authority}/`, and whether it is a domain
+/// (not an IP address). A plain name, as nearly every link in chat is, is read here as the
+/// crate would read it (a test holds the two together), without building and parsing a URL.
+fn read_host(authority: &str) -> Option<(String, bool)> {
+    if is_plain_domain(authority) {
+        return Some((authority.to_owned(), true));
+    }
+    let url = url::Url::parse(&format!("http://{authority}/")).ok()?;
+    let is_domain = matches!(url.host()?, url::Host::Domain(_));
+    Some((url.host_str()?.to_owned(), is_domain))
+}
+
+/// Labels of lower-case ASCII letters, digits and hyphens, none empty (one trailing dot
+/// aside) and none punycode (`xn--`, which the crate decodes to check), the last starting with
+/// a letter, so that it is no number the crate would read as part of an IPv4 address.
+fn is_plain_domain(authority: &str) -> bool {
+    let name = authority.strip_suffix('.').unwrap_or(authority);
+    let plain = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.';
+    name.bytes().all(plain)
+        && name
+            .split('.')
+            .all(|label| !label.is_empty() && !label.starts_with("xn--"))
+        && name
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| last.starts_with(|c: char| c.is_ascii_lowercase()))
 }
 
 /// Whether a bare host may start at `i`: a letter or digit that does not continue a word,
@@ -309,10 +334,7 @@ fn validate_bare_host(raw: &str, with_path: bool) -> Option<(String, String)> {
     if !raw.contains('.') {
         return None;
     }
-    let ascii = url::Url::parse(&format!("http://{raw}/"))
-        .ok()?
-        .host_str()?
-        .to_owned();
+    let (ascii, _) = read_host(raw)?;
     if ascii.bytes().all(|b| b.is_ascii_digit() || b == b'.') || ascii.starts_with('[') {
         // Bare IP addresses are version numbers as often as not.
         return None;
@@ -455,6 +477,30 @@ mod tests {
             .into_iter()
             .map(|h| h.host)
             .collect()
+    }
+
+    #[test]
+    fn plain_names_are_told_from_those_the_url_crate_must_read() {
+        for plain in ["t.me", "shop.example.co.uk", "a-b.example.", "x1.y2z"] {
+            assert!(is_plain_domain(plain), "{plain}");
+        }
+        // Numbers (IPv4 parts), punycode, empty labels, escapes, capitals, userinfo, ports.
+        for other in [
+            "1.2.3.4",
+            "example.123",
+            "a.0x1f",
+            "xn--fiqs8s.cn",
+            "a..b",
+            ".a",
+            "a.b..",
+            "evil%2ecom",
+            "Example.com",
+            "u@host.com",
+            "host.com:80",
+            "例子.中国",
+        ] {
+            assert!(!is_plain_domain(other), "{other}");
+        }
     }
 
     #[test]
@@ -644,6 +690,19 @@ mod tests {
         ) {
             let noted = LinkChars::in_text(&text);
             proptest::prop_assert_eq!(find_links_among(&text, noted), find_links(&text));
+        }
+
+        #[test]
+        fn a_plain_name_is_read_as_the_url_crate_reads_it(
+            authority in "([a-z0-9\\-.]|xn--|0x|com|\\.\\.){1,12}"
+        ) {
+            let by_crate = url::Url::parse(&format!("http://{authority}/")).ok().and_then(|url| {
+                let is_domain = matches!(url.host()?, url::Host::Domain(_));
+                Some((url.host_str()?.to_owned(), is_domain))
+            });
+            if is_plain_domain(&authority) {
+                proptest::prop_assert_eq!(read_host(&authority), by_crate);
+            }
         }
     }
 }
