@@ -423,7 +423,10 @@ impl DotView {
                 b'.' | b'(' | b'[' | b'{' | b' ' | 0xE3 | 0xE7
             );
             if may_start_token
-                && let Some(token) = DOT_TOKENS.iter().find(|t| text[at..].starts_with(**t))
+                && let Some(token) = DOT_TOKENS.iter().find(|t| {
+                    // The first byte first: most characters here are Chinese ones led by 0xE7.
+                    t.as_bytes()[0] == text.as_bytes()[at] && text[at..].starts_with(**t)
+                })
             {
                 let after = at + token.len();
                 let next_label = text[after..].trim_start_matches(' ');
