@@ -116,6 +116,11 @@ fn database_bytes(dir: &std::path::Path) -> u64 {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    // As the bot does: transparent huge pages off (see its `keep_pages_small`).
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
+        println!("transparent huge pages stay on: {error}");
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` runs a quick version.
     let quick = !std::env::args().any(|a| a == "--bench");
     let (groups, keywords) = if quick {
