@@ -30,14 +30,13 @@ fn is_digit_separator(c: char) -> bool {
 /// The fewest digits of any number [`classify`] accepts.
 const MIN_DIGITS: usize = 8;
 
-/// A quick test that spares most chat messages the full scan.
-fn has_enough_digits(text: &str) -> bool {
-    let digits = if text.is_ascii() {
+/// Digits and numerals in `text`, as [`Normalized::digits`] counts them.
+fn digits_in(text: &str) -> usize {
+    if text.is_ascii() {
         text.bytes().filter(u8::is_ascii_digit).count()
     } else {
         text.chars().filter(|&c| numeral_value(c).is_some()).count()
-    };
-    could_hold_phone(digits)
+    }
 }
 
 /// Whether a text with this many digits and numerals (see [`Normalized::digits`]) could hold
@@ -53,8 +52,17 @@ const MAX_GAP: usize = 3;
 
 /// Every phone number of the given kinds in `text`.
 pub fn find_phones(text: &str, kinds: &[PhoneKind]) -> Vec<PhoneHit> {
+    find_phones_among(text, digits_in(text), kinds)
+}
+
+/// [`find_phones`] in a text of `digits` digits and numerals (as [`Normalized::digits`]
+/// counts them while folding): the quick test that spares most messages the scan, without
+/// counting again.
+///
+/// [`Normalized::digits`]: crate::normalize::Normalized::digits
+pub fn find_phones_among(text: &str, digits: usize, kinds: &[PhoneKind]) -> Vec<PhoneHit> {
     let mut hits = Vec::new();
-    if !has_enough_digits(text) {
+    if !could_hold_phone(digits) {
         return hits;
     }
     let mut run = DigitRun::default();
@@ -72,7 +80,10 @@ pub fn find_phones(text: &str, kinds: &[PhoneKind]) -> Vec<PhoneHit> {
         } else if is_digit_separator(c) && !run.digits.is_empty() && run.gap < MAX_GAP {
             run.gap += 1;
         } else {
-            run.finish(kinds, &mut hits);
+            // Nearly every character ends no run: most are letters between no digits.
+            if run.is_started() {
+                run.finish(kinds, &mut hits);
+            }
             if c == '+' {
                 run.plus = true;
                 run.start = at;
@@ -93,8 +104,12 @@ struct DigitRun {
 }
 
 impl DigitRun {
+    fn is_started(&self) -> bool {
+        !self.digits.is_empty() || self.plus
+    }
+
     fn finish(&mut self, kinds: &[PhoneKind], hits: &mut Vec<PhoneHit>) {
-        if self.digits.is_empty() && !self.plus {
+        if !self.is_started() {
             return;
         }
         if let Some((kind, number)) = classify(&self.digits, self.plus)

@@ -4,7 +4,7 @@ use std::cell::OnceCell;
 
 use crate::compile::{CompiledRules, KeywordOwner};
 use crate::detect::links::{LinkHit, find_links_among};
-use crate::detect::phone::{PhoneHit, could_hold_phone, find_phones};
+use crate::detect::phone::{PhoneHit, find_phones_among};
 use crate::normalize::{
     Mapped, Normalized, collapsed_source, fold_literal, folded_source, sound_into,
 };
@@ -119,11 +119,9 @@ impl<'a> TextAnalysis<'a> {
 
     pub(super) fn phones(&self) -> &[PhoneHit] {
         self.phones.get_or_init(|| {
-            if !could_hold_phone(self.normalized.digits) {
-                return Vec::new();
-            }
-            find_phones(
+            find_phones_among(
                 self.literal(),
+                self.normalized.digits,
                 &[
                     PhoneKind::Mobile,
                     PhoneKind::Landline,
