@@ -26,8 +26,8 @@ const MAX_CAPACITY: usize = crate::compile::MAX_FLOOD_MESSAGES as usize + 1;
 /// The most ticks a window may span, so that ages modulo 2^16 stay exact.
 const MAX_TICKS: i64 = i16::MAX as i64;
 /// Parts of the table that finds a record: a part of a million windows' table rehashes about
-/// 15,600 of them.
-const TABLE_PARTS: usize = 64;
+/// 3,900 of them, each read from its record at a random place.
+const TABLE_PARTS: usize = 256;
 /// The bit of a table entry that tells the generation of records it is in; the other bits
 /// are its index there.
 const GENERATION: u32 = 1 << 31;
@@ -514,7 +514,7 @@ mod tests {
             floods.record_message(key.wrapping_mul(0x9E37_79B9_7F4A_7C15), at);
         }
         // Spread over every part of the table, so records move between parts below.
-        assert!(floods.table.iter().all(|part| part.len() > 50));
+        assert!(floods.table.iter().all(|part| part.len() > 10));
         floods.remove(0);
         assert_eq!(floods.len() as u64, n - 1);
         // At T0 + 20 s the even windows are idle.
