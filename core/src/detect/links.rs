@@ -58,10 +58,15 @@ pub fn find_links(text: &str) -> Vec<LinkHit> {
 /// [`crate::normalize::Normalized`] notes them while folding): the quick test that spares
 /// most messages the scan then searches only for those.
 pub fn find_links_among(text: &str, link_chars: LinkChars) -> Vec<LinkHit> {
-    if !may_contain_link(text, link_chars) {
-        return Vec::new();
+    match first_link_char(text, link_chars) {
+        Some(first) => links_from(text, scan_start(text, first)),
+        None => Vec::new(),
     }
-    let view = DotView::new(text);
+}
+
+/// Every link in `text` that starts at byte `from` or later; from a [`scan_start`], every link.
+fn links_from(text: &str, from: usize) -> Vec<LinkHit> {
+    let view = DotView::new(text, from);
     let chars = &view.chars;
     let mut hits = Vec::new();
     let mut i = 0;
@@ -114,10 +119,10 @@ pub fn find_links_among(text: &str, link_chars: LinkChars) -> Vec<LinkHit> {
     hits
 }
 
-/// Whether there is a scheme, a dot after a letter or digit, or a disguised dot after a
-/// Latin label (allowing for spaces): a quick test that spares most chat messages the scan.
-/// Only the characters among `link_chars` are searched for.
-fn may_contain_link(text: &str, link_chars: LinkChars) -> bool {
+/// Where the first character a link may be written with is: a scheme's `://`, a dot after
+/// a letter or digit, or a disguised dot after a Latin label (allowing for spaces). `None`
+/// spares most chat messages the scan. Only the characters among `link_chars` are searched for.
+fn first_link_char(text: &str, link_chars: LinkChars) -> Option<usize> {
     use memchr::memmem::Finder;
     use std::sync::OnceLock;
     static FINDERS: OnceLock<[Finder<'static>; 4]> = OnceLock::new();
@@ -131,30 +136,45 @@ fn may_contain_link(text: &str, link_chars: LinkChars) -> bool {
     });
     let has = |chars| link_chars.contains(chars);
     let bytes = text.as_bytes();
-    if (has(LinkChars::COLON) && scheme.find(bytes).is_some())
-        || (has(LinkChars::LETTER_D) && spaced_dot.find(bytes).is_some())
-    {
-        return true;
-    }
-    let latin_before = |i: usize| {
-        bytes[..i]
-            .iter()
-            .rev()
-            .find(|&&b| b != b' ')
-            .is_some_and(u8::is_ascii_alphanumeric)
-    };
-    let other_letter = |c: Option<char>| c.is_some_and(|c| !c.is_ascii() && is_letter_or_digit(c));
-    // A dot after a Latin label, or between letters of other scripts (`例子.中国`).
-    let dot = has(LinkChars::DOT)
-        && memchr::memchr_iter(b'.', bytes).any(|i| {
-            latin_before(i)
-                || (other_letter(text[..i].chars().next_back())
-                    && other_letter(text[i + 1..].chars().next()))
-        });
-    dot || (has(LinkChars::BRACKET)
-        && memchr::memchr3_iter(b'(', b'[', b'{', bytes).any(latin_before))
-        || (has(LinkChars::FULL_STOP) && circle_dot.find_iter(bytes).any(latin_before))
-        || (has(LinkChars::DIAN) && dian.find_iter(bytes).any(latin_before))
+    // The nearest character before byte `i` that is none of `skip`.
+    let before = |i: usize, skip: &[char]| text[..i].chars().rev().find(|c| !skip.contains(c));
+    // A disguised dot counts only after a Latin label (which may end in `-`); a plain one
+    // after any label, which may end in `-` or (an empty label) a dot.
+    let latin_before =
+        |i: &usize| before(*i, &[' ']).is_some_and(|c| c.is_ascii_alphanumeric() || c == '-');
+    let label_before = |i: &usize| before(*i, &[' ', '-', '.']).is_some_and(is_letter_or_digit);
+    // The first of each kind, each kind searched only if the text holds its characters.
+    [
+        has(LinkChars::COLON).then(|| scheme.find(bytes)),
+        has(LinkChars::LETTER_D).then(|| spaced_dot.find(bytes)),
+        has(LinkChars::DOT).then(|| memchr::memchr_iter(b'.', bytes).find(label_before)),
+        has(LinkChars::BRACKET)
+            .then(|| memchr::memchr3_iter(b'(', b'[', b'{', bytes).find(latin_before)),
+        has(LinkChars::FULL_STOP).then(|| circle_dot.find_iter(bytes).find(latin_before)),
+        has(LinkChars::DIAN).then(|| dian.find_iter(bytes).find(latin_before)),
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
+    .min()
+}
+
+/// Where a scan finds every link of `text`, whose first link character is at byte `first`:
+/// at the character before the label that leads to it (spaces, then letters and digits of
+/// one script and `-`), which a link cannot reach across. A scan of the whole text stands
+/// there too: nothing before it can be part of a link.
+fn scan_start(text: &str, first: usize) -> usize {
+    // The label's script is its first letter's, as where a bare host ends (`-` has none).
+    let mut script = None;
+    text[..first]
+        .char_indices()
+        .rev()
+        .skip_while(|&(_, c)| c == ' ')
+        .find(|&(_, c)| {
+            c != '-'
+                && (!is_letter_or_digit(c) || *script.get_or_insert(latinish(c)) != latinish(c))
+        })
+        .map_or(0, |(at, _)| at)
 }
 
 /// A character that makes the next one part of the same token: `user@host`, `a_b.c`.
@@ -413,9 +433,10 @@ struct DotView {
 }
 
 impl DotView {
-    fn new(text: &str) -> DotView {
-        let mut chars: Vec<(char, usize, usize)> = Vec::with_capacity(text.len());
-        let mut at = 0;
+    /// The characters of `text` from byte `from` on.
+    fn new(text: &str, from: usize) -> DotView {
+        let mut chars: Vec<(char, usize, usize)> = Vec::with_capacity(text.len() - from);
+        let mut at = from;
         while at < text.len() {
             // Every token starts with one of these bytes (`。` and `点` with 0xE3 and 0xE7).
             let may_start_token = matches!(
@@ -514,6 +535,8 @@ mod tests {
         );
         assert_eq!(hosts("加群 t.me/joinchat/abc 哦"), ["t.me"]);
         assert_eq!(hosts("访问example.com了解"), ["example.com"]);
+        // A Chinese label before a Latin suffix.
+        assert_eq!(hosts("看 例子.com 吧"), ["xn--fsqu00a.com"]);
         assert_eq!(
             hosts("shop: sub.shop.example.co.uk"),
             ["sub.shop.example.co.uk"]
@@ -686,6 +709,13 @@ mod tests {
         }
     }
 
+    /// Pieces of text around links: labels of two scripts, dots plain and disguised, schemes,
+    /// and the characters that join a word to what follows (`@`, `_`, `-`, `/`).
+    const LINKISH: [&str; 24] = [
+        "a", "b1", "xn", "例子", "中国", "测", ".", "。", "点", " ", "@", "_", "-", "/", "com",
+        "me", " dot ", "(.)", "[dot]", "https://", "http://", ":", "3", "，",
+    ];
+
     proptest::proptest! {
         #[test]
         fn noting_a_texts_link_characters_finds_every_link(
@@ -694,6 +724,7 @@ mod tests {
             let noted = LinkChars::in_text(&text);
             proptest::prop_assert_eq!(find_links_among(&text, noted), find_links(&text));
         }
+
 
         #[test]
         fn a_plain_name_is_read_as_the_url_crate_reads_it(
@@ -706,6 +737,18 @@ mod tests {
             if is_plain_domain(&authority) {
                 proptest::prop_assert_eq!(read_host(&authority), by_crate);
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3_000))]
+
+        #[test]
+        fn a_scan_from_the_first_link_character_finds_what_a_whole_scan_finds(
+            pieces in proptest::collection::vec(proptest::sample::select(&LINKISH[..]), 0..14)
+        ) {
+            let text = pieces.concat();
+            proptest::prop_assert_eq!(find_links(&text), links_from(&text, 0));
         }
     }
 }
