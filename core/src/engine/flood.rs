@@ -440,6 +440,11 @@ mod tests {
 
     const T0: i64 = 1_795_251_600_000;
 
+    /// Keys spread over the table's parts, as keyed hashes are.
+    fn key(n: u64) -> u64 {
+        n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
     #[test]
     fn counts_are_exact_across_the_wrap_of_16_bit_ticks() {
         let mut floods = FloodWindows::default();
@@ -509,9 +514,9 @@ mod tests {
         let mut floods = FloodWindows::default();
         floods.fit(4, 10_000, T0);
         let n = PER_CHUNK as u64 * 2 + 10;
-        for key in 0..n {
-            let at = if key % 2 == 0 { T0 } else { T0 + 15_000 };
-            floods.record_message(key.wrapping_mul(0x9E37_79B9_7F4A_7C15), at);
+        for k in 0..n {
+            let at = if k % 2 == 0 { T0 } else { T0 + 15_000 };
+            floods.record_message(key(k), at);
         }
         // Spread over every part of the table, so records move between parts below.
         assert!(floods.table.iter().all(|part| part.len() > 10));
@@ -522,19 +527,14 @@ mod tests {
             floods.sweep_some(T0 + 20_000, 8);
         }
         assert_eq!(floods.len() as u64, n / 2);
-        for key in 0..n {
-            let count =
-                floods.count_recent(key.wrapping_mul(0x9E37_79B9_7F4A_7C15), T0 + 20_000, 10_000);
-            assert_eq!(count, u32::from(key % 2 == 1), "window {key}");
+        for k in 0..n {
+            let count = floods.count_recent(key(k), T0 + 20_000, 10_000);
+            assert_eq!(count, u32::from(k % 2 == 1), "window {k}");
         }
         assert_eq!(
             floods.records.current.chunks.len(),
             (n as usize / 2).div_ceil(PER_CHUNK)
         );
-    }
-
-    fn key(n: u64) -> u64 {
-        n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     #[test]
