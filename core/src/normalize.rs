@@ -87,28 +87,87 @@ impl Normalized {
     /// As [`Normalized::of`], writing the letters-only `skeleton` only `with_skeleton`: only
     /// the duplicate check reads it.
     pub fn of_text(&mut self, input: &str, with_skeleton: bool) {
-        let Normalized {
-            folded,
-            collapsed,
-            skeleton,
-            letters,
-            digits,
-            lookalikes,
-            link_chars,
-        } = self;
-        folded.clear();
-        collapsed.clear();
+        self.fold_text(input);
+        self.collapse_folded(with_skeleton);
+    }
+
+    /// Stage 1 alone: `folded` and what is noted while folding. `collapsed` and `skeleton`
+    /// are left empty, `letters` 0, until [`Normalized::collapse_folded`] or
+    /// [`Normalized::letters_folded`].
+    pub fn fold_text(&mut self, input: &str) {
+        self.folded.clear();
+        self.collapsed.clear();
+        self.skeleton.clear();
+        self.letters = 0;
         let mut noting = Noting {
-            out: folded,
+            out: &mut self.folded,
             numerals: 0,
             link_chars: LinkChars::NONE,
         };
-        *lookalikes = fold_chars(input, true, &mut noting);
-        *digits = noting.numerals;
-        *link_chars = noting.link_chars;
-        skeleton.clear();
-        *letters = collapse_to(folded, collapsed, with_skeleton.then_some(skeleton));
+        self.lookalikes = fold_chars(input, true, &mut noting);
+        self.digits = noting.numerals;
+        self.link_chars = noting.link_chars;
     }
+
+    /// Stage 2 of the folded text: `collapsed` and `letters`, and `skeleton` `with_skeleton`.
+    pub fn collapse_folded(&mut self, with_skeleton: bool) {
+        self.collapsed.clear();
+        if with_skeleton {
+            self.skeleton.clear();
+        }
+        self.letters = collapse_to(
+            &self.folded,
+            &mut self.collapsed,
+            with_skeleton.then_some(&mut self.skeleton),
+        );
+    }
+
+    /// What collapse keeps of the folded text but its separators, without collapsing: each
+    /// letter or digit is handed to `visit` in order (its code point), `letters` counts them, and `skeleton`
+    /// (`with_skeleton`) holds them, as [`Normalized::collapse_folded`] would write them.
+    /// Any text found in `collapsed` has its letters and digits in a row here, so a search of
+    /// these can rule a keyword out without collapsing.
+    #[inline]
+    pub fn letters_folded(&mut self, with_skeleton: bool, mut visit: impl FnMut(u32)) {
+        let folded = self.folded.as_str();
+        let bytes = folded.as_bytes();
+        let mut skeleton = with_skeleton.then(|| {
+            self.skeleton.clear();
+            &mut self.skeleton
+        });
+        let (mut at, mut letters) = (0, 0);
+        // Where the word being read started, to be written to the skeleton whole; `NONE`
+        // between words.
+        const NONE: usize = usize::MAX;
+        let mut word = NONE;
+        while at < bytes.len() {
+            let (class, c, width) = char_class_at(folded, at);
+            if !class.is_separator() {
+                if word == NONE {
+                    word = at;
+                }
+                letters += 1;
+                visit(c);
+            } else if word != NONE {
+                if let Some(skeleton) = skeleton.as_mut() {
+                    skeleton.extend_from_slice(&bytes[word..at]);
+                }
+                word = NONE;
+            }
+            at += width;
+        }
+        if let (true, Some(skeleton)) = (word != NONE, skeleton) {
+            skeleton.extend_from_slice(&bytes[word..]);
+        }
+        self.letters = letters;
+    }
+}
+
+/// The letters and digits of `text` alone: what [`Normalized::letters_folded`] keeps.
+pub(crate) fn letters_only(text: &str) -> String {
+    text.chars()
+        .filter(|&c| !Class::of(c).is_separator())
+        .collect()
 }
 
 /// Collapses `folded` onto `out`, and writes its letters and digits alone to `skeleton` if
@@ -1109,6 +1168,21 @@ fn class_at(text: &str, at: usize) -> (Class, usize) {
     }
     let c = text[at..].chars().next().unwrap_or_default();
     (Class::of(c), c.len_utf8())
+}
+
+/// The class, code point and UTF-8 length of the character at byte `at` of `text`.
+#[inline(always)]
+fn char_class_at(text: &str, at: usize) -> (Class, u32, usize) {
+    let bytes = text.as_bytes();
+    let lead = bytes[at];
+    if lead < 0x80 {
+        return (ASCII_CLASSES[lead as usize], u32::from(lead), 1);
+    }
+    if let Some(c) = common_cjk(bytes, at) {
+        return (Class::Cjk, c, 3);
+    }
+    let c = text[at..].chars().next().unwrap_or_default();
+    (Class::of(c), c as u32, c.len_utf8())
 }
 
 /// Separator collapse (see the module documentation) as a sequence of pieces, until the sink

@@ -174,6 +174,21 @@ impl CharAutomaton {
         }
     }
 
+    /// The state a search starts in.
+    pub const START: u32 = ROOT;
+
+    /// The state after `state` reads the character of code point `c`, and whether a pattern
+    /// ends there: the search's step, for a caller that hands characters over one at a time.
+    #[inline(always)]
+    pub fn next(&self, state: u32, c: u32) -> (u32, bool) {
+        let code = u32::from(self.codes.of_code_point(c));
+        if code == 0 {
+            return (ROOT, false);
+        }
+        let (state, output) = step(&self.states, state, code);
+        (state, output != 0)
+    }
+
     /// Hands the patterns of `output` and its chain, ending at `end`, to `found`. Apart from
     /// the search loop, which then keeps its state in registers.
     #[cold]
@@ -259,10 +274,17 @@ impl Codes {
 
     #[inline(always)]
     fn of_char(&self, c: char) -> u16 {
+        self.of_code_point(c as u32)
+    }
+
+    #[inline(always)]
+    fn of_code_point(&self, c: u32) -> u16 {
         match self.flat.get(c as usize) {
             Some(&code) => code,
             None if self.astral.is_empty() => 0,
-            None => self.astral.get(&c).copied().unwrap_or(0),
+            None => char::from_u32(c)
+                .and_then(|c| self.astral.get(&c).copied())
+                .unwrap_or(0),
         }
     }
 }

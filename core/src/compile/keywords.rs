@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::automaton::CharAutomaton;
-use crate::normalize::{is_letter_or_digit, is_word_char};
+use crate::normalize::{is_letter_or_digit, is_word_char, letters_only};
 
 /// Who owns a keyword pattern.
 #[derive(Debug, Clone, Copy)]
@@ -39,18 +39,63 @@ pub(crate) struct KeywordIndex {
 /// An automaton and the id of each pattern it finds.
 struct Automaton {
     search: CharAutomaton,
+    /// Over the patterns' letters and digits alone (see [`KeywordIndex::letter_filter`]);
+    /// none when a pattern has none, which this could not rule out.
+    letters: Option<CharAutomaton>,
     ids: FxHashMap<String, u32>,
 }
 
 impl Automaton {
     /// Over `texts`, numbered from `first_id`.
     fn build(texts: Vec<String>, first_id: u32) -> Result<Automaton, String> {
+        let failed = |e| format!("the keyword automaton cannot be built: {e}");
         let search = CharAutomaton::build(texts.iter().map(String::as_str).zip(first_id..))
-            .map_err(|e| format!("the keyword automaton cannot be built: {e}"))?;
+            .map_err(failed)?;
+        let mut letters: Vec<String> = texts.iter().map(|t| letters_only(t)).collect();
+        letters.sort_unstable();
+        letters.dedup();
+        let letters = if letters.first().is_some_and(String::is_empty) {
+            None
+        } else {
+            Some(CharAutomaton::build(letters.iter().map(|l| (l.as_str(), 0))).map_err(failed)?)
+        };
         Ok(Automaton {
             search,
+            letters,
             ids: texts.into_iter().zip(first_id..).collect(),
         })
+    }
+}
+
+/// Whether a keyword may be in a text, told from the text's letters and digits alone, read
+/// one at a time (see [`crate::normalize::Normalized::letters_folded`]): a keyword found in the
+/// collapsed text has its letters in a row there, so when none of the keywords' letters are,
+/// no keyword is in the text, and the text need not be collapsed. Most messages are ruled out
+/// so, and only the rest are collapsed and searched.
+pub(crate) struct LetterFilter<'a> {
+    base: (&'a CharAutomaton, u32),
+    added: Option<(&'a CharAutomaton, u32)>,
+    found: bool,
+}
+
+impl LetterFilter<'_> {
+    /// Reads the text's next letter or digit, by its code point.
+    #[inline(always)]
+    pub fn step(&mut self, c: u32) {
+        let (automaton, state) = &mut self.base;
+        let found;
+        (*state, found) = automaton.next(*state, c);
+        self.found |= found;
+        if let Some((automaton, state)) = &mut self.added {
+            let found;
+            (*state, found) = automaton.next(*state, c);
+            self.found |= found;
+        }
+    }
+
+    /// Whether some keyword's letters and digits were read in a row: the text may hold it.
+    pub fn may_hold_keyword(&self) -> bool {
+        self.found
     }
 }
 
@@ -79,6 +124,20 @@ impl KeywordIndex {
         }
     }
 
+    /// A filter that rules keywords out from a text's letters alone; none when a pattern has
+    /// no letters, which it could not rule out.
+    pub fn letter_filter<'a>(&'a self) -> Option<LetterFilter<'a>> {
+        let letters = |a: &'a Automaton| a.letters.as_ref().map(|l| (l, CharAutomaton::START));
+        Some(LetterFilter {
+            base: letters(self.base.as_deref()?)?,
+            added: match &self.added {
+                Some(added) => Some(letters(added)?),
+                None => None,
+            },
+            found: false,
+        })
+    }
+
     /// Whether there is no keyword to find.
     pub fn is_empty(&self) -> bool {
         self.owners.is_empty()
@@ -87,7 +146,9 @@ impl KeywordIndex {
     /// Heap bytes of the automata and owner tables.
     pub fn heap_bytes(&self) -> usize {
         let automata = self.base.as_deref().into_iter().chain(&self.added);
-        automata.map(|a| a.search.heap_bytes()).sum::<usize>()
+        automata
+            .map(|a| a.search.heap_bytes() + a.letters.as_ref().map_or(0, |l| l.heap_bytes()))
+            .sum::<usize>()
             + self.ranges.len() * 8
             + self.owners.len() * size_of::<KeywordOwner>()
     }
@@ -226,4 +287,94 @@ type Built = (Vec<u32>, Option<Arc<Automaton>>, Option<Automaton>);
 fn rebuilt(texts: Vec<String>) -> Result<Built, String> {
     let ids = (0..texts.len() as u32).collect();
     Ok((ids, Some(Arc::new(Automaton::build(texts, 0)?)), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::normalize::{Normalized, normalize};
+
+    /// Pieces keywords and texts are made of: words and letters of both kinds of script,
+    /// separators plain and disguised, full-width letters, digits.
+    const PIECES: &[&str] = &[
+        "a", "b", "ab", "free", "gift", "v", "x", "1", "８", "Ｆ", "é", "微", "信", "加", "薇",
+        " ", "-", ".", ",", "，", "。", "\u{200B}", "🌹", "!", "c++", "¥",
+    ];
+
+    fn text_of(pieces: &[usize]) -> String {
+        pieces.iter().map(|&p| PIECES[p]).collect()
+    }
+
+    fn index_of(keywords: &[String], previous: Option<&KeywordIndex>) -> KeywordIndex {
+        let mut patterns = KeywordPatterns::default();
+        for (i, keyword) in keywords.iter().enumerate() {
+            let owner = KeywordOwner {
+                rule: 0,
+                keyword: i as u32,
+                whole_word: i % 3 == 0,
+            };
+            patterns.add_keyword(normalize(keyword), owner);
+        }
+        patterns.build(previous).expect("builds")
+    }
+
+    /// Whether the letter filter lets `text` through, and what a search of its collapsed form
+    /// finds.
+    fn filtered_and_found(index: &KeywordIndex, text: &str) -> (Option<bool>, usize) {
+        let mut normalized = Normalized::default();
+        normalized.of(text);
+        let mut found = 0;
+        index.find(&normalized.collapsed, |_, _, _| found += 1);
+        let passes = index.letter_filter().map(|mut filter| {
+            normalized.fold_text(text);
+            normalized.letters_folded(false, |c| filter.step(c));
+            filter.may_hold_keyword()
+        });
+        (passes, found)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3_000))]
+        #[test]
+        fn a_text_the_letter_filter_turns_away_holds_no_keyword(
+            keywords in prop::collection::vec(prop::collection::vec(0..PIECES.len(), 1..4), 1..6),
+            text in prop::collection::vec(0..PIECES.len(), 0..20),
+        ) {
+            let keywords: Vec<String> = keywords
+                .iter()
+                .map(|k| text_of(k))
+                .filter(|k| !normalize(k).is_empty())
+                .collect();
+            prop_assume!(!keywords.is_empty());
+            let index = index_of(&keywords, None);
+            let (passes, found) = filtered_and_found(&index, &text_of(&text));
+            // A keyword of separators alone cannot be ruled out by letters: no filter then.
+            let letterless = keywords.iter().any(|k| letters_only(&normalize(k)).is_empty());
+            prop_assert_eq!(passes.is_none(), letterless);
+            prop_assert!(found == 0 || passes != Some(false), "found {} keywords", found);
+        }
+    }
+
+    #[test]
+    fn the_filter_reads_the_new_keywords_automaton_too() {
+        let base: Vec<String> = (0..100).map(|i| format!("word{i}")).collect();
+        let first = index_of(&base, None);
+        let mut more = base;
+        more.push("加 微 信".to_owned());
+        let index = index_of(&more, Some(&first));
+        assert_eq!(index.added_patterns(), Some(1), "one new automaton");
+        // Spelled out, it is found in the collapsed text and passes the filter.
+        assert_eq!(
+            filtered_and_found(&index, "快来 加-微-信 吧"),
+            (Some(true), 1)
+        );
+        assert_eq!(filtered_and_found(&index, "word7 here"), (Some(true), 1));
+        assert_eq!(filtered_and_found(&index, "加 微 博 吧"), (Some(false), 0));
+        // A keyword of separators alone turns the filter off; the search still finds it.
+        more.push("!!!".to_owned());
+        let index = index_of(&more, Some(&first));
+        assert_eq!(filtered_and_found(&index, "wow!!!"), (None, 1));
+    }
 }

@@ -44,12 +44,37 @@ impl<'a> TextAnalysis<'a> {
         scratch: &mut Scratch,
     ) -> TextAnalysis<'a> {
         let mut normalized = std::mem::take(&mut scratch.normalized);
-        normalized.of_text(raw, need_skeleton);
+        normalized.fold_text(raw);
         let literal = normalized.lookalikes.then(|| fold_literal(raw));
+        // Only keywords read the collapsed text: without them, or when the text's letters
+        // rule every keyword out, it is not written. Sounds are read from it.
+        let filter = rules
+            .homophones
+            .is_empty()
+            .then(|| rules.keywords.letter_filter())
+            .flatten();
+        let search = match (need_keywords, filter) {
+            (false, _) => {
+                normalized.letters_folded(need_skeleton, |_| ());
+                false
+            }
+            (true, Some(mut filter)) => {
+                normalized.letters_folded(need_skeleton, |c| filter.step(c));
+                let may_hold = filter.may_hold_keyword();
+                if may_hold {
+                    normalized.collapse_folded(false);
+                }
+                may_hold
+            }
+            (true, None) => {
+                normalized.collapse_folded(need_skeleton);
+                true
+            }
+        };
         let collapsed = &normalized.collapsed;
         let mut keyword_hits = std::mem::take(&mut scratch.keyword_hits);
         keyword_hits.clear();
-        if need_keywords {
+        if search {
             rules.keywords.find(collapsed, |owner, start, end| {
                 keyword_hits.push((owner, start, end))
             });

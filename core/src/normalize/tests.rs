@@ -231,6 +231,17 @@ proptest! {
             (&normalized.folded, &normalized.collapsed, normalized.letters, normalized.digits)
         );
         prop_assert_eq!((without.lookalikes, without.link_chars), (normalized.lookalikes, normalized.link_chars));
+        // The letters alone, without collapsing: the same skeleton and count, each handed over
+        // in order, and no collapsed text left from before.
+        let mut alone = normalized.clone();
+        alone.fold_text(&s);
+        let mut visited = String::new();
+        alone.letters_folded(true, |c| visited.extend(char::from_u32(c)));
+        prop_assert_eq!(&alone.skeleton, &normalized.skeleton);
+        prop_assert_eq!(alone.letters, normalized.letters);
+        prop_assert_eq!(visited.as_bytes(), &normalized.skeleton[..]);
+        prop_assert!(alone.collapsed.is_empty());
+        prop_assert_eq!(&letters_only(&normalized.collapsed), &letters);
     }
 
     #[test]
