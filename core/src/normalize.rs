@@ -165,9 +165,12 @@ impl Normalized {
 
 /// The letters and digits of `text` alone: what [`Normalized::letters_folded`] keeps.
 pub(crate) fn letters_only(text: &str) -> String {
-    text.chars()
-        .filter(|&c| !Class::of(c).is_separator())
-        .collect()
+    text.chars().filter(|&c| in_skeleton(c)).collect()
+}
+
+/// Whether `c` is a letter or digit, which the skeleton keeps, not a separator.
+pub(crate) fn in_skeleton(c: char) -> bool {
+    !Class::of(c).is_separator()
 }
 
 /// Collapses `folded` onto `out`, and writes its letters and digits alone to `skeleton` if

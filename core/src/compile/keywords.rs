@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::automaton::CharAutomaton;
-use crate::normalize::{is_letter_or_digit, is_word_char, letters_only};
+use crate::normalize::{in_skeleton, is_letter_or_digit, is_word_char, letters_only};
 
 /// Who owns a keyword pattern.
 #[derive(Debug, Clone, Copy)]
@@ -34,34 +34,24 @@ pub(crate) struct KeywordIndex {
     /// For each pattern id, its range in `owners`.
     ranges: Vec<(u32, u32)>,
     owners: Vec<KeywordOwner>,
+    /// Whether every pattern's letters and digits alone are a pattern too, which a
+    /// [`LetterFilter`] needs.
+    letters_are_patterns: bool,
 }
 
 /// An automaton and the id of each pattern it finds.
 struct Automaton {
     search: CharAutomaton,
-    /// Over the patterns' letters and digits alone (see [`KeywordIndex::letter_filter`]);
-    /// none when a pattern has none, which this could not rule out.
-    letters: Option<CharAutomaton>,
     ids: FxHashMap<String, u32>,
 }
 
 impl Automaton {
     /// Over `texts`, numbered from `first_id`.
     fn build(texts: Vec<String>, first_id: u32) -> Result<Automaton, String> {
-        let failed = |e| format!("the keyword automaton cannot be built: {e}");
         let search = CharAutomaton::build(texts.iter().map(String::as_str).zip(first_id..))
-            .map_err(failed)?;
-        let mut letters: Vec<String> = texts.iter().map(|t| letters_only(t)).collect();
-        letters.sort_unstable();
-        letters.dedup();
-        let letters = if letters.first().is_some_and(String::is_empty) {
-            None
-        } else {
-            Some(CharAutomaton::build(letters.iter().map(|l| (l.as_str(), 0))).map_err(failed)?)
-        };
+            .map_err(|e| format!("the keyword automaton cannot be built: {e}"))?;
         Ok(Automaton {
             search,
-            letters,
             ids: texts.into_iter().zip(first_id..).collect(),
         })
     }
@@ -69,9 +59,10 @@ impl Automaton {
 
 /// Whether a keyword may be in a text, told from the text's letters and digits alone, read
 /// one at a time (see [`crate::normalize::Normalized::letters_folded`]): a keyword found in the
-/// collapsed text has its letters in a row there, so when none of the keywords' letters are,
-/// no keyword is in the text, and the text need not be collapsed. Most messages are ruled out
-/// so, and only the rest are collapsed and searched.
+/// collapsed text has its letters in a row there, and every keyword's letters alone are a
+/// pattern too (the joined form [`KeywordPatterns::add_keyword`] adds), so the same automata,
+/// stepped over the letters, find one whenever the collapsed text holds a keyword. Most
+/// messages are ruled out so, and only the rest are collapsed and searched.
 pub(crate) struct LetterFilter<'a> {
     base: (&'a CharAutomaton, u32),
     added: Option<(&'a CharAutomaton, u32)>,
@@ -124,16 +115,13 @@ impl KeywordIndex {
         }
     }
 
-    /// A filter that rules keywords out from a text's letters alone; none when a pattern has
-    /// no letters, which it could not rule out.
+    /// A filter that rules keywords out from a text's letters alone; none when a pattern's
+    /// letters are not a pattern of their own (a keyword of separators alone).
     pub fn letter_filter<'a>(&'a self) -> Option<LetterFilter<'a>> {
-        let letters = |a: &'a Automaton| a.letters.as_ref().map(|l| (l, CharAutomaton::START));
+        let start = |a: &'a Automaton| (&a.search, CharAutomaton::START);
         Some(LetterFilter {
-            base: letters(self.base.as_deref()?)?,
-            added: match &self.added {
-                Some(added) => Some(letters(added)?),
-                None => None,
-            },
+            base: start(self.base.as_deref().filter(|_| self.letters_are_patterns)?),
+            added: self.added.as_ref().map(start),
             found: false,
         })
     }
@@ -146,9 +134,7 @@ impl KeywordIndex {
     /// Heap bytes of the automata and owner tables.
     pub fn heap_bytes(&self) -> usize {
         let automata = self.base.as_deref().into_iter().chain(&self.added);
-        automata
-            .map(|a| a.search.heap_bytes() + a.letters.as_ref().map_or(0, |l| l.heap_bytes()))
-            .sum::<usize>()
+        automata.map(|a| a.search.heap_bytes()).sum::<usize>()
             + self.ranges.len() * 8
             + self.owners.len() * size_of::<KeywordOwner>()
     }
@@ -216,10 +202,20 @@ impl KeywordPatterns {
 
     /// Builds the index, reusing `previous`'s big automaton when the keywords changed little.
     pub(super) fn build(self, previous: Option<&KeywordIndex>) -> Result<KeywordIndex, String> {
-        let KeywordPatterns { texts, owned, .. } = self;
+        let KeywordPatterns {
+            texts,
+            owned,
+            by_text,
+        } = self;
         if texts.is_empty() {
             return Ok(KeywordIndex::default());
         }
+        let letters_are_patterns = texts.iter().all(|text| {
+            text.chars().all(in_skeleton) || {
+                let letters = letters_only(text);
+                !letters.is_empty() && by_text.contains_key(&letters)
+            }
+        });
         let base = previous.and_then(|p| p.base.clone());
         // The new patterns, and the id of each of this compile's patterns.
         let (ids, base, added) = match base {
@@ -276,6 +272,7 @@ impl KeywordPatterns {
             added,
             ranges,
             owners,
+            letters_are_patterns,
         })
     }
 }
