@@ -92,8 +92,7 @@ impl Normalized {
     }
 
     /// Stage 1 alone: `folded` and what is noted while folding. `collapsed` and `skeleton`
-    /// are left empty, `letters` 0, until [`Normalized::collapse_folded`] or
-    /// [`Normalized::letters_folded`].
+    /// are left empty, `letters` 0, until [`Normalized::collapse_folded`].
     pub fn fold_text(&mut self, input: &str) {
         self.folded.clear();
         self.collapsed.clear();
@@ -122,48 +121,40 @@ impl Normalized {
         );
     }
 
-    /// What collapse keeps of the folded text but its separators, without collapsing: each
-    /// letter or digit is handed to `visit` in order (its code point), `letters` counts them, and `skeleton`
-    /// (`with_skeleton`) holds them, as [`Normalized::collapse_folded`] would write them.
-    /// Any text found in `collapsed` has its letters and digits in a row here, so a search of
-    /// these can rule a keyword out without collapsing.
+    /// Stage 1, and what collapse would keep of the folded text but its separators, read in
+    /// the same pass, without collapsing: each letter or digit is handed to `visit` in order
+    /// (its code point), `letters` counts them, and `skeleton` (`with_skeleton`) holds them,
+    /// as [`Normalized::collapse_folded`] would write them. Any text found in `collapsed` has
+    /// its letters and digits in a row here, so a search of these can rule a keyword out
+    /// without collapsing. `collapsed` is left empty.
     #[inline]
-    pub fn letters_folded(&mut self, with_skeleton: bool, mut visit: impl FnMut(u32)) {
-        let folded = self.folded.as_str();
-        let bytes = folded.as_bytes();
-        let mut skeleton = with_skeleton.then(|| {
-            self.skeleton.clear();
-            &mut self.skeleton
-        });
-        let (mut at, mut letters) = (0, 0);
-        // Where the word being read started, to be written to the skeleton whole; `NONE`
-        // between words.
-        const NONE: usize = usize::MAX;
-        let mut word = NONE;
-        while at < bytes.len() {
-            let (class, c, width) = char_class_at(folded, at);
-            if !class.is_separator() {
-                if word == NONE {
-                    word = at;
-                }
-                letters += 1;
-                visit(c);
-            } else if word != NONE {
-                if let Some(skeleton) = skeleton.as_mut() {
-                    skeleton.extend_from_slice(&bytes[word..at]);
-                }
-                word = NONE;
-            }
-            at += width;
-        }
-        if let (true, Some(skeleton)) = (word != NONE, skeleton) {
-            skeleton.extend_from_slice(&bytes[word..]);
-        }
-        self.letters = letters;
+    pub fn fold_with_letters(
+        &mut self,
+        input: &str,
+        with_skeleton: bool,
+        visit: &mut impl LetterVisitor,
+    ) {
+        self.folded.clear();
+        self.collapsed.clear();
+        self.skeleton.clear();
+        let mut sink = NotingLetters {
+            noting: Noting {
+                out: &mut self.folded,
+                numerals: 0,
+                link_chars: LinkChars::NONE,
+            },
+            letters: 0,
+            skeleton: with_skeleton.then_some(&mut self.skeleton),
+            visit,
+        };
+        self.lookalikes = fold_chars(input, true, &mut sink);
+        self.letters = sink.letters;
+        self.digits = sink.noting.numerals;
+        self.link_chars = sink.noting.link_chars;
     }
 }
 
-/// The letters and digits of `text` alone: what [`Normalized::letters_folded`] keeps.
+/// The letters and digits of `text` alone: what [`Normalized::fold_with_letters`] keeps.
 pub(crate) fn letters_only(text: &str) -> String {
     text.chars().filter(|&c| in_skeleton(c)).collect()
 }
@@ -287,12 +278,20 @@ impl std::ops::BitOrAssign for LinkChars {
     }
 }
 
-/// Per ASCII character: bit 0 for a digit, the bits of [`LinkChars`] for those.
+/// Per ASCII character: bit 0 for a digit, the bits of [`LinkChars`] for those,
+/// [`ASCII_LETTER`] for a letter or digit.
 const ASCII_NOTES: [u8; 128] = {
     let mut notes = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        if (b as u8).is_ascii_alphanumeric() {
+            notes[b] = ASCII_LETTER;
+        }
+        b += 1;
+    }
     let mut digit = b'0';
     while digit <= b'9' {
-        notes[digit as usize] = 1;
+        notes[digit as usize] |= 1;
         digit += 1;
     }
     notes[b':' as usize] = LinkChars::COLON.0;
@@ -300,10 +299,13 @@ const ASCII_NOTES: [u8; 128] = {
     notes[b'(' as usize] = LinkChars::BRACKET.0;
     notes[b'[' as usize] = LinkChars::BRACKET.0;
     notes[b'{' as usize] = LinkChars::BRACKET.0;
-    notes[b'd' as usize] = LinkChars::LETTER_D.0;
-    notes[b'D' as usize] = LinkChars::LETTER_D.0;
+    notes[b'd' as usize] |= LinkChars::LETTER_D.0;
+    notes[b'D' as usize] |= LinkChars::LETTER_D.0;
     notes
 };
+
+/// The bit of [`ASCII_NOTES`] for a letter or digit (the bit [`LinkChars`] leaves free).
+const ASCII_LETTER: u8 = 1 << 7;
 
 /// A digit as phone numbers may be written: ASCII, or a Chinese numeral (`一`, `壹`, `幺`, `两`).
 #[inline]
@@ -657,6 +659,25 @@ trait FoldSink {
             );
         }
     }
+
+    /// Whether the sink wants the letters and digits of runs as they are read, before each
+    /// run is handed over: [`FoldSink::run_letter`] for each, then the stretches of them
+    /// between separators to [`FoldSink::run_letters`]. Letters folded one at a time come
+    /// to [`FoldSink::char`] only.
+    fn wants_run_letters(&self) -> bool {
+        false
+    }
+
+    /// A letter or digit of a run, by its folded code point.
+    fn run_letter(&mut self, c: u32) {
+        let _ = c;
+    }
+
+    /// A stretch of letters and digits of a run, as written: ASCII capitals unfolded, if it
+    /// `has_capitals`.
+    fn run_letters(&mut self, stretch: &str, has_capitals: bool) {
+        let _ = (stretch, has_capitals);
+    }
 }
 
 impl FoldSink for String {
@@ -692,6 +713,70 @@ impl FoldSink for Noting<'_> {
     }
 }
 
+/// What reads a text's letters and digits as it is folded.
+pub trait LetterVisitor {
+    /// The next letter or digit, by its code point.
+    fn visit(&mut self, c: u32);
+}
+
+impl<V: LetterVisitor> LetterVisitor for &mut V {
+    #[inline(always)]
+    fn visit(&mut self, c: u32) {
+        (**self).visit(c);
+    }
+}
+
+/// Reads nothing.
+impl LetterVisitor for () {
+    #[inline(always)]
+    fn visit(&mut self, _: u32) {}
+}
+
+/// As [`Noting`], and the folded text's letters and digits as the skeleton keeps them,
+/// read while folding: counted, handed to `visit` and written to `skeleton` if given.
+struct NotingLetters<'a, V> {
+    noting: Noting<'a>,
+    letters: usize,
+    skeleton: Option<&'a mut Vec<u8>>,
+    visit: V,
+}
+
+impl<V: LetterVisitor> FoldSink for NotingLetters<'_, V> {
+    fn char(&mut self, c: char, span: (usize, usize)) {
+        self.noting.char(c, span);
+        if in_skeleton(c) {
+            self.run_letter(c as u32);
+            if let Some(skeleton) = &mut self.skeleton {
+                skeleton.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+            }
+        }
+    }
+
+    fn run(&mut self, run: &str, start: usize, numerals: usize, link_chars: LinkChars) {
+        self.noting.run(run, start, numerals, link_chars);
+    }
+
+    fn wants_run_letters(&self) -> bool {
+        true
+    }
+
+    #[inline(always)]
+    fn run_letter(&mut self, c: u32) {
+        self.letters += 1;
+        self.visit.visit(c);
+    }
+
+    fn run_letters(&mut self, stretch: &str, has_capitals: bool) {
+        if let Some(skeleton) = &mut self.skeleton {
+            let from = skeleton.len();
+            skeleton.extend_from_slice(stretch.as_bytes());
+            if has_capitals {
+                skeleton[from..].make_ascii_lowercase();
+            }
+        }
+    }
+}
+
 /// The code point at byte `at` of UTF-8 `bytes` if it is of the common CJK block (U+4E00 to
 /// U+9FFF: three bytes, led by 0xE4 to 0xE9), decoded without the general decoder.
 #[inline(always)]
@@ -717,6 +802,10 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
     // Most text is a stretch that folds to itself (but for ASCII case) with a few characters
     // between: such a stretch is handed over whole.
     let (mut at, mut run_start, mut run_numerals, mut run_notes) = (0, 0, 0, 0);
+    let letters = sink.wants_run_letters();
+    // Where the stretch of letters being read started, for a sink that wants them.
+    const NO_STRETCH: usize = usize::MAX;
+    let (mut stretch, mut capitals) = (NO_STRETCH, false);
     while at < bytes.len() && !sink.done() {
         if !word.active {
             while at < bytes.len() {
@@ -725,6 +814,19 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
                     let notes = ASCII_NOTES[lead as usize];
                     run_numerals += usize::from(notes & 1);
                     run_notes |= notes;
+                    if letters {
+                        if notes & ASCII_LETTER != 0 {
+                            if stretch == NO_STRETCH {
+                                stretch = at;
+                            }
+                            let lower = lead.to_ascii_lowercase();
+                            capitals |= lower != lead;
+                            sink.run_letter(u32::from(lower));
+                        } else if stretch != NO_STRETCH {
+                            sink.run_letters(&input[stretch..at], capitals);
+                            (stretch, capitals) = (NO_STRETCH, false);
+                        }
+                    }
                     at += 1;
                     continue;
                 }
@@ -741,7 +843,17 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
                         run_notes |= LinkChars::DIAN.0;
                     }
                 }
+                if letters {
+                    if stretch == NO_STRETCH {
+                        stretch = at;
+                    }
+                    sink.run_letter(c);
+                }
                 at += 3;
+            }
+            if stretch != NO_STRETCH {
+                sink.run_letters(&input[stretch..at], capitals);
+                (stretch, capitals) = (NO_STRETCH, false);
             }
             if at == bytes.len() {
                 break;
@@ -1171,21 +1283,6 @@ fn class_at(text: &str, at: usize) -> (Class, usize) {
     }
     let c = text[at..].chars().next().unwrap_or_default();
     (Class::of(c), c.len_utf8())
-}
-
-/// The class, code point and UTF-8 length of the character at byte `at` of `text`.
-#[inline(always)]
-fn char_class_at(text: &str, at: usize) -> (Class, u32, usize) {
-    let bytes = text.as_bytes();
-    let lead = bytes[at];
-    if lead < 0x80 {
-        return (ASCII_CLASSES[lead as usize], u32::from(lead), 1);
-    }
-    if let Some(c) = common_cjk(bytes, at) {
-        return (Class::Cjk, c, 3);
-    }
-    let c = text[at..].chars().next().unwrap_or_default();
-    (Class::of(c), c as u32, c.len_utf8())
 }
 
 /// Separator collapse (see the module documentation) as a sequence of pieces, until the sink

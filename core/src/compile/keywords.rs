@@ -13,7 +13,9 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::automaton::CharAutomaton;
-use crate::normalize::{in_skeleton, is_letter_or_digit, is_word_char, letters_only};
+use crate::normalize::{
+    LetterVisitor, in_skeleton, is_letter_or_digit, is_word_char, letters_only,
+};
 
 /// Who owns a keyword pattern.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +60,7 @@ impl Automaton {
 }
 
 /// Whether a keyword may be in a text, told from the text's letters and digits alone, read
-/// one at a time (see [`crate::normalize::Normalized::letters_folded`]): a keyword found in the
+/// one at a time (see [`crate::normalize::Normalized::fold_with_letters`]): a keyword found in the
 /// collapsed text has its letters in a row there, and every keyword's letters alone are a
 /// pattern too (the joined form [`KeywordPatterns::add_keyword`] adds), so the same automata,
 /// stepped over the letters, find one whenever the collapsed text holds a keyword. Most
@@ -69,10 +71,10 @@ pub(crate) struct LetterFilter<'a> {
     found: bool,
 }
 
-impl LetterFilter<'_> {
-    /// Reads the text's next letter or digit, by its code point.
+impl LetterVisitor for LetterFilter<'_> {
+    /// Reads the text's next letter or digit.
     #[inline(always)]
-    pub fn step(&mut self, c: u32) {
+    fn visit(&mut self, c: u32) {
         let (automaton, state) = &mut self.base;
         let found;
         (*state, found) = automaton.next(*state, c);
@@ -83,7 +85,9 @@ impl LetterFilter<'_> {
             self.found |= found;
         }
     }
+}
 
+impl LetterFilter<'_> {
     /// Whether some keyword's letters and digits were read in a row: the text may hold it.
     pub fn may_hold_keyword(&self) -> bool {
         self.found
@@ -325,8 +329,7 @@ mod tests {
         let mut found = 0;
         index.find(&normalized.collapsed, |_, _, _| found += 1);
         let passes = index.letter_filter().map(|mut filter| {
-            normalized.fold_text(text);
-            normalized.letters_folded(false, |c| filter.step(c));
+            normalized.fold_with_letters(text, false, &mut filter);
             filter.may_hold_keyword()
         });
         (passes, found)

@@ -44,8 +44,6 @@ impl<'a> TextAnalysis<'a> {
         scratch: &mut Scratch,
     ) -> TextAnalysis<'a> {
         let mut normalized = std::mem::take(&mut scratch.normalized);
-        normalized.fold_text(raw);
-        let literal = normalized.lookalikes.then(|| fold_literal(raw));
         // Only keywords read the collapsed text: without them, or when the text's letters
         // rule every keyword out, it is not written. Sounds are read from it.
         let filter = rules
@@ -55,11 +53,11 @@ impl<'a> TextAnalysis<'a> {
             .flatten();
         let search = match (need_keywords, filter) {
             (false, _) => {
-                normalized.letters_folded(need_skeleton, |_| ());
+                normalized.fold_with_letters(raw, need_skeleton, &mut ());
                 false
             }
             (true, Some(mut filter)) => {
-                normalized.letters_folded(need_skeleton, |c| filter.step(c));
+                normalized.fold_with_letters(raw, need_skeleton, &mut filter);
                 let may_hold = filter.may_hold_keyword();
                 if may_hold {
                     normalized.collapse_folded(false);
@@ -67,10 +65,12 @@ impl<'a> TextAnalysis<'a> {
                 may_hold
             }
             (true, None) => {
+                normalized.fold_text(raw);
                 normalized.collapse_folded(need_skeleton);
                 true
             }
         };
+        let literal = normalized.lookalikes.then(|| fold_literal(raw));
         let collapsed = &normalized.collapsed;
         let mut keyword_hits = std::mem::take(&mut scratch.keyword_hits);
         keyword_hits.clear();

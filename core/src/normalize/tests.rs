@@ -202,6 +202,16 @@ fn spans_point_back_into_the_input() {
     assert_eq!(folded_source(input, true, 3..3), 0..0);
 }
 
+/// The letters a fold hands over.
+#[derive(Default)]
+struct Visited(String);
+
+impl LetterVisitor for Visited {
+    fn visit(&mut self, c: u32) {
+        self.0.extend(char::from_u32(c));
+    }
+}
+
 proptest! {
     #[test]
     fn one_pass_normalization_agrees_with_the_stages(
@@ -231,12 +241,14 @@ proptest! {
             (&normalized.folded, &normalized.collapsed, normalized.letters, normalized.digits)
         );
         prop_assert_eq!((without.lookalikes, without.link_chars), (normalized.lookalikes, normalized.link_chars));
-        // The letters alone, without collapsing: the same skeleton and count, each handed over
-        // in order, and no collapsed text left from before.
+        // Folding with the letters read alongside, without collapsing: the same fold, skeleton
+        // and count, each letter handed over in order, and no collapsed text left from before.
         let mut alone = normalized.clone();
-        alone.fold_text(&s);
-        let mut visited = String::new();
-        alone.letters_folded(true, |c| visited.extend(char::from_u32(c)));
+        let mut visited = Visited::default();
+        alone.fold_with_letters(&s, true, &mut visited);
+        let visited = visited.0;
+        prop_assert_eq!(&alone.folded, &folded);
+        prop_assert_eq!((alone.digits, alone.lookalikes, alone.link_chars), (normalized.digits, normalized.lookalikes, normalized.link_chars));
         prop_assert_eq!(&alone.skeleton, &normalized.skeleton);
         prop_assert_eq!(alone.letters, normalized.letters);
         prop_assert_eq!(visited.as_bytes(), &normalized.skeleton[..]);
