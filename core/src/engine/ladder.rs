@@ -1,8 +1,8 @@
 //! Climbing a rule's ladder and planning the rung's actions.
 
 use super::checks::Context;
-use super::state::seconds;
-use super::{EXCERPT_CHARS, Engine, ladder_key};
+use super::state::{EngineState, seconds};
+use super::{EXCERPT_CHARS, ladder_key};
 use crate::compile::CompiledRule;
 use crate::keys;
 use crate::lists::ListMeta;
@@ -12,7 +12,7 @@ use crate::template::{Field, Template, put};
 use crate::time::duration_millis;
 use crate::verdict::{Action, CheckHit, CheckKind, Match, PlannedAction, Verdict, ViolationRecord};
 
-impl Engine {
+impl EngineState {
     /// Climbs the ladder and plans the rung's actions.
     pub(super) fn punish(
         &mut self,
@@ -26,11 +26,11 @@ impl Engine {
         let now = ctx.now;
         let key = ladder_key(ctx.member_key, &rule.rule.id);
         let since = seconds(now.millis() - duration_millis(rule.rule.decay));
-        let mut times = self.state.ladder.times(key);
+        let mut times = self.ladder.times(key);
         times.retain(|t| *t > since);
         let count_before = times.len() as u32;
         times.push(seconds(now.millis()));
-        self.state.ladder.set(key, times);
+        self.ladder.set(key, times);
         let ladder = &rule.rule.ladder;
         let rung_index = (count_before as usize).min(ladder.len() - 1);
         let rung = &ladder[rung_index];

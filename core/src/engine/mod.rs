@@ -286,14 +286,15 @@ impl Engine {
             };
             let hits = ctx.check(rule, &keys, &self.state);
             if !hits.is_empty() {
-                let found = self.punish(&ctx, rule, hits, &mut verdict, &mut blacklisted);
+                let found = self
+                    .state
+                    .punish(&ctx, rule, hits, &mut verdict, &mut blacklisted);
                 verdict.outcomes.set(i, Outcome::Matched(found));
             }
         }
         self.state.blacklisted.extend(blacklisted);
-        if let Some(text) = ctx.text.take() {
-            text.recycle(&mut self.scratch);
-        }
+        // The text's buffers stay in `scratch` for the next event.
+        drop(ctx);
         self.scratch.eligible = eligible;
         verdict
     }

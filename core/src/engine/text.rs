@@ -21,29 +21,35 @@ pub(super) struct Scratch {
     pub(super) sound: Mapped,
 }
 
-/// The event's text, normalized once and searched once for all rules.
+/// The event's text, normalized once and searched once for all rules, in the engine's
+/// buffers.
 pub(super) struct TextAnalysis<'a> {
     pub(super) raw: &'a str,
     /// Folded (look-alikes mapped; what regexes see) and collapsed (what keywords see).
-    pub(super) normalized: Normalized,
+    pub(super) normalized: &'a Normalized,
     /// Folded as written, for links and phone numbers, when look-alikes made it differ.
     pub(super) literal: Option<String>,
-    pub(super) keyword_hits: Vec<(KeywordOwner, usize, usize)>,
+    pub(super) keyword_hits: &'a [(KeywordOwner, usize, usize)],
     pub(super) links: OnceCell<Vec<LinkHit>>,
     pub(super) phones: OnceCell<Vec<PhoneHit>>,
 }
 
 impl<'a> TextAnalysis<'a> {
-    /// Normalizes and searches `raw`, in buffers taken from `scratch`; the letters-only
-    /// skeleton only when `need_skeleton` (a duplicate check runs).
+    /// Normalizes and searches `raw` in the buffers of `scratch`; the letters-only skeleton
+    /// only when `need_skeleton` (a duplicate check runs).
     pub(super) fn new(
         raw: &'a str,
         rules: &CompiledRules,
         need_keywords: bool,
         need_skeleton: bool,
-        scratch: &mut Scratch,
+        scratch: &'a mut Scratch,
     ) -> TextAnalysis<'a> {
-        let mut normalized = std::mem::take(&mut scratch.normalized);
+        let Scratch {
+            normalized,
+            keyword_hits,
+            sound,
+            ..
+        } = scratch;
         // Only keywords read the collapsed text: without them, or when the text's letters
         // rule every keyword out, it is not written. Sounds are read from it.
         let filter = rules
@@ -72,7 +78,6 @@ impl<'a> TextAnalysis<'a> {
         };
         let literal = normalized.lookalikes.then(|| fold_literal(raw));
         let collapsed = &normalized.collapsed;
-        let mut keyword_hits = std::mem::take(&mut scratch.keyword_hits);
         keyword_hits.clear();
         if search {
             rules.keywords.find(collapsed, |owner, start, end| {
@@ -80,7 +85,6 @@ impl<'a> TextAnalysis<'a> {
             });
             // Only text with CJK characters (three-byte UTF-8 and up) can sound like a keyword.
             if !rules.homophones.is_empty() && collapsed.bytes().any(|b| b >= 0xE0) {
-                let sound = &mut scratch.sound;
                 sound_into(collapsed, sound);
                 rules.homophones.find(&sound.text, |owner, start, end| {
                     let span = sound.source_span(start, end);
@@ -96,12 +100,6 @@ impl<'a> TextAnalysis<'a> {
             links: OnceCell::new(),
             phones: OnceCell::new(),
         }
-    }
-
-    /// Gives the buffers back for the next event.
-    pub(super) fn recycle(self, scratch: &mut Scratch) {
-        scratch.normalized = self.normalized;
-        scratch.keyword_hits = self.keyword_hits;
     }
 
     /// Evidence for a span of the folded text. Spans are traced back by normalizing again
