@@ -246,11 +246,17 @@ impl LinkChars {
         self.0 & other.0 == other.0
     }
 
+    /// Those among [`ASCII_NOTES`] bits.
+    #[inline(always)]
+    fn of_notes(notes: u16) -> LinkChars {
+        LinkChars((notes & u16::from(LinkChars::ALL.0)) as u8)
+    }
+
     /// What `c` is of them.
     #[inline]
     pub fn of(c: char) -> LinkChars {
         match c {
-            '\0'..='\x7F' => LinkChars(ASCII_NOTES[c as usize] & LinkChars::ALL.0),
+            '\0'..='\x7F' => LinkChars::of_notes(ASCII_NOTES[c as usize]),
             '。' => LinkChars::FULL_STOP,
             '点' => LinkChars::DIAN,
             _ => LinkChars::NONE,
@@ -279,13 +285,16 @@ impl std::ops::BitOrAssign for LinkChars {
 }
 
 /// Per ASCII character: bit 0 for a digit, the bits of [`LinkChars`] for those,
-/// [`ASCII_LETTER`] for a letter or digit.
-const ASCII_NOTES: [u8; 128] = {
-    let mut notes = [0u8; 128];
+/// [`ASCII_LETTER`] for a letter or digit, [`ASCII_CAPITAL`] for a capital.
+const ASCII_NOTES: [u16; 128] = {
+    let mut notes = [0u16; 128];
     let mut b = 0;
     while b < 128 {
         if (b as u8).is_ascii_alphanumeric() {
             notes[b] = ASCII_LETTER;
+        }
+        if (b as u8).is_ascii_uppercase() {
+            notes[b] |= ASCII_CAPITAL;
         }
         b += 1;
     }
@@ -294,18 +303,40 @@ const ASCII_NOTES: [u8; 128] = {
         notes[digit as usize] |= 1;
         digit += 1;
     }
-    notes[b':' as usize] = LinkChars::COLON.0;
-    notes[b'.' as usize] = LinkChars::DOT.0;
-    notes[b'(' as usize] = LinkChars::BRACKET.0;
-    notes[b'[' as usize] = LinkChars::BRACKET.0;
-    notes[b'{' as usize] = LinkChars::BRACKET.0;
-    notes[b'd' as usize] |= LinkChars::LETTER_D.0;
-    notes[b'D' as usize] |= LinkChars::LETTER_D.0;
+    notes[b':' as usize] = LinkChars::COLON.0 as u16;
+    notes[b'.' as usize] = LinkChars::DOT.0 as u16;
+    notes[b'(' as usize] = LinkChars::BRACKET.0 as u16;
+    notes[b'[' as usize] = LinkChars::BRACKET.0 as u16;
+    notes[b'{' as usize] = LinkChars::BRACKET.0 as u16;
+    notes[b'd' as usize] |= LinkChars::LETTER_D.0 as u16;
+    notes[b'D' as usize] |= LinkChars::LETTER_D.0 as u16;
     notes
 };
 
 /// The bit of [`ASCII_NOTES`] for a letter or digit (the bit [`LinkChars`] leaves free).
-const ASCII_LETTER: u8 = 1 << 7;
+const ASCII_LETTER: u16 = 1 << 7;
+/// The bit of [`ASCII_NOTES`] for a capital letter.
+const ASCII_CAPITAL: u16 = 1 << 8;
+
+/// What folding noted in a run: its ASCII digits and Chinese numerals, its link characters,
+/// and whether it has ASCII capitals.
+#[derive(Debug, Clone, Copy)]
+struct RunNotes {
+    numerals: usize,
+    link_chars: LinkChars,
+    capitals: bool,
+}
+
+impl RunNotes {
+    /// From a count of numerals and the [`ASCII_NOTES`] bits gathered over the run.
+    fn of(numerals: usize, notes: u16) -> RunNotes {
+        RunNotes {
+            numerals,
+            link_chars: LinkChars::of_notes(notes),
+            capitals: notes & ASCII_CAPITAL != 0,
+        }
+    }
+}
 
 /// A digit as phone numbers may be written: ASCII, or a Chinese numeral (`一`, `壹`, `幺`, `两`).
 #[inline]
@@ -553,7 +584,7 @@ impl FoldSink for Locating {
         self.found().is_some()
     }
 
-    fn run(&mut self, run: &str, start: usize, _: usize, _: LinkChars) {
+    fn run(&mut self, run: &str, start: usize, _: RunNotes) {
         // A run folds to itself byte for byte (ASCII case aside): its offsets are the input's.
         self.see(
             run.len(),
@@ -648,10 +679,10 @@ trait FoldSink {
     }
 
     /// A stretch of the input, from byte `start`, that folds to itself apart from ASCII
-    /// capitals (ASCII, and common CJK characters with no traditional form), holding
-    /// `numerals` ASCII digits and Chinese numerals, and `link_chars`.
-    fn run(&mut self, run: &str, start: usize, numerals: usize, link_chars: LinkChars) {
-        let _ = (numerals, link_chars);
+    /// capitals (ASCII, and common CJK characters with no traditional form), with what was
+    /// noted in it.
+    fn run(&mut self, run: &str, start: usize, notes: RunNotes) {
+        let _ = notes;
         for (at, c) in run.char_indices() {
             self.char(
                 c.to_ascii_lowercase(),
@@ -685,10 +716,12 @@ impl FoldSink for String {
         self.push(c);
     }
 
-    fn run(&mut self, run: &str, _: usize, _: usize, _: LinkChars) {
+    fn run(&mut self, run: &str, _: usize, notes: RunNotes) {
         let at = self.len();
         self.push_str(run);
-        self[at..].make_ascii_lowercase();
+        if notes.capitals {
+            self[at..].make_ascii_lowercase();
+        }
     }
 }
 
@@ -706,10 +739,10 @@ impl FoldSink for Noting<'_> {
         self.link_chars |= LinkChars::of(c);
     }
 
-    fn run(&mut self, run: &str, start: usize, numerals: usize, link_chars: LinkChars) {
-        self.out.run(run, start, numerals, link_chars);
-        self.numerals += numerals;
-        self.link_chars |= link_chars;
+    fn run(&mut self, run: &str, start: usize, notes: RunNotes) {
+        self.out.run(run, start, notes);
+        self.numerals += notes.numerals;
+        self.link_chars |= notes.link_chars;
     }
 }
 
@@ -752,8 +785,8 @@ impl<V: LetterVisitor> FoldSink for NotingLetters<'_, V> {
         }
     }
 
-    fn run(&mut self, run: &str, start: usize, numerals: usize, link_chars: LinkChars) {
-        self.noting.run(run, start, numerals, link_chars);
+    fn run(&mut self, run: &str, start: usize, notes: RunNotes) {
+        self.noting.run(run, start, notes);
     }
 
     fn wants_run_letters(&self) -> bool {
@@ -812,16 +845,15 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
                 let lead = bytes[at];
                 if lead < 0x80 {
                     let notes = ASCII_NOTES[lead as usize];
-                    run_numerals += usize::from(notes & 1);
+                    run_numerals += usize::from(notes & 1 != 0);
                     run_notes |= notes;
                     if letters {
                         if notes & ASCII_LETTER != 0 {
                             if stretch == NO_STRETCH {
                                 stretch = at;
                             }
-                            let lower = lead.to_ascii_lowercase();
-                            capitals |= lower != lead;
-                            sink.run_letter(u32::from(lower));
+                            capitals |= notes & ASCII_CAPITAL != 0;
+                            sink.run_letter(u32::from(lead.to_ascii_lowercase()));
                         } else if stretch != NO_STRETCH {
                             sink.run_letters(&input[stretch..at], capitals);
                             (stretch, capitals) = (NO_STRETCH, false);
@@ -840,7 +872,7 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
                     }
                     run_numerals += usize::from(is_cjk_numeral(c));
                     if c == '点' as u32 {
-                        run_notes |= LinkChars::DIAN.0;
+                        run_notes |= u16::from(LinkChars::DIAN.0);
                     }
                 }
                 if letters {
@@ -859,9 +891,9 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
                 break;
             }
         }
-        let link_chars = LinkChars(run_notes & LinkChars::ALL.0);
         if run_start < at {
-            sink.run(&input[run_start..at], run_start, run_numerals, link_chars);
+            let notes = RunNotes::of(run_numerals, run_notes);
+            sink.run(&input[run_start..at], run_start, notes);
         }
         let c = input[at..].chars().next().unwrap_or_default();
         let span = (at, at + c.len_utf8());
@@ -896,8 +928,8 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
         });
     }
     if run_start < at {
-        let link_chars = LinkChars(run_notes & LinkChars::ALL.0);
-        sink.run(&input[run_start..at], run_start, run_numerals, link_chars);
+        let notes = RunNotes::of(run_numerals, run_notes);
+        sink.run(&input[run_start..at], run_start, notes);
     }
     word.end(sink);
     word.mapped_any
