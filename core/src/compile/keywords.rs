@@ -60,11 +60,12 @@ impl Automaton {
 }
 
 /// Whether a keyword may be in a text, told from the text's letters and digits alone, read
-/// one at a time (see [`crate::normalize::Normalized::fold_with_letters`]): a keyword found in the
-/// collapsed text has its letters in a row there, and every keyword's letters alone are a
-/// pattern too (the joined form [`KeywordPatterns::add_keyword`] adds), so the same automata,
-/// stepped over the letters, find one whenever the collapsed text holds a keyword. Most
-/// messages are ruled out so, and only the rest are collapsed and searched.
+/// one at a time as the text is folded ([`crate::normalize::Normalized::fold_with_letters`]):
+/// a keyword found in the collapsed text has its letters in a row there, and every keyword's
+/// letters alone are a pattern too (the joined form [`KeywordPatterns::add_keyword`] adds),
+/// so the same automata, stepped over the letters, find one whenever the collapsed text
+/// holds a keyword. Most messages are ruled out so, and only the rest are collapsed and
+/// searched.
 pub(crate) struct LetterFilter<'a> {
     base: (&'a CharAutomaton, u32),
     added: Option<(&'a CharAutomaton, u32)>,
