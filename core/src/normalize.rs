@@ -91,21 +91,10 @@ impl Normalized {
         self.collapse_folded(with_skeleton);
     }
 
-    /// Stage 1 alone: `folded` and what is noted while folding. `collapsed` and `skeleton`
-    /// are left empty, `letters` 0, until [`Normalized::collapse_folded`].
+    /// Stage 1 alone: `folded`, what is noted while folding and the count of `letters`.
+    /// `collapsed` and `skeleton` are left empty until [`Normalized::collapse_folded`].
     pub fn fold_text(&mut self, input: &str) {
-        self.folded.clear();
-        self.collapsed.clear();
-        self.skeleton.clear();
-        self.letters = 0;
-        let mut noting = Noting {
-            out: &mut self.folded,
-            numerals: 0,
-            link_chars: LinkChars::NONE,
-        };
-        self.lookalikes = fold_chars(input, true, &mut noting);
-        self.digits = noting.numerals;
-        self.link_chars = noting.link_chars;
+        self.fold_with_letters(input, false, &mut ());
     }
 
     /// Stage 2 of the folded text: `collapsed` and `letters`, and `skeleton` `with_skeleton`.
