@@ -207,8 +207,9 @@ impl PieceSink for PieceWriter<'_> {
 }
 
 /// Characters a link may be written with: the `:` of a scheme, dots plain and disguised
-/// (`.`, `。`, `点`, the brackets of `(.)` and `(dot)`, the `d` of ` dot `). Noted while text
-/// is folded, so the link check searches a text only for those it holds.
+/// (`.`, `。` after a Latin label, `点`, the brackets of `(.)` and `(dot)`, the `d` of
+/// ` dot `). Noted while text is folded, so the link check searches a text only for those it
+/// holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkChars(u8);
 
@@ -221,7 +222,8 @@ impl LinkChars {
     pub const DOT: LinkChars = LinkChars(1 << 2);
     /// `(`, `[` and `{`.
     pub const BRACKET: LinkChars = LinkChars(1 << 3);
-    /// `。`
+    /// `。` after a Latin label ([`after_latin_label`]), the only place it may stand for a
+    /// dot: Chinese text ends its sentences with it.
     pub const FULL_STOP: LinkChars = LinkChars(1 << 4);
     /// `点`
     pub const DIAN: LinkChars = LinkChars(1 << 5);
@@ -252,10 +254,20 @@ impl LinkChars {
         }
     }
 
+    /// What `c` is of them, after the text `before`.
+    #[inline]
+    fn of_after(c: char, before: &str) -> LinkChars {
+        match LinkChars::of(c) {
+            LinkChars::FULL_STOP if !after_latin_label(before) => LinkChars::NONE,
+            chars => chars,
+        }
+    }
+
     /// Those `text` holds.
     pub fn in_text(text: &str) -> LinkChars {
-        text.chars()
-            .fold(LinkChars::NONE, |chars, c| chars | LinkChars::of(c))
+        text.char_indices().fold(LinkChars::NONE, |chars, (at, c)| {
+            chars | LinkChars::of_after(c, &text[..at])
+        })
     }
 }
 
@@ -271,6 +283,15 @@ impl std::ops::BitOrAssign for LinkChars {
     fn bitor_assign(&mut self, other: LinkChars) {
         self.0 |= other.0;
     }
+}
+
+/// Whether `text` ends with a Latin label (an ASCII letter or digit, or a `-` a label may end
+/// with), spaces after it aside: where a disguised dot may follow.
+pub(crate) fn after_latin_label(text: &str) -> bool {
+    text.trim_end_matches(' ')
+        .bytes()
+        .next_back()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// Per ASCII character: bit 0 for a digit, the bits of [`LinkChars`] for those,
@@ -723,9 +744,9 @@ struct Noting<'a> {
 
 impl FoldSink for Noting<'_> {
     fn char(&mut self, c: char, _: (usize, usize)) {
+        self.link_chars |= LinkChars::of_after(c, self.out);
         self.out.push(c);
         self.numerals += usize::from(is_numeral(c));
-        self.link_chars |= LinkChars::of(c);
     }
 
     fn run(&mut self, run: &str, start: usize, notes: RunNotes) {

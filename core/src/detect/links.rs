@@ -26,7 +26,7 @@ use std::ops::Range;
 
 use rustc_hash::FxHashSet;
 
-use crate::normalize::{LinkChars, is_letter_or_digit};
+use crate::normalize::{LinkChars, after_latin_label, is_letter_or_digit};
 
 /// A link found in text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,13 +136,16 @@ fn first_link_char(text: &str, link_chars: LinkChars) -> Option<usize> {
     });
     let has = |chars| link_chars.contains(chars);
     let bytes = text.as_bytes();
-    // The nearest character before byte `i` that is none of `skip`.
-    let before = |i: usize, skip: &[char]| text[..i].chars().rev().find(|c| !skip.contains(c));
     // A disguised dot counts only after a Latin label (which may end in `-`); a plain one
     // after any label, which may end in `-` or (an empty label) a dot.
-    let latin_before =
-        |i: &usize| before(*i, &[' ']).is_some_and(|c| c.is_ascii_alphanumeric() || c == '-');
-    let label_before = |i: &usize| before(*i, &[' ', '-', '.']).is_some_and(is_letter_or_digit);
+    let latin_before = |i: &usize| after_latin_label(&text[..*i]);
+    let label_before = |i: &usize| {
+        text[..*i]
+            .chars()
+            .rev()
+            .find(|c| ![' ', '-', '.'].contains(c))
+            .is_some_and(is_letter_or_digit)
+    };
     // The first of each kind, each kind searched only if the text holds its characters.
     [
         has(LinkChars::COLON).then(|| scheme.find(bytes)),
@@ -707,6 +710,11 @@ mod tests {
             assert_eq!(find_links_among(text, chars), find_links(text), "{text}");
             assert_eq!(find_links_among(text, LinkChars::NONE), [], "{text}");
         }
+        // A Chinese sentence's full stop is not noted: only one after a Latin label may be a
+        // disguised dot.
+        assert_eq!(LinkChars::in_text("我们明天见。好的。"), LinkChars::NONE);
+        assert_eq!(LinkChars::in_text("ok 。 fine"), LinkChars::FULL_STOP);
+        assert_eq!(LinkChars::in_text("shop-。"), LinkChars::FULL_STOP);
     }
 
     /// Pieces of text around links: labels of two scripts, dots plain and disguised, schemes,
