@@ -338,10 +338,17 @@ struct RunNotes {
 }
 
 impl RunNotes {
-    /// From a count of numerals and the [`ASCII_NOTES`] bits gathered over the run.
-    fn of(numerals: usize, notes: u16) -> RunNotes {
+    /// Of `run`, from its count of Chinese numerals and the [`ASCII_NOTES`] bits gathered
+    /// over it. Its ASCII digits are counted here, in the few runs that have any, rather than
+    /// byte by byte as it is read.
+    fn of(run: &str, cjk_numerals: usize, notes: u16) -> RunNotes {
+        let digits = if notes & 1 != 0 {
+            run.bytes().filter(u8::is_ascii_digit).count()
+        } else {
+            0
+        };
         RunNotes {
-            numerals,
+            numerals: cjk_numerals + digits,
             link_chars: LinkChars::of_notes(notes),
             capitals: notes & ASCII_CAPITAL != 0,
         }
@@ -844,7 +851,7 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
     let mut word = LookalikeWord::default();
     // Most text is a stretch that folds to itself (but for ASCII case) with a few characters
     // between: such a stretch is handed over whole.
-    let (mut at, mut run_start, mut run_numerals, mut run_notes) = (0, 0, 0, 0);
+    let (mut at, mut run_start, mut run_cjk_numerals, mut run_notes) = (0, 0, 0, 0);
     let letters = sink.wants_run_letters();
     // Where the stretch of letters being read started, for a sink that wants them.
     const NO_STRETCH: usize = usize::MAX;
@@ -855,7 +862,6 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
                 let lead = bytes[at];
                 if lead < 0x80 {
                     let notes = ASCII_NOTES[lead as usize];
-                    run_numerals += usize::from(notes & 1 != 0);
                     run_notes |= notes;
                     if letters {
                         if notes & ASCII_LETTER != 0 {
@@ -880,7 +886,7 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
                     if t2s.maps(c) {
                         break;
                     }
-                    run_numerals += usize::from(is_cjk_numeral(c));
+                    run_cjk_numerals += usize::from(is_cjk_numeral(c));
                     if c == '点' as u32 {
                         run_notes |= u16::from(LinkChars::DIAN.0);
                     }
@@ -901,14 +907,11 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
                 break;
             }
         }
-        if run_start < at {
-            let notes = RunNotes::of(run_numerals, run_notes);
-            sink.run(&input[run_start..at], run_start, notes);
-        }
+        hand_over_run(sink, input, run_start..at, run_cjk_numerals, run_notes);
         let c = input[at..].chars().next().unwrap_or_default();
         let span = (at, at + c.len_utf8());
         at = span.1;
-        (run_start, run_numerals, run_notes) = (at, 0, 0);
+        (run_start, run_cjk_numerals, run_notes) = (at, 0, 0);
         if !word.active {
             // Other common characters, kept cheap while no look-alike word is open.
             let plain = if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
@@ -937,12 +940,23 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
             }
         });
     }
-    if run_start < at {
-        let notes = RunNotes::of(run_numerals, run_notes);
-        sink.run(&input[run_start..at], run_start, notes);
-    }
+    hand_over_run(sink, input, run_start..at, run_cjk_numerals, run_notes);
     word.end(sink);
     word.mapped_any
+}
+
+/// Hands the run of `input` at `span`, if any, to `sink` with what was noted in it.
+fn hand_over_run(
+    sink: &mut impl FoldSink,
+    input: &str,
+    span: Range<usize>,
+    cjk_numerals: usize,
+    notes: u16,
+) {
+    if !span.is_empty() {
+        let (start, run) = (span.start, &input[span]);
+        sink.run(run, start, RunNotes::of(run, cjk_numerals, notes));
+    }
 }
 
 /// Characters of the blocks chat punctuation comes from: general punctuation, CJK symbols
