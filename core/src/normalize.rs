@@ -782,6 +782,15 @@ impl LetterVisitor for () {
     fn visit(&mut self, _: u32) {}
 }
 
+/// Hands each letter to both.
+impl<A: LetterVisitor, B: LetterVisitor> LetterVisitor for (A, B) {
+    #[inline(always)]
+    fn visit(&mut self, c: u32) {
+        self.0.visit(c);
+        self.1.visit(c);
+    }
+}
+
 /// As [`Noting`], and the folded text's letters and digits as the skeleton keeps them,
 /// read while folding: counted, handed to `visit` and written to `skeleton` if given.
 struct NotingLetters<'a, V> {

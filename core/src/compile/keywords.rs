@@ -14,7 +14,7 @@ use rustc_hash::FxHashMap;
 
 use super::automaton::CharAutomaton;
 use crate::normalize::{
-    LetterVisitor, in_skeleton, is_letter_or_digit, is_word_char, letters_only,
+    LetterVisitor, Normalized, in_skeleton, is_letter_or_digit, is_word_char, letters_only,
 };
 
 /// Who owns a keyword pattern.
@@ -65,33 +65,31 @@ impl Automaton {
 /// letters alone are a pattern too (the joined form [`KeywordPatterns::add_keyword`] adds),
 /// so the same automata, stepped over the letters, find one whenever the collapsed text
 /// holds a keyword. Most messages are ruled out so, and only the rest are collapsed and
-/// searched.
-pub(crate) struct LetterFilter<'a> {
-    base: (&'a CharAutomaton, u32),
-    added: Option<(&'a CharAutomaton, u32)>,
+/// searched. One automaton's part of it.
+struct LetterFilter<'a> {
+    automaton: &'a CharAutomaton,
+    state: u32,
+    /// Whether some keyword's letters and digits were read in a row.
     found: bool,
+}
+
+impl<'a> LetterFilter<'a> {
+    fn new(automaton: &'a Automaton) -> LetterFilter<'a> {
+        LetterFilter {
+            automaton: &automaton.search,
+            state: CharAutomaton::START,
+            found: false,
+        }
+    }
 }
 
 impl LetterVisitor for LetterFilter<'_> {
     /// Reads the text's next letter or digit.
     #[inline(always)]
     fn visit(&mut self, c: u32) {
-        let (automaton, state) = &mut self.base;
         let found;
-        (*state, found) = automaton.next(*state, c);
+        (self.state, found) = self.automaton.next(self.state, c);
         self.found |= found;
-        if let Some((automaton, state)) = &mut self.added {
-            let found;
-            (*state, found) = automaton.next(*state, c);
-            self.found |= found;
-        }
-    }
-}
-
-impl LetterFilter<'_> {
-    /// Whether some keyword's letters and digits were read in a row: the text may hold it.
-    pub fn may_hold_keyword(&self) -> bool {
-        self.found
     }
 }
 
@@ -120,14 +118,29 @@ impl KeywordIndex {
         }
     }
 
-    /// A filter that rules keywords out from a text's letters alone; none when a pattern's
-    /// letters are not a pattern of their own (a keyword of separators alone).
-    pub fn letter_filter<'a>(&'a self) -> Option<LetterFilter<'a>> {
-        let start = |a: &'a Automaton| (&a.search, CharAutomaton::START);
-        Some(LetterFilter {
-            base: start(self.base.as_deref().filter(|_| self.letters_are_patterns)?),
-            added: self.added.as_ref().map(start),
-            found: false,
+    /// Folds `text` into `normalized` as [`Normalized::fold_with_letters`] does, its letters
+    /// read by the [`LetterFilter`]; returns whether the text may hold a keyword. `None`, and
+    /// nothing folded, when letters alone cannot rule keywords out (a keyword's letters are no
+    /// pattern of their own: a keyword of separators alone). Without keywords added since the
+    /// big automaton was built, as nearly always, one automaton is stepped, not two.
+    pub(crate) fn fold_and_filter(
+        &self,
+        normalized: &mut Normalized,
+        text: &str,
+        with_skeleton: bool,
+    ) -> Option<bool> {
+        let base = self.base.as_deref().filter(|_| self.letters_are_patterns)?;
+        let mut base = LetterFilter::new(base);
+        Some(match &self.added {
+            None => {
+                normalized.fold_with_letters(text, with_skeleton, &mut base);
+                base.found
+            }
+            Some(added) => {
+                let mut both = (base, LetterFilter::new(added));
+                normalized.fold_with_letters(text, with_skeleton, &mut both);
+                both.0.found || both.1.found
+            }
         })
     }
 
@@ -296,7 +309,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::normalize::{Normalized, normalize};
+    use crate::normalize::normalize;
 
     /// Pieces keywords and texts are made of: words and letters of both kinds of script,
     /// separators plain and disguised, full-width letters, digits.
@@ -329,10 +342,7 @@ mod tests {
         normalized.of(text);
         let mut found = 0;
         index.find(&normalized.collapsed, |_, _, _| found += 1);
-        let passes = index.letter_filter().map(|mut filter| {
-            normalized.fold_with_letters(text, false, &mut filter);
-            filter.may_hold_keyword()
-        });
+        let passes = index.fold_and_filter(&mut normalized, text, false);
         (passes, found)
     }
 

@@ -52,19 +52,19 @@ impl<'a> TextAnalysis<'a> {
         } = scratch;
         // Only keywords read the collapsed text: without them, or when the text's letters
         // rule every keyword out, it is not written. Sounds are read from it.
-        let filter = rules
-            .homophones
-            .is_empty()
-            .then(|| rules.keywords.letter_filter())
+        let filtered = (need_keywords && rules.homophones.is_empty())
+            .then(|| {
+                rules
+                    .keywords
+                    .fold_and_filter(normalized, raw, need_skeleton)
+            })
             .flatten();
-        let search = match (need_keywords, filter) {
+        let search = match (need_keywords, filtered) {
             (false, _) => {
                 normalized.fold_with_letters(raw, need_skeleton, &mut ());
                 false
             }
-            (true, Some(mut filter)) => {
-                normalized.fold_with_letters(raw, need_skeleton, &mut filter);
-                let may_hold = filter.may_hold_keyword();
+            (true, Some(may_hold)) => {
                 if may_hold {
                     normalized.collapse_folded(false);
                 }
