@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use regex_automata::Span;
 use regex_automata::meta::Regex as MetaRegex;
+use regex_automata::util::prefilter::Prefilter;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::detect::links::{DomainSet, normalize_domain};
@@ -104,6 +106,19 @@ pub(crate) struct CompiledRegex {
     pub set: MetaRegex,
     /// Each pattern as written, and compiled.
     pub each: Vec<(String, MetaRegex)>,
+    /// A search for the literals every match of some pattern starts with, when there are
+    /// such and they are quick to find: a text without any needs no regex run, which spares
+    /// nearly every message the regex engine's setup.
+    pub prefixes: Option<Prefilter>,
+}
+
+impl CompiledRegex {
+    /// Whether any pattern matches `folded`.
+    pub fn is_match(&self, folded: &str) -> bool {
+        let folded = folded.as_bytes();
+        let holds_prefix = |p: &Prefilter| p.find(folded, Span::from(0..folded.len())).is_some();
+        self.prefixes.as_ref().is_none_or(holds_prefix) && self.set.is_match(folded)
+    }
 }
 
 #[derive(Debug)]

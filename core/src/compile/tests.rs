@@ -179,3 +179,48 @@ fn each_group_gets_the_rules_that_name_it_tag_it_or_cover_everything_in_order_on
         "a group only a rule names is known too"
     );
 }
+
+fn compiled_regex(patterns: &[&str]) -> CompiledRegex {
+    let mut rule = Rule::new("re");
+    rule.regex = Some(RegexCheck {
+        patterns: patterns.iter().map(|p| (*p).to_owned()).collect(),
+    });
+    let set = RuleSet {
+        rules: vec![rule],
+        ..RuleSet::default()
+    };
+    let mut compiled = CompiledRules::compile(set).expect("compiles");
+    compiled.rules.remove(0).regex.expect("a regex check")
+}
+
+/// Patterns every match of which starts with one of a few literals, and texts around them.
+const PREFIXED: [&str; 4] = [
+    r"discord\.gg/\w+",
+    r"q{2}\s*群\s*\d{5,}",
+    r"(年化|收益)\s*\d{2,3}\s*%",
+    r"WE(CHAT|IXIN)",
+];
+const REGEX_PIECES: [&str; 14] = [
+    "discord", ".gg/", "abc", "qq", "群", " ", "12345", "年化", "收益", "15", "%", "wechat",
+    "weixin", "你好",
+];
+
+#[test]
+fn regexes_whose_matches_start_with_literals_are_searched_for_those_first() {
+    assert!(compiled_regex(&PREFIXED).prefixes.is_some());
+    // A pattern that may start anywhere leaves the search to the regex engine alone.
+    let anywhere = compiled_regex(&[r"\d{6,}", r"discord\.gg"]);
+    assert!(anywhere.prefixes.is_none());
+    assert!(anywhere.is_match("call 1234567"));
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_literal_search_first_changes_no_answer(
+        text in proptest::collection::vec(0..REGEX_PIECES.len(), 0..12)
+    ) {
+        let regex = compiled_regex(&PREFIXED);
+        let text: String = text.into_iter().map(|i| REGEX_PIECES[i]).collect();
+        proptest::prop_assert_eq!(regex.is_match(&text), regex.set.is_match(&text), "{}", text);
+    }
+}

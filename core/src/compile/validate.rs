@@ -1,6 +1,8 @@
 //! Checks of a rule set that compiling alone would not make: limits, templates, references.
 
+use regex_automata::MatchKind;
 use regex_automata::meta::Regex as MetaRegex;
+use regex_automata::util::prefilter::Prefilter;
 use regex_syntax::hir::{
     Capture, Class, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange, Hir, HirKind,
     Repetition,
@@ -128,7 +130,11 @@ pub(super) fn compile_regexes(
         .configure(MetaRegex::config().nfa_size_limit(Some(SIZE_LIMIT * 4)))
         .build_many_from_hir(&hirs)
     {
-        Ok(set) => Some(CompiledRegex { set, each }),
+        Ok(set) => Some(CompiledRegex {
+            set,
+            each,
+            prefixes: Prefilter::from_hirs_prefix(MatchKind::All, &hirs),
+        }),
         Err(e) => {
             errors.push(
                 path,

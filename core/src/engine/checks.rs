@@ -352,7 +352,7 @@ fn keyword(rule: &CompiledRule, index: u32, text: &TextAnalysis<'_>, hits: &mut 
 /// scan, then the patterns are tried in order only for a message that has a match.
 fn regex(rule: &CompiledRule, text: &TextAnalysis<'_>, hits: &mut Hits) {
     let Some(regex) = &rule.regex else { return };
-    if !regex.set.is_match(&text.normalized.folded) {
+    if !regex.is_match(&text.normalized.folded) {
         return;
     }
     if let Some((pattern, m)) = regex
