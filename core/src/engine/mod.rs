@@ -44,11 +44,18 @@ use text::{Scratch, TextAnalysis};
 
 /// What the engine runs, each part swapped on its own while evaluation goes on (readers never
 /// block): the compiled rules, which a rule change recompiles, and the blacklist index,
-/// which a list change patches without touching a rule.
+/// which a list change patches without touching a rule. Both sit behind one pointer, so that
+/// an evaluation reads them with one atomic load and not two.
 #[derive(Debug, Default)]
 pub struct Live {
-    rules: ArcSwap<CompiledRules>,
-    blacklist: ArcSwap<BlacklistIndex>,
+    running: ArcSwap<Running>,
+}
+
+/// The rules and the blacklist in force at once.
+#[derive(Debug, Default)]
+struct Running {
+    rules: Arc<CompiledRules>,
+    blacklist: Arc<BlacklistIndex>,
 }
 
 /// Shared access to what the engine runs: clone it to swap rules or lists from another task.
@@ -58,8 +65,10 @@ impl Live {
     /// Compiled rules and a blacklist index.
     pub fn new(rules: CompiledRules, blacklist: BlacklistIndex) -> Live {
         Live {
-            rules: ArcSwap::from_pointee(rules),
-            blacklist: ArcSwap::from_pointee(blacklist),
+            running: ArcSwap::from_pointee(Running {
+                rules: Arc::new(rules),
+                blacklist: Arc::new(blacklist),
+            }),
         }
     }
 
@@ -71,28 +80,35 @@ impl Live {
 
     /// The rules in force.
     pub fn rules(&self) -> Arc<CompiledRules> {
-        self.rules.load_full()
+        Arc::clone(&self.running.load().rules)
     }
 
     /// The blacklist in force.
     pub fn blacklist(&self) -> Arc<BlacklistIndex> {
-        self.blacklist.load_full()
+        Arc::clone(&self.running.load().blacklist)
     }
 
     /// Swaps in both parts of `other`.
     pub fn replace(&self, other: Live) {
-        retire(self.rules.swap(other.rules.into_inner()));
-        retire(self.blacklist.swap(other.blacklist.into_inner()));
+        retire(self.running.swap(other.running.into_inner()));
     }
 
     /// Swaps in new rules; the next evaluation uses them. The blacklist stays.
     pub fn swap_rules(&self, rules: CompiledRules) {
-        retire(self.rules.swap(Arc::new(rules)));
+        let rules = Arc::new(rules);
+        retire(self.running.rcu(|current| Running {
+            rules: Arc::clone(&rules),
+            blacklist: Arc::clone(&current.blacklist),
+        }));
     }
 
     /// Swaps in a new blacklist index. The rules stay.
     pub fn swap_blacklist(&self, blacklist: BlacklistIndex) {
-        retire(self.blacklist.swap(Arc::new(blacklist)));
+        let blacklist = Arc::new(blacklist);
+        retire(self.running.rcu(|current| Running {
+            rules: Arc::clone(&current.rules),
+            blacklist: Arc::clone(&blacklist),
+        }));
     }
 
     /// Adds or replaces `upserts` and drops the `removals` (member, owner) from the running
@@ -102,10 +118,10 @@ impl Live {
         upserts: &[BlacklistEntry],
         removals: &[(MemberRef, Option<UserId>)],
     ) {
-        retire(
-            self.blacklist
-                .rcu(|current| current.changed(upserts, removals)),
-        );
+        retire(self.running.rcu(|current| Running {
+            rules: Arc::clone(&current.rules),
+            blacklist: Arc::new(current.blacklist.changed(upserts, removals)),
+        }));
     }
 }
 
@@ -191,16 +207,18 @@ impl Engine {
 
     /// Judges one event at `now`.
     pub fn evaluate(&mut self, event: &Event, now: Timestamp) -> Verdict {
-        let rules = self.rules.rules.load_full();
-        let blacklist = self.rules.blacklist.load();
+        // A guard, not an `Arc` clone: one atomic load of both parts, and no count of
+        // references touched (a change still waits for the guard to go before freeing).
+        let running = self.rules.running.load();
+        let (rules, blacklist) = (&running.rules, &running.blacklist);
         self.state.sweep_if_due(now, &rules.needs);
         let member_key = keys::member(event.platform, event.member.id.as_str());
         let group_key = keys::group(event.platform, event.group.as_str());
         let mut ctx = Context {
             event,
             now,
-            rules: &rules,
-            blacklist: &blacklist,
+            rules,
+            blacklist,
             member_key,
             group_key,
             text: None,
@@ -230,7 +248,7 @@ impl Engine {
             let need_skeleton = eligible_rules().any(|r| r.duplicates.is_some());
             ctx.text = Some(TextAnalysis::new(
                 text,
-                &rules,
+                rules,
                 need_keywords,
                 need_skeleton,
                 &mut self.scratch,
