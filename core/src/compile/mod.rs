@@ -106,9 +106,9 @@ pub(crate) struct CompiledRegex {
     pub set: MetaRegex,
     /// Each pattern as written, and compiled.
     pub each: Vec<(String, MetaRegex)>,
-    /// A search for the literals every match of some pattern starts with, when there are
-    /// such and they are quick to find: a text without any needs no regex run, which spares
-    /// nearly every message the regex engine's setup.
+    /// A search for the literals every match of some pattern starts with, when every
+    /// pattern has such: a text without any needs no regex run, which spares nearly every
+    /// message the regex engine's setup.
     pub prefixes: Option<Prefilter>,
 }
 
