@@ -271,15 +271,23 @@ fn read_host(authority: &str) -> Option<(String, bool)> {
 /// a letter, so that it is no number the crate would read as part of an IPv4 address.
 fn is_plain_domain(authority: &str) -> bool {
     let name = authority.strip_suffix('.').unwrap_or(authority);
-    let plain = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.';
-    name.bytes().all(plain)
-        && name
-            .split('.')
-            .all(|label| !label.is_empty() && !label.starts_with("xn--"))
-        && name
-            .rsplit('.')
-            .next()
-            .is_some_and(|last| last.starts_with(|c: char| c.is_ascii_lowercase()))
+    // One pass over the bytes, label by label: every link in a message comes through here.
+    let mut label_start = 0;
+    for (at, b) in name.bytes().enumerate() {
+        match b {
+            b'.' => {
+                let label = &name[label_start..at];
+                if label.is_empty() || label.starts_with("xn--") {
+                    return false;
+                }
+                label_start = at + 1;
+            }
+            b'a'..=b'z' | b'0'..=b'9' | b'-' => {}
+            _ => return false,
+        }
+    }
+    let last = &name[label_start..];
+    !last.starts_with("xn--") && last.starts_with(|c: char| c.is_ascii_lowercase())
 }
 
 /// Whether a bare host may start at `i`: a letter or digit that does not continue a word,
