@@ -782,12 +782,11 @@ impl LetterVisitor for () {
     fn visit(&mut self, _: u32) {}
 }
 
-/// Hands each letter to both.
-impl<A: LetterVisitor, B: LetterVisitor> LetterVisitor for (A, B) {
+/// Keeps them, in order.
+impl LetterVisitor for Vec<u32> {
     #[inline(always)]
     fn visit(&mut self, c: u32) {
-        self.0.visit(c);
-        self.1.visit(c);
+        self.push(c);
     }
 }
 

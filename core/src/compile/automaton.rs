@@ -174,19 +174,23 @@ impl CharAutomaton {
         }
     }
 
-    /// The state a search starts in.
-    pub const START: u32 = ROOT;
-
-    /// The state after `state` reads the character of code point `c`, and whether a pattern
-    /// ends there: the search's step, for a caller that hands characters over one at a time.
-    #[inline(always)]
-    pub fn next(&self, state: u32, c: u32) -> (u32, bool) {
-        let code = u32::from(self.codes.of_code_point(c));
-        if code == 0 {
-            return (ROOT, false);
+    /// Whether some pattern occurs in the text of code points `text`: a search that stops at
+    /// the first match, with its state in a register.
+    pub fn finds_any(&self, text: &[u32]) -> bool {
+        let mut state = ROOT;
+        for &c in text {
+            let code = u32::from(self.codes.of_code_point(c));
+            if code == 0 {
+                state = ROOT;
+                continue;
+            }
+            let output;
+            (state, output) = step(&self.states, state, code);
+            if output != 0 {
+                return true;
+            }
         }
-        let (state, output) = step(&self.states, state, code);
-        (state, output != 0)
+        false
     }
 
     /// Hands the patterns of `output` and its chain, ending at `end`, to `found`. Apart from

@@ -13,9 +13,8 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::automaton::CharAutomaton;
-use crate::normalize::{
-    LetterVisitor, Normalized, in_skeleton, is_letter_or_digit, is_word_char, letters_only,
-};
+use super::gate::LetterGate;
+use crate::normalize::{Normalized, in_skeleton, is_letter_or_digit, is_word_char, letters_only};
 
 /// Who owns a keyword pattern.
 #[derive(Debug, Clone, Copy)]
@@ -36,9 +35,9 @@ pub(crate) struct KeywordIndex {
     /// For each pattern id, its range in `owners`.
     ranges: Vec<(u32, u32)>,
     owners: Vec<KeywordOwner>,
-    /// Whether every pattern's letters and digits alone are a pattern too, which a
-    /// [`LetterFilter`] needs.
-    letters_are_patterns: bool,
+    /// The gate over every pattern of letters and digits alone, when every pattern's letters
+    /// and digits alone are a pattern too (see [`KeywordIndex::fold_and_filter`]).
+    gate: Option<LetterGate>,
 }
 
 /// An automaton and the id of each pattern it finds.
@@ -56,40 +55,6 @@ impl Automaton {
             search,
             ids: texts.into_iter().zip(first_id..).collect(),
         })
-    }
-}
-
-/// Whether a keyword may be in a text, told from the text's letters and digits alone, read
-/// one at a time as the text is folded ([`crate::normalize::Normalized::fold_with_letters`]):
-/// a keyword found in the collapsed text has its letters in a row there, and every keyword's
-/// letters alone are a pattern too (the joined form [`KeywordPatterns::add_keyword`] adds),
-/// so the same automata, stepped over the letters, find one whenever the collapsed text
-/// holds a keyword. Most messages are ruled out so, and only the rest are collapsed and
-/// searched. One automaton's part of it.
-struct LetterFilter<'a> {
-    automaton: &'a CharAutomaton,
-    state: u32,
-    /// Whether some keyword's letters and digits were read in a row.
-    found: bool,
-}
-
-impl<'a> LetterFilter<'a> {
-    fn new(automaton: &'a Automaton) -> LetterFilter<'a> {
-        LetterFilter {
-            automaton: &automaton.search,
-            state: CharAutomaton::START,
-            found: false,
-        }
-    }
-}
-
-impl LetterVisitor for LetterFilter<'_> {
-    /// Reads the text's next letter or digit.
-    #[inline(always)]
-    fn visit(&mut self, c: u32) {
-        let found;
-        (self.state, found) = self.automaton.next(self.state, c);
-        self.found |= found;
     }
 }
 
@@ -119,29 +84,33 @@ impl KeywordIndex {
     }
 
     /// Folds `text` into `normalized` as [`Normalized::fold_with_letters`] does, its letters
-    /// read by the [`LetterFilter`]; returns whether the text may hold a keyword. `None`, and
-    /// nothing folded, when letters alone cannot rule keywords out (a keyword's letters are no
-    /// pattern of their own: a keyword of separators alone). Without keywords added since the
-    /// big automaton was built, as nearly always, one automaton is stepped, not two.
+    /// kept in `letters` and read through the [`LetterGate`]; returns whether the text may
+    /// hold a keyword: a keyword found in the collapsed text has its letters in a row there,
+    /// and every keyword's letters alone are a pattern too (the joined form
+    /// [`KeywordPatterns::add_keyword`] adds), so the automata, searching the letters of a
+    /// text the gate lets through, find one whenever the collapsed text holds one. Most
+    /// texts are turned away by the gate, and only the rest are collapsed and searched.
+    /// `None`, and nothing folded, when letters alone cannot rule keywords out (a keyword's
+    /// letters are no pattern of their own: a keyword of separators alone).
     pub(crate) fn fold_and_filter(
         &self,
         normalized: &mut Normalized,
         text: &str,
         with_skeleton: bool,
+        letters: &mut Vec<u32>,
     ) -> Option<bool> {
-        let base = self.base.as_deref().filter(|_| self.letters_are_patterns)?;
-        let mut base = LetterFilter::new(base);
-        Some(match &self.added {
-            None => {
-                normalized.fold_with_letters(text, with_skeleton, &mut base);
-                base.found
-            }
-            Some(added) => {
-                let mut both = (base, LetterFilter::new(added));
-                normalized.fold_with_letters(text, with_skeleton, &mut both);
-                both.0.found || both.1.found
-            }
-        })
+        let gate = self.gate.as_ref()?;
+        letters.clear();
+        normalized.fold_with_letters(text, with_skeleton, letters);
+        Some(
+            gate.lets_through(letters)
+                && self
+                    .base
+                    .as_deref()
+                    .into_iter()
+                    .chain(&self.added)
+                    .any(|automaton| automaton.search.finds_any(letters)),
+        )
     }
 
     /// Whether there is no keyword to find.
@@ -153,6 +122,7 @@ impl KeywordIndex {
     pub fn heap_bytes(&self) -> usize {
         let automata = self.base.as_deref().into_iter().chain(&self.added);
         automata.map(|a| a.search.heap_bytes()).sum::<usize>()
+            + self.gate.as_ref().map_or(0, LetterGate::heap_bytes)
             + self.ranges.len() * 8
             + self.owners.len() * size_of::<KeywordOwner>()
     }
@@ -234,6 +204,14 @@ impl KeywordPatterns {
                 !letters.is_empty() && by_text.contains_key(&letters)
             }
         });
+        let gate = letters_are_patterns.then(|| {
+            LetterGate::of(
+                texts
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|text| text.chars().all(in_skeleton)),
+            )
+        });
         let base = previous.and_then(|p| p.base.clone());
         // The new patterns, and the id of each of this compile's patterns.
         let (ids, base, added) = match base {
@@ -290,7 +268,7 @@ impl KeywordPatterns {
             added,
             ranges,
             owners,
-            letters_are_patterns,
+            gate,
         })
     }
 }
@@ -342,7 +320,7 @@ mod tests {
         normalized.of(text);
         let mut found = 0;
         index.find(&normalized.collapsed, |_, _, _| found += 1);
-        let passes = index.fold_and_filter(&mut normalized, text, false);
+        let passes = index.fold_and_filter(&mut normalized, text, false, &mut Vec::new());
         (passes, found)
     }
 

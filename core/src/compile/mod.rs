@@ -26,6 +26,7 @@ use crate::template::Template;
 use crate::time::duration_millis;
 
 mod automaton;
+mod gate;
 mod keywords;
 mod path;
 mod validate;

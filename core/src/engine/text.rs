@@ -19,6 +19,8 @@ pub(super) struct Scratch {
     pub(super) eligible: Vec<usize>,
     pub(super) keyword_hits: Vec<(KeywordOwner, usize, usize)>,
     pub(super) sound: Mapped,
+    /// The text's letters and digits, as the keyword gate read them.
+    pub(super) letters: Vec<u32>,
 }
 
 /// The event's text, normalized once and searched once for all rules, in the engine's
@@ -48,6 +50,7 @@ impl<'a> TextAnalysis<'a> {
             normalized,
             keyword_hits,
             sound,
+            letters,
             ..
         } = scratch;
         // Only keywords read the collapsed text: without them, or when the text's letters
@@ -56,7 +59,7 @@ impl<'a> TextAnalysis<'a> {
             .then(|| {
                 rules
                     .keywords
-                    .fold_and_filter(normalized, raw, need_skeleton)
+                    .fold_and_filter(normalized, raw, need_skeleton, letters)
             })
             .flatten();
         let search = match (need_keywords, filtered) {

@@ -1,0 +1,254 @@
+//! A gate before the keyword automata: whether a text's letters may hold a keyword, told
+//! from a few letters in a row at a time.
+//!
+//! Stepping an automaton costs a text one or two probes of a large table per letter (most
+//! letters leave the state they reach through a failure link). The gate instead looks up the
+//! run of letters each letter ends in a small Bloom filter: the last three letters when any
+//! of them is wider than ASCII (three CJK characters rarely begin a keyword by chance), the
+//! last five when those three are ASCII (a few Latin letters often do). Every keyword long
+//! enough holds such a run, so a text none of whose runs is in the filter holds none of
+//! them; only a text with some run in it is searched by the automata. A shorter keyword
+//! (one or two letters, three or four ASCII ones) is looked up whole, at every letter,
+//! among the keywords of its length.
+
+/// Multiplier of the runs' hash (the 64-bit golden ratio).
+const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+/// Filter words per run: two bits of one word set per run, about one run in three words.
+const WORDS_PER_RUN: usize = 3;
+const MIN_WORD_BITS: u32 = 6;
+const MAX_WORD_BITS: u32 = 18;
+/// Keys of runs of a shorter keyword, by length, apart from every other key.
+const SHORT: u64 = 1 << 62;
+/// Keys of the five-letter ASCII runs, apart from the three-letter ones.
+const ASCII_RUN: u64 = 1 << 63;
+
+/// The runs of letters keywords hold, in a Bloom filter.
+#[derive(Debug, Clone)]
+pub(crate) struct LetterGate {
+    words: Box<[u64]>,
+    /// `64 - log2(words)`: a key's hash shifted right by it is its word.
+    shift: u32,
+    /// Bit `n` set when some keyword of `n` letters is too short for a run.
+    short_lengths: u8,
+}
+
+impl LetterGate {
+    /// The gate of `patterns`, each read as a sequence of letters and digits.
+    pub(crate) fn of<'a>(patterns: impl Iterator<Item = &'a str> + Clone) -> LetterGate {
+        let count = patterns.clone().count().max(1);
+        let word_bits = (count * WORDS_PER_RUN)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(MIN_WORD_BITS, MAX_WORD_BITS);
+        let mut gate = LetterGate {
+            words: vec![0; 1 << word_bits].into_boxed_slice(),
+            shift: 64 - word_bits,
+            short_lengths: 0,
+        };
+        for pattern in patterns {
+            let mut runs = Runs::default();
+            let letters = pattern.chars().count();
+            let first_run = pattern.chars().enumerate().find_map(|(at, c)| {
+                let (key, needs) = runs.push(u32::from(c));
+                (at + 1 >= needs).then_some(key)
+            });
+            match first_run {
+                Some(key) => gate.set(key),
+                None if letters > 0 => {
+                    gate.short_lengths |= 1 << letters;
+                    gate.set(runs.short(letters));
+                }
+                None => {}
+            }
+        }
+        gate
+    }
+
+    /// Whether a text of these letters and digits may hold a keyword: some run of them is in
+    /// the filter, or some last letters are a shorter keyword. A loop of its own over the
+    /// letters, after the fold has kept them, holds its state in registers (not inlined into
+    /// the engine's evaluation, where it would not find enough of them).
+    #[inline(never)]
+    pub(crate) fn lets_through(&self, letters: &[u32]) -> bool {
+        let mut runs = Runs::default();
+        if letters.iter().any(|&c| self.has(runs.push(c).0)) {
+            return true;
+        }
+        self.short_lengths != 0 && {
+            let mut runs = Runs::default();
+            letters.iter().any(|&c| {
+                runs.push(c);
+                (1..=MAX_SHORT).any(|n| self.short_lengths & 1 << n != 0 && self.has(runs.short(n)))
+            })
+        }
+    }
+
+    #[inline(always)]
+    fn bits_of(&self, key: u64) -> (usize, u64) {
+        // A product's high bits depend on all of the key's: the word is read from the top
+        // (at most `MAX_WORD_BITS`), both bits from below it.
+        let hash = key.wrapping_mul(MIX);
+        let bits = 1 << (hash >> 34 & 63) | 1 << (hash >> 40 & 63);
+        ((hash >> self.shift) as usize, bits)
+    }
+
+    fn set(&mut self, key: u64) {
+        let (word, bits) = self.bits_of(key);
+        self.words[word] |= bits;
+    }
+
+    #[inline(always)]
+    fn has(&self, key: u64) -> bool {
+        let (word, bits) = self.bits_of(key);
+        self.words.get(word).is_some_and(|w| w & bits == bits)
+    }
+
+    /// Heap bytes of its filter.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.words.len() * 8
+    }
+}
+
+/// The longest keyword that may be too short for a run: four ASCII letters.
+const MAX_SHORT: usize = 4;
+
+/// The last letters read, in two registers that shift them along with nothing to mask: the
+/// last four in 16 bits each, the last eight in 8 bits each. A wider letter (beyond the
+/// 16 or 8 bits) is read as its low bits there, which may let a text through by chance but
+/// never turns a keyword away: a keyword's letters are read the same way.
+#[derive(Default, Clone, Copy)]
+struct Runs {
+    lanes16: u64,
+    lanes8: u64,
+}
+
+/// Of the 16-bit lanes, the bits beyond ASCII of the last three letters.
+const WIDE_IN_LAST_THREE: u64 = 0xFF80_FF80_FF80;
+
+impl Runs {
+    /// Reads letter `c`; returns the key of the run it ends and how many letters that run
+    /// spans.
+    #[inline(always)]
+    fn push(&mut self, c: u32) -> (u64, usize) {
+        self.lanes16 = self.lanes16 << 16 | u64::from(c & 0xFFFF);
+        self.lanes8 = self.lanes8 << 8 | u64::from(c & 0xFF);
+        if self.lanes16 & WIDE_IN_LAST_THREE != 0 {
+            (self.lanes16 & lanes(3, 16), 3)
+        } else {
+            (self.lanes8 & lanes(5, 8) | ASCII_RUN, 5)
+        }
+    }
+
+    /// The key of the last `n` letters as a keyword too short for a run (`n` ≤ 4).
+    #[inline(always)]
+    fn short(&self, n: usize) -> u64 {
+        let letters = if n <= 2 {
+            self.lanes16 & lanes(n, 16)
+        } else {
+            self.lanes8 & lanes(n, 8)
+        };
+        SHORT | (n as u64) << 56 | letters
+    }
+}
+
+/// The mask of the last `n` lanes of `width` bits.
+#[inline(always)]
+const fn lanes(n: usize, width: usize) -> u64 {
+    (1 << (n * width)) - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::normalize::in_skeleton;
+
+    /// Letters of every width the runs read differently: ASCII, CJK, beyond 16 bits, and
+    /// ones that share their low bits with others.
+    const LETTERS: &[char] = &[
+        'a',
+        'b',
+        'x',
+        '7',
+        '微',
+        '信',
+        '加',
+        '\u{20001}',
+        '\u{6061}',
+        '\u{161}',
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+        #[test]
+        fn a_text_holding_a_keyword_always_gets_through(
+            keywords in prop::collection::vec(prop::collection::vec(0..LETTERS.len(), 1..8), 1..20),
+            which in any::<prop::sample::Index>(),
+            before in prop::collection::vec(0..LETTERS.len(), 0..6),
+            after in prop::collection::vec(0..LETTERS.len(), 0..6),
+        ) {
+            let spell = |letters: &[usize]| letters.iter().map(|&l| LETTERS[l]).collect::<String>();
+            let keywords: Vec<String> = keywords.iter().map(|k| spell(k)).collect();
+            let gate = LetterGate::of(keywords.iter().map(String::as_str));
+            let keyword = which.get(&keywords);
+            let text = format!("{}{keyword}{}", spell(&before), spell(&after));
+            prop_assert!(through(&gate, &text), "{keyword:?} in {text:?}");
+        }
+    }
+
+    fn through(gate: &LetterGate, text: &str) -> bool {
+        let letters: Vec<u32> = text
+            .chars()
+            .filter(|&c| in_skeleton(c))
+            .map(u32::from)
+            .collect();
+        gate.lets_through(&letters)
+    }
+
+    #[test]
+    fn a_keyword_gets_through_anywhere_and_other_text_does_not() {
+        let gate = LetterGate::of(["加微信", "freegift", "qq", "v信", "sex"].into_iter());
+        for text in [
+            "加微信",
+            "快来加微信吧",
+            "get free gift now",
+            "myqq",
+            "加v信",
+            "sexy",
+        ] {
+            assert!(through(&gate, text), "{text}");
+        }
+        for text in [
+            "",
+            "加微",
+            "微信",
+            "今天天气很好",
+            "fregift",
+            "hello world",
+            "q",
+            "se",
+            "sax",
+        ] {
+            assert!(!through(&gate, text), "{text}");
+        }
+        // A keyword's first run is enough.
+        assert!(through(&gate, "freegone"));
+    }
+
+    #[test]
+    fn runs_span_three_letters_with_a_wide_one_and_five_ascii_letters() {
+        let mut runs = Runs::default();
+        let spans: Vec<usize> = "ab微cdefg".chars().map(|c| runs.push(c as u32).1).collect();
+        assert_eq!(spans, [5, 5, 3, 3, 3, 5, 5, 5]);
+        assert_eq!(lanes(3, 16), 0xFFFF_FFFF_FFFF);
+        // A run is its letters alone.
+        let key = |text: &str| {
+            let mut runs = Runs::default();
+            text.chars().map(|c| runs.push(c as u32).0).last()
+        };
+        assert_eq!(key("abcde"), key("微微abcde"));
+        assert_eq!(key("xabcde"), key("yabcde"), "five letters, not six");
+        assert_ne!(key("微ab"), key("加ab"));
+    }
+}
