@@ -20,6 +20,7 @@ enum Domain {
     Personal,
     Text,
     Pair,
+    Rule,
 }
 
 /// SipHash-1-3 under the keys of one tag (a domain and a platform). Every tag has keys of
@@ -28,7 +29,7 @@ enum Domain {
 /// nothing to take in before it.
 fn keyed(domain: Domain, platform: Option<Platform>) -> &'static SipHasher13 {
     // Tags run from domain 0 with platform 0 to the last domain with no platform (0xF).
-    const TAGS: usize = (Domain::Pair as usize + 1) << 4;
+    const TAGS: usize = (Domain::Rule as usize + 1) << 4;
     static KEYED: OnceLock<Vec<SipHasher13>> = OnceLock::new();
     let keyed = KEYED.get_or_init(|| {
         let random = RandomState::new();
@@ -66,9 +67,24 @@ pub fn personal(platform: Platform, owner: &str, user: &str) -> u64 {
     h.finish()
 }
 
-/// A normalized text (UTF-8), for duplicate detection.
-pub fn text(text: &[u8]) -> u64 {
-    keyed(Domain::Text, None).hash(text)
+/// A text's letters and digits (code points), for duplicate detection: three to a 64-bit
+/// word (a code point has 21 bits; no letter is 0, so a short last word reads as no other
+/// text), and SipHash takes the number of words in.
+pub fn text(letters: &[u32]) -> u64 {
+    let mut h = *keyed(Domain::Text, None);
+    for three in letters.chunks(3) {
+        let word = three
+            .iter()
+            .rev()
+            .fold(0u64, |word, &c| word << 21 | u64::from(c));
+        h.write_u64(word);
+    }
+    h.finish()
+}
+
+/// A rule, by its id.
+pub fn rule(id: &str) -> u64 {
+    keyed(Domain::Rule, None).hash(id.as_bytes())
 }
 
 /// Two keys combined into one (a member in a group, a member under a rule).
@@ -100,7 +116,8 @@ mod tests {
             personal(Platform::WeCom, "wm", "123"),
             personal(Platform::WeCom, "wm1", "23"),
             personal(Platform::Matrix, "wm", "123"),
-            text(id.as_bytes()),
+            rule(id),
+            text(&id.chars().map(u32::from).collect::<Vec<_>>()),
         ];
         let distinct: std::collections::HashSet<u64> = keys.iter().copied().collect();
         assert_eq!(distinct.len(), keys.len());
@@ -108,5 +125,25 @@ mod tests {
         assert_eq!(member(Platform::WeCom, id), keys[0]);
         assert_ne!(member(Platform::WeCom, "wm124"), keys[0]);
         assert_ne!(member(Platform::WeCom, "wm12"), keys[0]);
+    }
+
+    #[test]
+    fn a_text_key_counts_every_letter_and_where_it_stands() {
+        let key = |t: &str| text(&t.chars().map(u32::from).collect::<Vec<_>>());
+        let texts = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "ba",
+            "加微信",
+            "加微信a",
+            "微加信",
+            "abd",
+        ];
+        let distinct: std::collections::HashSet<u64> = texts.iter().map(|t| key(t)).collect();
+        assert_eq!(distinct.len(), texts.len());
+        assert_eq!(key("加微信"), key("加微信"));
     }
 }

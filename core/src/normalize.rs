@@ -65,10 +65,11 @@ pub struct Normalized {
     pub folded: String,
     /// Stage 2: what keywords see.
     pub collapsed: String,
-    /// The letters and digits alone, in order, as UTF-8: what duplicate texts are compared by.
-    /// Empty when not asked for ([`Normalized::of_text`]).
-    pub skeleton: Vec<u8>,
-    /// How many characters `skeleton` has.
+    /// The letters and digits alone, in order, by code point: what duplicate texts are
+    /// compared by and keywords are ruled out by. Empty when not asked for
+    /// ([`Normalized::of_text`]).
+    pub skeleton: Vec<u32>,
+    /// How many letters and digits there are.
     pub letters: usize,
     /// How many characters could be digits of a phone number (ASCII digits, Chinese numerals).
     pub digits: usize,
@@ -87,42 +88,29 @@ impl Normalized {
     /// As [`Normalized::of`], writing the letters-only `skeleton` only `with_skeleton`: only
     /// the duplicate check reads it.
     pub fn of_text(&mut self, input: &str, with_skeleton: bool) {
-        self.fold_text(input);
-        self.collapse_folded(with_skeleton);
+        self.fold_with_letters(input, with_skeleton);
+        self.collapse_folded();
     }
 
     /// Stage 1 alone: `folded`, what is noted while folding and the count of `letters`.
     /// `collapsed` and `skeleton` are left empty until [`Normalized::collapse_folded`].
     pub fn fold_text(&mut self, input: &str) {
-        self.fold_with_letters(input, false, &mut ());
+        self.fold_with_letters(input, false);
     }
 
-    /// Stage 2 of the folded text: `collapsed` and `letters`, and `skeleton` `with_skeleton`.
-    pub fn collapse_folded(&mut self, with_skeleton: bool) {
+    /// Stage 2 of the folded text: `collapsed` and `letters`.
+    pub fn collapse_folded(&mut self) {
         self.collapsed.clear();
-        if with_skeleton {
-            self.skeleton.clear();
-        }
-        self.letters = collapse_to(
-            &self.folded,
-            &mut self.collapsed,
-            with_skeleton.then_some(&mut self.skeleton),
-        );
+        self.letters = collapse_to(&self.folded, &mut self.collapsed);
     }
 
     /// Stage 1, and what collapse would keep of the folded text but its separators, read in
-    /// the same pass, without collapsing: each letter or digit is handed to `visit` in order
-    /// (its code point), `letters` counts them, and `skeleton` (`with_skeleton`) holds them,
-    /// as [`Normalized::collapse_folded`] would write them. Any text found in `collapsed` has
-    /// its letters and digits in a row here, so a search of these can rule a keyword out
-    /// without collapsing. `collapsed` is left empty.
+    /// the same pass, without collapsing: `letters` counts the letters and digits, and
+    /// `skeleton` (`with_skeleton`) holds them in order, as collapse keeps them. Any text
+    /// found in `collapsed` has its letters and digits in a row there, so a search of them
+    /// can rule a keyword out without collapsing. `collapsed` is left empty.
     #[inline]
-    pub fn fold_with_letters(
-        &mut self,
-        input: &str,
-        with_skeleton: bool,
-        visit: &mut impl LetterVisitor,
-    ) {
+    pub fn fold_with_letters(&mut self, input: &str, with_skeleton: bool) {
         self.folded.clear();
         self.collapsed.clear();
         self.skeleton.clear();
@@ -134,7 +122,6 @@ impl Normalized {
             },
             letters: 0,
             skeleton: with_skeleton.then_some(&mut self.skeleton),
-            visit,
         };
         self.lookalikes = fold_chars(input, true, &mut sink);
         self.letters = sink.letters;
@@ -153,17 +140,9 @@ pub(crate) fn in_skeleton(c: char) -> bool {
     !Class::of(c).is_separator()
 }
 
-/// Collapses `folded` onto `out`, and writes its letters and digits alone to `skeleton` if
-/// given. Returns how many letters and digits there are.
-fn collapse_to(folded: &str, out: &mut String, skeleton: Option<&mut Vec<u8>>) -> usize {
-    collapse_pieces(
-        folded,
-        &mut PieceWriter {
-            folded,
-            out,
-            skeleton,
-        },
-    )
+/// Collapses `folded` onto `out`. Returns how many letters and digits there are.
+fn collapse_to(folded: &str, out: &mut String) -> usize {
+    collapse_pieces(folded, &mut PieceWriter { folded, out })
 }
 
 /// Receives the pieces of a collapsed text.
@@ -186,20 +165,13 @@ impl<F: FnMut(Piece)> PieceSink for F {
 struct PieceWriter<'a> {
     folded: &'a str,
     out: &'a mut String,
-    skeleton: Option<&'a mut Vec<u8>>,
 }
 
 impl PieceSink for PieceWriter<'_> {
     #[inline(always)]
     fn piece(&mut self, piece: Piece) {
         match piece {
-            Piece::Word(range) => {
-                let word = &self.folded[range];
-                self.out.push_str(word);
-                if let Some(skeleton) = &mut self.skeleton {
-                    skeleton.extend_from_slice(word.as_bytes());
-                }
-            }
+            Piece::Word(range) => self.out.push_str(&self.folded[range]),
             Piece::Separators(range) => self.out.push_str(&self.folded[range]),
             Piece::Canonical(c, _) => self.out.push(c),
         }
@@ -455,7 +427,7 @@ pub fn collapse(folded: &str) -> String {
 
 /// [`collapse`] appending to a buffer the caller reuses.
 pub fn collapse_into(folded: &str, out: &mut String) {
-    collapse_to(folded, out, None);
+    collapse_to(folded, out);
 }
 
 /// Normalized text with, for every output byte, the input byte range it came from.
@@ -709,9 +681,8 @@ trait FoldSink {
     }
 
     /// Whether the sink wants the letters and digits of runs as they are read, before each
-    /// run is handed over: [`FoldSink::run_letter`] for each, then the stretches of them
-    /// between separators to [`FoldSink::run_letters`]. Letters folded one at a time come
-    /// to [`FoldSink::char`] only.
+    /// run is handed over: [`FoldSink::run_letter`] for each. Letters folded one at a time
+    /// come to [`FoldSink::char`] only.
     fn wants_run_letters(&self) -> bool {
         false
     }
@@ -719,12 +690,6 @@ trait FoldSink {
     /// A letter or digit of a run, by its folded code point.
     fn run_letter(&mut self, c: u32) {
         let _ = c;
-    }
-
-    /// A stretch of letters and digits of a run, as written: ASCII capitals unfolded, if it
-    /// `has_capitals`.
-    fn run_letters(&mut self, stretch: &str, has_capitals: bool) {
-        let _ = (stretch, has_capitals);
     }
 }
 
@@ -763,50 +728,19 @@ impl FoldSink for Noting<'_> {
     }
 }
 
-/// What reads a text's letters and digits as it is folded.
-pub trait LetterVisitor {
-    /// The next letter or digit, by its code point.
-    fn visit(&mut self, c: u32);
-}
-
-impl<V: LetterVisitor> LetterVisitor for &mut V {
-    #[inline(always)]
-    fn visit(&mut self, c: u32) {
-        (**self).visit(c);
-    }
-}
-
-/// Reads nothing.
-impl LetterVisitor for () {
-    #[inline(always)]
-    fn visit(&mut self, _: u32) {}
-}
-
-/// Keeps them, in order.
-impl LetterVisitor for Vec<u32> {
-    #[inline(always)]
-    fn visit(&mut self, c: u32) {
-        self.push(c);
-    }
-}
-
-/// As [`Noting`], and the folded text's letters and digits as the skeleton keeps them,
-/// read while folding: counted, handed to `visit` and written to `skeleton` if given.
-struct NotingLetters<'a, V> {
+/// As [`Noting`], and the folded text's letters and digits, read while folding: counted,
+/// and kept in `skeleton` if given.
+struct NotingLetters<'a> {
     noting: Noting<'a>,
     letters: usize,
-    skeleton: Option<&'a mut Vec<u8>>,
-    visit: V,
+    skeleton: Option<&'a mut Vec<u32>>,
 }
 
-impl<V: LetterVisitor> FoldSink for NotingLetters<'_, V> {
+impl FoldSink for NotingLetters<'_> {
     fn char(&mut self, c: char, span: (usize, usize)) {
         self.noting.char(c, span);
         if in_skeleton(c) {
             self.run_letter(c as u32);
-            if let Some(skeleton) = &mut self.skeleton {
-                skeleton.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-            }
         }
     }
 
@@ -821,16 +755,8 @@ impl<V: LetterVisitor> FoldSink for NotingLetters<'_, V> {
     #[inline(always)]
     fn run_letter(&mut self, c: u32) {
         self.letters += 1;
-        self.visit.visit(c);
-    }
-
-    fn run_letters(&mut self, stretch: &str, has_capitals: bool) {
         if let Some(skeleton) = &mut self.skeleton {
-            let from = skeleton.len();
-            skeleton.extend_from_slice(stretch.as_bytes());
-            if has_capitals {
-                skeleton[from..].make_ascii_lowercase();
-            }
+            skeleton.push(c);
         }
     }
 }
@@ -861,9 +787,6 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
     // between: such a stretch is handed over whole.
     let (mut at, mut run_start, mut run_cjk_numerals, mut run_notes) = (0, 0, 0, 0);
     let letters = sink.wants_run_letters();
-    // Where the stretch of letters being read started, for a sink that wants them.
-    const NO_STRETCH: usize = usize::MAX;
-    let (mut stretch, mut capitals) = (NO_STRETCH, false);
     while at < bytes.len() && !sink.done() {
         if !word.active {
             while at < bytes.len() {
@@ -871,17 +794,8 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
                 if lead < 0x80 {
                     let notes = ASCII_NOTES[lead as usize];
                     run_notes |= notes;
-                    if letters {
-                        if notes & ASCII_LETTER != 0 {
-                            if stretch == NO_STRETCH {
-                                stretch = at;
-                            }
-                            capitals |= notes & ASCII_CAPITAL != 0;
-                            sink.run_letter(u32::from(lead.to_ascii_lowercase()));
-                        } else if stretch != NO_STRETCH {
-                            sink.run_letters(&input[stretch..at], capitals);
-                            (stretch, capitals) = (NO_STRETCH, false);
-                        }
+                    if letters && notes & ASCII_LETTER != 0 {
+                        sink.run_letter(u32::from(lead.to_ascii_lowercase()));
                     }
                     at += 1;
                     continue;
@@ -900,16 +814,9 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
                     }
                 }
                 if letters {
-                    if stretch == NO_STRETCH {
-                        stretch = at;
-                    }
                     sink.run_letter(c);
                 }
                 at += 3;
-            }
-            if stretch != NO_STRETCH {
-                sink.run_letters(&input[stretch..at], capitals);
-                (stretch, capitals) = (NO_STRETCH, false);
             }
             if at == bytes.len() {
                 break;

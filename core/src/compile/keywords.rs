@@ -84,24 +84,18 @@ impl KeywordIndex {
     }
 
     /// Folds `text` into `normalized` as [`Normalized::fold_with_letters`] does, its letters
-    /// kept in `letters` and read through the [`LetterGate`]; returns whether the text may
-    /// hold a keyword: a keyword found in the collapsed text has its letters in a row there,
-    /// and every keyword's letters alone are a pattern too (the joined form
+    /// kept in the skeleton and read through the [`LetterGate`]; returns whether the text
+    /// may hold a keyword: a keyword found in the collapsed text has its letters in a row
+    /// there, and every keyword's letters alone are a pattern too (the joined form
     /// [`KeywordPatterns::add_keyword`] adds), so the automata, searching the letters of a
     /// text the gate lets through, find one whenever the collapsed text holds one. Most
     /// texts are turned away by the gate, and only the rest are collapsed and searched.
     /// `None`, and nothing folded, when letters alone cannot rule keywords out (a keyword's
     /// letters are no pattern of their own: a keyword of separators alone).
-    pub(crate) fn fold_and_filter(
-        &self,
-        normalized: &mut Normalized,
-        text: &str,
-        with_skeleton: bool,
-        letters: &mut Vec<u32>,
-    ) -> Option<bool> {
+    pub(crate) fn fold_and_filter(&self, normalized: &mut Normalized, text: &str) -> Option<bool> {
         let gate = self.gate.as_ref()?;
-        letters.clear();
-        normalized.fold_with_letters(text, with_skeleton, letters);
+        normalized.fold_with_letters(text, true);
+        let letters = &normalized.skeleton[..];
         Some(
             gate.lets_through(letters)
                 && self
@@ -320,7 +314,7 @@ mod tests {
         normalized.of(text);
         let mut found = 0;
         index.find(&normalized.collapsed, |_, _, _| found += 1);
-        let passes = index.fold_and_filter(&mut normalized, text, false, &mut Vec::new());
+        let passes = index.fold_and_filter(&mut normalized, text);
         (passes, found)
     }
 

@@ -281,7 +281,7 @@ impl Duplicates {
 
 /// The key of a member's counter for a rule.
 pub(super) fn ladder_key(member_key: u64, rule: &RuleId) -> u64 {
-    keys::pair(member_key, keys::text(rule.as_str().as_bytes()))
+    keys::pair(member_key, keys::rule(rule.as_str()))
 }
 
 #[cfg(test)]

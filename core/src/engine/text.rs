@@ -19,8 +19,6 @@ pub(super) struct Scratch {
     pub(super) eligible: Vec<usize>,
     pub(super) keyword_hits: Vec<(KeywordOwner, usize, usize)>,
     pub(super) sound: Mapped,
-    /// The text's letters and digits, as the keyword gate read them.
-    pub(super) letters: Vec<u32>,
 }
 
 /// The event's text, normalized once and searched once for all rules, in the engine's
@@ -50,32 +48,27 @@ impl<'a> TextAnalysis<'a> {
             normalized,
             keyword_hits,
             sound,
-            letters,
             ..
         } = scratch;
         // Only keywords read the collapsed text: without them, or when the text's letters
         // rule every keyword out, it is not written. Sounds are read from it.
         let filtered = (need_keywords && rules.homophones.is_empty())
-            .then(|| {
-                rules
-                    .keywords
-                    .fold_and_filter(normalized, raw, need_skeleton, letters)
-            })
+            .then(|| rules.keywords.fold_and_filter(normalized, raw))
             .flatten();
         let search = match (need_keywords, filtered) {
             (false, _) => {
-                normalized.fold_with_letters(raw, need_skeleton, &mut ());
+                normalized.fold_with_letters(raw, need_skeleton);
                 false
             }
             (true, Some(may_hold)) => {
                 if may_hold {
-                    normalized.collapse_folded(false);
+                    normalized.collapse_folded();
                 }
                 may_hold
             }
             (true, None) => {
-                normalized.fold_text(raw);
-                normalized.collapse_folded(need_skeleton);
+                normalized.fold_with_letters(raw, need_skeleton);
+                normalized.collapse_folded();
                 true
             }
         };
