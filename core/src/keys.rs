@@ -72,12 +72,15 @@ pub fn personal(platform: Platform, owner: &str, user: &str) -> u64 {
 /// text), and SipHash takes the number of words in.
 pub fn text(letters: &[u32]) -> u64 {
     let mut h = *keyed(Domain::Text, None);
-    for three in letters.chunks(3) {
-        let word = three
-            .iter()
-            .rev()
-            .fold(0u64, |word, &c| word << 21 | u64::from(c));
-        h.write_u64(word);
+    let word = |a: u32, b: u32, c: u32| u64::from(a) | u64::from(b) << 21 | u64::from(c) << 42;
+    let mut threes = letters.chunks_exact(3);
+    for three in &mut threes {
+        h.write_u64(word(three[0], three[1], three[2]));
+    }
+    match *threes.remainder() {
+        [a] => h.write_u64(word(a, 0, 0)),
+        [a, b] => h.write_u64(word(a, b, 0)),
+        _ => {}
     }
     h.finish()
 }
