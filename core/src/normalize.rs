@@ -114,19 +114,23 @@ impl Normalized {
         self.folded.clear();
         self.collapsed.clear();
         self.skeleton.clear();
+        // No more letters than bytes: kept without growing on the way.
+        self.skeleton.reserve(input.len());
         let mut sink = NotingLetters {
             noting: Noting {
                 out: &mut self.folded,
                 numerals: 0,
                 link_chars: LinkChars::NONE,
             },
-            letters: 0,
-            skeleton: with_skeleton.then_some(&mut self.skeleton),
+            skeleton: &mut self.skeleton,
         };
         self.lookalikes = fold_chars(input, true, &mut sink);
-        self.letters = sink.letters;
         self.digits = sink.noting.numerals;
         self.link_chars = sink.noting.link_chars;
+        self.letters = self.skeleton.len();
+        if !with_skeleton {
+            self.skeleton.clear();
+        }
     }
 }
 
@@ -728,12 +732,11 @@ impl FoldSink for Noting<'_> {
     }
 }
 
-/// As [`Noting`], and the folded text's letters and digits, read while folding: counted,
-/// and kept in `skeleton` if given.
+/// As [`Noting`], and the folded text's letters and digits, read while folding, kept in
+/// `skeleton`.
 struct NotingLetters<'a> {
     noting: Noting<'a>,
-    letters: usize,
-    skeleton: Option<&'a mut Vec<u32>>,
+    skeleton: &'a mut Vec<u32>,
 }
 
 impl FoldSink for NotingLetters<'_> {
@@ -754,10 +757,7 @@ impl FoldSink for NotingLetters<'_> {
 
     #[inline(always)]
     fn run_letter(&mut self, c: u32) {
-        self.letters += 1;
-        if let Some(skeleton) = &mut self.skeleton {
-            skeleton.push(c);
-        }
+        self.skeleton.push(c);
     }
 }
 
