@@ -17,10 +17,6 @@ const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
 const WORDS_PER_RUN: usize = 3;
 const MIN_WORD_BITS: u32 = 6;
 const MAX_WORD_BITS: u32 = 18;
-/// Keys of runs of a shorter keyword, by length, apart from every other key.
-const SHORT: u64 = 1 << 62;
-/// Keys of the five-letter ASCII runs, apart from the three-letter ones.
-const ASCII_RUN: u64 = 1 << 63;
 
 /// The runs of letters keywords hold, in a Bloom filter.
 #[derive(Debug, Clone)]
@@ -132,29 +128,26 @@ impl Runs {
     fn push(&mut self, c: u32) -> (u64, usize) {
         self.lanes16 = self.lanes16 << 16 | u64::from(c & 0xFFFF);
         self.lanes8 = self.lanes8 << 8 | u64::from(c & 0xFF);
+        // The older lanes shifted out; the two shapes may share a key by chance (a wide
+        // run's last letter with a low byte of 0), which only lets a text through.
         if self.lanes16 & WIDE_IN_LAST_THREE != 0 {
-            (self.lanes16 & lanes(3, 16), 3)
+            (self.lanes16 << 16, 3)
         } else {
-            (self.lanes8 & lanes(5, 8) | ASCII_RUN, 5)
+            (self.lanes8 << 24, 5)
         }
     }
 
-    /// The key of the last `n` letters as a keyword too short for a run (`n` ≤ 4).
+    /// The key of the last `n` letters as a keyword too short for a run (`n` ≤ 4): with `n`
+    /// in its low bits, which a run's key has clear.
     #[inline(always)]
     fn short(&self, n: usize) -> u64 {
         let letters = if n <= 2 {
-            self.lanes16 & lanes(n, 16)
+            self.lanes16 << (64 - 16 * n)
         } else {
-            self.lanes8 & lanes(n, 8)
+            self.lanes8 << (64 - 8 * n)
         };
-        SHORT | (n as u64) << 56 | letters
+        letters | n as u64
     }
-}
-
-/// The mask of the last `n` lanes of `width` bits.
-#[inline(always)]
-const fn lanes(n: usize, width: usize) -> u64 {
-    (1 << (n * width)) - 1
 }
 
 #[cfg(test)]
@@ -241,7 +234,6 @@ mod tests {
         let mut runs = Runs::default();
         let spans: Vec<usize> = "ab微cdefg".chars().map(|c| runs.push(c as u32).1).collect();
         assert_eq!(spans, [5, 5, 3, 3, 3, 5, 5, 5]);
-        assert_eq!(lanes(3, 16), 0xFFFF_FFFF_FFFF);
         // A run is its letters alone.
         let key = |text: &str| {
             let mut runs = Runs::default();
