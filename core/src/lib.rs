@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+mod bloom;
 pub mod command;
 pub mod compile;
 #[cfg(any(test, feature = "testing"))]

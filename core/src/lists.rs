@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 
+use crate::bloom::place;
 use crate::keys;
 use crate::model::{MemberRef, Platform, UserId};
 use crate::rule::{BlacklistEntry, Source};
@@ -276,7 +277,7 @@ impl BlacklistIndex {
         let places = expected + expected / 4 + 1;
         let mut keys = vec![u64::MAX; places];
         let mut metas = MetaIndexes::empty(places, table.len());
-        let mut filter = KeyFilter::sized_for(expected);
+        let mut filter = KeyFilter::sized_for(expected, FILTER_BITS_PER_KEY);
         let mut next = 0;
         let mut len = 0;
         for (key, meta) in entries {
@@ -333,47 +334,14 @@ impl BlacklistIndex {
     }
 }
 
-/// A Bloom filter of keys with one 64-bit word per key: three of its bits, chosen by the
-/// key, are set. Keys are already secret keyed hashes, so their bits serve as they are: the
-/// high bits pick the word, as they pick a key's slot, so an index built in key order writes
-/// its filter from start to end; the low 18 bits pick the three bits in the word. With 10
-/// bits per entry, about 2 % of absent keys pass.
-#[derive(Debug, Clone, Default)]
-struct KeyFilter {
-    words: Box<[u64]>,
-}
+/// The blacklist's filter: keys are already secret keyed hashes, so their bits serve as they
+/// are, and the high bits that pick a key's slot pick its word, so an index built in key
+/// order writes its filter from start to end. Three bits, and 10 bits a key: about 2 % of
+/// absent keys pass.
+type KeyFilter = crate::bloom::KeyFilter<3>;
 
-impl KeyFilter {
-    fn sized_for(entries: usize) -> KeyFilter {
-        KeyFilter {
-            words: vec![0; (entries * 10).div_ceil(64).max(1)].into(),
-        }
-    }
-
-    /// The word of `key` and the bits it sets there.
-    #[inline(always)]
-    fn bits(&self, key: u64) -> (usize, u64) {
-        let word = place(key, self.words.len());
-        let bit = |shift: u32| 1u64 << ((key >> shift) & 63);
-        (word, bit(0) | bit(6) | bit(12))
-    }
-
-    fn add(&mut self, key: u64) {
-        let (word, bits) = self.bits(key);
-        self.words[word] |= bits;
-    }
-
-    /// Whether `key` may have been added; surely not when false.
-    #[inline(always)]
-    fn may_hold(&self, key: u64) -> bool {
-        let (word, bits) = self.bits(key);
-        self.words.get(word).is_some_and(|w| w & bits == bits)
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.words.len() * 8
-    }
-}
+/// Bits of the filter a key.
+const FILTER_BITS_PER_KEY: usize = 10;
 
 /// Metadata indexes, one a slot, as narrow as the shared table allows: entries share their
 /// reasons, sources and expiry times (a bulk import shares one), so the indexes of most lists
@@ -453,12 +421,6 @@ impl MetaIndexes {
             MetaIndexes::Word(m) => m.capacity() * 4,
         }
     }
-}
-
-/// Where a key is placed among `places` slots: its share of the key space, so places follow
-/// key order.
-fn place(key: u64, places: usize) -> usize {
-    ((u128::from(key) * places as u128) >> 64) as usize
 }
 
 /// A key and its metadata index as they arrived: the key, then the arrival's number in the

@@ -161,13 +161,8 @@ impl CharAutomaton {
     pub fn find_overlapping(&self, text: &str, mut found: impl FnMut(usize, usize, u32)) {
         let mut state = ROOT;
         for (at, c) in text.char_indices() {
-            let code = u32::from(self.codes.of_char(c));
-            if code == 0 {
-                state = ROOT;
-                continue;
-            }
             let output;
-            (state, output) = step(&self.states, state, code);
+            (state, output) = self.next(state, c as u32);
             if output != 0 {
                 self.report(output, at + c.len_utf8(), &mut found);
             }
@@ -179,18 +174,23 @@ impl CharAutomaton {
     pub fn finds_any(&self, text: &[u32]) -> bool {
         let mut state = ROOT;
         for &c in text {
-            let code = u32::from(self.codes.of_code_point(c));
-            if code == 0 {
-                state = ROOT;
-                continue;
-            }
             let output;
-            (state, output) = step(&self.states, state, code);
+            (state, output) = self.next(state, c);
             if output != 0 {
                 return true;
             }
         }
         false
+    }
+
+    /// The state after `state` reads code point `c`, and its output: a character no pattern
+    /// uses sends the search back to the root without reading a state.
+    #[inline(always)]
+    fn next(&self, state: u32, c: u32) -> (u32, u32) {
+        match u32::from(self.codes.of_code_point(c)) {
+            0 => (ROOT, 0),
+            code => step(&self.states, state, code),
+        }
     }
 
     /// Hands the patterns of `output` and its chain, ending at `end`, to `found`. Apart from

@@ -11,19 +11,17 @@
 //! (one or two letters, three or four ASCII ones) is looked up whole, at every letter,
 //! among the keywords of its length.
 
+use crate::bloom::KeyFilter;
+
 /// Multiplier of the runs' hash (the 64-bit golden ratio).
 const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
-/// Filter words per run: two bits of one word set per run, about one run in three words.
-const WORDS_PER_RUN: usize = 3;
-const MIN_WORD_BITS: u32 = 6;
-const MAX_WORD_BITS: u32 = 18;
+/// Filter bits per run: two bits of one word set per run, about one run in three words.
+const BITS_PER_RUN: usize = 3 * 64;
 
 /// The runs of letters keywords hold, in a Bloom filter.
 #[derive(Debug, Clone)]
 pub(crate) struct LetterGate {
-    words: Box<[u64]>,
-    /// `64 - log2(words)`: a key's hash shifted right by it is its word.
-    shift: u32,
+    runs: KeyFilter<2>,
     /// Bit `n` set when some keyword of `n` letters is too short for a run.
     short_lengths: u8,
 }
@@ -31,14 +29,8 @@ pub(crate) struct LetterGate {
 impl LetterGate {
     /// The gate of `patterns`, each read as a sequence of letters and digits.
     pub(crate) fn of<'a>(patterns: impl Iterator<Item = &'a str> + Clone) -> LetterGate {
-        let count = patterns.clone().count().max(1);
-        let word_bits = (count * WORDS_PER_RUN)
-            .next_power_of_two()
-            .trailing_zeros()
-            .clamp(MIN_WORD_BITS, MAX_WORD_BITS);
         let mut gate = LetterGate {
-            words: vec![0; 1 << word_bits].into_boxed_slice(),
-            shift: 64 - word_bits,
+            runs: KeyFilter::sized_for(patterns.clone().count(), BITS_PER_RUN),
             short_lengths: 0,
         };
         for pattern in patterns {
@@ -79,30 +71,27 @@ impl LetterGate {
         }
     }
 
-    #[inline(always)]
-    fn bits_of(&self, key: u64) -> (usize, u64) {
-        // A product's high bits depend on all of the key's: the word is read from the top
-        // (at most `MAX_WORD_BITS`), both bits from below it.
-        let hash = key.wrapping_mul(MIX);
-        let bits = 1 << (hash >> 34 & 63) | 1 << (hash >> 40 & 63);
-        ((hash >> self.shift) as usize, bits)
-    }
-
     fn set(&mut self, key: u64) {
-        let (word, bits) = self.bits_of(key);
-        self.words[word] |= bits;
+        self.runs.add(mixed(key));
     }
 
     #[inline(always)]
     fn has(&self, key: u64) -> bool {
-        let (word, bits) = self.bits_of(key);
-        self.words.get(word).is_some_and(|w| w & bits == bits)
+        self.runs.may_hold(mixed(key))
     }
 
     /// Heap bytes of its filter.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.words.len() * 8
+        self.runs.heap_bytes()
     }
+}
+
+/// A run's key mixed for the filter: a product's high bits depend on all of the key's and
+/// pick the word; folded onto the low bits, they pick the bits in it.
+#[inline(always)]
+fn mixed(key: u64) -> u64 {
+    let hash = key.wrapping_mul(MIX);
+    hash ^ hash >> 32
 }
 
 /// The longest keyword that may be too short for a run: four ASCII letters.
