@@ -85,17 +85,10 @@ impl Normalized {
         self.of_text(input, true);
     }
 
-    /// As [`Normalized::of`], writing the letters-only `skeleton` only `with_skeleton`: only
-    /// the duplicate check reads it.
+    /// As [`Normalized::of`], keeping the letters-only `skeleton` only `with_skeleton`.
     pub fn of_text(&mut self, input: &str, with_skeleton: bool) {
         self.fold_with_letters(input, with_skeleton);
         self.collapse_folded();
-    }
-
-    /// Stage 1 alone: `folded`, what is noted while folding and the count of `letters`.
-    /// `collapsed` and `skeleton` are left empty until [`Normalized::collapse_folded`].
-    pub fn fold_text(&mut self, input: &str) {
-        self.fold_with_letters(input, false);
     }
 
     /// Stage 2 of the folded text: `collapsed` and `letters`.
@@ -175,8 +168,9 @@ impl PieceSink for PieceWriter<'_> {
     #[inline(always)]
     fn piece(&mut self, piece: Piece) {
         match piece {
-            Piece::Word(range) => self.out.push_str(&self.folded[range]),
-            Piece::Separators(range) => self.out.push_str(&self.folded[range]),
+            Piece::Word(range) | Piece::Separators(range) => {
+                self.out.push_str(&self.folded[range]);
+            }
             Piece::Canonical(c, _) => self.out.push(c),
         }
     }
