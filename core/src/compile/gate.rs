@@ -59,16 +59,14 @@ impl LetterGate {
     #[inline(never)]
     pub(crate) fn lets_through(&self, letters: &[u32]) -> bool {
         let mut runs = Runs::default();
-        if letters.iter().any(|&c| self.has(runs.push(c).0)) {
-            return true;
+        if self.short_lengths == 0 {
+            return letters.iter().any(|&c| self.has(runs.push(c).0));
         }
-        self.short_lengths != 0 && {
-            let mut runs = Runs::default();
-            letters.iter().any(|&c| {
-                runs.push(c);
-                (1..=MAX_SHORT).any(|n| self.short_lengths & 1 << n != 0 && self.has(runs.short(n)))
-            })
-        }
+        letters.iter().any(|&c| {
+            self.has(runs.push(c).0)
+                || (1..=MAX_SHORT)
+                    .any(|n| self.short_lengths & 1 << n != 0 && self.has(runs.short(n)))
+        })
     }
 
     fn set(&mut self, key: u64) {

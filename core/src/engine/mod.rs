@@ -154,6 +154,8 @@ pub struct Engine {
     rules: RulesHandle,
     state: EngineState,
     scratch: Scratch,
+    /// The rules that run for the event being judged, kept from one event to the next.
+    eligible: Vec<usize>,
 }
 
 impl Engine {
@@ -168,6 +170,7 @@ impl Engine {
             rules,
             state: EngineState::default(),
             scratch: Scratch::default(),
+            eligible: Vec::new(),
         }
     }
 
@@ -226,7 +229,7 @@ impl Engine {
 
         let in_scope = rules.rules_for(event.platform, group_key);
         let mut outcomes = Outcomes::none_matched(rules.rule_ids.clone());
-        let mut eligible = std::mem::take(&mut self.scratch.eligible);
+        let mut eligible = std::mem::take(&mut self.eligible);
         eligible.clear();
         for (i, rule) in rules.rules.iter().enumerate() {
             let skip = if !rule.rule.enabled {
@@ -311,9 +314,7 @@ impl Engine {
             }
         }
         self.state.blacklisted.extend(blacklisted);
-        // The text's buffers stay in `scratch` for the next event.
-        drop(ctx);
-        self.scratch.eligible = eligible;
+        self.eligible = eligible;
         verdict
     }
 }

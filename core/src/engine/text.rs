@@ -15,8 +15,6 @@ use crate::verdict::Evidence;
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
     pub(super) normalized: Normalized,
-    /// The rules that run.
-    pub(super) eligible: Vec<usize>,
     pub(super) keyword_hits: Vec<(KeywordOwner, usize, usize)>,
     pub(super) sound: Mapped,
 }
