@@ -59,13 +59,11 @@ impl LetterGate {
     #[inline(never)]
     pub(crate) fn lets_through(&self, letters: &[u32]) -> bool {
         let mut runs = Runs::default();
-        if self.short_lengths == 0 {
-            return letters.iter().any(|&c| self.has(runs.push(c).0));
-        }
         letters.iter().any(|&c| {
             self.has(runs.push(c).0)
-                || (1..=MAX_SHORT)
-                    .any(|n| self.short_lengths & 1 << n != 0 && self.has(runs.short(n)))
+                || (self.short_lengths != 0
+                    && (1..=MAX_SHORT)
+                        .any(|n| self.short_lengths & 1 << n != 0 && self.has(runs.short(n))))
         })
     }
 
