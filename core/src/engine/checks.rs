@@ -183,12 +183,8 @@ impl Context<'_> {
             return;
         };
         let since = seconds(self.now.millis() - duration_millis(d.window));
-        let recent: SmallVec<[&DuplicateSender; 8]> = state
-            .duplicates
-            .senders(text)
-            .iter()
-            .filter(|s| s.at > since)
-            .collect();
+        let senders = state.duplicates.senders(text);
+        let recent = || senders.iter().filter(|s| s.at > since);
         let by_member: fn(&DuplicateSender) -> u32 = |s| s.member;
         let by_group: fn(&DuplicateSender) -> u32 = |s| s.group;
         let distinct = [
@@ -198,10 +194,10 @@ impl Context<'_> {
         for (check, limit, key_of) in distinct {
             let Some(limit) = limit else { continue };
             // Nearly every text has had one sender, who is distinct without counting.
-            let observed = if recent.len() <= 1 {
-                recent.len() as u32
+            let observed = if senders.len() <= 1 {
+                recent().count() as u32
             } else {
-                let mut keys: SmallVec<[u32; 8]> = recent.iter().map(|s| key_of(s)).collect();
+                let mut keys: SmallVec<[u32; 8]> = recent().map(key_of).collect();
                 keys.sort_unstable();
                 keys.dedup();
                 keys.len() as u32
