@@ -13,7 +13,7 @@
 
 use crate::bloom::KeyFilter;
 
-/// Multiplier of the runs' hash (the 64-bit golden ratio).
+/// Multiplier of the runs' hashes (the 64-bit golden ratio).
 const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Filter bits per run: two bits of one word set per run, about one run in three words.
 const BITS_PER_RUN: usize = 3 * 64;
@@ -37,14 +37,14 @@ impl LetterGate {
             let mut runs = Runs::default();
             let letters = pattern.chars().count();
             let first_run = pattern.chars().enumerate().find_map(|(at, c)| {
-                let (key, needs) = runs.push(u32::from(c));
-                (at + 1 >= needs).then_some(key)
+                runs.push(u32::from(c));
+                (at + 1 >= runs.span()).then(|| runs.hash())
             });
             match first_run {
-                Some(key) => gate.set(key),
+                Some(hash) => gate.runs.add(hash),
                 None if letters > 0 => {
                     gate.short_lengths |= 1 << letters;
-                    gate.set(runs.short(letters));
+                    gate.runs.add(runs.short_hash(letters));
                 }
                 None => {}
             }
@@ -60,20 +60,13 @@ impl LetterGate {
     pub(crate) fn lets_through(&self, letters: &[u32]) -> bool {
         let mut runs = Runs::default();
         letters.iter().any(|&c| {
-            self.has(runs.push(c).0)
+            runs.push(c);
+            self.runs.may_hold(runs.hash())
                 || (self.short_lengths != 0
-                    && (1..=MAX_SHORT)
-                        .any(|n| self.short_lengths & 1 << n != 0 && self.has(runs.short(n))))
+                    && (1..=MAX_SHORT).any(|n| {
+                        self.short_lengths & 1 << n != 0 && self.runs.may_hold(runs.short_hash(n))
+                    }))
         })
-    }
-
-    fn set(&mut self, key: u64) {
-        self.runs.add(mixed(key));
-    }
-
-    #[inline(always)]
-    fn has(&self, key: u64) -> bool {
-        self.runs.may_hold(mixed(key))
     }
 
     /// Heap bytes of its filter.
@@ -82,57 +75,68 @@ impl LetterGate {
     }
 }
 
-/// A run's key mixed for the filter: a product's high bits depend on all of the key's and
-/// pick the word; folded onto the low bits, they pick the bits in it.
-#[inline(always)]
-fn mixed(key: u64) -> u64 {
-    let hash = key.wrapping_mul(MIX);
-    hash ^ hash >> 32
-}
-
 /// The longest keyword that may be too short for a run: four ASCII letters.
 const MAX_SHORT: usize = 4;
 
-/// The last letters read, in two registers that shift them along with nothing to mask: the
-/// last four in 16 bits each, the last eight in 8 bits each. A wider letter (beyond the
-/// 16 or 8 bits) is read as its low bits there, which may let a text through by chance but
-/// never turns a keyword away: a keyword's letters are read the same way.
+/// Bits a letter in [`Runs`].
+const LANE: u32 = 12;
+
+/// The last five letters read, 12 bits each, in one register that shifts them along. A
+/// letter is read as its low 12 bits, so a CJK one may read as another (or as ASCII): that
+/// may let a text through by chance but never turns a keyword away, since a keyword's
+/// letters are read the same way.
 #[derive(Default, Clone, Copy)]
 struct Runs {
-    lanes16: u64,
-    lanes8: u64,
+    lanes: u64,
 }
 
-/// Of the 16-bit lanes, the bits beyond ASCII of the last three letters.
-const WIDE_IN_LAST_THREE: u64 = 0xFF80_FF80_FF80;
+/// The bits beyond ASCII of the last three letters.
+const WIDE_IN_LAST_THREE: u64 = 0xF80_F80_F80;
 
 impl Runs {
-    /// Reads letter `c`; returns the key of the run it ends and how many letters that run
-    /// spans.
     #[inline(always)]
-    fn push(&mut self, c: u32) -> (u64, usize) {
-        self.lanes16 = self.lanes16 << 16 | u64::from(c & 0xFFFF);
-        self.lanes8 = self.lanes8 << 8 | u64::from(c & 0xFF);
-        // The older lanes shifted out; the two shapes may share a key by chance (a wide
-        // run's last letter with a low byte of 0), which only lets a text through.
-        if self.lanes16 & WIDE_IN_LAST_THREE != 0 {
-            (self.lanes16 << 16, 3)
+    fn push(&mut self, c: u32) {
+        self.lanes = self.lanes << LANE | u64::from(c & 0xFFF);
+    }
+
+    /// How many letters the run ending at the last one spans.
+    fn span(&self) -> usize {
+        if self.lanes & WIDE_IN_LAST_THREE != 0 {
+            3
         } else {
-            (self.lanes8 << 24, 5)
+            5
         }
     }
 
-    /// The key of the last `n` letters as a keyword too short for a run (`n` ≤ 4): with `n`
-    /// in its low bits, which a run's key has clear.
+    /// The hash of the run ending at the last letter. The run's letters shifted to the top
+    /// (the older ones out) and multiplied by the golden ratio are its letters multiplied by
+    /// the golden ratio shifted: one multiply, by one of two numbers, hashes either run.
     #[inline(always)]
-    fn short(&self, n: usize) -> u64 {
-        let letters = if n <= 2 {
-            self.lanes16 << (64 - 16 * n)
+    fn hash(&self) -> u64 {
+        let multiplier = if self.lanes & WIDE_IN_LAST_THREE != 0 {
+            MIX << (64 - 3 * LANE)
         } else {
-            self.lanes8 << (64 - 8 * n)
+            MIX << (64 - 5 * LANE)
         };
-        letters | n as u64
+        fold(self.lanes.wrapping_mul(multiplier))
     }
+
+    /// The hash of the last `n` letters as a keyword too short for a run (`n` ≤ 4), with `n`
+    /// in the top bits. Kept in the low bits, unlike a run's, so that the product's low bits
+    /// vary with them too.
+    #[inline(always)]
+    fn short_hash(&self, n: usize) -> u64 {
+        let letters = self.lanes & ((1 << (LANE as usize * n)) - 1);
+        fold((letters | (n as u64) << 60).wrapping_mul(MIX))
+    }
+}
+
+/// A product's top bits pick the filter's word; the twelve below them, folded onto the low
+/// ones, pick the bits in it. (A run's product has its low bits clear, and the low bits of
+/// a product depend on few of the letters: the bits next to the top are the best mixed.)
+#[inline(always)]
+fn fold(product: u64) -> u64 {
+    product ^ product >> 37
 }
 
 #[cfg(test)]
@@ -143,7 +147,7 @@ mod tests {
     use crate::normalize::in_skeleton;
 
     /// Letters of every width the runs read differently: ASCII, CJK, beyond 16 bits, and
-    /// ones that share their low bits with others.
+    /// ones that share their low 12 bits with others (`\u{5061}` reads as `a`).
     const LETTERS: &[char] = &[
         'a',
         'b',
@@ -155,6 +159,8 @@ mod tests {
         '\u{20001}',
         '\u{6061}',
         '\u{161}',
+        '\u{5061}',
+        '\u{7E2D}',
     ];
 
     proptest! {
@@ -217,15 +223,23 @@ mod tests {
     #[test]
     fn runs_span_three_letters_with_a_wide_one_and_five_ascii_letters() {
         let mut runs = Runs::default();
-        let spans: Vec<usize> = "ab微cdefg".chars().map(|c| runs.push(c as u32).1).collect();
+        let spans: Vec<usize> = "ab微cdefg"
+            .chars()
+            .map(|c| {
+                runs.push(c as u32);
+                runs.span()
+            })
+            .collect();
         assert_eq!(spans, [5, 5, 3, 3, 3, 5, 5, 5]);
         // A run is its letters alone.
-        let key = |text: &str| {
+        let hash = |text: &str| {
             let mut runs = Runs::default();
-            text.chars().map(|c| runs.push(c as u32).0).last()
+            text.chars().for_each(|c| runs.push(c as u32));
+            runs.hash()
         };
-        assert_eq!(key("abcde"), key("微微abcde"));
-        assert_eq!(key("xabcde"), key("yabcde"), "five letters, not six");
-        assert_ne!(key("微ab"), key("加ab"));
+        assert_eq!(hash("abcde"), hash("微微abcde"));
+        assert_eq!(hash("xabcde"), hash("yabcde"), "five letters, not six");
+        assert_eq!(hash("x微ab"), hash("y微ab"), "three letters, not four");
+        assert_ne!(hash("微ab"), hash("加ab"));
     }
 }
