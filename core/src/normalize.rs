@@ -780,38 +780,12 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
     // Most text is a stretch that folds to itself (but for ASCII case) with a few characters
     // between: such a stretch is handed over whole.
     let (mut at, mut run_start, mut run_cjk_numerals, mut run_notes) = (0, 0, 0, 0);
-    let letters = sink.wants_run_letters();
     while at < bytes.len() && !sink.done() {
         if !word.active {
-            while at < bytes.len() {
-                let lead = bytes[at];
-                if lead < 0x80 {
-                    let notes = ASCII_NOTES[lead as usize];
-                    run_notes |= notes;
-                    if letters && notes & ASCII_LETTER != 0 {
-                        sink.run_letter(u32::from(lead.to_ascii_lowercase()));
-                    }
-                    at += 1;
-                    continue;
-                }
-                let Some(c) = common_cjk(bytes, at) else {
-                    break;
-                };
-                // Nearly every character is plain: one bit says so.
-                if t2s.notable(c) {
-                    if t2s.maps(c) {
-                        break;
-                    }
-                    run_cjk_numerals += usize::from(is_cjk_numeral(c));
-                    if c == '点' as u32 {
-                        run_notes |= u16::from(LinkChars::DIAN.0);
-                    }
-                }
-                if letters {
-                    sink.run_letter(c);
-                }
-                at += 3;
-            }
+            let run = read_run(bytes, at, t2s, sink);
+            at += run.len;
+            run_cjk_numerals += run.cjk_numerals;
+            run_notes |= run.notes;
             if at == bytes.len() {
                 break;
             }
@@ -852,6 +826,57 @@ fn fold_chars(input: &str, lookalikes: bool, sink: &mut impl FoldSink) -> bool {
     hand_over_run(sink, input, run_start..at, run_cjk_numerals, run_notes);
     word.end(sink);
     word.mapped_any
+}
+
+/// What [`read_run`] read.
+struct RunRead {
+    len: usize,
+    cjk_numerals: usize,
+    notes: u16,
+}
+
+/// Reads on from byte `at` of `bytes` while characters fold to themselves (but for ASCII
+/// case): ASCII, and common CJK characters with no traditional form. Hands their letters to
+/// the sink as it goes, when it wants them. A loop of its own, not inlined into the fold's,
+/// whose registers it would crowd.
+#[inline(never)]
+fn read_run(bytes: &[u8], from: usize, t2s: &T2s, sink: &mut impl FoldSink) -> RunRead {
+    let letters = sink.wants_run_letters();
+    let (mut at, mut cjk_numerals, mut notes) = (from, 0, 0);
+    while at < bytes.len() {
+        let lead = bytes[at];
+        if lead < 0x80 {
+            let note = ASCII_NOTES[lead as usize];
+            notes |= note;
+            if letters && note & ASCII_LETTER != 0 {
+                sink.run_letter(u32::from(lead.to_ascii_lowercase()));
+            }
+            at += 1;
+            continue;
+        }
+        let Some(c) = common_cjk(bytes, at) else {
+            break;
+        };
+        // Nearly every character is plain: one bit says so.
+        if t2s.notable(c) {
+            if t2s.maps(c) {
+                break;
+            }
+            cjk_numerals += usize::from(is_cjk_numeral(c));
+            if c == '点' as u32 {
+                notes |= u16::from(LinkChars::DIAN.0);
+            }
+        }
+        if letters {
+            sink.run_letter(c);
+        }
+        at += 3;
+    }
+    RunRead {
+        len: at - from,
+        cjk_numerals,
+        notes,
+    }
 }
 
 /// Hands the run of `input` at `span`, if any, to `sink` with what was noted in it.
@@ -1322,9 +1347,10 @@ fn collapse_pieces(text: &str, out: &mut impl PieceSink) -> usize {
 struct T2s {
     /// One bit per BMP code point that has a mapping, so most lookups never hash.
     bmp_has_mapping: Box<[u64]>,
-    /// One bit per character of the common CJK block that folding must look at: one with a
-    /// mapping, a numeral, or `点`.
-    cjk_notable: Box<[u64]>,
+    /// One bit per BMP code point, set for the characters of the common CJK block that
+    /// folding must look at: one with a mapping, a numeral, or `点`. Indexed by the code
+    /// point itself, below 2^16 by how it was decoded: no subtraction and no bounds check.
+    cjk_notable: Box<[u64; 0x10000 / 64]>,
     map: FxHashMap<char, char>,
 }
 
@@ -1340,7 +1366,7 @@ impl T2s {
     /// Whether the code point `c`, of the common CJK block, is in `cjk_notable`.
     #[inline(always)]
     fn notable(&self, c: u32) -> bool {
-        has_bit(&self.cjk_notable, (c - COMMON_CJK) as usize)
+        has_bit(&self.cjk_notable[..], c as usize)
     }
 
     /// Whether the code point `c`, of the BMP, has a simplified form.
@@ -1385,10 +1411,10 @@ fn t2s() -> &'static T2s {
                 set_bit(&mut bmp_has_mapping, c as usize);
             }
         }
-        let mut cjk_notable = CJK_NUMERALS.to_vec().into_boxed_slice();
+        let mut cjk_notable = Box::new([0u64; 0x10000 / 64]);
         for c in COMMON_CJK..=0x9FFF {
-            if c == '点' as u32 || has_bit(&bmp_has_mapping, c as usize) {
-                set_bit(&mut cjk_notable, (c - COMMON_CJK) as usize);
+            if c == '点' as u32 || is_cjk_numeral(c) || has_bit(&bmp_has_mapping, c as usize) {
+                set_bit(&mut cjk_notable[..], c as usize);
             }
         }
         T2s {
