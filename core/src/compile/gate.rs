@@ -100,6 +100,7 @@ impl Runs {
     }
 
     /// How many letters the run ending at the last one spans.
+    #[inline(always)]
     fn span(&self) -> usize {
         if self.lanes & WIDE_IN_LAST_THREE != 0 {
             3
@@ -113,17 +114,16 @@ impl Runs {
     /// the golden ratio shifted: one multiply, by one of two numbers, hashes either run.
     #[inline(always)]
     fn hash(&self) -> u64 {
-        let multiplier = if self.lanes & WIDE_IN_LAST_THREE != 0 {
-            MIX << (64 - 3 * LANE)
-        } else {
-            MIX << (64 - 5 * LANE)
+        let multiplier = match self.span() {
+            3 => MIX << (64 - 3 * LANE),
+            _ => MIX << (64 - 5 * LANE),
         };
         fold(self.lanes.wrapping_mul(multiplier))
     }
 
     /// The hash of the last `n` letters as a keyword too short for a run (`n` ≤ 4), with `n`
-    /// in the top bits. Kept in the low bits, unlike a run's, so that the product's low bits
-    /// vary with them too.
+    /// in the top bits. The letters stay in the low bits, unlike a run's: shifted to the top,
+    /// one or two letters would leave the bits below it, which pick the filter's bits, alike.
     #[inline(always)]
     fn short_hash(&self, n: usize) -> u64 {
         let letters = self.lanes & ((1 << (LANE as usize * n)) - 1);
