@@ -75,7 +75,7 @@ pub fn personal(platform: Platform, owner: &str, user: &str) -> u64 {
 /// (their difference is a polynomial of that degree that is not zero, since no word is 0),
 /// so whoever does not know the point cannot write two texts that share a key, and the keys
 /// never leave the process. A multiply and a fold, both one-to-one, then spread the value
-/// over the 64 bits hash tables read. Half the work of SipHash over the same words.
+/// over the 64 bits hash tables read. A third of the work of SipHash over the same words.
 pub fn text(letters: &[u32]) -> u64 {
     let &TextKeys {
         point,

@@ -835,7 +835,7 @@ struct RunRead {
     notes: u16,
 }
 
-/// Reads on from byte `at` of `bytes` while characters fold to themselves (but for ASCII
+/// Reads on from byte `from` of `bytes` while characters fold to themselves (but for ASCII
 /// case): ASCII, and common CJK characters with no traditional form. Hands their letters to
 /// the sink as it goes, when it wants them. A loop of its own, not inlined into the fold's,
 /// whose registers it would crowd.
