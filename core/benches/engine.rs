@@ -587,31 +587,47 @@ fn main() {
         automaton_rate = automaton_rate.max(automaton_now);
     }
 
+    // The slow baselines run more than once as well and report their best pass, so that
+    // no baseline is measured cold while the engine is measured warm.
+    let passes = if quick { 1 } else { 3 };
+    let best_of = |n: usize, matches: &dyn Fn(&str) -> bool| {
+        (0..passes)
+            .map(|_| {
+                let t = Instant::now();
+                black_box(normalized[..n].iter().filter(|t| matches(t)).count());
+                per_second(n, t.elapsed())
+            })
+            .fold(0f64, f64::max)
+    };
     let naive_n = normalized.len().min(if quick { 500 } else { 5_000 });
-    let t = Instant::now();
-    let found = normalized[..naive_n]
-        .iter()
-        .filter(|t| patterns.iter().any(|k| t.contains(k.as_str())))
-        .count();
-    let naive_rate = per_second(naive_n, t.elapsed());
-    black_box(found);
+    let naive_rate = best_of(naive_n, &|t| {
+        patterns.iter().any(|k| t.contains(k.as_str()))
+    });
 
-    let t = Instant::now();
+    // As one would build it: the compile limit raised so that 10,000 patterns fit, the
+    // lazy DFA's cache at its default size. That cache cannot hold the states 10,000
+    // keywords need, so it is cleared again and again and the set never warms up.
     let escaped: Vec<String> = patterns.iter().map(|k| regex::escape(k)).collect();
-    let set = regex::RegexSetBuilder::new(&escaped)
-        .size_limit(1 << 30)
-        .dfa_size_limit(1 << 30)
-        .build()
-        .expect("regex set");
+    let regex_set = |dfa_cache: Option<usize>| {
+        let mut builder = regex::RegexSetBuilder::new(&escaped);
+        builder.size_limit(1 << 30);
+        if let Some(bytes) = dfa_cache {
+            builder.dfa_size_limit(bytes);
+        }
+        builder.build().expect("regex set")
+    };
+    let t = Instant::now();
+    let set = regex_set(None);
     let regexset_build = t.elapsed();
     let regexset_n = normalized.len().min(if quick { 500 } else { 20_000 });
-    let t = Instant::now();
-    let found = normalized[..regexset_n]
-        .iter()
-        .filter(|t| set.is_match(t))
-        .count();
-    let regexset_rate = per_second(regexset_n, t.elapsed());
-    black_box(found);
+    let regexset_rate = best_of(regexset_n, &|t| set.is_match(t));
+    // With a cache large enough for every state the stream reaches, the lazy DFA becomes
+    // fast once built: reported after one pass over the whole stream has built it.
+    let roomy_set = regex_set(Some(1 << 30));
+    let warm_up = Instant::now();
+    black_box(normalized.iter().filter(|t| roomy_set.is_match(t)).count());
+    let warm_up = warm_up.elapsed();
+    let roomy_rate = best_of(normalized.len(), &|t| roomy_set.is_match(t));
 
     println!();
     println!(
@@ -652,9 +668,17 @@ fn main() {
         human(naive_rate)
     );
     println!(
-        "| keywords only: `RegexSet::is_match`, built in {:.0} ms ({regexset_n} msgs) | {} | | 1× |",
+        "| keywords only: `RegexSet::is_match`, default lazy-DFA cache, built in {:.0} ms ({regexset_n} msgs) | {} | | 1× |",
         regexset_build.as_secs_f64() * 1e3,
         human(regexset_rate)
+    );
+    println!(
+        "| keywords only: `RegexSet::is_match`, 1 GiB lazy-DFA cache, after a warm-up pass over all {} msgs that took {:.1} s | {} | {:.0}× | {:.0}× |",
+        normalized.len(),
+        warm_up.as_secs_f64(),
+        human(roomy_rate),
+        roomy_rate / naive_rate,
+        roomy_rate / regexset_rate
     );
     println!();
     println!(
