@@ -10,7 +10,8 @@
 //! it is in parts that grow on their own, and records live in fixed-size chunks, so growing
 //! never copies or rehashes the whole: at a million windows, one table rehashing all of them
 //! had held one message up for 56 ms.
-//! A few records are swept per message ([`FloodWindows::sweep_some`]): no pass over all.
+//! Records are swept a few at a time, each checked twice per window of event time
+//! ([`FloodWindows::sweep_paced`]): no pass over all, and no more work than the windows need.
 //! A rule change that needs records of another size or tick starts a new generation of
 //! records; the old one moves over a few records per message, and a window at once when its
 //! member posts: re-encoding a million windows in one event had held it up for 220 ms.
@@ -28,6 +29,15 @@ const MAX_TICKS: i64 = i16::MAX as i64;
 /// Parts of the table that finds a record: a part of a million windows' table rehashes about
 /// 3,900 of them, each read from its record at a random place.
 const TABLE_PARTS: usize = 256;
+/// How many times each window is checked for idleness per window length of event time.
+const LOOKS_PER_WINDOW: u64 = 2;
+/// Windows checked in a row: fewer, more regular runs of the sweep than a few at every event.
+const SWEEP_BATCH: usize = 8;
+/// The most batches at one event: after a quiet spell, the sweep catches up over several
+/// events rather than holding one up.
+const MOST_BATCHES: usize = 4;
+/// Records of the previous generation moved at each event, at least, after a rule change.
+const MOVED_PER_EVENT: usize = 8;
 /// The bit of a table entry that tells the generation of records it is in; the other bits
 /// are its index there.
 const GENERATION: u32 = 1 << 31;
@@ -56,6 +66,12 @@ pub(super) struct FloodWindows {
     /// The (capacity, window) last fitted to, so that fitting again, at every message, is
     /// one comparison.
     fitted: Option<(usize, i64)>,
+    /// The event time of the last paced sweep, and the checks owed since then (in
+    /// window-milliseconds: divided by the window, whole checks).
+    paced: (i64, u64),
+    /// How many windows there were when the sweep's pass began: the pace holds until the
+    /// pass ends, however many it drops.
+    pass_len: usize,
 }
 
 impl Default for FloodWindows {
@@ -66,6 +82,8 @@ impl Default for FloodWindows {
             window_ticks: 0,
             cursor: 0,
             fitted: None,
+            paced: (i64::MIN, 0),
+            pass_len: 0,
         }
     }
 }
@@ -380,6 +398,42 @@ impl FloodWindows {
         }
     }
 
+    /// Sweeps as many windows as the event time since the last call owes: every window is
+    /// checked [`LOOKS_PER_WINDOW`] times per window length, so an idle one goes within half
+    /// a window of going idle, and the work follows how many windows there are, not how
+    /// many events come. Windows are checked [`SWEEP_BATCH`] at a time, at most
+    /// [`MOST_BATCHES`] batches at one event; after a rule change, at least
+    /// [`MOVED_PER_EVENT`] records move at each until the previous generation has.
+    pub(super) fn sweep_paced(&mut self, now_ms: i64) {
+        let (last, owed) = self.paced;
+        self.paced.0 = last.max(now_ms);
+        let window_ms = self
+            .fitted
+            .map_or(0, |(_, window_ms)| window_ms.max(0) as u64);
+        let mut batches = 0;
+        if window_ms > 0 && last != i64::MIN {
+            // A quiet spell longer than a window owes no more than a window does.
+            let elapsed = (now_ms - last).clamp(0, window_ms as i64) as u64;
+            let windows = self.records.current.len.max(self.pass_len) as u64;
+            let mut owed = owed + windows * LOOKS_PER_WINDOW * elapsed;
+            // No division: a batch is owed once its share of window-milliseconds is.
+            let batch = SWEEP_BATCH as u64 * window_ms;
+            while owed >= batch && batches < MOST_BATCHES {
+                owed -= batch;
+                batches += 1;
+            }
+            // What the sweep at its fastest cannot catch up on is let go.
+            self.paced.1 = owed.min(batch * MOST_BATCHES as u64);
+        }
+        let mut budget = batches * SWEEP_BATCH;
+        if self.records.previous.len > 0 {
+            budget = budget.max(MOVED_PER_EVENT);
+        }
+        if budget > 0 {
+            self.sweep_some(now_ms, budget);
+        }
+    }
+
     /// Moves up to `budget` records of the previous generation (dropping those idle for a
     /// whole window), then checks the rest of `budget` windows from where the last call
     /// stopped and drops those idle at `now_ms`: memory follows activity without a pass
@@ -410,6 +464,7 @@ impl FloodWindows {
             let current = &self.records.current;
             if self.cursor >= current.len {
                 self.cursor = 0;
+                self.pass_len = current.len;
             }
             // The records up to the end of the cursor's chunk, read in a row.
             let (stride, first) = (current.stride(), self.cursor % PER_CHUNK);
@@ -507,6 +562,49 @@ mod tests {
         // And back: the shorter window drops what is older than it.
         floods.fit(11, 10_000, T0 + 15_000);
         assert_eq!(floods.count_recent(5, T0 + 15_000, 10_000), 1);
+    }
+
+    #[test]
+    fn paced_sweeps_drop_idle_windows_within_half_a_window_a_few_at_a_time() {
+        let mut floods = FloodWindows::default();
+        floods.fit(11, 10_000, T0);
+        // 10,000 members who post once in the first second, then one message a millisecond
+        // from one who keeps posting.
+        for k in 0..10_000 {
+            floods.record_message(key(k), T0 + (k as i64) / 10);
+        }
+        let mut most_at_once = 0;
+        let mut gone_at = None;
+        for ms in 1_000..20_000 {
+            let now = T0 + ms;
+            let before = floods.len();
+            floods.sweep_paced(now);
+            most_at_once = most_at_once.max(before - floods.len());
+            floods.record_message(key(10_000), now);
+            if gone_at.is_none() && floods.len() == 1 {
+                gone_at = Some(ms);
+            }
+        }
+        // Idle from 11 s on: all gone by 16 s, at two windows checked a message (a batch of
+        // eight every fourth).
+        let gone_at = gone_at.expect("the idle windows go");
+        assert!((11_000..=16_010).contains(&gone_at), "gone at {gone_at} ms");
+        assert!(
+            most_at_once <= SWEEP_BATCH,
+            "{most_at_once} dropped at one message"
+        );
+        assert_eq!(
+            floods.count_recent(key(10_000), T0 + 19_999, 10_000),
+            11,
+            "all it keeps"
+        );
+
+        // After a quiet hour, one message checks no more than its share.
+        for k in 0..1_000 {
+            floods.record_message(key(k), T0 + 20_000);
+        }
+        floods.sweep_paced(T0 + 3_600_000);
+        assert_eq!(floods.len(), 1_001 - MOST_BATCHES * SWEEP_BATCH);
     }
 
     #[test]

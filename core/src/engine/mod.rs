@@ -7,8 +7,9 @@
 //!
 //! # Memory
 //!
-//! State is bounded by activity, not by history: at every event a few flood windows idle for
-//! the longest flood window are dropped (see `engine::flood`), and the duplicate-text and
+//! State is bounded by activity, not by history: flood windows are checked a few at a time,
+//! each twice per longest flood window of event time, and those idle for that window are
+//! dropped (see `engine::flood`), and the duplicate-text and
 //! ladder tables, each in 256 parts (`engine::shards`), have one part swept per 256th of a
 //! minute of event time: duplicate texts older than the longest duplicate window and ladder
 //! counters whose violations have all decayed go. No event pays for a pass over a whole table.

@@ -14,10 +14,6 @@ use crate::lists::ListMeta;
 use crate::model::RuleId;
 use crate::time::Timestamp;
 
-/// Flood windows checked for idleness at each event: a full pass every few thousand events
-/// at 30,000 windows, and nothing like a pause.
-const FLOOD_SWEEP_PER_EVENT: usize = 8;
-
 /// The most table parts swept at one event.
 const PARTS_PER_EVENT: usize = 4;
 
@@ -180,13 +176,13 @@ impl EngineState {
         }
     }
 
-    /// Drops idle state, a little at a time: a few flood windows at every event, and one part
-    /// of the duplicate and ladder tables per 256th of a minute of event time (after a
-    /// quiet spell, a few parts per event until it has caught up), so every entry is looked at
-    /// about once a minute.
+    /// Drops idle state, a little at a time: flood windows a batch at a time, paced by event
+    /// time and how many there are, and one part of the duplicate and ladder tables per
+    /// 256th of a minute of event time (after a quiet spell, a few parts per event until it
+    /// has caught up), so every entry is looked at about once a minute.
     pub(super) fn sweep_if_due(&mut self, now: Timestamp, needs: &StateNeeds) {
         let now = now.millis();
-        self.flood.sweep_some(now, FLOOD_SWEEP_PER_EVENT);
+        self.flood.sweep_paced(now);
         let slot = SWEEP_EVERY_MS / PARTS as i64;
         for _ in 0..PARTS_PER_EVENT {
             if now < self.next_sweep {
