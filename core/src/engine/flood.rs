@@ -415,15 +415,16 @@ impl FloodWindows {
             // A quiet spell longer than a window owes no more than a window does.
             let elapsed = (now_ms - last).clamp(0, window_ms as i64) as u64;
             let windows = self.records.current.len.max(self.pass_len) as u64;
-            let mut owed = owed + windows * LOOKS_PER_WINDOW * elapsed;
+            let looks = windows.saturating_mul(LOOKS_PER_WINDOW * elapsed);
+            let mut owed = owed.saturating_add(looks);
             // No division: a batch is owed once its share of window-milliseconds is.
-            let batch = SWEEP_BATCH as u64 * window_ms;
+            let batch = window_ms.saturating_mul(SWEEP_BATCH as u64);
             while owed >= batch && batches < MOST_BATCHES {
                 owed -= batch;
                 batches += 1;
             }
             // What the sweep at its fastest cannot catch up on is let go.
-            self.paced.1 = owed.min(batch * MOST_BATCHES as u64);
+            self.paced.1 = owed.min(batch.saturating_mul(MOST_BATCHES as u64));
         }
         let mut budget = batches * SWEEP_BATCH;
         if self.records.previous.len > 0 {
