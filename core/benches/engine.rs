@@ -557,11 +557,13 @@ fn main() {
         own.heap_bytes() / 1000,
         daac.heap_bytes() / 1000
     );
-    let baseline_pass = |matches: &dyn Fn(&str) -> bool| {
+    // One pass of a baseline over the first `n` texts.
+    let pass = |n: usize, matches: &dyn Fn(&str) -> bool| {
         let t = Instant::now();
-        black_box(normalized.iter().filter(|t| matches(t)).count());
-        per_second(normalized.len(), t.elapsed())
+        black_box(normalized[..n].iter().filter(|t| matches(t)).count());
+        per_second(n, t.elapsed())
     };
+    let baseline_pass = |matches: &dyn Fn(&str) -> bool| pass(normalized.len(), matches);
     let engine_pass = || {
         let mut engine = Engine::with_handle(Arc::clone(&live));
         let t = Instant::now();
@@ -597,13 +599,7 @@ fn main() {
     // no baseline is measured cold while the engine is measured warm.
     let passes = if quick { 1 } else { 3 };
     let best_of = |n: usize, matches: &dyn Fn(&str) -> bool| {
-        (0..passes)
-            .map(|_| {
-                let t = Instant::now();
-                black_box(normalized[..n].iter().filter(|t| matches(t)).count());
-                per_second(n, t.elapsed())
-            })
-            .fold(0f64, f64::max)
+        (0..passes).map(|_| pass(n, matches)).fold(0f64, f64::max)
     };
     let naive_n = normalized.len().min(if quick { 500 } else { 5_000 });
     let naive_rate = best_of(naive_n, &|t| {
