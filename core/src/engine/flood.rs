@@ -66,9 +66,10 @@ pub(super) struct FloodWindows {
     /// The (capacity, window) last fitted to, so that fitting again, at every message, is
     /// one comparison.
     fitted: Option<(usize, i64)>,
-    /// The event time of the last paced sweep, and the checks owed since then (in
-    /// window-milliseconds: divided by the window, whole checks).
-    paced: (i64, u64),
+    /// The event time of the last paced sweep.
+    paced_at: i64,
+    /// Checks owed since then, in window-milliseconds (divided by the window: whole checks).
+    owed: u64,
     /// How many windows there were when the sweep's pass began: the pace holds until the
     /// pass ends, however many it drops.
     pass_len: usize,
@@ -82,7 +83,8 @@ impl Default for FloodWindows {
             window_ticks: 0,
             cursor: 0,
             fitted: None,
-            paced: (i64::MIN, 0),
+            paced_at: i64::MIN,
+            owed: 0,
             pass_len: 0,
         }
     }
@@ -405,8 +407,8 @@ impl FloodWindows {
     /// [`MOST_BATCHES`] batches at one event; after a rule change, at least
     /// [`MOVED_PER_EVENT`] records move at each until the previous generation has.
     pub(super) fn sweep_paced(&mut self, now_ms: i64) {
-        let (last, owed) = self.paced;
-        self.paced.0 = last.max(now_ms);
+        let last = self.paced_at;
+        self.paced_at = last.max(now_ms);
         let window_ms = self
             .fitted
             .map_or(0, |(_, window_ms)| window_ms.max(0) as u64);
@@ -416,7 +418,7 @@ impl FloodWindows {
             let elapsed = (now_ms - last).clamp(0, window_ms as i64) as u64;
             let windows = self.records.current.len.max(self.pass_len) as u64;
             let looks = windows.saturating_mul(LOOKS_PER_WINDOW * elapsed);
-            let mut owed = owed.saturating_add(looks);
+            let mut owed = self.owed.saturating_add(looks);
             // No division: a batch is owed once its share of window-milliseconds is.
             let batch = window_ms.saturating_mul(SWEEP_BATCH as u64);
             while owed >= batch && batches < MOST_BATCHES {
@@ -424,7 +426,7 @@ impl FloodWindows {
                 batches += 1;
             }
             // What the sweep at its fastest cannot catch up on is let go.
-            self.paced.1 = owed.min(batch.saturating_mul(MOST_BATCHES as u64));
+            self.owed = owed.min(batch.saturating_mul(MOST_BATCHES as u64));
         }
         let mut budget = batches * SWEEP_BATCH;
         if self.records.previous.len > 0 {
