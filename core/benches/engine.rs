@@ -15,7 +15,7 @@
 //! set about ten times under what it measures, to catch a regression by an order of
 //! magnitude.
 
-// The counting allocator below is the only unsafe code in the workspace: GlobalAlloc requires it.
+// The counting allocator below is unsafe code: GlobalAlloc requires it.
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout};

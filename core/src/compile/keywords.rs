@@ -92,9 +92,17 @@ impl KeywordIndex {
     /// texts are turned away by the gate, and only the rest are collapsed and searched.
     /// `None`, and nothing folded, when letters alone cannot rule keywords out (a keyword's
     /// letters are no pattern of their own: a keyword of separators alone).
-    pub(crate) fn fold_and_filter(&self, normalized: &mut Normalized, text: &str) -> Option<bool> {
+    /// `folded` is handed the letters as soon as they are read, before the gate, so that work
+    /// waiting on memory can be started early.
+    pub(crate) fn fold_and_filter(
+        &self,
+        normalized: &mut Normalized,
+        text: &str,
+        folded: &mut impl FnMut(&[u32]),
+    ) -> Option<bool> {
         let gate = self.gate.as_ref()?;
         normalized.fold_with_letters(text, true);
+        folded(&normalized.skeleton);
         let letters = &normalized.skeleton[..];
         Some(
             gate.lets_through(letters)
@@ -314,7 +322,7 @@ mod tests {
         normalized.of(text);
         let mut found = 0;
         index.find(&normalized.collapsed, |_, _, _| found += 1);
-        let passes = index.fold_and_filter(&mut normalized, text);
+        let passes = index.fold_and_filter(&mut normalized, text, &mut |_| {});
         (passes, found)
     }
 

@@ -2,8 +2,9 @@
 
 use smallvec::SmallVec;
 
+use super::duplicates::{DuplicateSender, RecordedText};
 use super::flood::WindowAt;
-use super::state::{DuplicateSender, EngineState, RecordedText, seconds};
+use super::state::{EngineState, seconds};
 use super::text::TextAnalysis;
 use crate::compile::{CompiledRule, CompiledRules, KeywordOwner};
 use crate::detect::links::find_links;
@@ -26,10 +27,9 @@ pub(super) struct Context<'a> {
     pub(super) text: Option<TextAnalysis<'a>>,
 }
 
-/// What the checks of one rule see besides the event: where the rule is in the set, where
-/// this event's flood window is, and who has sent its text.
-pub(super) struct Keys {
-    pub(super) rule_index: u32,
+/// What the counting checks of one rule see besides the event: where this event's flood
+/// window is, and who has sent its text.
+pub(super) struct Counts {
     pub(super) flood: Option<WindowAt>,
     pub(super) duplicate: Option<RecordedText>,
 }
@@ -38,22 +38,39 @@ pub(super) struct Keys {
 type Hits = Vec<CheckHit>;
 
 impl Context<'_> {
-    /// Every check of `rule` that matches this event, first one first.
-    pub(super) fn check(&self, rule: &CompiledRule, keys: &Keys, state: &EngineState) -> Hits {
+    /// The checks of `rule` (at `rule_index` in the set) that read the event alone, and the
+    /// blacklist, first one first. [`Context::check_counts`] adds the rest.
+    pub(super) fn check_content(
+        &self,
+        rule: &CompiledRule,
+        rule_index: u32,
+        state: &EngineState,
+    ) -> Hits {
         let mut hits = Vec::new();
         self.blacklist(rule, state, &mut hits);
         self.invites(rule, &mut hits);
         if let Some(text) = &self.text {
-            keyword(rule, keys.rule_index, text, &mut hits);
+            keyword(rule, rule_index, text, &mut hits);
             regex(rule, text, &mut hits);
             phone(rule, text, &mut hits);
             self.links(rule, text, &mut hits);
         }
         self.message_kind(rule, &mut hits);
-        self.duplicates(rule, keys.duplicate.as_ref(), state, &mut hits);
-        self.flood(rule, keys.flood, state, &mut hits);
-        self.size_limits(rule, &mut hits);
         hits
+    }
+
+    /// The checks of `rule` that count what members did (duplicates, flood) and the size
+    /// limits, after [`Context::check_content`]'s.
+    pub(super) fn check_counts(
+        &self,
+        rule: &CompiledRule,
+        counts: &Counts,
+        state: &EngineState,
+        hits: &mut Hits,
+    ) {
+        self.duplicates(rule, counts.duplicate.as_ref(), state, hits);
+        self.flood(rule, counts.flood, state, hits);
+        self.size_limits(rule, hits);
     }
 
     fn blacklist(&self, rule: &CompiledRule, state: &EngineState, hits: &mut Hits) {

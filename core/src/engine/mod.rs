@@ -15,10 +15,11 @@
 //! all decayed go. No event pays for a pass over a whole table.
 //! Only members who post in a group with a flood rule get a flood window; only violators get
 //! ladder counters. A flood window costs 46 bytes per (member, group) for a limit of 10
-//! messages, table slot included; a text tracked for duplicates with one sender 52 bytes; a
+//! messages, table slot included; a text tracked for duplicates with one sender 36 bytes; a
 //! ladder counter with one violation 36 bytes (measured: `docs/PERFORMANCE.md`).
 
 mod checks;
+mod duplicates;
 mod flood;
 mod ladder;
 mod shards;
@@ -247,42 +248,43 @@ impl Engine {
         }
 
         let eligible_rules = || eligible.iter().map(|&i| &rules.rules[i]);
+        let counts_as_new = matches!(
+            event.kind,
+            EventKind::MessagePosted(_) | EventKind::Command { .. }
+        );
+        let min_chars = eligible_rules()
+            .filter_map(|r| r.duplicates.as_ref().map(|d| d.min_chars))
+            .min()
+            .filter(|_| counts_as_new);
+        let mut text_key = None;
         if let Some(text) = event.text() {
             let need_keywords = eligible_rules().any(|r| r.has_keywords);
             let need_skeleton = eligible_rules().any(|r| r.duplicates.is_some());
+            let duplicates = &self.state.duplicates;
             ctx.text = Some(TextAnalysis::new(
                 text,
                 rules,
                 need_keywords,
                 need_skeleton,
                 &mut self.scratch,
+                |letters| {
+                    // Letters and digits only: punctuation and spacing do not make spam new.
+                    // The text's slots are asked of memory now, and read once the text is
+                    // searched: a table this large is rarely in the cache.
+                    if min_chars.is_some_and(|min| letters.len() >= min as usize) {
+                        let key = keys::text(letters);
+                        duplicates.prefetch(key);
+                        text_key = Some(key);
+                    }
+                },
             ));
         }
-        let counts_as_new = matches!(
-            event.kind,
-            EventKind::MessagePosted(_) | EventKind::Command { .. }
-        );
         let flood_window = (counts_as_new
             && eligible_rules().any(|r| r.flood.as_ref().is_some_and(|f| f.messages.is_some())))
         .then(|| {
             self.state
                 .record_message(keys::pair(group_key, member_key), now, &rules.needs)
         });
-        let min_chars = eligible_rules()
-            .filter_map(|r| r.duplicates.as_ref().map(|d| d.min_chars))
-            .min();
-        let duplicate_text = match (counts_as_new, min_chars, &ctx.text) {
-            (true, Some(min), Some(text)) => {
-                // Letters and digits only: punctuation and spacing do not make spam new.
-                let normalized = &text.normalized;
-                (normalized.letters >= min as usize).then(|| {
-                    let key = keys::text(&normalized.skeleton);
-                    self.state
-                        .record_text(key, member_key, group_key, now, &rules.needs)
-                })
-            }
-            _ => None,
-        };
         if let EventKind::MemberLeft | EventKind::MemberRemoved { .. } = event.kind {
             self.state.flood.remove(keys::pair(group_key, member_key));
         }
@@ -299,14 +301,24 @@ impl Engine {
             violations: Vec::new(),
         };
         let mut blacklisted = Vec::new();
+        let mut duplicate_text = None;
         for &i in &eligible {
             let rule = &rules.rules[i];
-            let keys = checks::Keys {
-                rule_index: i as u32,
+            let mut hits = ctx.check_content(rule, i as u32, &self.state);
+            // Recorded once, after the first rule's checks of the text, so that the text's
+            // slots, asked for when it was folded, have come from memory by now.
+            if let Some(key) = text_key.take() {
+                duplicate_text =
+                    Some(
+                        self.state
+                            .record_text(key, member_key, group_key, now, &rules.needs),
+                    );
+            }
+            let counts = checks::Counts {
                 flood: flood_window,
                 duplicate: duplicate_text,
             };
-            let hits = ctx.check(rule, &keys, &self.state);
+            ctx.check_counts(rule, &counts, &self.state, &mut hits);
             if !hits.is_empty() {
                 let found = self
                     .state

@@ -22,7 +22,7 @@ impl<V> Default for Shards<V> {
     }
 }
 
-fn part_of(key: u64) -> usize {
+pub(super) fn part_of(key: u64) -> usize {
     (key >> (u64::BITS - PARTS.trailing_zeros())) as usize
 }
 

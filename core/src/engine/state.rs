@@ -1,13 +1,12 @@
 //! What the engine remembers between events, and the sweep that keeps it bounded.
 
-use std::collections::hash_map::Entry;
-
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
+use super::duplicates::{DuplicateSender, Duplicates, RecordedText};
 use super::flood::{FloodWindows, WindowAt};
 use super::shards::{PARTS, Shards};
-use super::{DUPLICATE_SENDERS, LADDER_MEMORY, SWEEP_EVERY_MS};
+use super::{LADDER_MEMORY, SWEEP_EVERY_MS};
 use crate::compile::StateNeeds;
 use crate::keys;
 use crate::lists::ListMeta;
@@ -104,45 +103,6 @@ impl Ladders {
     }
 }
 
-/// Who recently sent each text (by the text's key). Most texts are sent once: their one
-/// sender sits in the map's own slot; a text sent by several moves to `more`.
-#[derive(Debug, Default)]
-pub(super) struct Duplicates {
-    one: Shards<DuplicateSender>,
-    more: Shards<SmallVec<[DuplicateSender; 4]>>,
-}
-
-/// In `Duplicates::one`: the senders are in `Duplicates::more`.
-const SENT_BY_SEVERAL: DuplicateSender = DuplicateSender {
-    member: 0,
-    group: 0,
-    at: u32::MAX,
-};
-
-/// A text's senders as recording it left them: nearly always one, carried here so that the
-/// checks of the same event need not look the text up again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum RecordedText {
-    /// Its only sender.
-    One(DuplicateSender),
-    /// Sent by several; the text's key.
-    Several(u64),
-}
-
-impl Duplicates {
-    /// The senders of a text just recorded, oldest first.
-    pub(super) fn senders<'a>(&'a self, text: &'a RecordedText) -> &'a [DuplicateSender] {
-        match text {
-            RecordedText::One(sender) => std::slice::from_ref(sender),
-            RecordedText::Several(key) => self.more.get(key).map_or(&[], |s| s.as_slice()),
-        }
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.one.len()
-    }
-}
-
 /// How much the state holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateStats {
@@ -154,15 +114,6 @@ pub struct StateStats {
     pub duplicate_texts: usize,
     /// Blacklist entries added by ladders since the rules were compiled.
     pub runtime_blacklist: usize,
-}
-
-/// A sender of a text: the low 32 bits of the member's and the group's keys (two members
-/// mistaken for one, once in four billion pairs, only undercount), and when, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct DuplicateSender {
-    pub(super) member: u32,
-    pub(super) group: u32,
-    pub(super) at: u32,
 }
 
 impl EngineState {
@@ -229,49 +180,7 @@ impl EngineState {
             at: seconds(now.millis()),
         };
         let since = seconds(now.millis() - needs.duplicate_window_ms);
-        let d = &mut self.duplicates;
-        let same_sender =
-            |s: &DuplicateSender| s.member == sender.member && s.group == sender.group;
-        // One probe of the table: nearly every text is new or was sent once.
-        let mut slot = match d.one.entry(text) {
-            Entry::Vacant(slot) => {
-                slot.insert(sender);
-                return RecordedText::One(sender);
-            }
-            Entry::Occupied(slot) => slot,
-        };
-        let previous = *slot.get();
-        if previous == SENT_BY_SEVERAL {
-            let senders = d.more.entry(text).or_default();
-            senders.retain(|s| s.at > since && !same_sender(s));
-            senders.push(sender);
-            if senders.len() > DUPLICATE_SENDERS {
-                senders.remove(0);
-            }
-            RecordedText::Several(text)
-        } else if previous.at > since && !same_sender(&previous) {
-            slot.insert(SENT_BY_SEVERAL);
-            d.more
-                .insert(text, SmallVec::from_slice(&[previous, sender]));
-            RecordedText::Several(text)
-        } else {
-            slot.insert(sender);
-            RecordedText::One(sender)
-        }
-    }
-}
-
-impl Duplicates {
-    /// Keeps the texts of one part sent after `since` (seconds).
-    fn retain_recent(&mut self, part: usize, since: u32) {
-        self.more.retain_part(part, |_, senders| {
-            senders.last().is_some_and(|s| s.at > since)
-        });
-        let more = &self.more;
-        self.one.retain_part(part, |text, one| match *one {
-            SENT_BY_SEVERAL => more.contains_key(text),
-            one => one.at > since,
-        });
+        self.duplicates.record(text, sender, since)
     }
 }
 
@@ -315,40 +224,5 @@ mod tests {
         assert!(ladders.times(8).is_empty() && ladders.more.is_empty());
         ladders.set(7, times(&[]));
         assert_eq!(ladders.len(), 0);
-    }
-
-    #[test]
-    fn a_text_from_several_senders_keeps_each_once() {
-        let needs = StateNeeds {
-            duplicate_window_ms: 60_000,
-            ..StateNeeds::default()
-        };
-        let mut state = EngineState::default();
-        let at = |s: i64| Timestamp(1_795_251_600_000 + s * 1000);
-        let members = |state: &EngineState, text: &RecordedText| -> Vec<u32> {
-            state
-                .duplicates
-                .senders(text)
-                .iter()
-                .map(|s| s.member)
-                .collect()
-        };
-        state.record_text(1, 100, 5, at(0), &needs);
-        let again = state.record_text(1, 100, 5, at(1), &needs);
-        assert_eq!(members(&state, &again), [100], "the same sender again");
-        assert!(matches!(again, RecordedText::One(_)), "{again:?}");
-        state.record_text(1, 200, 5, at(2), &needs);
-        let several = state.record_text(1, 300, 6, at(3), &needs);
-        assert_eq!(several, RecordedText::Several(1));
-        assert_eq!(members(&state, &several), [100, 200, 300]);
-        // After the window, the old senders drop out and the text is sent once again.
-        let later = state.record_text(1, 400, 5, at(100), &needs);
-        assert_eq!(members(&state, &later), [400]);
-        (0..PARTS).for_each(|part| {
-            state
-                .duplicates
-                .retain_recent(part, seconds(at(200).millis()))
-        });
-        assert_eq!(state.duplicates.len(), 0);
     }
 }

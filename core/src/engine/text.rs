@@ -34,13 +34,15 @@ pub(super) struct TextAnalysis<'a> {
 
 impl<'a> TextAnalysis<'a> {
     /// Normalizes and searches `raw` in the buffers of `scratch`; the letters-only skeleton
-    /// only when `need_skeleton` (a duplicate check runs).
+    /// only when `need_skeleton` (a duplicate check runs). `folded` is handed the skeleton as
+    /// soon as the text is folded, before the search.
     pub(super) fn new(
         raw: &'a str,
         rules: &CompiledRules,
         need_keywords: bool,
         need_skeleton: bool,
         scratch: &'a mut Scratch,
+        mut folded: impl FnMut(&[u32]),
     ) -> TextAnalysis<'a> {
         let Scratch {
             normalized,
@@ -51,11 +53,12 @@ impl<'a> TextAnalysis<'a> {
         // Only keywords read the collapsed text: without them, or when the text's letters
         // rule every keyword out, it is not written. Sounds are read from it.
         let filtered = (need_keywords && rules.homophones.is_empty())
-            .then(|| rules.keywords.fold_and_filter(normalized, raw))
+            .then(|| rules.keywords.fold_and_filter(normalized, raw, &mut folded))
             .flatten();
         let search = match (need_keywords, filtered) {
             (false, _) => {
                 normalized.fold_with_letters(raw, need_skeleton);
+                folded(&normalized.skeleton);
                 false
             }
             (true, Some(may_hold)) => {
@@ -66,6 +69,7 @@ impl<'a> TextAnalysis<'a> {
             }
             (true, None) => {
                 normalized.fold_with_letters(raw, need_skeleton);
+                folded(&normalized.skeleton);
                 normalized.collapse_folded();
                 true
             }
