@@ -28,6 +28,7 @@ pub mod native;
 pub mod normalize;
 pub mod platform;
 pub mod ports;
+mod prefetch;
 pub mod raid;
 pub mod reply;
 pub mod rule;

@@ -220,9 +220,8 @@ impl Default for Duplicates {
 }
 
 impl Duplicates {
-    /// Asks the processor to bring the buckets of the text of key `text` into its cache, so
-    /// that recording it a little later does not wait for memory.
-    #[allow(unsafe_code)]
+    /// Asks the processor for the buckets of the text of key `text`, so that recording it a
+    /// little later does not wait for memory.
     pub(super) fn prefetch(&self, text: u64) {
         let text = slot_key(text);
         let part = &self.parts[part_of(text)];
@@ -230,17 +229,8 @@ impl Duplicates {
             return;
         }
         let (first, second) = part.places(text);
-        for at in [first, second] {
-            let line: *const Bucket = &part.buckets[at];
-            // SAFETY: a prefetch is a hint: it reads nothing the program sees and never
-            // faults, whatever the address (this one is a bucket's, in bounds).
-            #[cfg(target_arch = "x86_64")]
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.cast())
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = line;
-        }
+        crate::prefetch::prefetch(&part.buckets[first]);
+        crate::prefetch::prefetch(&part.buckets[second]);
     }
 
     /// Records that `sender` sent the text of key `text`; senders at or before `since` (the

@@ -242,6 +242,21 @@ impl FloodWindows {
             .copied()
     }
 
+    /// Asks the processor for the record of `key`'s window, if it has one, so that recording
+    /// a message in it a little later does not wait for memory. The first table entry whose
+    /// hash tag matches is taken without reading its record to confirm it: a prefetch of the
+    /// wrong record (a tag shared by chance, one probed slot in 128) costs nothing.
+    pub(super) fn prefetch(&self, key: u64) {
+        let mut candidate = None;
+        self.table[part_of(key)].find(key, |&entry| {
+            candidate = Some(entry);
+            true
+        });
+        if let Some(entry) = candidate {
+            crate::prefetch::prefetch(&self.records.of(entry).record(index_of(entry))[0]);
+        }
+    }
+
     /// Points the table entry `from` of `key` at `to`.
     fn retarget(&mut self, key: u64, from: u32, to: u32) {
         if let Some(entry) = self.table[part_of(key)].find_mut(key, |&e| e == from) {

@@ -256,6 +256,13 @@ impl Engine {
             .filter_map(|r| r.duplicates.as_ref().map(|d| d.min_chars))
             .min()
             .filter(|_| counts_as_new);
+        // The window's record is asked of memory now, and read once the text is analysed.
+        let flood_key = (counts_as_new
+            && eligible_rules().any(|r| r.flood.as_ref().is_some_and(|f| f.messages.is_some())))
+        .then(|| keys::pair(group_key, member_key));
+        if let Some(key) = flood_key {
+            self.state.flood.prefetch(key);
+        }
         let mut text_key = None;
         if let Some(text) = event.text() {
             let need_keywords = eligible_rules().any(|r| r.has_keywords);
@@ -279,12 +286,7 @@ impl Engine {
                 },
             ));
         }
-        let flood_window = (counts_as_new
-            && eligible_rules().any(|r| r.flood.as_ref().is_some_and(|f| f.messages.is_some())))
-        .then(|| {
-            self.state
-                .record_message(keys::pair(group_key, member_key), now, &rules.needs)
-        });
+        let flood_window = flood_key.map(|key| self.state.record_message(key, now, &rules.needs));
         if let EventKind::MemberLeft | EventKind::MemberRemoved { .. } = event.kind {
             self.state.flood.remove(keys::pair(group_key, member_key));
         }
