@@ -75,7 +75,7 @@ struct Bucket {
 }
 
 /// The most texts a new one moves along before its part grows.
-const MOST_MOVES: usize = 32;
+const MOST_MOVES: usize = 8;
 
 /// Buckets of a part when it first holds a text.
 const FIRST_BUCKETS: usize = 2;
