@@ -15,7 +15,7 @@
 //! all decayed go. No event pays for a pass over a whole table.
 //! Only members who post in a group with a flood rule get a flood window; only violators get
 //! ladder counters. A flood window costs 46 bytes per (member, group) for a limit of 10
-//! messages, table slot included; a text tracked for duplicates with one sender 36 bytes; a
+//! messages, table slot included; a text tracked for duplicates with one sender 38 bytes; a
 //! ladder counter with one violation 36 bytes (measured: `docs/PERFORMANCE.md`).
 
 mod checks;
