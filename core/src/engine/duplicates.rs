@@ -74,18 +74,40 @@ struct Bucket {
     senders: [DuplicateSender; SLOTS],
 }
 
+impl Bucket {
+    /// The slot holding `key`.
+    fn slot_of(&self, key: u64) -> Option<usize> {
+        self.keys.iter().position(|&k| k == key)
+    }
+
+    /// A free slot: unused, or holding a text sent last at or before `since`.
+    fn free_slot(&self, since: u32) -> Option<usize> {
+        (0..SLOTS).find(|&slot| self.keys[slot] == 0 || self.senders[slot].at <= since)
+    }
+}
+
 /// The most texts a new one moves along before its part grows.
 const MOST_MOVES: usize = 8;
 
-/// Buckets of a part when it first holds a text.
+/// Buckets of a new part.
 const FIRST_BUCKETS: usize = 2;
 
 /// One part of the table.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Part {
+    /// Never empty.
     buckets: Vec<Bucket>,
     /// Slots holding a key, expired or not.
     used: usize,
+}
+
+impl Default for Part {
+    fn default() -> Self {
+        Part {
+            buckets: vec![Bucket::default(); FIRST_BUCKETS],
+            used: 0,
+        }
+    }
 }
 
 impl Part {
@@ -98,24 +120,17 @@ impl Part {
         (first as usize, second as usize)
     }
 
-    /// Where `key` is, or else a slot for it (unused, or holding a text sent last at or before
-    /// `since`), if one of its buckets has one.
+    /// Where `key` is, or else a free slot for it in one of its buckets, if they have one.
     #[inline(always)]
     fn find(&self, key: u64, since: u32) -> Result<(usize, usize), Option<(usize, usize)>> {
         let (first, second) = self.places(key);
-        let mut free = None;
-        for at in [first, second] {
-            let bucket = &self.buckets[at];
-            for slot in 0..SLOTS {
-                if bucket.keys[slot] == key {
-                    return Ok((at, slot));
-                }
-                if free.is_none() && (bucket.keys[slot] == 0 || bucket.senders[slot].at <= since) {
-                    free = Some((at, slot));
-                }
-            }
+        let in_bucket = |at: usize, slot: Option<usize>| slot.map(|slot| (at, slot));
+        let (a, b) = (&self.buckets[first], &self.buckets[second]);
+        match in_bucket(first, a.slot_of(key)).or(in_bucket(second, b.slot_of(key))) {
+            Some(place) => Ok(place),
+            None => Err(in_bucket(first, a.free_slot(since))
+                .or_else(|| in_bucket(second, b.free_slot(since)))),
         }
-        Err(free)
     }
 
     /// Puts a new `key` in `free`. When both its buckets are full of recent texts, it takes
@@ -124,31 +139,28 @@ impl Part {
     /// Without moving, a part would grow while half its slots were free.
     fn insert(
         &mut self,
-        key: u64,
-        sender: DuplicateSender,
+        mut key: u64,
+        mut sender: DuplicateSender,
         since: u32,
         free: Option<(usize, usize)>,
     ) {
-        let (mut key, mut sender) = (key, sender);
         if let Some(place) = free {
             self.put(place, key, sender);
             return;
         }
-        if !self.buckets.is_empty() {
-            let mut at = self.places(key).0;
-            for moves in 0..MOST_MOVES {
-                let bucket = &mut self.buckets[at];
-                let slot = moves % SLOTS;
-                std::mem::swap(&mut bucket.keys[slot], &mut key);
-                std::mem::swap(&mut bucket.senders[slot], &mut sender);
-                at = match self.places(key) {
-                    (first, second) if first == at => second,
-                    (first, _) => first,
-                };
-                if let Some(slot) = self.free_in(at, since) {
-                    self.put((at, slot), key, sender);
-                    return;
-                }
+        let mut at = self.places(key).0;
+        for moves in 0..MOST_MOVES {
+            let bucket = &mut self.buckets[at];
+            let slot = moves % SLOTS;
+            std::mem::swap(&mut bucket.keys[slot], &mut key);
+            std::mem::swap(&mut bucket.senders[slot], &mut sender);
+            at = match self.places(key) {
+                (first, second) if first == at => second,
+                (first, _) => first,
+            };
+            if let Some(slot) = self.buckets[at].free_slot(since) {
+                self.put((at, slot), key, sender);
+                return;
             }
         }
         loop {
@@ -158,12 +170,6 @@ impl Part {
                 return;
             }
         }
-    }
-
-    /// A free slot of bucket `at`: unused, or holding a text sent last at or before `since`.
-    fn free_in(&self, at: usize, since: u32) -> Option<usize> {
-        let bucket = &self.buckets[at];
-        (0..SLOTS).find(|&slot| bucket.keys[slot] == 0 || bucket.senders[slot].at <= since)
     }
 
     fn put(&mut self, (at, slot): (usize, usize), key: u64, sender: DuplicateSender) {
@@ -176,7 +182,7 @@ impl Part {
     /// Twice the buckets, holding the texts sent after `since`.
     #[cold]
     fn grow(&mut self, since: u32) {
-        let buckets = (self.buckets.len() * 2).max(FIRST_BUCKETS);
+        let buckets = self.buckets.len() * 2;
         let old = std::mem::replace(&mut self.buckets, vec![Bucket::default(); buckets]);
         self.used = 0;
         for bucket in &old {
@@ -225,9 +231,6 @@ impl Duplicates {
     pub(super) fn prefetch(&self, text: u64) {
         let text = slot_key(text);
         let part = &self.parts[part_of(text)];
-        if part.buckets.is_empty() {
-            return;
-        }
         let (first, second) = part.places(text);
         crate::prefetch::prefetch(&part.buckets[first]);
         crate::prefetch::prefetch(&part.buckets[second]);
@@ -243,12 +246,7 @@ impl Duplicates {
     ) -> RecordedText {
         let text = slot_key(text);
         let part = &mut self.parts[part_of(text)];
-        let found = if part.buckets.is_empty() {
-            Err(None)
-        } else {
-            part.find(text, since)
-        };
-        let (at, slot) = match found {
+        let (at, slot) = match part.find(text, since) {
             Ok(place) => place,
             Err(free) => {
                 part.insert(text, sender, since, free);
