@@ -1,9 +1,9 @@
 //! Compact keys for identities, so engine state and lists hold integers, not strings.
 //!
-//! Keys are SipHash values under keys chosen at random when the process starts: stable for
-//! the life of the process (rule sets and engine state agree), unpredictable to anyone who
-//! picks their own user id, so nobody can craft an id that collides with a whitelisted one.
-//! Keys are never persisted.
+//! Keys are hashes under secrets drawn at random when the process starts: stable for the
+//! life of the process (rule sets and engine state agree), unpredictable to anyone who
+//! picks their own user id or writes their own text, so nobody can craft an id that collides
+//! with a whitelisted one. Keys are never persisted.
 
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::OnceLock;
@@ -43,9 +43,43 @@ fn keyed(domain: Domain, platform: Option<Platform>) -> &'static SipHasher13 {
     &keyed[usize::from(tag)]
 }
 
-/// The key of one id. SipHash takes the input's length in, so one part needs no terminator.
+/// The key of one id: its tag and length in a first word, then its bytes, seven to a word,
+/// are the coefficients of the secret polynomial (see [`text`]). Ids of one tag and length
+/// have as many words, so two of them differ in some word and share a key at few points;
+/// ids of different tags or lengths differ in the first. A quarter of the work of SipHash.
 fn key_of_one(domain: Domain, platform: Platform, id: &str) -> u64 {
-    keyed(domain, Some(platform)).hash(id.as_bytes())
+    let secrets = polynomial_secrets();
+    let tag = (domain as u64) << 4 | platform as u64;
+    secrets.spread(id_polynomial(tag, id.as_bytes(), secrets.point))
+}
+
+/// The polynomial of an id's `bytes` under `tag` at `point`, modulo 2^61 − 1.
+fn id_polynomial(tag: u64, bytes: &[u8], point: u64) -> u64 {
+    let mut value = Polynomial::at(point);
+    // Lengths stay far below 2^50, so the first word stays below 2^58, like the others.
+    value.push(1 + ((bytes.len() as u64) << 8 | tag));
+    const SEVEN_BYTES: u64 = (1 << 56) - 1;
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let eight: [u8; 8] = bytes[at..at + 8].try_into().expect("eight bytes");
+        value.push(u64::from_le_bytes(eight) & SEVEN_BYTES);
+        at += 7;
+    }
+    // One to seven bytes are left (none of an empty id), read as one word.
+    let left = bytes.len() - at;
+    let last = match bytes.len().checked_sub(8) {
+        // The last eight bytes, shifted down to the ones left.
+        Some(start) => {
+            let eight: [u8; 8] = bytes[start..].try_into().expect("eight bytes");
+            u64::from_le_bytes(eight) >> (8 * (8 - left))
+        }
+        _ => bytes[at..]
+            .iter()
+            .rev()
+            .fold(0, |word, &b| word << 8 | u64::from(b)),
+    };
+    value.push(last);
+    value.value()
 }
 
 /// A member on a platform.
@@ -77,37 +111,56 @@ pub fn personal(platform: Platform, owner: &str, user: &str) -> u64 {
 /// never leave the process. A multiply and a fold, both one-to-one, then spread the value
 /// over the 64 bits hash tables read. A third of the work of SipHash over the same words.
 pub fn text(letters: &[u32]) -> u64 {
-    let &TextKeys {
-        point,
-        offset,
-        multiplier,
-    } = text_keys();
-    let mixed = (polynomial(letters, point) ^ offset).wrapping_mul(multiplier);
-    mixed ^ mixed >> 32
+    let secrets = polynomial_secrets();
+    secrets.spread(letters_polynomial(letters, secrets.point))
 }
 
 /// The polynomial of `letters` at `point`, modulo 2^61 − 1.
-fn polynomial(letters: &[u32], point: u64) -> u64 {
+fn letters_polynomial(letters: &[u32], point: u64) -> u64 {
     // A letter is below 2^20: past it is the last private use plane, which holds none.
     let word = |a: u32, b: u32, c: u32| u64::from(a) | u64::from(b) << 20 | u64::from(c) << 40;
-    // Kept below 2^62, congruent to the value, folded in full once at the end: with the
-    // point below 2^58, one fold of each product is enough.
-    let mut value = 0u64;
-    let mut next = |word: u64| value = fold_product(value, point) + word;
+    let mut value = Polynomial::at(point);
     let mut threes = letters.chunks_exact(3);
     for three in &mut threes {
-        next(word(three[0], three[1], three[2]));
+        value.push(word(three[0], three[1], three[2]));
     }
     match *threes.remainder() {
-        [a] => next(word(a, 0, 0)),
-        [a, b] => next(word(a, b, 0)),
+        [a] => value.push(word(a, 0, 0)),
+        [a, b] => value.push(word(a, b, 0)),
         _ => {}
     }
-    let value = fold(value);
-    if value >= MERSENNE_61 {
-        value - MERSENNE_61
-    } else {
-        value
+    value.value()
+}
+
+/// A polynomial evaluated at a point modulo 2^61 − 1, by Horner's rule, one coefficient (a
+/// word below 2^58) at a time from the highest.
+struct Polynomial {
+    point: u64,
+    /// Kept below 2^62, congruent to the value, folded in full once at the end: with the
+    /// point below 2^58, one fold of each product is enough.
+    value: u64,
+}
+
+impl Polynomial {
+    #[inline(always)]
+    fn at(point: u64) -> Polynomial {
+        Polynomial { point, value: 0 }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, word: u64) {
+        self.value = fold_product(self.value, self.point) + word;
+    }
+
+    /// The value, below 2^61 − 1.
+    #[inline(always)]
+    fn value(&self) -> u64 {
+        let value = fold(self.value);
+        if value >= MERSENNE_61 {
+            value - MERSENNE_61
+        } else {
+            value
+        }
     }
 }
 
@@ -128,18 +181,29 @@ fn fold(x: u64) -> u64 {
     (x & MERSENNE_61) + (x >> 61)
 }
 
-/// The secrets of text keys: the point, and the offset and odd multiplier of the spread.
-struct TextKeys {
+/// The secrets of the polynomial keys: the point, and the offset and odd multiplier of the
+/// spread.
+struct PolynomialSecrets {
     point: u64,
     offset: u64,
     multiplier: u64,
 }
 
-fn text_keys() -> &'static TextKeys {
-    static KEYS: OnceLock<TextKeys> = OnceLock::new();
-    KEYS.get_or_init(|| {
+impl PolynomialSecrets {
+    /// A polynomial's value spread over 64 bits (an offset, a multiply and a fold, each
+    /// one-to-one).
+    #[inline(always)]
+    fn spread(&self, value: u64) -> u64 {
+        let mixed = (value ^ self.offset).wrapping_mul(self.multiplier);
+        mixed ^ mixed >> 32
+    }
+}
+
+fn polynomial_secrets() -> &'static PolynomialSecrets {
+    static SECRETS: OnceLock<PolynomialSecrets> = OnceLock::new();
+    SECRETS.get_or_init(|| {
         let secret = |n: u64| keyed(Domain::Text, None).hash(&n.to_le_bytes());
-        TextKeys {
+        PolynomialSecrets {
             // Not 0, where every text would read as its last word.
             point: 1 + secret(0) % (POINTS_BELOW - 1),
             offset: secret(1),
@@ -232,7 +296,28 @@ mod tests {
                     .fold(0u128, |word, (i, &c)| word | u128::from(c) << (20 * i));
                 (value * u128::from(point) + word) % p
             });
-            proptest::prop_assert_eq!(u128::from(polynomial(&letters, point)), expected);
+            proptest::prop_assert_eq!(u128::from(letters_polynomial(&letters, point)), expected);
+        }
+
+        /// An id's words are its tag and length, then its bytes seven at a time, little end
+        /// first, the last word zero-padded: the same polynomial as whole numbers give.
+        #[test]
+        fn an_ids_polynomial_is_exact(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            tag in 0u64..0x60,
+            point in proptest::prop_oneof![POINTS_BELOW - 16..POINTS_BELOW, 1..POINTS_BELOW],
+        ) {
+            let p = u128::from(MERSENNE_61);
+            let first = u128::from(1 + ((bytes.len() as u64) << 8 | tag));
+            let mut words = vec![first];
+            words.extend(bytes.chunks(7).map(|seven| {
+                seven.iter().rev().fold(0u128, |word, &b| word << 8 | u128::from(b))
+            }));
+            if bytes.is_empty() {
+                words.push(0);
+            }
+            let expected = words.iter().fold(0u128, |value, &word| (value * u128::from(point) + word) % p);
+            proptest::prop_assert_eq!(u128::from(id_polynomial(tag, &bytes, point)), expected);
         }
     }
 }

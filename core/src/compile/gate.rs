@@ -52,14 +52,19 @@ impl LetterGate {
         gate
     }
 
-    /// Whether a text of these letters and digits may hold a keyword: some run of them is in
-    /// the filter, or some last letters are a shorter keyword. A loop of its own over the
-    /// letters, after the fold has kept them, holds its state in registers (not inlined into
-    /// the engine's evaluation, where it would not find enough of them).
+    /// Where a text of these letters and digits may hold a keyword: the first letter at which
+    /// some run of them is in the filter, or some last letters are a shorter keyword; `None`
+    /// when it holds none. Every keyword in the text starts at most [`RUN_REACH`] letters
+    /// before it (its first run ends by its fifth letter), so a search may start there. A
+    /// loop of its own over the letters, after the fold has kept them, holds its state in
+    /// registers (not inlined into the engine's evaluation, where it would not find enough
+    /// of them).
     #[inline(never)]
-    pub(crate) fn lets_through(&self, letters: &[u32]) -> bool {
+    pub(crate) fn first_through(&self, letters: &[u32]) -> Option<usize> {
         let mut runs = Runs::default();
-        letters.iter().any(|&c| {
+        let mut rest = letters.iter();
+        // `any`, and the position from what is left: no count kept in the loop.
+        rest.any(|&c| {
             runs.push(c);
             self.runs.may_hold(runs.hash())
                 || (self.short_lengths != 0
@@ -67,6 +72,7 @@ impl LetterGate {
                         self.short_lengths & 1 << n != 0 && self.runs.may_hold(runs.short_hash(n))
                     }))
         })
+        .then(|| letters.len() - rest.as_slice().len() - 1)
     }
 
     /// Heap bytes of its filter.
@@ -77,6 +83,11 @@ impl LetterGate {
 
 /// The longest keyword that may be too short for a run: four ASCII letters.
 const MAX_SHORT: usize = 4;
+
+/// How many letters before the first one let through a keyword may start: a run spans at
+/// most five letters and is a keyword's first when it ends by the keyword's fifth letter; a
+/// keyword too short for a run has at most four.
+pub(crate) const RUN_REACH: usize = 4;
 
 /// Bits a letter in [`Runs`].
 const LANE: u32 = 12;
@@ -177,17 +188,45 @@ mod tests {
             let gate = LetterGate::of(keywords.iter().map(String::as_str));
             let keyword = which.get(&keywords);
             let text = format!("{}{keyword}{}", spell(&before), spell(&after));
-            prop_assert!(through(&gate, &text), "{keyword:?} in {text:?}");
+            let first = first_through(&gate, &text);
+            prop_assert!(first.is_some(), "{keyword:?} in {text:?}");
+            // A search from RUN_REACH letters before it finds the keyword.
+            prop_assert!(first.unwrap() <= before.len() + RUN_REACH, "{keyword:?} in {text:?}");
+        }
+
+        #[test]
+        fn a_text_lets_through_where_its_first_keyword_ends_a_run_or_later(
+            keywords in prop::collection::vec(prop::collection::vec(0..LETTERS.len(), 1..8), 1..20),
+            text in prop::collection::vec(0..LETTERS.len(), 0..30),
+        ) {
+            let spell = |letters: &[usize]| letters.iter().map(|&l| LETTERS[l]).collect::<String>();
+            let keywords: Vec<String> = keywords.iter().map(|k| spell(k)).collect();
+            let gate = LetterGate::of(keywords.iter().map(String::as_str));
+            let text = spell(&text);
+            // The earliest keyword anywhere in the text starts within reach of the first
+            // letter let through.
+            let earliest = keywords
+                .iter()
+                .filter_map(|k| text.find(k.as_str()).map(|at| text[..at].chars().count()))
+                .min();
+            if let Some(start) = earliest {
+                let first = first_through(&gate, &text);
+                prop_assert!(first.is_some_and(|at| at <= start + RUN_REACH), "{text:?}");
+            }
         }
     }
 
-    fn through(gate: &LetterGate, text: &str) -> bool {
+    fn first_through(gate: &LetterGate, text: &str) -> Option<usize> {
         let letters: Vec<u32> = text
             .chars()
             .filter(|&c| in_skeleton(c))
             .map(u32::from)
             .collect();
-        gate.lets_through(&letters)
+        gate.first_through(&letters)
+    }
+
+    fn through(gate: &LetterGate, text: &str) -> bool {
+        first_through(gate, text).is_some()
     }
 
     #[test]

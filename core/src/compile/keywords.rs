@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::automaton::CharAutomaton;
-use super::gate::LetterGate;
+use super::gate::{LetterGate, RUN_REACH};
 use crate::normalize::{Normalized, in_skeleton, is_letter_or_digit, is_word_char, letters_only};
 
 /// Who owns a keyword pattern.
@@ -104,15 +104,16 @@ impl KeywordIndex {
         normalized.fold_with_letters(text, true);
         folded(&normalized.skeleton);
         let letters = &normalized.skeleton[..];
-        Some(
-            gate.lets_through(letters)
-                && self
-                    .base
-                    .as_deref()
-                    .into_iter()
-                    .chain(&self.added)
-                    .any(|automaton| automaton.search.finds_any(letters)),
-        )
+        // The search starts where the first keyword may start, not at the first letter: the
+        // letters before it were read by the gate already.
+        Some(gate.first_through(letters).is_some_and(|at| {
+            let from = &letters[at.saturating_sub(RUN_REACH)..];
+            self.base
+                .as_deref()
+                .into_iter()
+                .chain(&self.added)
+                .any(|automaton| automaton.search.finds_any(from))
+        }))
     }
 
     /// Whether there is no keyword to find.
