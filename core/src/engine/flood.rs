@@ -139,6 +139,16 @@ impl Records {
         HEAD + self.capacity
     }
 
+    /// The tick of `millis`, rounded down. Most windows tick in milliseconds, where this
+    /// divides nothing (a record set not sized yet ticks in them too).
+    #[inline(always)]
+    fn tick_of(&self, millis: i64) -> i64 {
+        match self.tick_ms {
+            ..=1 => millis,
+            tick_ms => millis.div_euclid(tick_ms),
+        }
+    }
+
     fn record(&self, i: usize) -> &[u16] {
         let stride = self.stride();
         let at = (i % PER_CHUNK) * stride;
@@ -190,7 +200,7 @@ impl Records {
     /// `now_ms` (ticks are kept modulo 2^32, so the time places them): the newest times stay.
     fn encode_from(&mut self, j: usize, from: &Records, i: usize, now_ms: i64) {
         let r = from.record(i);
-        let now = now_ms.div_euclid(from.tick_ms);
+        let now = from.tick_of(now_ms);
         let last_tick = now - ticks_since_last(r, now);
         let last_low = last_tick as u16;
         let times = &r[HEAD..HEAD + usize::from(r[6])];
@@ -226,8 +236,13 @@ fn set_last(record: &mut [u16], tick: i64) {
 }
 
 /// Ticks of `tick_ms` in `millis`, rounded up.
+#[inline(always)]
 fn ticks(millis: i64, tick_ms: i64) -> i64 {
-    (millis.max(0) as u64).div_ceil(tick_ms as u64) as i64
+    match tick_ms {
+        // A division takes a message longer than the rest of its flood check.
+        ..=1 => millis.max(0),
+        _ => (millis.max(0) as u64).div_ceil(tick_ms as u64) as i64,
+    }
 }
 
 impl FloodWindows {
@@ -331,7 +346,7 @@ impl FloodWindows {
             Some(entry) => self.move_to_current(entry, now_ms),
             None => self.push(key),
         };
-        let now = now_ms.div_euclid(self.records.current.tick_ms);
+        let now = self.records.current.tick_of(now_ms);
         let (capacity, window) = (self.records.current.capacity, self.window_ticks);
         let r = self.records.current.record_mut(i);
         let since_last = ticks_since_last(r, now);
@@ -373,7 +388,7 @@ impl FloodWindows {
     pub(super) fn count_recent_at(&self, window: WindowAt, now_ms: i64, per_ms: i64) -> u32 {
         let current = &self.records.current;
         let r = current.record(window.0);
-        let now = now_ms.div_euclid(current.tick_ms);
+        let now = current.tick_of(now_ms);
         if !(0..self.window_ticks).contains(&ticks_since_last(r, now)) {
             return 0;
         }
@@ -463,7 +478,7 @@ impl FloodWindows {
         {
             budget -= 1;
             let previous = &self.records.previous;
-            let now = now_ms.div_euclid(previous.tick_ms);
+            let now = previous.tick_of(now_ms);
             let window = ticks(
                 self.window_ticks * self.records.current.tick_ms,
                 previous.tick_ms,
@@ -475,7 +490,7 @@ impl FloodWindows {
             }
         }
         let current = &self.records.current;
-        let now = now_ms.div_euclid(current.tick_ms.max(1));
+        let now = current.tick_of(now_ms);
         // The budget never exceeds the windows left, so each pass below uses up some of it.
         let mut budget = budget.min(current.len);
         while budget > 0 {
@@ -489,9 +504,9 @@ impl FloodWindows {
             let count = budget.min(PER_CHUNK - first).min(current.len - self.cursor);
             let records =
                 &current.chunks[self.cursor / PER_CHUNK][first * stride..][..count * stride];
-            let idle = records
-                .chunks_exact(stride)
-                .position(|r| ticks_since_last(r, now) >= self.window_ticks);
+            // By index rather than `chunks_exact`, which divides to find its remainder.
+            let idle = (0..count)
+                .position(|k| ticks_since_last(&records[k * stride..], now) >= self.window_ticks);
             match idle {
                 Some(at) => {
                     self.cursor += at;
