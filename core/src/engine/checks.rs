@@ -199,6 +199,10 @@ impl Context<'_> {
         let (Some(d), Some(text)) = (&rule.duplicates, text) else {
             return;
         };
+        // Nearly every text has had one sender, and limits are at least two.
+        if let RecordedText::One(_) = text {
+            return;
+        }
         let since = seconds(self.now.millis() - duration_millis(d.window));
         let senders = state.duplicates.senders(text);
         let recent = || senders.iter().filter(|s| s.at > since);
@@ -210,15 +214,10 @@ impl Context<'_> {
         ];
         for (check, limit, key_of) in distinct {
             let Some(limit) = limit else { continue };
-            // Nearly every text has had one sender, who is distinct without counting.
-            let observed = if senders.len() <= 1 {
-                recent().count() as u32
-            } else {
-                let mut keys: SmallVec<[u32; 8]> = recent().map(key_of).collect();
-                keys.sort_unstable();
-                keys.dedup();
-                keys.len() as u32
-            };
+            let mut keys: SmallVec<[u32; 8]> = recent().map(key_of).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let observed = keys.len() as u32;
             if observed >= limit {
                 hits.push(CheckHit {
                     check,
