@@ -66,14 +66,13 @@ fn id_polynomial(tag: u64, bytes: &[u8], point: u64) -> u64 {
         at += 7;
     }
     // One to seven bytes are left (none of an empty id), read as one word.
-    let left = bytes.len() - at;
     let last = match bytes.len().checked_sub(8) {
         // The last eight bytes, shifted down to the ones left.
         Some(start) => {
             let eight: [u8; 8] = bytes[start..].try_into().expect("eight bytes");
-            u64::from_le_bytes(eight) >> (8 * (8 - left))
+            u64::from_le_bytes(eight) >> (8 * (8 - (bytes.len() - at)))
         }
-        _ => bytes[at..]
+        None => bytes[at..]
             .iter()
             .rev()
             .fold(0, |word, &b| word << 8 | u64::from(b)),
