@@ -838,27 +838,33 @@ fn member_posts(i: usize, text: String) -> Event {
 }
 
 /// Bytes of engine state per tracked item, measured with the counting allocator: `n` members
-/// each send one message (flood windows, duplicate texts) or break a rule once (ladders).
+/// each send one message (flood windows, duplicate texts) or break a rule once (ladders), and
+/// `n` members two messages each (flood windows of more than one message).
 fn state_memory(n: usize) {
+    let per_item_posting = |posts: usize,
+                            rule: &str,
+                            text: &dyn Fn(usize) -> String,
+                            count: &dyn Fn(&Engine) -> usize| {
+        // All the engine allocates counts, its fixed tables and buffers as well.
+        let before = allocated();
+        let mut engine = state_engine(rule);
+        let event = |i: usize| member_posts(i, text(i));
+        for i in 0..n {
+            for _ in 0..posts {
+                engine.evaluate(&event(i), STATE_START);
+            }
+        }
+        let items = count(&engine);
+        ((allocated() - before) as f64 / items as f64, items)
+    };
     let per_item =
         |rule: &str, text: &dyn Fn(usize) -> String, count: &dyn Fn(&Engine) -> usize| {
-            let mut engine = state_engine(rule);
-            let start = STATE_START;
-            let event = |i: usize| member_posts(i, text(i));
-            // The first evaluation sizes the reusable buffers.
-            engine.evaluate(&event(0), start);
-            let (before, items_before) = (allocated(), count(&engine));
-            for i in 1..=n {
-                engine.evaluate(&event(i), start);
-            }
-            let items = count(&engine) - items_before;
-            ((allocated() - before) as f64 / items as f64, items)
+            per_item_posting(1, rule, text, count)
         };
-    let (flood, windows) = per_item(
-        "[[rules]]\nid = \"flood\"\nflood = { messages = 10, per = \"10s\" }\n",
-        &|_| "hi".to_owned(),
-        &|e| e.state().stats().flood_windows,
-    );
+    let flood_rule = "[[rules]]\nid = \"flood\"\nflood = { messages = 10, per = \"10s\" }\n";
+    let windows = |e: &Engine| e.state().stats().flood_windows;
+    let (flood, count) = per_item(flood_rule, &|_| "hi".to_owned(), &windows);
+    let (flood_twice, _) = per_item_posting(2, flood_rule, &|_| "hi".to_owned(), &windows);
     let (duplicate, texts) = per_item(
         "[[rules]]\nid = \"dup\"\nduplicates = { members = 3, window = \"60s\" }\n",
         &|i| format!("limited offer number {i}"),
@@ -870,7 +876,7 @@ fn state_memory(n: usize) {
         &|e| e.state().stats().ladder_counters,
     );
     println!(
-        "state bytes per tracked item: flood window {flood:.0} ({windows} windows, limit 10 messages), \
+        "state bytes per tracked item: flood window {flood:.0} ({count} windows, limit 10 messages; {flood_twice:.0} of two messages each), \
          duplicate text {duplicate:.0} ({texts} texts), ladder counter {ladder:.0} ({counters} members, one violation)"
     );
 }

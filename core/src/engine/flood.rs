@@ -1,5 +1,10 @@
-//! Flood windows: the recent message times of each member in each group, 46 bytes apiece
-//! for a limit of 10 messages.
+//! Flood windows: the recent message times of each member in each group.
+//!
+//! Most members post once in a window: a window of one message is a key and a time in a slot
+//! of a fixed table of cache-line buckets (16 bytes; 65,536 slots), found by the key's bits,
+//! and let go by being overwritten once idle, with no record, no table entry and no sweep.
+//! A second message within the window, or a first one whose bucket is full of live slots,
+//! makes a record (46 bytes for a limit of 10 messages).
 //!
 //! A window is a record of 16-bit words in a dense array: its key (4 words), the time of its
 //! last message (2 words), how many times it holds (1 word), then that many message times,
@@ -55,10 +60,71 @@ fn index_of(entry: u32) -> usize {
 /// Where a window is, from recording a message in it until a window is removed: the checks of
 /// the same event read it without finding it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct WindowAt(usize);
+pub(super) enum WindowAt {
+    /// A record's index.
+    Record(usize),
+    /// A window of one message, the event's own, in the table of first messages.
+    FirstMessage,
+}
+
+/// Buckets of the table of first messages: 16,384 of [`PER_BUCKET`] slots, 1 MiB.
+const FIRST_BUCKETS: usize = 1 << 14;
+const PER_BUCKET: usize = 4;
+/// The time of a slot that holds no message: zero, so that a table of empty buckets is
+/// memory the system hands over zeroed, touched only as it is used.
+const EMPTY: i64 = 0;
+
+/// Keys and times of windows that hold one message, a cache line apiece.
+#[repr(C, align(64))]
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    keys: [u64; PER_BUCKET],
+    times: [i64; PER_BUCKET],
+}
+
+impl Bucket {
+    fn slot_of(&self, key: u64) -> Option<usize> {
+        self.keys.iter().position(|&k| k == key)
+    }
+
+    /// Whether slot `s` holds a message within `window_ms` before `now_ms`.
+    fn holds(&self, s: usize, now_ms: i64, window_ms: i64) -> bool {
+        let at = self.times[s];
+        at != EMPTY && within(at, now_ms, window_ms)
+    }
+}
+
+/// A table of empty buckets.
+#[allow(unsafe_code)]
+fn empty_buckets(len: usize) -> Box<[Bucket]> {
+    // SAFETY: a bucket is integers only, and zero is an empty one.
+    unsafe { Box::new_zeroed_slice(len).assume_init() }
+}
+
+/// Whether a message at `at` is within `window_ms` before `now_ms`, and not after it.
+fn within(at: i64, now_ms: i64, window_ms: i64) -> bool {
+    (0..window_ms).contains(&now_ms.wrapping_sub(at))
+}
+
+/// What the table of first messages did with a message.
+enum First {
+    /// Kept as the window's only message.
+    Kept,
+    /// The window's second message: the first was at this time, and is no longer kept.
+    Second(i64),
+    /// No room in the key's bucket.
+    Full,
+}
+
+fn bucket_of(key: u64) -> usize {
+    (key >> 32) as usize % FIRST_BUCKETS
+}
 
 #[derive(Debug)]
 pub(super) struct FloodWindows {
+    /// Windows of one message: most members post once in a window, and a slot here is
+    /// found, kept and let go without the table, a record or the sweep.
+    firsts: Box<[Bucket]>,
     table: Box<[HashTable<u32>]>,
     records: Generations,
     window_ticks: i64,
@@ -78,6 +144,9 @@ pub(super) struct FloodWindows {
 impl Default for FloodWindows {
     fn default() -> Self {
         FloodWindows {
+            // Made with the engine: first touching all of it at its first message had held
+            // that message up for 0.3 ms.
+            firsts: empty_buckets(FIRST_BUCKETS),
             table: (0..TABLE_PARTS).map(|_| HashTable::new()).collect(),
             records: Generations::default(),
             window_ticks: 0,
@@ -246,9 +315,41 @@ fn ticks(millis: i64, tick_ms: i64) -> i64 {
 }
 
 impl FloodWindows {
-    /// Windows tracked.
+    /// Windows tracked, as of the last event.
     pub(super) fn len(&self) -> usize {
-        self.records.current.len + self.records.previous.len
+        let window_ms = self.window_ms();
+        let firsts = (self.firsts.iter())
+            .map(|b| (0..PER_BUCKET).filter(|&s| b.holds(s, self.paced_at, window_ms)))
+            .map(Iterator::count)
+            .sum::<usize>();
+        firsts + self.records.current.len + self.records.previous.len
+    }
+
+    fn window_ms(&self) -> i64 {
+        self.fitted.map_or(0, |(_, window_ms)| window_ms)
+    }
+
+    /// Notes a message of `key`, which has no record, in its bucket of first messages.
+    fn note_first(&mut self, key: u64, now_ms: i64) -> First {
+        let window_ms = self.window_ms();
+        let bucket = &mut self.firsts[bucket_of(key)];
+        if let Some(s) = bucket.slot_of(key) {
+            let at = bucket.times[s];
+            if bucket.holds(s, now_ms, window_ms) {
+                bucket.times[s] = EMPTY;
+                return First::Second(at);
+            }
+            bucket.times[s] = now_ms;
+            return First::Kept;
+        }
+        match (0..PER_BUCKET).find(|&s| !bucket.holds(s, now_ms, window_ms)) {
+            Some(s) => {
+                bucket.keys[s] = key;
+                bucket.times[s] = now_ms;
+                First::Kept
+            }
+            None => First::Full,
+        }
     }
 
     fn find(&self, key: u64) -> Option<u32> {
@@ -267,8 +368,13 @@ impl FloodWindows {
             candidate = Some(entry);
             true
         });
-        if let Some(entry) = candidate {
-            crate::prefetch::prefetch(&self.records.of(entry).record(index_of(entry))[0]);
+        match candidate {
+            Some(entry) => {
+                crate::prefetch::prefetch(&self.records.of(entry).record(index_of(entry))[0])
+            }
+            None => {
+                crate::prefetch::prefetch(&self.firsts[bucket_of(key)]);
+            }
         }
     }
 
@@ -344,7 +450,19 @@ impl FloodWindows {
         let i = match self.find(key) {
             Some(entry) if self.records.is_current(entry) => index_of(entry),
             Some(entry) => self.move_to_current(entry, now_ms),
-            None => self.push(key),
+            None => match self.note_first(key, now_ms) {
+                First::Kept => return WindowAt::FirstMessage,
+                First::Second(at) => {
+                    let i = self.push(key);
+                    let current = &mut self.records.current;
+                    let first = current.tick_of(at);
+                    let r = current.record_mut(i);
+                    (r[HEAD], r[6]) = (first as u16, 1);
+                    set_last(r, first);
+                    i
+                }
+                First::Full => self.push(key),
+            },
         };
         let now = self.records.current.tick_of(now_ms);
         let (capacity, window) = (self.records.current.capacity, self.window_ticks);
@@ -369,7 +487,7 @@ impl FloodWindows {
         r[HEAD + count] = now_low;
         set_last(r, now);
         r[6] = (count + 1) as u16;
-        WindowAt(i)
+        WindowAt::Record(i)
     }
 
     /// Messages in the window `key` within `per_ms` before `now_ms`.
@@ -378,16 +496,26 @@ impl FloodWindows {
         let i = match self.find(key) {
             Some(entry) if self.records.is_current(entry) => index_of(entry),
             Some(entry) => self.move_to_current(entry, now_ms),
-            None => return 0,
+            None => {
+                let bucket = &self.firsts[bucket_of(key)];
+                let per_ms = per_ms.min(self.window_ms());
+                let held = (bucket.slot_of(key)).is_some_and(|s| bucket.holds(s, now_ms, per_ms));
+                return u32::from(held);
+            }
         };
-        self.count_recent_at(WindowAt(i), now_ms, per_ms)
+        self.count_recent_at(WindowAt::Record(i), now_ms, per_ms)
     }
 
     /// [`FloodWindows::count_recent`] of the window just recorded at `window`, without
     /// finding it again.
     pub(super) fn count_recent_at(&self, window: WindowAt, now_ms: i64, per_ms: i64) -> u32 {
+        let i = match window {
+            WindowAt::Record(i) => i,
+            // The event's own message.
+            WindowAt::FirstMessage => return u32::from(per_ms > 0),
+        };
         let current = &self.records.current;
-        let r = current.record(window.0);
+        let r = current.record(i);
         let now = current.tick_of(now_ms);
         if !(0..self.window_ticks).contains(&ticks_since_last(r, now)) {
             return 0;
@@ -404,6 +532,10 @@ impl FloodWindows {
     pub(super) fn remove(&mut self, key: u64) {
         if let Some(entry) = self.find(key) {
             self.swap_remove(entry);
+        }
+        let bucket = &mut self.firsts[bucket_of(key)];
+        if let Some(s) = bucket.slot_of(key) {
+            bucket.times[s] = EMPTY;
         }
     }
 
@@ -533,6 +665,83 @@ mod tests {
         n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
+    /// Two messages of `key` at `at`: a window with a record (one message has none).
+    fn post_twice(floods: &mut FloodWindows, key: u64, at: i64) {
+        floods.record_message(key, at);
+        floods.record_message(key, at);
+    }
+
+    #[test]
+    fn a_first_message_needs_no_record_and_a_second_within_the_window_makes_one() {
+        let mut floods = FloodWindows::default();
+        floods.fit(11, 10_000, T0);
+        assert_eq!(floods.record_message(1, T0), WindowAt::FirstMessage);
+        assert_eq!(
+            floods.count_recent_at(WindowAt::FirstMessage, T0, 10_000),
+            1
+        );
+        assert_eq!((floods.records.current.len, floods.table[0].len()), (0, 0));
+        floods.sweep_paced(T0);
+        assert_eq!(floods.len(), 1);
+        assert_eq!(floods.count_recent(1, T0 + 4_000, 5_000), 1);
+        assert_eq!(
+            floods.count_recent(1, T0 + 6_000, 5_000),
+            0,
+            "older than per"
+        );
+        // The second message within the window: a record with both.
+        let second = floods.record_message(1, T0 + 9_000);
+        assert_eq!(second, WindowAt::Record(0));
+        assert_eq!(floods.count_recent_at(second, T0 + 9_000, 10_000), 2);
+        assert_eq!(floods.count_recent_at(second, T0 + 9_000, 5_000), 1);
+        // After a whole window, a message is a first message again.
+        floods.remove(1);
+        assert_eq!(
+            floods.record_message(1, T0 + 20_000),
+            WindowAt::FirstMessage
+        );
+        assert_eq!(
+            floods.record_message(1, T0 + 40_000),
+            WindowAt::FirstMessage
+        );
+        assert_eq!(floods.count_recent(1, T0 + 40_000, 10_000), 1);
+        floods.sweep_paced(T0 + 40_000);
+        assert_eq!(floods.len(), 1);
+        floods.remove(1);
+        assert_eq!(floods.count_recent(1, T0 + 40_000, 10_000), 0, "removed");
+        floods.sweep_paced(T0 + 60_000);
+        assert_eq!(floods.len(), 0);
+    }
+
+    #[test]
+    fn first_messages_past_a_full_bucket_get_records_and_idle_slots_are_reused() {
+        let mut floods = FloodWindows::default();
+        floods.fit(11, 10_000, T0);
+        // Keys of one bucket: the same bits above the 32nd.
+        let same_bucket = |n: u64| (7 << 32) | n;
+        for n in 0..PER_BUCKET as u64 {
+            assert_eq!(
+                floods.record_message(same_bucket(n), T0),
+                WindowAt::FirstMessage
+            );
+        }
+        let past = same_bucket(PER_BUCKET as u64);
+        assert_eq!(floods.record_message(past, T0), WindowAt::Record(0));
+        assert_eq!(floods.count_recent(past, T0, 10_000), 1);
+        floods.sweep_paced(T0);
+        assert_eq!(floods.len(), PER_BUCKET + 1);
+        // A window later, the bucket's slots are free again.
+        let later = same_bucket(100);
+        assert_eq!(
+            floods.record_message(later, T0 + 10_000),
+            WindowAt::FirstMessage
+        );
+        for n in 0..PER_BUCKET as u64 {
+            assert_eq!(floods.count_recent(same_bucket(n), T0 + 10_000, 10_000), 0);
+        }
+        assert_eq!(floods.count_recent(later, T0 + 10_000, 10_000), 1);
+    }
+
     #[test]
     fn counts_are_exact_across_the_wrap_of_16_bit_ticks() {
         let mut floods = FloodWindows::default();
@@ -604,7 +813,7 @@ mod tests {
         // 10,000 members who post once in the first second, then one message a millisecond
         // from one who keeps posting.
         for k in 0..10_000 {
-            floods.record_message(key(k), T0 + (k as i64) / 10);
+            post_twice(&mut floods, key(k), T0 + (k as i64) / 10);
         }
         let mut most_at_once = 0;
         let mut gone_at = None;
@@ -634,7 +843,7 @@ mod tests {
 
         // After a quiet hour, one message checks no more than its share.
         for k in 0..1_000 {
-            floods.record_message(key(k), T0 + 20_000);
+            post_twice(&mut floods, key(k), T0 + 20_000);
         }
         floods.sweep_paced(T0 + 3_600_000);
         assert_eq!(floods.len(), 1_001 - MOST_BATCHES * SWEEP_BATCH);
@@ -647,7 +856,7 @@ mod tests {
         let n = PER_CHUNK as u64 * 2 + 10;
         for k in 0..n {
             let at = if k % 2 == 0 { T0 } else { T0 + 15_000 };
-            floods.record_message(key(k), at);
+            post_twice(&mut floods, key(k), at);
         }
         // Spread over every part of the table, so records move between parts below.
         assert!(floods.table.iter().all(|part| part.len() > 10));
@@ -660,7 +869,7 @@ mod tests {
         assert_eq!(floods.len() as u64, n / 2);
         for k in 0..n {
             let count = floods.count_recent(key(k), T0 + 20_000, 10_000);
-            assert_eq!(count, u32::from(k % 2 == 1), "window {k}");
+            assert_eq!(count, 2 * u32::from(k % 2 == 1), "window {k}");
         }
         assert_eq!(
             floods.records.current.chunks.len(),
@@ -674,7 +883,7 @@ mod tests {
         floods.fit(11, 10_000, T0);
         let n = PER_CHUNK as u64 * 3 + 5;
         for k in 0..n {
-            floods.record_message(key(k), T0);
+            post_twice(&mut floods, key(k), T0);
         }
         // A larger limit needs larger records: none is re-encoded by the change itself.
         floods.fit(21, 10_000, T0 + 1_000);
@@ -683,9 +892,9 @@ mod tests {
         floods.sweep_some(T0 + 1_000, 8);
         assert_eq!(floods.records.current.len, 8);
         assert_eq!(floods.len() as u64, n);
-        // A member who posts finds their window moved, with its earlier message.
+        // A member who posts finds their window moved, with its earlier messages.
         floods.record_message(key(0), T0 + 2_000);
-        assert_eq!(floods.count_recent(key(0), T0 + 2_000, 10_000), 2);
+        assert_eq!(floods.count_recent(key(0), T0 + 2_000, 10_000), 3);
         // A window not moved yet can be forgotten.
         floods.remove(key(1));
         assert_eq!(floods.count_recent(key(1), T0 + 2_000, 10_000), 0);
@@ -702,7 +911,7 @@ mod tests {
         for k in 2..n {
             assert_eq!(
                 floods.count_recent(key(k), T0 + 3_000, 10_000),
-                1,
+                2,
                 "window {k}"
             );
         }
@@ -742,7 +951,7 @@ mod tests {
         let mut floods = FloodWindows::default();
         floods.fit(11, 10_000, T0);
         for k in 0..100 {
-            floods.record_message(key(k), T0 + k as i64 * 100);
+            post_twice(&mut floods, key(k), T0 + k as i64 * 100);
         }
         floods.fit(4, 10_000, T0 + 15_000);
         for _ in 0..100 {

@@ -7,15 +7,16 @@
 //!
 //! # Memory
 //!
-//! State is bounded by activity, not by history: flood windows are checked a few at a time,
-//! each twice per longest flood window of event time, and those idle for that window are
-//! dropped (see `engine::flood`); the duplicate-text and ladder tables, each in 256 parts
+//! State is bounded by activity, not by history: flood windows of one message sit in a fixed
+//! table and are overwritten once idle; those of more are checked a few at a time, each twice
+//! per longest flood window of event time, and those idle for that window are dropped (see
+//! `engine::flood`); the duplicate-text and ladder tables, each in 256 parts
 //! (`engine::shards`), have one part swept per 256th of a minute of event time: duplicate
 //! texts older than the longest duplicate window and ladder counters whose violations have
 //! all decayed go. No event pays for a pass over a whole table.
 //! Only members who post in a group with a flood rule get a flood window; only violators get
-//! ladder counters. A flood window costs 46 bytes per (member, group) for a limit of 10
-//! messages, table slot included; a text tracked for duplicates with one sender 38 bytes; a
+//! ladder counters. A flood window costs 16 bytes of a fixed 1 MiB table while it holds one
+//! message, then 46 bytes per (member, group) for a limit of 10 messages, table slot included; a text tracked for duplicates with one sender 38 bytes; a
 //! ladder counter with one violation 36 bytes (measured: `docs/PERFORMANCE.md`).
 
 mod checks;
