@@ -26,7 +26,7 @@ use hashbrown::HashTable;
 /// Words before a record's times: key (4), last message tick (2), count (1).
 const HEAD: usize = 7;
 /// Records per chunk: a chunk of memory given back and taken again is zeroed at once, and at
-/// 4,096 records (221 KB for a limit of 20) that held a message up for 0.5–1.4 ms on a VM.
+/// 4,096 records (229 KB for a limit of 20) that held a message up for 0.5–1.4 ms on a VM.
 const PER_CHUNK: usize = 1024;
 /// The most times a window keeps (the largest flood limit + 1).
 const MAX_CAPACITY: usize = crate::compile::MAX_FLOOD_MESSAGES as usize + 1;
