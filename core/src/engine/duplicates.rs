@@ -133,21 +133,28 @@ impl Part {
         }
     }
 
-    /// Puts a new `key` in `free`. When both its buckets are full of recent texts, it takes
-    /// a slot of one and the text there moves to its other bucket, and so on, as a cuckoo
-    /// table does, until a text lands in a free slot; after [`MOST_MOVES`] the part grows.
-    /// Without moving, a part would grow while half its slots were free.
+    /// Puts a new `key` in `free`, or else makes room for it.
+    #[inline(always)]
     fn insert(
         &mut self,
-        mut key: u64,
-        mut sender: DuplicateSender,
+        key: u64,
+        sender: DuplicateSender,
         since: u32,
         free: Option<(usize, usize)>,
     ) {
-        if let Some(place) = free {
-            self.put(place, key, sender);
-            return;
+        match free {
+            Some(place) => self.put(place, key, sender),
+            None => self.insert_moving(key, sender, since),
         }
+    }
+
+    /// Puts a new `key` whose buckets are both full of recent texts: it takes a slot of one
+    /// and the text there moves to its other bucket, and so on, as a cuckoo table does, until
+    /// a text lands in a free slot; after [`MOST_MOVES`] the part grows. Without moving, a
+    /// part would grow while half its slots were free. Out of line: the common insert, into
+    /// a free slot, is a few instructions.
+    #[inline(never)]
+    fn insert_moving(&mut self, mut key: u64, mut sender: DuplicateSender, since: u32) {
         let mut at = self.places(key).0;
         for moves in 0..MOST_MOVES {
             let bucket = &mut self.buckets[at];
