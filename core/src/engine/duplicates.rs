@@ -5,9 +5,9 @@
 //! A text's key has two buckets of three slots; a bucket is one cache line, the slots' keys
 //! and senders together. As soon as a message is folded, its text's two lines are asked of
 //! memory ([`Duplicates::prefetch`]); they are read after the text's other checks, by when
-//! they have come. A new text goes in a free slot of either bucket, or takes one from a text
-//! that moves to its other bucket, as in a cuckoo table, so a part fills to about two thirds
-//! before it grows. A slot whose sender is older than the window is free again; the sweep
+//! they have come. A new text goes in a free slot of the emptier of its buckets, or takes one
+//! from a text that moves to its other bucket, as in a cuckoo table, so a part fills to about
+//! two thirds before it grows. A slot whose sender is older than the window is free again; the sweep
 //! also frees them, one part at a time, so that [`Duplicates::len`] counts recent texts. The
 //! table is in parts, as the other large tables are ([`super::shards`]): a part grows
 //! (doubling, dropping what expired) on its own.
@@ -80,10 +80,23 @@ impl Bucket {
         self.keys.iter().position(|&k| k == key)
     }
 
-    /// A free slot: unused, or holding a text sent last at or before `since`.
-    fn free_slot(&self, since: u32) -> Option<usize> {
-        (0..SLOTS).find(|&slot| self.keys[slot] == 0 || self.senders[slot].at <= since)
+    /// Bits of the free slots: unused, or holding a text sent last at or before `since`.
+    fn free_slots(&self, since: u32) -> u32 {
+        (0..SLOTS).fold(0, |free, slot| {
+            let is_free = self.keys[slot] == 0 || self.senders[slot].at <= since;
+            free | u32::from(is_free) << slot
+        })
     }
+
+    /// A free slot.
+    fn free_slot(&self, since: u32) -> Option<usize> {
+        first_slot(self.free_slots(since))
+    }
+}
+
+/// The first slot of bits `slots`, if any.
+fn first_slot(slots: u32) -> Option<usize> {
+    (slots != 0).then(|| slots.trailing_zeros() as usize)
 }
 
 /// The most texts a new one moves along before its part grows.
@@ -128,8 +141,17 @@ impl Part {
         let (a, b) = (&self.buckets[first], &self.buckets[second]);
         match in_bucket(first, a.slot_of(key)).or(in_bucket(second, b.slot_of(key))) {
             Some(place) => Ok(place),
-            None => Err(in_bucket(first, a.free_slot(since))
-                .or_else(|| in_bucket(second, b.free_slot(since)))),
+            None => {
+                // The emptier bucket: texts spread over both, so fewer new ones find both
+                // full and move others.
+                let (free_a, free_b) = (a.free_slots(since), b.free_slots(since));
+                let (at, free) = if free_b.count_ones() > free_a.count_ones() {
+                    (second, free_b)
+                } else {
+                    (first, free_a)
+                };
+                Err(first_slot(free).map(|slot| (at, slot)))
+            }
         }
     }
 
@@ -352,8 +374,8 @@ mod tests {
         }
         let buckets: usize = d.parts.iter().map(|p| p.buckets.len()).sum();
         assert!(
-            buckets * size_of::<Bucket>() <= 48 * 1_000_000,
-            "at most 48 bytes a text: {buckets} buckets"
+            buckets * size_of::<Bucket>() <= 40 * 1_000_000,
+            "at most 40 bytes a text: {buckets} buckets"
         );
         // After the window, half a million new texts fit in the slots of the old ones.
         for i in 1_000_000..1_500_000u64 {
