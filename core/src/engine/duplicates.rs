@@ -15,6 +15,7 @@
 use smallvec::SmallVec;
 
 use super::DUPLICATE_SENDERS;
+use super::lines::KeyedLine;
 use super::shards::{PARTS, Shards, part_of};
 
 /// A sender of a text: the low 32 bits of the member's and the group's keys (two members
@@ -66,24 +67,16 @@ fn slot_key(text: u64) -> u64 {
 /// Slots a bucket.
 const SLOTS: usize = 3;
 
-/// One cache line: three texts' keys and their senders. A key of 0 marks a slot never used.
-#[derive(Debug, Clone, Copy, Default)]
-#[repr(C, align(64))]
-struct Bucket {
-    keys: [u64; SLOTS],
-    senders: [DuplicateSender; SLOTS],
-}
+/// One cache line: three texts' keys and their senders.
+type Bucket = KeyedLine<DuplicateSender, SLOTS>;
+
+const _: () = assert!(size_of::<Bucket>() == 64);
 
 impl Bucket {
-    /// The slot holding `key`.
-    fn slot_of(&self, key: u64) -> Option<usize> {
-        self.keys.iter().position(|&k| k == key)
-    }
-
     /// Bits of the free slots: unused, or holding a text sent last at or before `since`.
     fn free_slots(&self, since: u32) -> u32 {
         (0..SLOTS).fold(0, |free, slot| {
-            let is_free = self.keys[slot] == 0 || self.senders[slot].at <= since;
+            let is_free = self.keys[slot] == 0 || self.values[slot].at <= since;
             free | u32::from(is_free) << slot
         })
     }
@@ -117,7 +110,7 @@ struct Part {
 impl Default for Part {
     fn default() -> Self {
         Part {
-            buckets: vec![Bucket::default(); FIRST_BUCKETS],
+            buckets: vec![Bucket::unused(DuplicateSender::default()); FIRST_BUCKETS],
             used: 0,
         }
     }
@@ -182,7 +175,7 @@ impl Part {
             let bucket = &mut self.buckets[at];
             let slot = moves % SLOTS;
             std::mem::swap(&mut bucket.keys[slot], &mut key);
-            std::mem::swap(&mut bucket.senders[slot], &mut sender);
+            std::mem::swap(&mut bucket.values[slot], &mut sender);
             at = match self.places(key) {
                 (first, second) if first == at => second,
                 (first, _) => first,
@@ -205,17 +198,20 @@ impl Part {
         let bucket = &mut self.buckets[at];
         self.used += usize::from(bucket.keys[slot] == 0);
         bucket.keys[slot] = key;
-        bucket.senders[slot] = sender;
+        bucket.values[slot] = sender;
     }
 
     /// Twice the buckets, holding the texts sent after `since`.
     #[cold]
     fn grow(&mut self, since: u32) {
         let buckets = self.buckets.len() * 2;
-        let old = std::mem::replace(&mut self.buckets, vec![Bucket::default(); buckets]);
+        let old = std::mem::replace(
+            &mut self.buckets,
+            vec![Bucket::unused(DuplicateSender::default()); buckets],
+        );
         self.used = 0;
         for bucket in &old {
-            for (&key, &sender) in bucket.keys.iter().zip(&bucket.senders) {
+            for (&key, &sender) in bucket.keys.iter().zip(&bucket.values) {
                 if key != 0 && sender.at > since {
                     let free = self.find(key, since).err().flatten();
                     self.insert(key, sender, since, free);
@@ -227,7 +223,7 @@ impl Part {
     /// Frees the slots of texts sent last at or before `since`.
     fn retain_recent(&mut self, since: u32) {
         for bucket in &mut self.buckets {
-            for (key, sender) in bucket.keys.iter_mut().zip(&bucket.senders) {
+            for (key, sender) in bucket.keys.iter_mut().zip(&bucket.values) {
                 if *key != 0 && sender.at <= since {
                     *key = 0;
                     self.used -= 1;
@@ -282,7 +278,7 @@ impl Duplicates {
                 return RecordedText::One(sender);
             }
         };
-        let previous = &mut part.buckets[at].senders[slot];
+        let previous = &mut part.buckets[at].values[slot];
         if previous.is_several() {
             let senders = self.more.entry(text).or_default();
             senders.retain(|s| s.at > since && !s.same_sender(&sender));

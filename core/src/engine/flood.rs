@@ -23,6 +23,8 @@
 
 use hashbrown::HashTable;
 
+use super::lines::KeyedLine;
+
 /// Words before a record's times: key (4), last message tick (2), count (1).
 const HEAD: usize = 7;
 /// Records per chunk: a chunk of memory given back and taken again is zeroed at once, and at
@@ -75,22 +77,15 @@ const PER_BUCKET: usize = 4;
 /// memory the system hands over zeroed, touched only as it is used.
 const EMPTY: i64 = 0;
 
-/// Keys and times of windows that hold one message, a cache line apiece.
-#[repr(C, align(64))]
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    keys: [u64; PER_BUCKET],
-    times: [i64; PER_BUCKET],
-}
+/// Keys of windows that hold one message, and the message's time, a cache line apiece.
+type Bucket = KeyedLine<i64, PER_BUCKET>;
+
+const _: () = assert!(size_of::<Bucket>() == 64);
 
 impl Bucket {
-    fn slot_of(&self, key: u64) -> Option<usize> {
-        self.keys.iter().position(|&k| k == key)
-    }
-
     /// Whether slot `s` holds a message within `window_ms` before `now_ms`.
     fn holds(&self, s: usize, now_ms: i64, window_ms: i64) -> bool {
-        let at = self.times[s];
+        let at = self.values[s];
         at != EMPTY && within(at, now_ms, window_ms)
     }
 }
@@ -335,18 +330,18 @@ impl FloodWindows {
         let window_ms = self.window_ms();
         let bucket = &mut self.firsts[bucket_of(key)];
         if let Some(s) = bucket.slot_of(key) {
-            let at = bucket.times[s];
+            let at = bucket.values[s];
             if bucket.holds(s, now_ms, window_ms) {
-                bucket.times[s] = EMPTY;
+                bucket.values[s] = EMPTY;
                 return First::Second(at);
             }
-            bucket.times[s] = now_ms;
+            bucket.values[s] = now_ms;
             return First::Kept;
         }
         match (0..PER_BUCKET).find(|&s| !bucket.holds(s, now_ms, window_ms)) {
             Some(s) => {
                 bucket.keys[s] = key;
-                bucket.times[s] = now_ms;
+                bucket.values[s] = now_ms;
                 First::Kept
             }
             None => First::Full,
@@ -536,7 +531,7 @@ impl FloodWindows {
         }
         let bucket = &mut self.firsts[bucket_of(key)];
         if let Some(s) = bucket.slot_of(key) {
-            bucket.times[s] = EMPTY;
+            bucket.values[s] = EMPTY;
         }
     }
 

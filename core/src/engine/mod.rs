@@ -23,6 +23,7 @@ mod checks;
 mod duplicates;
 mod flood;
 mod ladder;
+mod lines;
 mod shards;
 mod state;
 mod text;
