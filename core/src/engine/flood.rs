@@ -321,6 +321,7 @@ impl FloodWindows {
         firsts + self.records.current.len + self.records.previous.len
     }
 
+    /// The longest flood window, in milliseconds (0 before the first fit).
     fn window_ms(&self) -> i64 {
         self.fitted.map_or(0, |(_, window_ms)| window_ms)
     }
@@ -567,9 +568,7 @@ impl FloodWindows {
     pub(super) fn sweep_paced(&mut self, now_ms: i64) {
         let last = self.paced_at;
         self.paced_at = last.max(now_ms);
-        let window_ms = self
-            .fitted
-            .map_or(0, |(_, window_ms)| window_ms.max(0) as u64);
+        let window_ms = self.window_ms().max(0) as u64;
         let mut batches = 0;
         if window_ms > 0 && last != i64::MIN {
             // A quiet spell longer than a window owes no more than a window does.
