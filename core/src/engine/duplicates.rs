@@ -7,10 +7,10 @@
 //! memory ([`Duplicates::prefetch`]); they are read after the text's other checks, by when
 //! they have come. A new text goes in a free slot of the emptier of its buckets, or takes one
 //! from a text that moves to its other bucket, as in a cuckoo table, so a part fills to about
-//! two thirds before it grows. A slot whose sender is older than the window is free again; the sweep
-//! also frees them, one part at a time, so that [`Duplicates::len`] counts recent texts. The
-//! table is in parts, as the other large tables are ([`super::shards`]): a part grows
-//! (doubling, dropping what expired) on its own.
+//! two thirds before it grows. A slot whose sender is older than the window is free again;
+//! the sweep also frees them, one part at a time, so that [`Duplicates::len`] counts recent
+//! texts. The table is in parts, as the other large tables are ([`super::shards`]): a part
+//! grows (doubling, dropping what expired) on its own.
 
 use smallvec::SmallVec;
 
